@@ -1,0 +1,55 @@
+# Every target installs what it needs first (apt nginx, a .venv with torch's CPU wheel).
+# `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-unit test-integration lint format bench-train bench-serve clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## install nginx (apt) and the Python packages into .venv
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v nginx >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@# torch first, pinned: the CPU wheel. A bare `torch` would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==$$(sed -n 's/^torch==//p' requirements.txt)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+demo: $(STAMP) ## train on the sample data, serve it, send predictions (CPU, no Docker)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash local_test/demo.sh
+
+test: $(STAMP) ## the whole test suite (unit + integration, tiny backbones + a few real MiniLM runs)
+	$(PY) -m pytest
+
+test-unit: $(STAMP) ## unit tests only (seconds)
+	$(PY) -m pytest tests/unit
+
+test-integration: $(STAMP) ## integration tests only
+	$(PY) -m pytest tests/integration
+
+lint: $(STAMP) ## ruff, hadolint and shellcheck
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
+	$(VENV)/bin/shellcheck $$(git ls-files '*.sh' .ci/run)
+
+format: $(STAMP) ## apply ruff's fixes and format
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench-train: $(STAMP) ## training samples/s: the train entry point vs a bare PyTorch loop
+	$(PY) benchmarks/bench_train.py
+
+bench-serve: $(STAMP) ## serving throughput, latency and cold start through nginx
+	$(PY) benchmarks/bench_serve.py
+
+clean: ## remove the venv, caches and local_test outputs
+	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir

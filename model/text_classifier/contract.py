@@ -1,0 +1,170 @@
+"""The SageMaker container contract: the only module that knows `/opt/ml`.
+
+SageMaker runs `docker run IMAGE train` or `docker run IMAGE serve` and talks to the
+container through a directory tree and environment variables. Every path and variable
+name the rest of the code needs is defined here, computed in functions (nothing is read
+or created at import time) so that tests can point `SAGEMAKER_BASE_DIR` at a temporary
+tree.
+
+    <base>/input/config/hyperparameters.json    every value is a string
+    <base>/input/config/inputdataconfig.json    the channels and their settings
+    <base>/input/config/resourceconfig.json     current_host, hosts, network interface
+    <base>/input/data/<channel>/                the files of each channel
+    <base>/model/                               what training leaves for serving
+    <base>/output/failure                       why training failed
+    <base>/output/data/                         evaluation results
+    <base>/checkpoints/                         synced to checkpoint_s3_uri by SageMaker
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# --- environment variable names -------------------------------------------------------
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+DEFAULT_BASE_DIR = "/opt/ml"
+
+# Serving: set by SageMaker.
+BIND_TO_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+SAFE_PORT_RANGE_ENV = "SAGEMAKER_SAFE_PORT_RANGE"
+MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+BATCH_ENV = "SAGEMAKER_BATCH"
+BATCH_STRATEGY_ENV = "SAGEMAKER_BATCH_STRATEGY"
+MAX_CONCURRENT_TRANSFORMS_ENV = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"
+
+# Serving: set by the user on the model (documented in the README's knob table).
+WORKERS_ENV = "MODEL_SERVER_WORKERS"
+TIMEOUT_ENV = "MODEL_SERVER_TIMEOUT"
+THREADS_ENV = "MODEL_SERVER_THREADS"
+MAX_BATCH_SIZE_ENV = "MODEL_SERVER_MAX_BATCH_SIZE"
+MAX_BATCH_DELAY_ENV = "MODEL_SERVER_MAX_BATCH_DELAY_MS"
+PRECISION_ENV = "MODEL_SERVER_PRECISION"
+DEVICE_ENV = "MODEL_SERVER_DEVICE"
+
+# Training: the rendezvous address override for multi-host runs (issue: scale-out).
+HOST_ADDRESSES_ENV = "TRAINING_HOST_ADDRESSES"
+
+DEFAULT_PORT = 8080
+TRAIN_CHANNELS = ("train", "training")
+VALIDATION_CHANNELS = ("validation", "val")
+PRETRAINED_CHANNEL = "pretrained"
+
+
+# --- paths ----------------------------------------------------------------------------
+def base_dir() -> Path:
+    return Path(os.environ.get(BASE_DIR_ENV, DEFAULT_BASE_DIR))
+
+
+def config_dir() -> Path:
+    return base_dir() / "input" / "config"
+
+
+def hyperparameters_path() -> Path:
+    return config_dir() / "hyperparameters.json"
+
+
+def input_data_config_path() -> Path:
+    return config_dir() / "inputdataconfig.json"
+
+
+def resource_config_path() -> Path:
+    return config_dir() / "resourceconfig.json"
+
+
+def data_dir() -> Path:
+    return base_dir() / "input" / "data"
+
+
+def channel_dir(name: str) -> Path:
+    return data_dir() / name
+
+
+def model_dir() -> Path:
+    return base_dir() / "model"
+
+
+def output_dir() -> Path:
+    return base_dir() / "output"
+
+
+def output_data_dir() -> Path:
+    return output_dir() / "data"
+
+
+def tensorboard_dir() -> Path:
+    return output_dir() / "tensorboard"
+
+
+def failure_path() -> Path:
+    return output_dir() / "failure"
+
+
+def checkpoints_dir() -> Path:
+    return base_dir() / "checkpoints"
+
+
+# --- the JSON files under input/config -------------------------------------------------
+def _read_json(path: Path, default: Any) -> Any:
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path.name} is not valid JSON: {exc}") from exc
+
+
+def read_hyperparameters() -> dict[str, str]:
+    """hyperparameters.json as a dict of strings (SageMaker sends every value as one)."""
+    raw = _read_json(hyperparameters_path(), {})
+    if not isinstance(raw, dict):
+        raise ValueError("hyperparameters.json must hold a JSON object")
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+
+
+def find_channel(names: tuple[str, ...]) -> Path | None:
+    """The first of `names` that exists as a channel directory, else None."""
+    for name in names:
+        path = channel_dir(name)
+        if path.is_dir():
+            return path
+    return None
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """resourceconfig.json: which host this is among the training cluster."""
+
+    current_host: str = "algo-1"
+    hosts: list[str] = field(default_factory=lambda: ["algo-1"])
+    network_interface_name: str = "eth0"
+
+    @property
+    def node_rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.hosts)
+
+    @property
+    def master_host(self) -> str:
+        return self.hosts[0]
+
+
+def read_resource_config() -> ResourceConfig:
+    raw = _read_json(resource_config_path(), {})
+    if not raw:
+        return ResourceConfig()
+    hosts = list(raw.get("hosts") or ["algo-1"])
+    current = raw.get("current_host", hosts[0])
+    if current not in hosts:
+        raise ValueError(f"resourceconfig.json: current_host {current!r} is not in hosts {hosts}")
+    return ResourceConfig(
+        current_host=current,
+        hosts=hosts,
+        network_interface_name=raw.get("network_interface_name", "eth0"),
+    )

@@ -1,0 +1,62 @@
+"""Errors that know who is at fault, and the one place that reports a failed job.
+
+`UserError` is bad input (data, hyperparameters, a model folder): its message is the
+whole story and no traceback is needed to act on it. Anything else is a bug in this
+code or the platform. Either way SageMaker shows the first line of `output/failure`
+as the job's FailureReason, so that line must be plain and specific.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# SageMaker truncates FailureReason to 1024 characters.
+_REASON_LIMIT = 1024
+
+
+class UserError(Exception):
+    """The input is wrong; the message says what and how to fix it."""
+
+
+def write_failure(path: Path, exc: BaseException) -> None:
+    """Write the reason (first line) and the traceback to SageMaker's failure file."""
+    kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
+    reason = (kind + str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    body = reason[:_REASON_LIMIT] + "\n\n" + "".join(traceback.format_exception(exc))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+
+
+def run_job(job: Callable[[], None], failure_file: Callable[[], Path], write: bool = True) -> int:
+    """Run `job`; on any failure log it, write the failure file and return 1 (else 0).
+
+    `write=False` is for ranks other than 0 in a multi-host job: they exit non-zero but
+    leave the failure file to the rank whose reason SageMaker reports.
+    """
+    try:
+        job()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, SystemExit) and not exc.code:
+            return 0
+        if isinstance(exc, UserError):
+            log.error("training failed: %s", exc)
+        else:
+            log.exception("training failed with an unexpected error")
+        if write:
+            write_failure(failure_file(), exc)
+        return 1
+    return 0
+
+
+def exit_with(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)

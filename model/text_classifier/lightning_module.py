@@ -1,0 +1,205 @@
+"""Lightning around the plain network: the module, the data module and log callbacks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from . import logs
+from .text import TextSettings, encode
+
+log = logging.getLogger("train")
+
+
+class ClassifierModule(L.LightningModule):
+    """Fine-tunes a `TextClassifier`; one `model_step` shared by train and validation."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        num_classes: int,
+        learning_rate: float,
+        head_learning_rate: float,
+        weight_decay: float,
+        warmup_ratio: float,
+        class_weights: list[float] | None = None,
+    ):
+        super().__init__()
+        # Plain values only, so the checkpoint loads with weights_only=True.
+        self.save_hyperparameters(ignore=["network"])
+        self.network = network
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight)
+        self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
+        self.val_f1 = MulticlassF1Score(num_classes, average="macro")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.network(input_ids, attention_mask)
+
+    def model_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        return self.loss_fn(logits.float(), batch["labels"]), logits
+
+    def training_step(self, batch, batch_idx):
+        loss, _ = self.model_step(batch)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, logits = self.model_step(batch)
+        preds = logits.argmax(-1)
+        n = len(batch["labels"])
+        self.val_accuracy(preds, batch["labels"])
+        self.val_f1(preds, batch["labels"])
+        self.log("val_loss", loss, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log("val_accuracy", self.val_accuracy, on_epoch=True, batch_size=n)
+        self.log("val_f1", self.val_f1, on_epoch=True, batch_size=n)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        for name, param in self.network.named_parameters():
+            if not param.requires_grad:
+                continue
+            is_head = name.startswith("head.")
+            decays = not any(name.endswith(n) for n in no_decay)
+            groups.setdefault((is_head, decays), []).append(param)
+        param_groups = [
+            {
+                "params": params,
+                "lr": hp.head_learning_rate if is_head else hp.learning_rate,
+                "weight_decay": hp.weight_decay if decays else 0.0,
+            }
+            for (is_head, decays), params in groups.items()
+        ]
+        optimizer = torch.optim.AdamW(param_groups)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(total * hp.warmup_ratio)
+
+        def schedule(step: int) -> float:  # linear warm-up, then linear decay to zero
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            return max(0.0, (total - step) / max(1, total - warmup))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+class _Texts(Dataset):
+    def __init__(self, texts: Sequence[str], labels: np.ndarray):
+        self.texts, self.labels = texts, labels
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, i: int) -> tuple[str, int]:
+        return self.texts[i], int(self.labels[i])
+
+
+class Collate:
+    """Tokenize a list of (text, label) pairs with the shared preprocessing path."""
+
+    def __init__(self, tokenizer, settings: TextSettings):
+        self.tokenizer, self.settings = tokenizer, settings
+
+    def __call__(self, items: list[tuple[str, int]]) -> dict[str, torch.Tensor]:
+        texts, labels = zip(*items, strict=False)
+        batch = encode(self.tokenizer, texts, self.settings)
+        batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        return batch
+
+
+class TextDataModule(L.LightningDataModule):
+    def __init__(
+        self, splits, tokenizer, settings: TextSettings, batch_size: int, num_workers: int
+    ):
+        super().__init__()
+        self.splits = splits
+        self.collate = Collate(tokenizer, settings)
+        self.batch_size, self.num_workers = batch_size, num_workers
+
+    def _loader(self, texts, labels, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            _Texts(texts, labels),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.splits.train_texts, self.splits.train_labels, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.splits.val_texts, self.splits.val_labels, shuffle=False)
+
+
+class LogLines(L.Callback):
+    """Progress and metrics as one `name=value` line per event, for CloudWatch.
+
+    Also measures training throughput over training batches alone (validation and
+    checkpointing excluded), which the training benchmark compares to a bare loop.
+    """
+
+    def __init__(self, every_n_steps: int = 0):
+        self.every_n_steps = every_n_steps
+        self.train_seconds = 0.0
+        self.train_samples = 0
+        self._t0 = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.train_seconds += time.perf_counter() - self._t0
+        self.train_samples += len(batch["labels"])
+        step = trainer.global_step
+        if (
+            self.every_n_steps
+            and trainer.is_global_zero
+            and (batch_idx + 1) % self.every_n_steps == 0
+        ):
+            loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
+            log.info(
+                logs.kv(
+                    epoch=trainer.current_epoch + 1,
+                    step=step,
+                    batch=f"{batch_idx + 1}/{trainer.num_training_batches}",
+                    loss=loss,
+                    lr=trainer.optimizers[0].param_groups[0]["lr"],
+                )
+            )
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.train_samples / self.train_seconds if self.train_seconds else 0.0
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero:
+            return
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.endswith(("_epoch",)) or k.startswith("val_")
+        }
+        line = {"epoch": trainer.current_epoch + 1}
+        if "train_loss_epoch" in metrics:
+            line["train_loss"] = metrics["train_loss_epoch"]
+        for name in ("val_loss", "val_accuracy", "val_f1"):
+            if name in metrics:
+                line[name] = metrics[name]
+        line["train_samples_per_sec"] = round(self.samples_per_second, 2)
+        log.info(logs.kv(**line))

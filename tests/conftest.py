@@ -1,0 +1,64 @@
+"""Shared fixtures; tests are marked `unit` or `integration` by their folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_DIR = ROOT / "model"
+sys.path.insert(0, str(ROOT))
+
+from tests import helpers  # noqa: E402
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "unit" in parts:
+            item.add_marker(pytest.mark.unit)
+        elif "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> Path:
+    """A small random BERT with the packaged MiniLM tokenizer: trains in seconds."""
+    return helpers.make_tiny_backbone(tmp_path_factory.mktemp("tiny_backbone"))
+
+
+@pytest.fixture
+def base_dir(tmp_path) -> Path:
+    """An empty /opt/ml tree."""
+    root = tmp_path / "opt_ml"
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "data").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def run_train():
+    def run(base: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+        return helpers.run_entry("train", base, timeout=timeout, env=env)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, tiny_backbone) -> Path:
+    """A base dir holding a model trained on the sample data with the tiny backbone."""
+    base = tmp_path_factory.mktemp("trained") / "opt_ml"
+    helpers.write_sample_job(
+        base, {"backbone": str(tiny_backbone), "epochs": "2", "max_length": "32"}
+    )
+    result = helpers.run_entry("train", base, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return base
+
+
+__all__ = ["MODEL_DIR", "ROOT", "json", "os"]

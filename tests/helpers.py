@@ -1,0 +1,92 @@
+"""Helpers shared by the test suites (and the benchmarks): real parts, small sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_DIR = ROOT / "model"
+sys.path.insert(0, str(MODEL_DIR))
+
+from local_test import make_sample_data  # noqa: E402
+
+
+def minilm_dir() -> Path:
+    from text_classifier.training import default_backbone
+
+    return default_backbone()
+
+
+def make_tiny_backbone(out: Path, hidden: int = 32, layers: int = 2) -> Path:
+    """A random BERT of the MiniLM tokenizer's vocabulary, saved as a model folder."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(minilm_dir())).save_pretrained(str(out))
+    return out
+
+
+def subprocess_env(base: Path, extra: dict | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "MODEL_SERVER_"))}
+    env.update(
+        {
+            "SAGEMAKER_BASE_DIR": str(base),
+            "PYTHONUNBUFFERED": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def run_entry(name: str, base: Path, timeout: int = 300, env: dict | None = None):
+    """Run model/<name> exactly as the image would: a subprocess with the base dir set."""
+    return subprocess.run(
+        [sys.executable, str(MODEL_DIR / name)],
+        env=subprocess_env(base, env),
+        cwd=str(MODEL_DIR),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_sample_job(
+    base: Path, hyperparameters: dict[str, str], n_train: int = 96, n_val: int = 32
+) -> Path:
+    return make_sample_data.write_job(base, hyperparameters, n_train=n_train, n_val=n_val)
+
+
+def write_hyperparameters(base: Path, params: dict[str, str]) -> None:
+    path = base / "input" / "config" / "hyperparameters.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(params))
+
+
+def failure_reason(base: Path) -> str:
+    path = base / "output" / "failure"
+    assert path.exists(), "no output/failure written"
+    return path.read_text().splitlines()[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,86 @@
+import pytest
+from text_classifier.config import (
+    ConfigError,
+    ServeConfig,
+    TrainConfig,
+    describe,
+    parse_hyperparameters,
+    serve_config_from_env,
+)
+
+
+def test_defaults_when_empty():
+    assert parse_hyperparameters({}) == TrainConfig()
+
+
+def test_strings_are_typed():
+    cfg = parse_hyperparameters(
+        {"epochs": "3", "learning_rate": "5e-5", "class_weighting": "false", "pooling": "cls"}
+    )
+    assert cfg.epochs == 3 and isinstance(cfg.epochs, int)
+    assert cfg.learning_rate == pytest.approx(5e-5)
+    assert cfg.class_weighting is False
+    assert cfg.pooling == "cls"
+
+
+def test_json_quoted_strings_and_integral_floats_are_accepted():
+    cfg = parse_hyperparameters({"pooling": '"cls"', "epochs": "4.0"})
+    assert cfg.pooling == "cls" and cfg.epochs == 4
+
+
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("epochs", "three", "epochs='three' is not valid: expected an integer from 1 to 10000"),
+        ("epochs", "2.5", "expected an integer"),
+        ("epochs", "0", "epochs='0' is out of range"),
+        ("learning_rate", "nan", "learning_rate='nan' is not valid"),
+        ("pooling", "max", "expected one of mean, cls"),
+        ("precision", "64", "one of auto, 32"),
+        ("class_weighting", "maybe", "expected true or false"),
+        ("validation_fraction", "1.5", "validation_fraction='1.5' is out of range"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(key, value, expected):
+    with pytest.raises(ConfigError) as err:
+        parse_hyperparameters({key: value})
+    assert expected in str(err.value)
+
+
+def test_unknown_key_is_named_with_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown hyperparameter 'epoch'; known: .*epochs"):
+        parse_hyperparameters({"epoch": "3"})
+
+
+def test_sagemaker_keys_are_ignored():
+    assert parse_hyperparameters({"sagemaker_program": "x"}) == TrainConfig()
+
+
+def test_serve_config_from_env():
+    cfg = serve_config_from_env(
+        {
+            "SAGEMAKER_BIND_TO_PORT": "9000",
+            "MODEL_SERVER_WORKERS": "2",
+            "MODEL_SERVER_PRECISION": "fp32",
+        }
+    )
+    assert (cfg.port, cfg.workers, cfg.precision) == (9000, 2, "fp32")
+    assert serve_config_from_env({}) == ServeConfig()
+
+
+def test_batch_transform_raises_the_payload_limit_unless_set():
+    assert serve_config_from_env({"SAGEMAKER_BATCH": "true"}).max_payload_mb == 100
+    env = {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"}
+    assert serve_config_from_env(env).max_payload_mb == 20
+
+
+def test_bad_env_names_the_variable():
+    with pytest.raises(ConfigError, match="MODEL_SERVER_PRECISION='fp8'.*one of auto, fp32"):
+        serve_config_from_env({"MODEL_SERVER_PRECISION": "fp8"})
+
+
+def test_describe_lists_every_field():
+    rows = describe(TrainConfig)
+    assert [r[0] for r in rows][:2] == ["text_column", "label_column"]
+    assert all(r[2] for r in rows)
+    assert "MODEL_SERVER_WORKERS" in [r[0] for r in describe(ServeConfig)]

@@ -1,0 +1,66 @@
+import json
+
+import pytest
+from text_classifier import contract
+
+
+@pytest.fixture
+def base(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path))
+    (tmp_path / "input" / "config").mkdir(parents=True)
+    return tmp_path
+
+
+def test_default_base_dir(monkeypatch):
+    monkeypatch.delenv("SAGEMAKER_BASE_DIR", raising=False)
+    assert str(contract.model_dir()) == "/opt/ml/model"
+
+
+def test_paths_follow_the_base_dir(base):
+    assert contract.model_dir() == base / "model"
+    assert contract.failure_path() == base / "output" / "failure"
+    assert contract.channel_dir("train") == base / "input" / "data" / "train"
+    assert contract.checkpoints_dir() == base / "checkpoints"
+
+
+def test_hyperparameters_become_strings(base):
+    (base / "input/config/hyperparameters.json").write_text(
+        json.dumps({"epochs": 3, "pooling": "cls"})
+    )
+    assert contract.read_hyperparameters() == {"epochs": "3", "pooling": "cls"}
+
+
+def test_broken_json_is_named(base):
+    (base / "input/config/hyperparameters.json").write_text("{epochs: 3")
+    with pytest.raises(ValueError, match="hyperparameters.json is not valid JSON"):
+        contract.read_hyperparameters()
+
+
+def test_resource_config(base):
+    assert contract.read_resource_config().num_nodes == 1
+    (base / "input/config/resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    )
+    rc = contract.read_resource_config()
+    assert (rc.node_rank, rc.num_nodes, rc.master_host) == (1, 2, "algo-1")
+
+
+def test_channel_lookup_accepts_training(base):
+    assert contract.find_channel(contract.TRAIN_CHANNELS) is None
+    (base / "input/data/training").mkdir(parents=True)
+    assert contract.find_channel(contract.TRAIN_CHANNELS).name == "training"
+
+
+def test_nothing_else_spells_opt_ml():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "model"
+    offenders = [
+        str(p)
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix in ("", ".py", ".conf")
+        and p.name != "contract.py"
+        and "/opt/ml" in p.read_text(errors="ignore")
+    ]
+    assert offenders == []
