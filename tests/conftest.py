@@ -62,3 +62,12 @@ def trained_model(tmp_path_factory, tiny_backbone) -> Path:
 
 
 __all__ = ["MODEL_DIR", "ROOT", "json", "os"]
+
+
+@pytest.fixture(scope="session")
+def server(trained_model):
+    """One serving stack shared by the read-only HTTP tests. fp32, so that a text's
+    answer is the same whatever shares its batch (int8 quantizes per batch)."""
+    with helpers.Server(trained_model, env={"MODEL_SERVER_PRECISION": "fp32"}) as srv:
+        srv.wait_ready()
+        yield srv

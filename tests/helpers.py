@@ -90,3 +90,64 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Server:
+    """`model/serve` (nginx + gunicorn + Flask) running on a free loopback port."""
+
+    def __init__(self, base: Path, env: dict | None = None, port: int | None = None):
+        import tempfile
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in __exit__
+        extra = {"SAGEMAKER_BIND_TO_PORT": str(self.port), **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(MODEL_DIR / "serve")],
+            env=subprocess_env(base, extra),
+            cwd=str(MODEL_DIR),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def wait_ready(self, timeout: float = 120) -> float:
+        """Seconds until /ping answered 200; raises if the server died or never did."""
+        import time
+
+        import requests
+
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
+                    return time.monotonic() - start
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"/ping not 200 after {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self, timeout: float = 40) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        self.log.close()

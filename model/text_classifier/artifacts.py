@@ -4,9 +4,9 @@
       model.ckpt          Lightning checkpoint of the best epoch, plain contents only
                           (tensors, numbers, strings): torch.load(weights_only=True)
       backbone/           the backbone's config.json (architecture, no weights)
-      tokenizer/          the tokenizer files
+      tokenizer/          tokenizer.json (the Rust tokenizer both sides use)
       labels.json         class names in output order
-      preprocessing.json  text settings (max_length, normalisation)
+      preprocessing.json  text settings (max_length, normalisation, padding)
       classifier.json     head settings (pooling, number of classes)
 
 SageMaker tars this folder into model.tar.gz and untars it in the serving container.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .text import TextSettings
+from .text import TextSettings, save_tokenizer
 
 CHECKPOINT = "model.ckpt"
 BACKBONE = "backbone"
@@ -71,7 +71,7 @@ def write_model_dir(
     plain["state_dict"] = {k: v.detach().cpu() for k, v in checkpoint["state_dict"].items()}
     torch.save(plain, out / CHECKPOINT)
     backbone_config.save_pretrained(str(out / BACKBONE))
-    tokenizer.save_pretrained(str(out / TOKENIZER))
+    save_tokenizer(tokenizer, out / TOKENIZER)
     (out / LABELS).write_text(json.dumps(spec.labels, indent=1) + "\n")
     (out / PREPROCESSING).write_text(json.dumps(spec.text.to_dict(), indent=1) + "\n")
     (out / CLASSIFIER).write_text(

@@ -97,8 +97,8 @@ class ServeConfig:
         32, "texts merged into one forward pass", lo=1, hi=4096, env=contract.MAX_BATCH_SIZE_ENV
     )
     max_batch_delay_ms: float = _opt(
-        2.0,
-        "how long a batch waits for more texts",
+        0.0,
+        "how long a batch waits for more texts; 0 takes what queued while the last batch ran",
         lo=0.0,
         hi=10_000.0,
         env=contract.MAX_BATCH_DELAY_ENV,

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from . import logs
-from .text import TextSettings, encode
+from .text import TextEncoder
 
 log = logging.getLogger("train")
 
@@ -111,23 +111,21 @@ class _Texts(Dataset):
 class Collate:
     """Tokenize a list of (text, label) pairs with the shared preprocessing path."""
 
-    def __init__(self, tokenizer, settings: TextSettings):
-        self.tokenizer, self.settings = tokenizer, settings
+    def __init__(self, encoder: TextEncoder):
+        self.encoder = encoder
 
     def __call__(self, items: list[tuple[str, int]]) -> dict[str, torch.Tensor]:
-        texts, labels = zip(*items, strict=False)
-        batch = encode(self.tokenizer, texts, self.settings)
+        texts, labels = zip(*items, strict=True)
+        batch = self.encoder(texts)
         batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
 
 
 class TextDataModule(L.LightningDataModule):
-    def __init__(
-        self, splits, tokenizer, settings: TextSettings, batch_size: int, num_workers: int
-    ):
+    def __init__(self, splits, encoder: TextEncoder, batch_size: int, num_workers: int):
         super().__init__()
         self.splits = splits
-        self.collate = Collate(tokenizer, settings)
+        self.collate = Collate(encoder)
         self.batch_size, self.num_workers = batch_size, num_workers
 
     def _loader(self, texts, labels, shuffle: bool) -> DataLoader:

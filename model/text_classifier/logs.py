@@ -25,6 +25,7 @@ def quiet_libraries() -> None:
     importing Lightning: its import installs its own handler and level."""
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated")
     for name in ("lightning.pytorch", "lightning.fabric", "transformers", "urllib3", "matplotlib"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.WARNING)

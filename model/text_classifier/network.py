@@ -54,5 +54,16 @@ def from_config(
     from transformers import AutoConfig, AutoModel
 
     config = AutoConfig.from_pretrained(str(config_dir), local_files_only=True)
-    backbone = AutoModel.from_config(config)
-    return TextClassifier(backbone, num_classes, pooling, dropout)
+    with _skip_init():  # the weights come from the checkpoint next: random init is waste
+        backbone = AutoModel.from_config(config)
+        return TextClassifier(backbone, num_classes, pooling, dropout)
+
+
+def _skip_init():
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # older transformers
+        import contextlib
+
+        return contextlib.nullcontext()
+    return no_init_weights()

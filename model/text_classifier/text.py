@@ -1,7 +1,10 @@
 """The one preprocessing path: training and serving both turn text into tensors here.
 
-The settings travel with the model (`preprocessing.json`), so serving tokenizes exactly
-as training did: same tokenizer files, same normalisation, same truncation length.
+Both sides use the same `tokenizers.Tokenizer` (the Rust tokenizer behind every Hugging
+Face "fast" tokenizer), saved as `tokenizer/tokenizer.json` in the model directory, and
+the same settings, saved as `preprocessing.json`: normalisation, truncation length and
+padding token. Serving imports only the `tokenizers` package (milliseconds), never
+transformers' tokenizer stack.
 """
 
 from __future__ import annotations
@@ -12,40 +15,72 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+TOKENIZER_FILE = "tokenizer.json"
+
 
 @dataclass(frozen=True)
 class TextSettings:
     max_length: int = 256  # tokens kept; longer texts are truncated from the end
     normalization: str = "NFC"  # unicode normal form applied before tokenizing
+    pad_id: int = 0  # the backbone's padding token
+    pad_token: str = "[PAD]"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TextSettings:
-        return cls(**{k: raw[k] for k in ("max_length", "normalization") if k in raw})
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in raw.items() if k in known})
 
 
 def normalize(text: str, settings: TextSettings) -> str:
     return unicodedata.normalize(settings.normalization, text).strip()
 
 
-def load_tokenizer(source: str | Path):
-    """The tokenizer from a folder (never reaching for the network) or a hub id."""
+def tokenizer_for_backbone(source: str, max_length: int):
+    """Training side: the backbone's tokenizer (folder or hub id) and its settings."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(source), local_files_only=Path(source).exists())
-
-
-def encode(tokenizer, texts: Sequence[str], settings: TextSettings) -> dict[str, Any]:
-    """A batch of texts as `input_ids` and `attention_mask` tensors, padded to the
-    longest text in the batch (not to max_length: short batches stay cheap)."""
-    batch = tokenizer(
-        [normalize(t, settings) for t in texts],
-        padding="longest",
-        truncation=True,
-        max_length=settings.max_length,
-        return_tensors="pt",
-        return_token_type_ids=False,
+    hf = AutoTokenizer.from_pretrained(str(source), local_files_only=Path(source).exists())
+    backend = getattr(hf, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"{source} has no fast (Rust) tokenizer; convert it to tokenizer.json")
+    pad_token = hf.pad_token or hf.eos_token or hf.unk_token
+    pad_id = hf.convert_tokens_to_ids(pad_token) if pad_token else 0
+    limit = getattr(hf, "model_max_length", max_length) or max_length
+    settings = TextSettings(
+        max_length=min(max_length, limit), pad_id=int(pad_id), pad_token=pad_token or ""
     )
-    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    return backend, settings
+
+
+def load_tokenizer(folder: Path):
+    """Serving side: the saved tokenizer.json; never reaches for the network."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(Path(folder) / TOKENIZER_FILE))
+
+
+def save_tokenizer(tokenizer, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(folder / TOKENIZER_FILE))
+
+
+class TextEncoder:
+    """Texts to `input_ids` and `attention_mask`, padded to the longest in the batch
+    (not to max_length: short batches stay cheap). Thread-safe once built."""
+
+    def __init__(self, tokenizer, settings: TextSettings):
+        self.settings = settings
+        self.tokenizer = tokenizer
+        tokenizer.enable_truncation(max_length=settings.max_length)
+        tokenizer.enable_padding(pad_id=settings.pad_id, pad_token=settings.pad_token)
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, Any]:
+        import torch
+
+        encodings = self.tokenizer.encode_batch([normalize(t, self.settings) for t in texts])
+        ids = torch.tensor([e.ids for e in encodings], dtype=torch.long)
+        mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": mask}

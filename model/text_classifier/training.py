@@ -18,7 +18,6 @@ from . import contract, logs
 from .config import TrainConfig, parse_hyperparameters
 from .data import Splits, load_splits
 from .errors import UserError, exit_with, run_job
-from .text import TextSettings
 
 log = logging.getLogger("train")
 
@@ -120,17 +119,17 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
 
     from . import artifacts, evaluation, network
     from .lightning_module import ClassifierModule, LogLines, TextDataModule
-    from .text import encode, load_tokenizer
+    from .text import TextEncoder, tokenizer_for_backbone
 
     logs.quiet_libraries()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     try:
-        tokenizer = load_tokenizer(backbone)
+        tokenizer, settings = tokenizer_for_backbone(backbone, cfg.max_length)
         net = network.from_pretrained(backbone, splits.num_classes, cfg.pooling, cfg.dropout)
     except Exception as exc:
         raise UserError(f"cannot load backbone {backbone!r}: {str(exc).splitlines()[0]}") from exc
 
-    settings = TextSettings(max_length=cfg.max_length)
+    encoder = TextEncoder(tokenizer, settings)
     weights = (
         class_weights(splits.train_labels, splits.num_classes) if cfg.class_weighting else None
     )
@@ -143,7 +142,7 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
         cfg.warmup_ratio,
         weights,
     )
-    datamodule = TextDataModule(splits, tokenizer, settings, cfg.batch_size, cfg.num_workers)
+    datamodule = TextDataModule(splits, encoder, cfg.batch_size, cfg.num_workers)
     has_val = len(splits.val_texts) > 0
     checkpoints = contract.checkpoints_dir()
     best = ModelCheckpoint(
@@ -212,7 +211,7 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
         preds = []
         with torch.inference_mode():
             for start in range(0, len(splits.val_texts), 64):
-                batch = encode(tokenizer, splits.val_texts[start : start + 64], settings)
+                batch = encoder(splits.val_texts[start : start + 64])
                 preds.append(net(batch["input_ids"], batch["attention_mask"]).argmax(-1))
         y_pred = torch.cat(preds).numpy()
         report = evaluation.classification_report(splits.val_labels, y_pred, splits.names)

@@ -1,0 +1,66 @@
+"""The Flask app: HTTP routes only. The work is in text_classifier.service."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask, Response, request
+from text_classifier.codecs import HTTPError
+from text_classifier.service import Service
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("serve")
+
+# gunicorn's convention for "this worker cannot boot": the master stops the server,
+# so `serve` exits non-zero and SageMaker replaces the container.
+WORKER_BOOT_ERROR = 3
+
+app = Flask(__name__)
+service = Service.from_env(on_load_error=lambda exc: os._exit(WORKER_BOOT_ERROR))
+app.config["MAX_CONTENT_LENGTH"] = service.max_payload_bytes
+
+
+def _json_error(status: int, message: str) -> Response:
+    from json import dumps
+
+    return Response(dumps({"error": message}), status=status, mimetype="application/json")
+
+
+@app.get("/ping")
+def ping() -> Response:
+    if service.healthy():
+        return Response("{}", status=200, mimetype="application/json")
+    return _json_error(503, "model is loading")
+
+
+@app.post("/invocations")
+def invocations() -> Response:
+    body, content_type = service.invoke(
+        request.get_data(cache=False),
+        request.headers.get("Content-Type"),
+        request.headers.get("Accept"),
+    )
+    return Response(body, status=200, mimetype=content_type)
+
+
+@app.get("/execution-parameters")
+def execution_parameters() -> Response:
+    return app.json.response(service.execution_parameters())
+
+
+@app.errorhandler(HTTPError)
+def known_error(exc: HTTPError) -> Response:
+    log.warning("request rejected status=%d reason=%s", exc.status, exc.message)
+    return _json_error(exc.status, exc.message)
+
+
+@app.errorhandler(HTTPException)
+def routing_error(exc: HTTPException) -> Response:  # 404, 405, 413 from werkzeug
+    return _json_error(exc.code or 400, exc.description or exc.name)
+
+
+@app.errorhandler(Exception)
+def unexpected_error(exc: Exception) -> Response:
+    log.exception("request failed")
+    return _json_error(500, "internal error; see the server log")

@@ -1,0 +1,52 @@
+"""gunicorn's settings, all from the environment that `serving` prepared.
+
+Loaded by `gunicorn -c python:text_classifier.gunicorn_conf`. gevent workers keep the
+event loop free for /ping and new requests; each worker loads its own copy of the
+model and, on a GPU host, is pinned to its own GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from text_classifier import logs
+from text_classifier.config import serve_config_from_env
+
+SOCKET_ENV = "GUNICORN_BIND"  # set by `serving`: the unix socket nginx proxies to
+GPUS_ENV = "SERVE_GPU_COUNT"  # set by `serving`: GPUs to share out, one per worker
+
+_cfg = serve_config_from_env()
+_gpus = int(os.environ.get(GPUS_ENV, "0"))
+
+bind = os.environ.get(SOCKET_ENV, "127.0.0.1:8000")
+workers = max(1, _cfg.workers)
+worker_class = "gevent"
+worker_connections = 1000
+timeout = _cfg.timeout
+graceful_timeout = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
+keepalive = 75  # longer than nginx's upstream keepalive use
+accesslog = None  # nginx logs requests
+errorlog = "-"
+loglevel = "info"
+proc_name = "model-server"
+control_socket_disable = True  # gunicorn 26's admin socket: unused, and it writes to $HOME
+
+
+def pre_fork(server, worker):
+    """In the master: give the new worker the lowest GPU no live worker holds."""
+    if not _gpus:
+        return
+    taken = {getattr(w, "gpu_index", None) for w in server.WORKERS.values()}
+    worker.gpu_index = next(i for i in range(_gpus + len(taken)) if i not in taken) % _gpus
+
+
+def post_fork(server, worker):
+    """In the worker, before torch initialises CUDA: see only its own GPU."""
+    logs.setup()
+    index = getattr(worker, "gpu_index", None)
+    if index is not None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        devices = visible.split(",") if visible else [str(i) for i in range(_gpus)]
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices[index]
+        logging.getLogger("serve").info(logs.kv(worker_pid=worker.pid, gpu=devices[index]))

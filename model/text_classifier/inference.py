@@ -1,0 +1,123 @@
+"""The loaded model, ready for batches: tokenizer, network, device and precision.
+
+Loads what training wrote to model/ through the same preprocessing code, with
+torch.load(weights_only=True) and without importing Lightning. Nothing here knows
+about HTTP; `batching` feeds it and `service` turns its output into responses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import artifacts, logs
+from .errors import UserError
+from .text import TextEncoder, load_tokenizer
+
+log = logging.getLogger("serve")
+
+WARM_UP_TEXT = "warm-up " * 16
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("MODEL_SERVER_DEVICE=cuda but no GPU is visible")
+    return requested
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    import torch
+
+    if requested == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "int8"
+    if requested == "int8" and device != "cpu":
+        raise UserError("MODEL_SERVER_PRECISION=int8 is CPU-only; use bf16 or fp16 on a GPU")
+    if requested == "fp16" and device != "cuda":
+        raise UserError("MODEL_SERVER_PRECISION=fp16 needs a GPU; use bf16 or int8 on CPU")
+    return requested
+
+
+class Model:
+    """A trained classifier on one device, in one precision."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        precision: str = "fp32",
+        device: str = "cpu",
+        threads: int = 0,
+        max_batch_size: int = 32,
+    ):
+        import torch
+
+        started = time.perf_counter()
+        if threads:
+            torch.set_num_threads(threads)
+        self.spec = artifacts.read_spec(model_dir)
+        self.labels = self.spec.labels
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.max_batch_size = max_batch_size
+        self.encoder = TextEncoder(load_tokenizer(model_dir / artifacts.TOKENIZER), self.spec.text)
+        net = artifacts.load_network(model_dir, self.spec)
+        if self.precision == "int8":
+            net = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+        self.net = net.to(self.device).eval()
+        self._torch = torch
+        log.info(
+            "model loaded %s",
+            logs.kv(
+                device=self.device,
+                precision=self.precision,
+                threads=torch.get_num_threads(),
+                classes=len(self.labels),
+                max_length=self.spec.text.max_length,
+                seconds=round(time.perf_counter() - started, 3),
+            ),
+        )
+
+    def _autocast(self):
+        dtype = {"bf16": self._torch.bfloat16, "fp16": self._torch.float16}.get(self.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return self._torch.autocast(self.device, dtype=dtype)
+
+    def _forward(self, texts: Sequence[str]):
+        torch = self._torch
+        batch = self.encoder(texts)
+        ids = batch["input_ids"].to(self.device, non_blocking=True)
+        mask = batch["attention_mask"].to(self.device, non_blocking=True)
+        with torch.inference_mode(), self._autocast():
+            logits = self.net(ids, mask)
+        return torch.softmax(logits.float(), dim=-1).cpu()
+
+    def predict_proba(self, texts: Sequence[str]):
+        """Class probabilities, one row per text, in input order (a float32 tensor).
+
+        More texts than max_batch_size run in chunks of similar length, so that one
+        long text does not pad a thousand short ones."""
+        if len(texts) <= self.max_batch_size:
+            return self._forward(texts)
+        torch = self._torch
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = torch.empty(len(texts), len(self.labels))
+        for start in range(0, len(order), self.max_batch_size):
+            idx = order[start : start + self.max_batch_size]
+            out[idx] = self._forward([texts[i] for i in idx])
+        return out
+
+    def warm_up(self) -> None:
+        """One forward pass at the largest shape, so the first request is not slow."""
+        started = time.perf_counter()
+        self._forward([WARM_UP_TEXT * 8] * min(self.max_batch_size, 8))
+        self._forward([WARM_UP_TEXT])
+        log.info("warm-up %s", logs.kv(seconds=round(time.perf_counter() - started, 3)))

@@ -1,0 +1,220 @@
+"""The serving process: check the model, render nginx.conf, run nginx and gunicorn.
+
+`serve` is PID 1 in the container. It passes SIGTERM on (nginx drains, gunicorn
+finishes in-flight requests) and exits non-zero as soon as either child dies on its
+own, so that SageMaker replaces the container instead of leaving half a server.
+Torch is never imported here: the workers load the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+from . import artifacts, contract, logs
+from .config import ConfigError, ServeConfig, serve_config_from_env
+from .errors import UserError
+
+log = logging.getLogger("serve")
+
+PROGRAM_DIR = Path(__file__).resolve().parents[1]  # /opt/program in the image
+NGINX_TEMPLATE = PROGRAM_DIR / "nginx.conf"
+
+
+def gpu_count() -> int:
+    """GPUs this container may use, without importing torch (it would cost seconds)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    return len(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def resolve(cfg: ServeConfig, gpus: int, cores: int) -> ServeConfig:
+    """Fill in the automatic settings: one worker per GPU (or one on CPU), and torch
+    threads split so that workers x threads never exceed the cores."""
+    workers = cfg.workers or max(1, gpus)
+    threads = cfg.threads or max(1, cores // workers)
+    if not gpus and workers * threads > cores:
+        threads = max(1, cores // workers)
+    device = cfg.device if cfg.device != "auto" else ("cuda" if gpus else "cpu")
+    return replace(cfg, workers=workers, threads=threads, device=device)
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """Fail before starting anything if the model cannot possibly load."""
+    artifacts.read_spec(model_dir)
+    ckpt = model_dir / artifacts.CHECKPOINT
+    if not zipfile.is_zipfile(ckpt):
+        raise UserError(f"model directory is corrupt: {ckpt.name} is not a torch checkpoint")
+    if not (model_dir / artifacts.TOKENIZER / "tokenizer.json").is_file():
+        raise UserError("model directory is incomplete: tokenizer/tokenizer.json is missing")
+
+
+def render_nginx(cfg: ServeConfig, runtime_dir: Path, socket: Path) -> Path:
+    values = {
+        "runtime_dir": str(runtime_dir),
+        "socket": str(socket),
+        "port": str(cfg.port),
+        "max_body_mb": str(max(1, int(cfg.max_payload_mb + 0.999))),
+        "timeout": str(cfg.timeout + 5),
+    }
+    text = NGINX_TEMPLATE.read_text()
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    out = runtime_dir / "nginx.conf"
+    out.write_text(text)
+    return out
+
+
+def child_env(cfg: ServeConfig, socket: Path, gpus: int) -> dict[str, str]:
+    from .gunicorn_conf import GPUS_ENV, SOCKET_ENV
+
+    env = dict(os.environ)
+    env.update(
+        {
+            contract.WORKERS_ENV: str(cfg.workers),
+            contract.THREADS_ENV: str(cfg.threads),
+            contract.DEVICE_ENV: cfg.device,
+            contract.MAX_PAYLOAD_ENV: str(cfg.max_payload_mb),
+            SOCKET_ENV: f"unix:{socket}",
+            GPUS_ENV: str(gpus if cfg.device == "cuda" else 0),
+            "OMP_NUM_THREADS": str(cfg.threads),
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+class Supervisor:
+    """Runs the children, forwards signals, and reports the first one to die."""
+
+    def __init__(self):
+        self.children: dict[str, subprocess.Popen] = {}
+        self.stopping = False
+
+    def start(self, name: str, argv: list[str], **kwargs) -> None:
+        # Each child leads its own process group, so that what it leaves behind (an
+        # nginx worker whose master was killed) can be cleaned up with it.
+        self.children[name] = subprocess.Popen(argv, start_new_session=True, **kwargs)
+
+    def _kill_groups(self) -> None:
+        for proc in self.children.values():
+            if proc.poll() is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+    def stop(self, signum=None, frame=None) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("stopping %s", logs.kv(signal=signal.Signals(signum).name if signum else "none"))
+        for name, proc in self.children.items():
+            if proc.poll() is None:
+                # nginx: SIGQUIT is its graceful stop; gunicorn: SIGTERM is.
+                proc.send_signal(signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
+        self._kill_groups()
+
+    def wait(self) -> int:
+        """Block until every child is gone: 0 if we asked them to stop, 1 if one died
+        on its own first (then the others are stopped too)."""
+        failed = False
+        while True:
+            running = False
+            for name, proc in self.children.items():
+                if proc.poll() is None:
+                    running = True
+                elif not self.stopping:
+                    log.error("%s exited with code %s; stopping the server", name, proc.returncode)
+                    failed = True
+                    self.stop()
+            if not running:
+                self._kill_groups()
+                return 1 if failed else 0
+            time.sleep(0.1)
+
+
+def serve() -> int:
+    try:
+        cfg = serve_config_from_env()
+        check_model_dir(contract.model_dir())
+    except (ConfigError, UserError) as exc:
+        log.error("cannot serve: %s", exc)
+        return 1
+    if shutil.which("nginx") is None:
+        log.error("cannot serve: nginx is not installed (apt-get install nginx)")
+        return 1
+    gpus = gpu_count()
+    cfg = resolve(cfg, gpus, _cores())
+    runtime_dir = Path(tempfile.mkdtemp(prefix="serve-"))
+    runtime_dir.chmod(0o755)  # nginx workers may run as another user
+    socket = runtime_dir / "gunicorn.sock"
+    conf = render_nginx(cfg, runtime_dir, socket)
+    log.info(
+        "config %s",
+        logs.kv(
+            port=cfg.port,
+            workers=cfg.workers,
+            threads=cfg.threads,
+            device=cfg.device,
+            precision=cfg.precision,
+            max_batch_size=cfg.max_batch_size,
+            max_batch_delay_ms=cfg.max_batch_delay_ms,
+            max_payload_mb=cfg.max_payload_mb,
+            timeout=cfg.timeout,
+            model_dir=contract.model_dir(),
+        ),
+    )
+    supervisor = Supervisor()
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    env = child_env(cfg, socket, gpus)
+    supervisor.start(
+        "gunicorn",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:text_classifier.gunicorn_conf",
+            "wsgi:app",
+        ],
+        cwd=str(PROGRAM_DIR),
+        env=env,
+    )
+    # nginx only once gunicorn listens, so early health checks get "connection refused"
+    # (SageMaker retries) rather than a 502 and an nginx error line each.
+    deadline = time.monotonic() + 30
+    while not socket.exists() and time.monotonic() < deadline and not supervisor.stopping:
+        if supervisor.children["gunicorn"].poll() is not None:
+            break
+        time.sleep(0.02)
+    supervisor.start("nginx", ["nginx", "-c", str(conf), "-p", str(runtime_dir), "-e", "stderr"])
+    try:
+        return supervisor.wait()
+    finally:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def main() -> None:
+    """Entry point of `serve` (SageMaker runs `docker run IMAGE serve`)."""
+    logs.setup()
+    sys.exit(serve())
