@@ -38,7 +38,7 @@ test-integration: $(STAMP) ## integration tests only
 lint: $(STAMP) ## ruff, hadolint and shellcheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
+	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/shellcheck $$(git ls-files '*.sh' .ci/run)
 
 format: $(STAMP) ## apply ruff's fixes and format

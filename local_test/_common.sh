@@ -1,0 +1,73 @@
+# shellcheck shell=bash
+# Sourced by train_local.sh and serve_local.sh: paths, messages, argument parsing, the GPU check
+# and the sample job. Each script defines usage_text() before sourcing this file.
+# The variables set here are read by the scripts that source it, not here:
+# shellcheck disable=SC2034
+
+local_test_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_dir=$(dirname "$local_test_dir")
+# The /opt/ml stand-in: mounted at /opt/ml in Docker mode, SAGEMAKER_BASE_DIR in local mode.
+test_dir=${TEST_DIR:-$local_test_dir/test_dir}
+
+bad_usage() { # bad_usage MESSAGE: the message, then the usage, on stderr; exit 2
+    echo "$(basename "$0"): $1" >&2
+    usage_text >&2
+    exit 2
+}
+
+die() {
+    echo "$(basename "$0"): $*" >&2
+    exit 1
+}
+
+need() { # need COMMAND WHY
+    command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH: $2"
+}
+
+# IMAGE (Docker mode) or --local / LOCAL=1 (no Docker): sets `mode` and `image`.
+parse_image_or_local() {
+    mode=docker
+    image=""
+    [ "${LOCAL:-0}" = 1 ] && mode=local
+    case "$#:${1:-}" in
+        1:-h | 1:--help)
+            usage_text
+            exit 0
+            ;;
+        1:--local) mode=local ;;
+        1:-*) bad_usage "unknown option '$1'" ;;
+        1:*)
+            [ "$mode" = docker ] || bad_usage "LOCAL=1 runs without Docker: give no IMAGE"
+            image=$1
+            ;;
+        0:) [ "$mode" = local ] || bad_usage "missing IMAGE (or --local to run without Docker)" ;;
+        *) bad_usage "too many arguments" ;;
+    esac
+    if [ "$mode" = docker ]; then
+        need docker "install Docker, or run with --local (no Docker)"
+    else
+        need python3 "put the project's venv first on PATH (make setup; PATH=\$PWD/.venv/bin:\$PATH)"
+    fi
+}
+
+# `--gpus all` when nvidia-smi lists a GPU; nothing otherwise (the image also runs on CPU).
+gpu_flags=()
+detect_gpus() {
+    local out
+    gpu_flags=()
+    if command -v nvidia-smi >/dev/null 2>&1 && out=$(nvidia-smi -L 2>/dev/null) &&
+        grep -q '^GPU [0-9]' <<<"$out"; then
+        gpu_flags=(--gpus all)
+        echo "NVIDIA GPU found: running with --gpus all" >&2
+    fi
+}
+
+# The sample job (config + train/validation channels) when test_dir has no input yet; an
+# existing input/ is left alone, so edits to its hyperparameters.json or data stay.
+ensure_sample_job() {
+    if [ ! -d "$test_dir/input" ]; then
+        need python3 "it writes the sample job (local_test/make_sample_data.py)"
+        echo "no job in $test_dir yet: writing the sample one" >&2
+        python3 "$local_test_dir/make_sample_data.py" "$test_dir" >&2
+    fi
+}
