@@ -101,7 +101,6 @@ def test_train_by_bare_name_writes_the_model(image, trained):
     assert not list(image["workdir"].rglob("__pycache__")), "PYTHONDONTWRITEBYTECODE"
 
 
-@pytest.mark.skipif(not (MODEL_DIR / "serve").exists(), reason="serve lands with the serving issue")
 def test_serve_by_bare_name_answers_ping_and_invocations(image, trained, tmp_path):
     assert trained.returncode == 0, trained.stdout + trained.stderr
     port = helpers.free_port()
