@@ -82,7 +82,7 @@ def test_records_and_encoders_keep_order_and_one_line_each():
     assert rows == [["1", "0.9", "0.1", "0.9"], ["neg", "0.7", "0.7", "0.3"]]
 
 
-@given(st.binary(max_size=2000), st.sampled_from(list(codecs.DECODERS) + ["x/y", None]))
+@given(st.binary(max_size=2000), st.sampled_from([*list(codecs.DECODERS), "x/y", None]))
 def test_any_body_decodes_or_is_a_4xx(body, content_type):
     try:
         texts = decode(body, content_type)
