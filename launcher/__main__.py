@@ -8,6 +8,7 @@ timed out (the resource keeps running), 2 the launch was refused before any requ
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -71,7 +72,12 @@ def _add_target(p: argparse.ArgumentParser, *, role_and_image: bool) -> None:
         g.add_argument("--image-uri", metavar="URI", help="this image in ECR [env: IMAGE_URI]")
 
 
-def _add_wait(p: argparse.ArgumentParser, poll: float = 30.0, logs: bool = False) -> None:
+def _add_wait(
+    p: argparse.ArgumentParser,
+    poll: float = 30.0,
+    timeout: float | None = None,
+    logs: bool = False,
+) -> None:
     g = p.add_argument_group("waiting")
     if logs:
         g.add_argument(
@@ -84,6 +90,7 @@ def _add_wait(p: argparse.ArgumentParser, poll: float = 30.0, logs: bool = False
     g.add_argument(
         "--wait-timeout",
         type=float,
+        default=timeout,
         metavar="SECONDS",
         help="stop waiting after this long (exit 1); the job keeps running",
     )
@@ -267,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S3_URI",
         help="async endpoints: an S3 key, or a prefix ending in /, for the payload",
     )
-    _add_wait(p, poll=5.0)
+    _add_wait(p, poll=5.0, timeout=900.0)
 
     # --- transform
     p = command(
@@ -473,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     except (JobFailed, WaitTimeout) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `| head` closed stdout early: not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         from botocore.exceptions import BotoCoreError, ClientError
 
