@@ -104,11 +104,13 @@ def plan_transform(
         check_name(model_name, "model name")
     check_s3_uri(input_s3_uri, "transform input")
     check_s3_uri(output_s3_uri, "transform output")
-    if content_type not in CONTENT_TYPES:
-        raise LauncherError(
-            f"content type {content_type!r}: batch transform splits lines, so "
-            f"{' or '.join(CONTENT_TYPES)}"
-        )
+    for what, value in (("content type", content_type), ("accept", accept or content_type)):
+        if value not in CONTENT_TYPES:
+            # Split at newlines going in; one line per record coming out (AssembleWith Line).
+            raise LauncherError(
+                f"{what} {value!r}: batch transform works line by line, so "
+                f"{' or '.join(CONTENT_TYPES)}"
+            )
     if not isinstance(instance_count, int) or instance_count < 1:
         raise LauncherError(f"instance count {instance_count!r}: expected a whole number >= 1")
     # SageMaker sets the payload limit in the container from MaxPayloadInMB.

@@ -190,14 +190,15 @@ def test_transform_plan():
         2,
         50,
     )
-    with pytest.raises(LauncherError, match="batch transform splits lines"):
-        launcher.plan_transform(
-            model_name="m",
-            input_s3_uri="s3://b-1/in/",
-            output_s3_uri="s3://b-1/out/",
-            content_type="application/json",
-            region="us-east-1",
-        )
+    for kind in ("content_type", "accept"):
+        with pytest.raises(LauncherError, match="batch transform works line by line"):
+            launcher.plan_transform(
+                model_name="m",
+                input_s3_uri="s3://b-1/in/",
+                output_s3_uri="s3://b-1/out/",
+                region="us-east-1",
+                **{kind: "application/json"},
+            )
     many = {f"VAR_{i}": "x" for i in range(17)}
     with pytest.raises(LauncherError, match="at most 16"):
         launcher.plan_transform(
