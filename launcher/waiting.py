@@ -35,7 +35,7 @@ class WaitTimeout(TimeoutError):
         self.status = status
         super().__init__(
             f"{what} is still {status.state} after {seconds:.0f} s; it keeps running. "
-            "Wait again, or look at it in the SageMaker console."
+            "Follow it again with `python -m launcher wait`, or in the SageMaker console."
         )
 
 
@@ -57,7 +57,7 @@ def wait_for(
 ) -> Status:
     """Poll until the state is in `done`; return that Status or raise WaitTimeout.
 
-    `on_tick` runs after every poll (and once more at the end), to stream logs.
+    `on_tick` runs after every poll, the last one included, to stream logs.
     """
     if poll_seconds <= 0:
         raise LauncherError(f"poll interval {poll_seconds}: expected a positive number of seconds")
