@@ -71,3 +71,22 @@ def server(trained_model):
     with helpers.Server(trained_model, env={"MODEL_SERVER_PRECISION": "fp32"}) as srv:
         srv.wait_ready()
         yield srv
+
+
+@pytest.fixture
+def offline_aws(monkeypatch, tmp_path):
+    """AWS settings scrubbed and every endpoint a closed loopback port.
+
+    A launcher check that must come before any request is then honest: had a request
+    gone out first, it would fail with a connection error instead of the expected one.
+    """
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name in ("SAGEMAKER_ROLE_ARN", "IMAGE_URI"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 # --- environment variable names -------------------------------------------------------
@@ -105,6 +105,16 @@ def failure_path() -> Path:
 
 def checkpoints_dir() -> Path:
     return base_dir() / "checkpoints"
+
+
+def as_container_path(path: Path) -> str:
+    """`path`, computed under base_dir(), as the container sees it: under /opt/ml.
+
+    The launcher tells SageMaker container-side paths (checkpoints, TensorBoard) from a
+    machine where SAGEMAKER_BASE_DIR may point at a local tree; this keeps those paths
+    derived from the functions above instead of spelled out a second time.
+    """
+    return str(PurePosixPath(DEFAULT_BASE_DIR) / path.relative_to(base_dir()).as_posix())
 
 
 # --- the JSON files under input/config -------------------------------------------------

@@ -51,12 +51,19 @@ def test_channel_lookup_accepts_training(base):
     assert contract.find_channel(contract.TRAIN_CHANNELS).name == "training"
 
 
+def test_container_paths_ignore_a_local_base_dir(base):
+    # The launcher names container-side paths while SAGEMAKER_BASE_DIR points elsewhere.
+    assert contract.as_container_path(contract.checkpoints_dir()) == "/opt/ml/checkpoints"
+    assert contract.as_container_path(contract.tensorboard_dir()) == "/opt/ml/output/tensorboard"
+
+
 def test_nothing_else_spells_opt_ml():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2] / "model"
+    repo = Path(__file__).resolve().parents[2]
     offenders = [
         str(p)
+        for root in (repo / "model", repo / "launcher")
         for p in root.rglob("*")
         if p.is_file()
         and p.suffix in ("", ".py", ".conf")

@@ -1,0 +1,51 @@
+"""Launch this image on Amazon SageMaker from Python or the shell (SDK v3 + boto3).
+
+    from launcher import train, deploy, invoke, transform, delete
+
+    job = train(train="s3://bucket/data/train/", hyperparameters={"epochs": 3})
+    endpoint = deploy(training_job=job.name, serving={"max_batch_size": 64})
+    print(invoke(endpoint.endpoint_name, {"text": "my parcel never arrived"}).json())
+    delete(endpoint.endpoint_name)
+
+The same from a shell: `python -m launcher --help` (or `byoc-launch` once installed).
+
+Hyperparameters and serving settings are checked with the container's own parsers
+(`text_classifier.config`, under `model/`) before any request; in a checkout that folder
+is put on sys.path here, so `python -m launcher` works from the repository root without
+installing anything. The SageMaker SDK is imported only when a command needs it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
+if (_MODEL_DIR / "text_classifier").is_dir() and str(_MODEL_DIR) not in sys.path:
+    sys.path.append(str(_MODEL_DIR))
+
+from .batch import plan_transform, transform, wait_for_transform  # noqa: E402
+from .hosting import delete, deploy, invoke, invoke_async, plan_deployment, wait_for_endpoint  # noqa: E402
+from .jobs import plan_training, train, wait_for_training  # noqa: E402
+from .metrics import metric_definitions  # noqa: E402
+from .settings import LauncherError  # noqa: E402
+from .waiting import JobFailed, WaitTimeout  # noqa: E402
+
+__all__ = [
+    "JobFailed",
+    "LauncherError",
+    "WaitTimeout",
+    "delete",
+    "deploy",
+    "invoke",
+    "invoke_async",
+    "metric_definitions",
+    "plan_deployment",
+    "plan_training",
+    "plan_transform",
+    "train",
+    "transform",
+    "wait_for_endpoint",
+    "wait_for_training",
+    "wait_for_transform",
+]

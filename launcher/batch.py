@@ -1,0 +1,256 @@
+"""Batch transform: every line of an S3 prefix of JSON Lines or CSV through the model.
+
+SageMaker splits each input object at newlines (SplitType Line), packs as many lines as
+fit in MaxPayloadInMB into one request (MultiRecord), sends up to
+MaxConcurrentTransforms requests to each instance at once, and joins the answers line
+for line (AssembleWith Line) under the output prefix. The launcher sets those three
+limits explicitly, to the values the container's GET /execution-parameters reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from text_classifier import contract
+
+from .hosting import check_model_source, create_model, model_data_of
+from .params import TransformLimits, serving_environment, transform_limits
+from .settings import (
+    LauncherError,
+    Target,
+    check_name,
+    check_s3_uri,
+    resolve,
+    takes_plan_arguments,
+    timestamped,
+)
+from .waiting import JobFailed, Status, say, wait_for
+
+DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
+DEFAULT_NAME = "text-classifier-batch"
+# Line-oriented formats only: SplitType Line cuts the input at newlines.
+CONTENT_TYPES = ("application/jsonlines", "text/csv")
+# CreateTransformJob accepts at most 16 environment variables.
+MAX_ENVIRONMENT = 16
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+@dataclass(frozen=True)
+class TransformPlan:
+    target: Target
+    name: str  # of the transform job (and of the model, when it creates one)
+    model_name: str | None  # an existing model, or None to create one
+    training_job: str | None
+    model_data: str | None
+    input_s3_uri: str
+    output_s3_uri: str
+    content_type: str
+    accept: str
+    instance_type: str
+    instance_count: int
+    environment: dict[str, str]
+    limits: TransformLimits
+
+
+@dataclass(frozen=True)
+class TransformJobInfo:
+    name: str
+    status: str
+    output_s3_uri: str
+    failure_reason: str | None = None
+
+
+def plan_transform(
+    *,
+    input_s3_uri: str,
+    output_s3_uri: str,
+    model_name: str | None = None,
+    training_job: str | None = None,
+    model_data: str | None = None,
+    content_type: str = "application/jsonlines",
+    accept: str | None = None,
+    name: str | None = None,
+    instance_type: str = DEFAULT_INSTANCE_TYPE,
+    instance_count: int = 1,
+    max_concurrent_transforms: int | None = None,
+    max_payload_mb: int | None = None,
+    serving: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    region: str | None = None,
+    role: str | None = None,
+    image_uri: str | None = None,
+    boto_session: Any = None,
+) -> TransformPlan:
+    """Check and resolve a transform job; raises LauncherError, sends nothing.
+
+    Give `model_name` (an existing SageMaker model, e.g. one `deploy` made) or a
+    `training_job` / `model_data` to create a model first (then role and image are needed).
+    """
+    creates_model = model_name is None
+    target = resolve(
+        region,
+        role,
+        image_uri,
+        need_role=creates_model,
+        need_image=creates_model,
+        boto_session=boto_session,
+    )
+    if creates_model:
+        check_model_source(training_job, model_data)
+    elif training_job or model_data:
+        raise LauncherError("give a model name, or a training job / model.tar.gz, not both")
+    else:
+        check_name(model_name, "model name")
+    check_s3_uri(input_s3_uri, "transform input")
+    check_s3_uri(output_s3_uri, "transform output")
+    for what, value in (("content type", content_type), ("accept", accept or content_type)):
+        if value not in CONTENT_TYPES:
+            # Split at newlines going in; one line per record coming out (AssembleWith Line).
+            raise LauncherError(
+                f"{what} {value!r}: batch transform works line by line, so "
+                f"{' or '.join(CONTENT_TYPES)}"
+            )
+    if not isinstance(instance_count, int) or instance_count < 1:
+        raise LauncherError(f"instance count {instance_count!r}: expected a whole number >= 1")
+    # SageMaker sets the payload limit in the container from MaxPayloadInMB.
+    environment = serving_environment(serving, env, sagemaker_sets=(contract.MAX_PAYLOAD_ENV,))
+    if len(environment) > MAX_ENVIRONMENT:
+        raise LauncherError(
+            f"{len(environment)} environment variables: a transform job takes at most "
+            f"{MAX_ENVIRONMENT}"
+        )
+    limits = transform_limits(
+        instance_type,
+        environment,
+        region=target.region,
+        max_concurrent_transforms=max_concurrent_transforms,
+        max_payload_mb=max_payload_mb,
+    )
+    return TransformPlan(
+        target=target,
+        name=check_name(name or timestamped(DEFAULT_NAME), "transform job name"),
+        model_name=model_name,
+        training_job=training_job,
+        model_data=model_data,
+        input_s3_uri=input_s3_uri,
+        output_s3_uri=output_s3_uri,
+        content_type=content_type,
+        accept=accept or content_type,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        environment=environment,
+        limits=limits,
+    )
+
+
+@takes_plan_arguments(plan_transform)
+def transform(
+    *,
+    wait: bool = True,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float | None = None,
+    boto_session: Any = None,
+    **launch: Any,
+) -> TransformJobInfo:
+    """Run a batch transform job; `launch` takes the keyword arguments of `plan_transform`."""
+    plan = plan_transform(boto_session=boto_session, **launch)
+    from sagemaker.core.resources import TransformJob
+    from sagemaker.core.shapes import (
+        TransformDataSource,
+        TransformInput,
+        TransformOutput,
+        TransformResources,
+        TransformS3DataSource,
+    )
+
+    session = boto_session or plan.target.boto_session()
+    model_name = plan.model_name
+    if model_name is None:
+        model_name = plan.name
+        create_model(
+            model_name,
+            model_data=plan.model_data or model_data_of(plan.training_job, session),
+            image_uri=plan.target.image_uri,
+            role=plan.target.role,
+            environment={},  # the serving settings travel on the transform job
+            boto_session=session,
+        )
+    limits = plan.limits
+    job = TransformJob.create(
+        transform_job_name=plan.name,
+        model_name=model_name,
+        transform_input=TransformInput(
+            data_source=TransformDataSource(
+                s3_data_source=TransformS3DataSource(
+                    s3_data_type="S3Prefix", s3_uri=plan.input_s3_uri
+                )
+            ),
+            content_type=plan.content_type,
+            split_type="Line",
+        ),
+        transform_output=TransformOutput(
+            s3_output_path=plan.output_s3_uri, accept=plan.accept, assemble_with="Line"
+        ),
+        transform_resources=TransformResources(
+            instance_type=plan.instance_type, instance_count=plan.instance_count
+        ),
+        max_concurrent_transforms=limits.max_concurrent_transforms,
+        max_payload_in_mb=limits.max_payload_in_mb,
+        batch_strategy=limits.api_batch_strategy,
+        environment=plan.environment or None,
+        session=session,
+        region=plan.target.region,
+    )
+    say(
+        f"transform job {plan.name} created: {limits.max_concurrent_transforms} concurrent "
+        f"x {limits.max_payload_in_mb} MB, {limits.batch_strategy}, {plan.content_type}"
+    )
+    info = _info(job, plan.output_s3_uri)
+    if not wait:
+        return info
+    return wait_for_transform(
+        plan.name,
+        boto_session=session,
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def wait_for_transform(
+    name: str,
+    *,
+    region: str | None = None,
+    boto_session: Any = None,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float | None = None,
+) -> TransformJobInfo:
+    from sagemaker.core.resources import TransformJob
+
+    session = boto_session or resolve(region).boto_session()
+    job = TransformJob.get(transform_job_name=name, session=session, region=session.region_name)
+
+    def poll() -> Status:
+        job.refresh()
+        return Status(str(job.transform_job_status), str(job.failure_reason or ""))
+
+    final = wait_for(
+        f"transform job {name}",
+        poll,
+        TERMINAL,
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+    )
+    info = _info(job, str(job.transform_output.s3_output_path))
+    if final.state != "Completed":
+        raise JobFailed(f"transform job {name} ended {final.state}: {final.detail}", info)
+    return info
+
+
+def _info(job: Any, output: str) -> TransformJobInfo:
+    return TransformJobInfo(
+        name=str(job.transform_job_name),
+        status=str(job.transform_job_status),
+        output_s3_uri=output,
+        failure_reason=str(job.failure_reason or "") or None,
+    )

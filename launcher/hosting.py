@@ -1,0 +1,518 @@
+"""Endpoints: a model from a training job's model.tar.gz, its config, the endpoint, calls.
+
+`deploy` creates three SageMaker resources with the SDK v3's `sagemaker.core.resources`
+(one API call each, nothing hidden): a Model (our image, the model.tar.gz, the serving
+knobs as environment variables), an EndpointConfig (real-time instances, asynchronous
+with an S3 output path, or serverless) and the Endpoint. `delete` removes all three.
+`invoke` goes straight through boto3's `sagemaker-runtime` client.
+
+`sagemaker.serve.ModelBuilder` is not used: it builds and packages the serving side
+itself, while this image already is the serving side; the resources map one to one to
+the API calls this module wants to make.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .params import serving_environment
+from .settings import (
+    LauncherError,
+    Target,
+    check_name,
+    check_s3_uri,
+    resolve,
+    split_s3_uri,
+    takes_plan_arguments,
+    timestamped,
+)
+from .waiting import JobFailed, Status, say, wait_for
+
+DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
+DEFAULT_NAME = "text-classifier"
+VARIANT = "AllTraffic"
+MODES = ("realtime", "async", "serverless")
+# ProductionVariantServerlessConfig: 1024 to 6144 MB in 1 GB steps, 1 to 200 concurrent.
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_MAX_CONCURRENCY = 200
+
+# The request and response bodies the serving container reads and writes. Keep in step
+# with its codecs; files are matched by extension.
+CONTENT_TYPES = ("application/json", "application/jsonlines", "text/csv", "text/plain")
+_BY_EXTENSION = {
+    ".json": "application/json",
+    ".jsonl": "application/jsonlines",
+    ".jsonlines": "application/jsonlines",
+    ".csv": "text/csv",
+    ".txt": "text/plain",
+}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    endpoint_name: str
+    endpoint_config_name: str
+    model_name: str
+    mode: str
+    status: str
+
+
+# --- the model ---------------------------------------------------------------------------
+def model_data_of(training_job: str, boto_session: Any) -> str:
+    """The model.tar.gz of a completed training job."""
+    from sagemaker.core.resources import TrainingJob
+
+    job = TrainingJob.get(
+        training_job_name=training_job, session=boto_session, region=boto_session.region_name
+    )
+    if str(job.training_job_status) != "Completed":
+        raise LauncherError(
+            f"training job {training_job} is {job.training_job_status}: its model.tar.gz "
+            "exists once the job has Completed"
+        )
+    return str(job.model_artifacts.s3_model_artifacts)
+
+
+def create_model(
+    name: str,
+    *,
+    model_data: str,
+    image_uri: str,
+    role: str,
+    environment: dict[str, str],
+    boto_session: Any,
+):
+    """A SageMaker Model: our image serving `model_data` with `environment`."""
+    from sagemaker.core.resources import Model
+    from sagemaker.core.shapes import ContainerDefinition
+
+    model = Model.create(
+        model_name=name,
+        primary_container=ContainerDefinition(
+            image=image_uri, model_data_url=model_data, environment=environment or None
+        ),
+        execution_role_arn=role,
+        session=boto_session,
+        region=boto_session.region_name,
+    )
+    say(f"model {name} created from {model_data}")
+    return model
+
+
+def check_model_source(training_job: str | None, model_data: str | None) -> None:
+    if bool(training_job) == bool(model_data):
+        raise LauncherError("give exactly one of a training job name or a model.tar.gz S3 URI")
+    if model_data:
+        check_s3_uri(model_data, "model data")
+
+
+# --- deploy --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeploymentPlan:
+    """Everything `deploy` sends, resolved and checked; no request has been made."""
+
+    target: Target
+    name: str  # of the model, the endpoint config and the endpoint
+    mode: str
+    environment: dict[str, str]
+    training_job: str | None
+    model_data: str | None
+    instance_type: str | None  # realtime and async
+    instance_count: int | None
+    serverless_memory_mb: int | None  # serverless
+    serverless_max_concurrency: int | None
+    async_output_s3_uri: str | None  # async
+    async_failure_s3_uri: str | None
+    async_max_concurrent_invocations: int | None
+
+
+def plan_deployment(
+    *,
+    training_job: str | None = None,
+    model_data: str | None = None,
+    name: str | None = None,
+    mode: str = "realtime",
+    instance_type: str = DEFAULT_INSTANCE_TYPE,
+    instance_count: int = 1,
+    serving: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    async_output_s3_uri: str | None = None,
+    async_failure_s3_uri: str | None = None,
+    async_max_concurrent_invocations: int | None = None,
+    serverless_memory_mb: int = 6144,
+    serverless_max_concurrency: int = 5,
+    region: str | None = None,
+    role: str | None = None,
+    image_uri: str | None = None,
+    boto_session: Any = None,
+) -> DeploymentPlan:
+    """Check and resolve a deployment; raises LauncherError, sends nothing."""
+    target = resolve(
+        region, role, image_uri, need_role=True, need_image=True, boto_session=boto_session
+    )
+    check_model_source(training_job, model_data)
+    if mode not in MODES:
+        raise LauncherError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    environment = serving_environment(serving, env)
+    serverless = mode == "serverless"
+    if serverless:
+        if serverless_memory_mb not in SERVERLESS_MEMORY_MB:
+            raise LauncherError(
+                f"serverless memory {serverless_memory_mb} MB: expected one of "
+                + ", ".join(map(str, SERVERLESS_MEMORY_MB))
+            )
+        if not 1 <= serverless_max_concurrency <= SERVERLESS_MAX_CONCURRENCY:
+            raise LauncherError(
+                f"serverless max concurrency {serverless_max_concurrency}: expected 1 to "
+                f"{SERVERLESS_MAX_CONCURRENCY}"
+            )
+    elif not isinstance(instance_count, int) or instance_count < 1:
+        raise LauncherError(f"instance count {instance_count!r}: expected a whole number >= 1")
+    if mode == "async":
+        check_s3_uri(async_output_s3_uri, "async output")
+        check_s3_uri(async_failure_s3_uri, "async failure", required=False)
+    elif async_output_s3_uri or async_failure_s3_uri or async_max_concurrent_invocations:
+        raise LauncherError("the async settings only apply to mode 'async'")
+    return DeploymentPlan(
+        target=target,
+        name=check_name(name or timestamped(DEFAULT_NAME), "name"),
+        mode=mode,
+        environment=environment,
+        training_job=training_job,
+        model_data=model_data,
+        instance_type=None if serverless else instance_type,
+        instance_count=None if serverless else instance_count,
+        serverless_memory_mb=serverless_memory_mb if serverless else None,
+        serverless_max_concurrency=serverless_max_concurrency if serverless else None,
+        async_output_s3_uri=async_output_s3_uri if mode == "async" else None,
+        async_failure_s3_uri=async_failure_s3_uri if mode == "async" else None,
+        async_max_concurrent_invocations=async_max_concurrent_invocations,
+    )
+
+
+@takes_plan_arguments(plan_deployment)
+def deploy(
+    *,
+    wait: bool = True,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float | None = None,
+    boto_session: Any = None,
+    **launch: Any,
+) -> Deployment:
+    """Model + endpoint config + endpoint from a training job (or a model.tar.gz URI).
+
+    `launch` takes the keyword arguments of `plan_deployment`: training_job= or
+    model_data=, name=, mode= (realtime, async with async_output_s3_uri=, or serverless:
+    CPU only), instance_type=, instance_count=, serving= (the server's knobs by
+    ServeConfig field name: workers, max_batch_size, max_batch_delay_ms, precision, ...)
+    and env= (further variables). The model, config and endpoint all take `name`
+    (default text-classifier-<time>).
+    """
+    plan = plan_deployment(boto_session=boto_session, **launch)
+    from sagemaker.core.resources import Endpoint, EndpointConfig
+
+    session = boto_session or plan.target.boto_session()
+    model_data = plan.model_data or model_data_of(plan.training_job, session)
+    create_model(
+        plan.name,
+        model_data=model_data,
+        image_uri=plan.target.image_uri,
+        role=plan.target.role,
+        environment=plan.environment,
+        boto_session=session,
+    )
+    if plan.mode == "serverless":
+        # sagemaker.core serializes ProductionVariantServerlessConfig.memory_size_in_mb as
+        # "MemorySizeInMb", which CreateEndpointConfig rejects (aws/sagemaker-core#225):
+        # the one request the SDK v3 cannot express, so it goes through boto3.
+        session.client("sagemaker").create_endpoint_config(
+            EndpointConfigName=plan.name,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": plan.name,
+                    "ServerlessConfig": {
+                        "MemorySizeInMB": plan.serverless_memory_mb,
+                        "MaxConcurrency": plan.serverless_max_concurrency,
+                    },
+                }
+            ],
+        )
+    else:
+        EndpointConfig.create(
+            endpoint_config_name=plan.name,
+            production_variants=[_instance_variant(plan)],
+            async_inference_config=_async_config(plan),
+            session=session,
+            region=plan.target.region,
+        )
+    say(f"endpoint config {plan.name} created ({plan.mode})")
+    endpoint = Endpoint.create(
+        endpoint_name=plan.name,
+        endpoint_config_name=plan.name,
+        session=session,
+        region=plan.target.region,
+    )
+    say(f"endpoint {plan.name} is {endpoint.endpoint_status}")
+    status = str(endpoint.endpoint_status)
+    if wait:
+        status = wait_for_endpoint(
+            plan.name,
+            boto_session=session,
+            poll_seconds=poll_seconds,
+            timeout_seconds=timeout_seconds,
+        )
+    return Deployment(plan.name, plan.name, plan.name, plan.mode, status)
+
+
+def _instance_variant(plan: DeploymentPlan):
+    from sagemaker.core.shapes import ProductionVariant
+
+    return ProductionVariant(
+        variant_name=VARIANT,
+        model_name=plan.name,
+        instance_type=plan.instance_type,
+        initial_instance_count=plan.instance_count,
+    )
+
+
+def _async_config(plan: DeploymentPlan):
+    if plan.mode != "async":
+        return None
+    from sagemaker.core.shapes import (
+        AsyncInferenceClientConfig,
+        AsyncInferenceConfig,
+        AsyncInferenceOutputConfig,
+    )
+
+    client = None
+    if plan.async_max_concurrent_invocations:
+        client = AsyncInferenceClientConfig(
+            max_concurrent_invocations_per_instance=plan.async_max_concurrent_invocations
+        )
+    return AsyncInferenceConfig(
+        output_config=AsyncInferenceOutputConfig(
+            s3_output_path=plan.async_output_s3_uri, s3_failure_path=plan.async_failure_s3_uri
+        ),
+        client_config=client,
+    )
+
+
+def wait_for_endpoint(
+    name: str,
+    *,
+    region: str | None = None,
+    boto_session: Any = None,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float | None = None,
+) -> str:
+    """Follow an endpoint until InService (returned) or Failed (JobFailed)."""
+    from sagemaker.core.resources import Endpoint
+
+    session = boto_session or resolve(region).boto_session()
+    endpoint = Endpoint.get(endpoint_name=name, session=session, region=session.region_name)
+
+    def poll() -> Status:
+        endpoint.refresh()
+        return Status(str(endpoint.endpoint_status), str(endpoint.failure_reason or ""))
+
+    final = wait_for(
+        f"endpoint {name}",
+        poll,
+        ("InService", "Failed", "OutOfService"),
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+    )
+    if final.state != "InService":
+        raise JobFailed(f"endpoint {name} is {final.state}: {final.detail or 'no reason given'}")
+    return final.state
+
+
+# --- invoke --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Response:
+    body: bytes
+    content_type: str | None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def content_type_for(path: str | Path) -> str:
+    """The content type of a payload file, from its extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _BY_EXTENSION:
+        raise LauncherError(
+            f"cannot tell the content type of {str(path)!r} from its extension; "
+            f"pass one of {', '.join(CONTENT_TYPES)}"
+        )
+    return _BY_EXTENSION[suffix]
+
+
+def encode_payload(payload: Any, content_type: str | None) -> tuple[bytes, str]:
+    """(body, content type): objects become JSON, text is UTF-8, bytes pass through."""
+    if isinstance(payload, (dict, list)):
+        if content_type not in (None, "application/json"):
+            raise LauncherError(f"a {type(payload).__name__} payload is sent as application/json")
+        return json.dumps(payload).encode("utf-8"), "application/json"
+    content_type = content_type or "application/json"
+    if content_type not in CONTENT_TYPES:
+        raise LauncherError(
+            f"content type {content_type!r}: the server reads {', '.join(CONTENT_TYPES)}"
+        )
+    if isinstance(payload, str):
+        return payload.encode("utf-8"), content_type
+    if isinstance(payload, bytes):
+        return payload, content_type
+    raise LauncherError(f"payload of type {type(payload).__name__}: send bytes, str, dict or list")
+
+
+def invoke(
+    endpoint_name: str,
+    payload: Any,
+    *,
+    content_type: str | None = None,
+    accept: str | None = None,
+    region: str | None = None,
+    boto_session: Any = None,
+) -> Response:
+    """One request to a real-time or serverless endpoint through `sagemaker-runtime`."""
+    target = resolve(region, boto_session=boto_session)
+    body, content_type = encode_payload(payload, content_type)
+    session = boto_session or target.boto_session()
+    args = {"EndpointName": endpoint_name, "Body": body, "ContentType": content_type}
+    if accept:
+        args["Accept"] = accept
+    response = session.client("sagemaker-runtime").invoke_endpoint(**args)
+    return Response(response["Body"].read(), response.get("ContentType"))
+
+
+def invoke_async(
+    endpoint_name: str,
+    payload: Any,
+    *,
+    input_s3_uri: str,
+    content_type: str | None = None,
+    accept: str | None = None,
+    wait: bool = True,
+    poll_seconds: float = 5.0,
+    timeout_seconds: float | None = 900.0,
+    region: str | None = None,
+    boto_session: Any = None,
+) -> Response | str:
+    """A request to an asynchronous endpoint: the payload goes to S3 first.
+
+    `input_s3_uri` is the object to write, or a prefix ending in `/` (a unique key is
+    added). With `wait`, polls S3 for the response and returns it; otherwise returns the
+    S3 URI where the response will appear.
+    """
+    target = resolve(region, boto_session=boto_session)
+    check_s3_uri(input_s3_uri, "async input")
+    body, content_type = encode_payload(payload, content_type)
+    session = boto_session or target.boto_session()
+    if input_s3_uri.endswith("/"):
+        input_s3_uri += f"{uuid.uuid4().hex}{_extension(content_type)}"
+    bucket, key = split_s3_uri(input_s3_uri)
+    s3 = session.client("s3")
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    args = {
+        "EndpointName": endpoint_name,
+        "InputLocation": input_s3_uri,
+        "ContentType": content_type,
+    }
+    if accept:
+        args["Accept"] = accept
+    response = session.client("sagemaker-runtime").invoke_endpoint_async(**args)
+    output, failure = response["OutputLocation"], response.get("FailureLocation")
+    say(f"request {response.get('InferenceId')} queued; response will be at {output}")
+    if not wait:
+        return output
+
+    def poll() -> Status:
+        for state, uri in (("done", output), ("failed", failure)):
+            if uri and _s3_exists(s3, uri):
+                return Status(state, uri)
+        return Status("queued")
+
+    final = wait_for(
+        f"async request to {endpoint_name}",
+        poll,
+        ("done", "failed"),
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+    )
+    bucket, key = split_s3_uri(final.detail)
+    obj = s3.get_object(Bucket=bucket, Key=key)
+    result = Response(obj["Body"].read(), obj.get("ContentType"))
+    if final.state == "failed":
+        raise JobFailed(f"async request failed: {result.text[:1000]}", result)
+    return result
+
+
+def _extension(content_type: str) -> str:
+    return next((ext for ext, ct in _BY_EXTENSION.items() if ct == content_type), "")
+
+
+def _s3_exists(s3: Any, uri: str) -> bool:
+    bucket, key = split_s3_uri(uri)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+# --- delete --------------------------------------------------------------------------------
+def delete(
+    endpoint_name: str,
+    *,
+    keep_model: bool = False,
+    region: str | None = None,
+    boto_session: Any = None,
+) -> list[str]:
+    """Delete an endpoint, its endpoint config and (unless `keep_model`) its models.
+
+    Returns what was deleted, e.g. ["endpoint x", "endpoint config x", "model x"].
+    """
+    from botocore.exceptions import ClientError
+    from sagemaker.core.resources import Endpoint, EndpointConfig, Model
+
+    target = resolve(region, boto_session=boto_session)
+    session = boto_session or target.boto_session()
+    where = {"session": session, "region": target.region}
+    endpoint = Endpoint.get(endpoint_name=endpoint_name, **where)
+    config_name = str(endpoint.endpoint_config_name)
+    models: list[str] = []
+    try:
+        config = EndpointConfig.get(endpoint_config_name=config_name, **where)
+        models = [str(v.model_name) for v in config.production_variants or [] if v.model_name]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ValidationException":  # already gone
+            raise
+        config = None
+    deleted = []
+    endpoint.delete()
+    deleted.append(f"endpoint {endpoint_name}")
+    if config is not None:
+        config.delete()
+        deleted.append(f"endpoint config {config_name}")
+    for model_name in [] if keep_model else models:
+        try:
+            Model.get(model_name=model_name, **where).delete()
+            deleted.append(f"model {model_name}")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ValidationException":
+                raise
+    for line in deleted:
+        say(f"deleted {line}")
+    return deleted

@@ -1,0 +1,205 @@
+"""Typed values in, SageMaker's strings out, checked by the image's own parsers first.
+
+SageMaker hands the container hyperparameters and environment variables as strings. The
+launcher takes them typed (`{"epochs": 3, "class_weighting": False}`), writes them as
+strings, and parses those strings with the very functions the container will run
+(`text_classifier.config`), so a typo or an out-of-range value fails here, on the
+laptop, instead of minutes later on a paid instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from text_classifier import contract
+from text_classifier.config import (
+    ConfigError,
+    ServeConfig,
+    TrainConfig,
+    parse_hyperparameters,
+    serve_config_from_env,
+)
+
+from .settings import LauncherError
+
+
+def as_string(key: str, value: Any) -> str:
+    """One value as SageMaker will hand it over: bools lower-case, floats round-trip."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, str)):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # shortest text that float() reads back exactly
+    raise LauncherError(
+        f"{key}={value!r}: a {type(value).__name__} cannot be sent; use a string, number or bool"
+    )
+
+
+# --- hyperparameters ---------------------------------------------------------------------
+def hyperparameter_strings(values: Mapping[str, Any] | TrainConfig | None) -> dict[str, str]:
+    """hyperparameters.json as SageMaker will write it, validated by the training parser.
+
+    A mapping is sent key for key. A TrainConfig sends only the fields that differ from
+    the defaults, so the image's own defaults stay in charge of everything else.
+    """
+    if values is None:
+        return {}
+    if isinstance(values, TrainConfig):
+        defaults = TrainConfig()
+        values = {
+            f.name: getattr(values, f.name)
+            for f in fields(TrainConfig)
+            if getattr(values, f.name) != getattr(defaults, f.name)
+        }
+    strings = {str(key): as_string(str(key), value) for key, value in values.items()}
+    try:
+        parse_hyperparameters(strings)
+    except ConfigError as exc:
+        raise LauncherError(f"hyperparameters: {exc}") from None
+    return dict(sorted(strings.items()))
+
+
+def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
+    """`["epochs=3", "pooling=cls"]` (repeated CLI flags) as a dict; the last one wins."""
+    result: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise LauncherError(f"{what} {pair!r}: expected KEY=VALUE")
+        result[key.strip()] = value
+    return result
+
+
+# --- serving environment -----------------------------------------------------------------
+# Variables SageMaker itself sets in the serving container; a model must not set them.
+_SET_BY_SAGEMAKER = (
+    contract.BIND_TO_PORT_ENV,
+    contract.SAFE_PORT_RANGE_ENV,
+    contract.BATCH_ENV,
+    contract.BATCH_STRATEGY_ENV,
+    contract.MAX_CONCURRENT_TRANSFORMS_ENV,
+)
+
+
+def serving_knobs() -> dict[str, str]:
+    """{ServeConfig field: environment variable} for the settings a user may choose."""
+    return {
+        f.name: f.metadata["env"]
+        for f in fields(ServeConfig)
+        if f.metadata["env"] not in _SET_BY_SAGEMAKER
+    }
+
+
+def serving_environment(
+    knobs: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    sagemaker_sets: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """The model's Environment: knobs by field name (`workers=2`) plus raw variables.
+
+    The result is parsed with `serve_config_from_env`, exactly as the server will parse
+    it at start-up. `sagemaker_sets` names further variables that SageMaker fills in for
+    this kind of job (batch transform sets the payload limit from MaxPayloadInMB).
+    """
+    known = serving_knobs()
+    reserved = set(_SET_BY_SAGEMAKER) | set(sagemaker_sets)
+    result: dict[str, str] = {}
+    for name, value in (knobs or {}).items():
+        if name not in known:
+            raise LauncherError(
+                f"unknown serving setting {name!r}; known: {', '.join(sorted(known))}"
+            )
+        if value is not None:
+            result[known[name]] = as_string(name, value)
+    for key, value in (env or {}).items():
+        if key in result and result[key] != str(value):
+            raise LauncherError(f"{key} is given twice, as {result[key]!r} and {value!r}")
+        result[key] = as_string(key, value)
+    clash = sorted(reserved & set(result))
+    if clash:
+        hint = " (use the max payload option)" if contract.MAX_PAYLOAD_ENV in clash else ""
+        raise LauncherError(
+            f"{', '.join(clash)}: set by SageMaker itself for this kind of job{hint}"
+        )
+    try:
+        serve_config_from_env(result)
+    except ConfigError as exc:
+        raise LauncherError(f"serving settings: {exc}") from None
+    return dict(sorted(result.items()))
+
+
+# --- batch transform limits ----------------------------------------------------------------
+# CreateTransformJob spells the strategy in CamelCase; /execution-parameters and the
+# SAGEMAKER_BATCH_STRATEGY variable use the upper-case form that ServeConfig parses.
+_API_BATCH_STRATEGY = {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}
+# CreateTransformJob: MaxPayloadInMB <= 100 and MaxConcurrentTransforms * MaxPayloadInMB
+# <= 100 (the API reference for MaxPayloadInMB).
+TRANSFORM_PAYLOAD_LIMIT_MB = 100
+
+
+@dataclass(frozen=True)
+class TransformLimits:
+    """The three values GET /execution-parameters reports, set explicitly on the job."""
+
+    max_concurrent_transforms: int
+    batch_strategy: str  # MULTI_RECORD or SINGLE_RECORD, as the container reports it
+    max_payload_in_mb: int
+
+    @property
+    def api_batch_strategy(self) -> str:
+        return _API_BATCH_STRATEGY[self.batch_strategy]
+
+
+def transform_limits(
+    instance_type: str,
+    environment: Mapping[str, str],
+    *,
+    region: str,
+    max_concurrent_transforms: int | None = None,
+    max_payload_mb: int | None = None,
+    batch_strategy: str = "MULTI_RECORD",
+) -> TransformLimits:
+    """Limits that match what the server will report on `instance_type`.
+
+    The server runs MODEL_SERVER_WORKERS workers, or one per GPU (one on CPU), and takes
+    one request per worker at a time; MaxConcurrentTransforms follows the same rule
+    unless given. MaxPayloadInMB defaults to the server's own default (6).
+    """
+    serve = serve_config_from_env(environment)
+    if batch_strategy not in _API_BATCH_STRATEGY:
+        raise LauncherError(
+            f"batch strategy {batch_strategy!r}: expected {' or '.join(_API_BATCH_STRATEGY)}"
+        )
+    if max_concurrent_transforms is None:
+        max_concurrent_transforms = serve.workers or gpu_count(instance_type, region) or 1
+    if max_payload_mb is None:
+        max_payload_mb = int(ServeConfig().max_payload_mb)
+    if isinstance(max_payload_mb, bool) or not isinstance(max_payload_mb, int):
+        raise LauncherError(f"max payload {max_payload_mb!r}: expected a whole number of MB")
+    if not 1 <= max_payload_mb <= TRANSFORM_PAYLOAD_LIMIT_MB:
+        raise LauncherError(
+            f"max payload {max_payload_mb} MB: expected 1 to {TRANSFORM_PAYLOAD_LIMIT_MB}"
+        )
+    if max_concurrent_transforms < 1:
+        raise LauncherError(
+            f"max concurrent transforms {max_concurrent_transforms}: expected at least 1"
+        )
+    if max_concurrent_transforms * max_payload_mb > TRANSFORM_PAYLOAD_LIMIT_MB:
+        raise LauncherError(
+            f"max concurrent transforms ({max_concurrent_transforms}) x max payload "
+            f"({max_payload_mb} MB) is over SageMaker's {TRANSFORM_PAYLOAD_LIMIT_MB} MB per "
+            "instance: lower one of them"
+        )
+    return TransformLimits(max_concurrent_transforms, batch_strategy, max_payload_mb)
+
+
+def gpu_count(instance_type: str, region: str) -> int:
+    """GPUs of an instance type from the SageMaker SDK's table; 0 if it does not list it."""
+    from sagemaker.core import instance_types_gpu_info
+
+    info = instance_types_gpu_info.retrieve(region).get(instance_type) or {}
+    return int(info.get("Count", 0))

@@ -1,0 +1,594 @@
+"""The launcher against a real moto server on loopback: what did the AWS side receive?
+
+One ThreadedMotoServer per module on 127.0.0.1; boto3 and the SageMaker SDK reach it
+through AWS_ENDPOINT_URL with fake credentials. Each test reads back what moto stored
+(describe_*), and where moto does not keep a field, the request body the SDK sent, taken
+from botocore's before-send event on the session handed to the launcher.
+
+Where moto falls short of SageMaker (each is worked around here, never in the launcher):
+- DescribeModel/DescribeEndpointConfig/DescribeEndpoint answer an unset VpcConfig or
+  DataCaptureConfig as `{}`; SageMaker leaves them out, and the SDK's resources reject
+  the empty form. The fixture drops empty structures from those answers.
+- CreateTrainingJob replaces AlgorithmSpecification.MetricDefinitions with a fixed
+  `test:dcg` entry, so metric definitions are checked on the request.
+- iam:SimulatePrincipalPolicy is not implemented, so the SDK's client-side role check is
+  switched off with SAGEMAKER_VALIDATE_ROLE=false.
+- Jobs are Completed and endpoints InService at once, so waits end on the first poll;
+  waiting and timeouts on a running job are covered in tests/unit/test_launcher_waiting.py.
+- CreateEndpointConfig accepts only an old list of instance types (no ml.g5), so the
+  tests deploy on ml.g4dn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import boto3
+import botocore.loaders
+import botocore.session
+import pytest
+import requests
+from botocore.exceptions import ClientError
+from text_classifier import logs
+
+import launcher
+from launcher import metrics
+from launcher.__main__ import main
+from tests import helpers
+
+REGION = "us-east-1"
+BUCKET = "launcher-test-data"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/text-classifier:latest"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
+TRAIN = f"s3://{BUCKET}/data/train/"
+VALIDATION = f"s3://{BUCKET}/data/validation/"
+PRETRAINED = f"s3://{BUCKET}/backbones/minilm/"
+GPU_INSTANCE = "ml.g4dn.xlarge"  # moto's instance list has no ml.g5
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.responses import SageMakerResponse
+    from moto.server import ThreadedMotoServer
+
+    def omit_empty_structures(describe):
+        def patched(self):
+            return ActionResult({k: v for k, v in describe(self).result.items() if v != {}})
+
+        return patched
+
+    home = tmp_path_factory.mktemp("aws")
+    port = helpers.free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("describe_model", "describe_endpoint_config", "describe_endpoint"):
+            mp.setattr(
+                SageMakerResponse, name, omit_empty_structures(getattr(SageMakerResponse, name))
+            )
+        for name in ("AWS_PROFILE", "AWS_REGION", "SAGEMAKER_ROLE_ARN", "IMAGE_URI", "no_proxy"):
+            mp.delenv(name, raising=False)
+        env = {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": str(home / "no-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-credentials"),
+            "SAGEMAKER_VALIDATE_ROLE": "false",
+            # Anything but loopback goes to a closed port and fails at once (the SDK's
+            # telemetry, say): the tests talk to moto and nothing else.
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+        for key, value in env.items():
+            mp.setenv(key, value)
+        server.start()
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+        yield f"http://127.0.0.1:{port}"
+        server.stop()
+
+
+@dataclass
+class Call:
+    service: str
+    operation: str
+    url: str
+    headers: dict
+    body: bytes
+
+
+@dataclass
+class Recorder:
+    """A boto3 session whose every request is kept, as it goes on the wire."""
+
+    session: boto3.Session
+    calls: list[Call] = field(default_factory=list)
+
+    def record(self, request, event_name, **_):
+        _, service, operation = event_name.split(".", 2)
+        body = request.body if isinstance(request.body, bytes) else (request.body or b"")
+        headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        self.calls.append(Call(service, operation, request.url, headers, body))
+
+    def sent(self, operation: str) -> list[dict]:
+        return [json.loads(c.body) for c in self.calls if c.operation == operation]
+
+    def operations(self) -> list[str]:
+        return [c.operation for c in self.calls]
+
+
+# One loader for all the sessions the tests make: botocore then parses its (large)
+# SageMaker and endpoint JSON once, not once per session.
+_LOADER = botocore.loaders.create_loader()
+
+
+def new_session() -> boto3.Session:
+    core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER)
+    return boto3.Session(botocore_session=core, region_name=REGION)
+
+
+@pytest.fixture
+def aws(moto) -> Recorder:
+    recorder = Recorder(new_session())
+    recorder.session.events.register("before-send", recorder.record)
+    return recorder
+
+
+@pytest.fixture(scope="module")
+def sm(moto):
+    return new_session().client("sagemaker")
+
+
+def described(response: dict) -> dict:
+    response.pop("ResponseMetadata", None)
+    return response
+
+
+def launch_training(aws: Recorder, **overrides):
+    args = dict(
+        train=TRAIN,
+        validation=VALIDATION,
+        pretrained=PRETRAINED,
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=aws.session,
+        wait=False,
+    )
+    return launcher.train(**{**args, **overrides})
+
+
+# --- training --------------------------------------------------------------------------
+def test_training_job_gets_our_image_string_hyperparameters_channels_spot_and_tensorboard(aws, sm):
+    job = launch_training(
+        aws,
+        hyperparameters={"epochs": 3, "learning_rate": 5e-5, "class_weighting": False},
+        instance_type="ml.g5.2xlarge",
+        instance_count=2,
+        volume_size_gb=80,
+        max_run_seconds=7200,
+        spot=True,
+        checkpoint_s3_uri=f"s3://{BUCKET}/checkpoints/run-1/",
+        output_s3_uri=f"s3://{BUCKET}/models",
+    )
+    d = described(sm.describe_training_job(TrainingJobName=job.name))
+
+    assert d["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    assert d["AlgorithmSpecification"]["TrainingInputMode"] == "File"
+    assert d["RoleArn"] == ROLE
+    assert d["HyperParameters"] == {
+        "class_weighting": "false",
+        "epochs": "3",
+        "learning_rate": "5e-05",
+    }
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in d["InputDataConfig"]}
+    assert {name: src["S3Uri"] for name, src in channels.items()} == {
+        "train": TRAIN,
+        "validation": VALIDATION,
+        "pretrained": PRETRAINED,
+    }
+    assert {src["S3DataType"] for src in channels.values()} == {"S3Prefix"}
+    assert d["ResourceConfig"] == {
+        "InstanceType": "ml.g5.2xlarge",
+        "InstanceCount": 2,
+        "VolumeSizeInGB": 80,
+    }
+    assert d["EnableManagedSpotTraining"] is True
+    assert d["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400}
+    assert d["CheckpointConfig"] == {
+        "S3Uri": f"s3://{BUCKET}/checkpoints/run-1/",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    assert d["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/models"
+    assert d["TensorBoardOutputConfig"] == {
+        "S3OutputPath": f"s3://{BUCKET}/models/tensorboard",
+        "LocalPath": "/opt/ml/output/tensorboard",
+    }
+    assert job.name.startswith("text-classifier-")
+    # moto stores its own MetricDefinitions, so check what the SDK sent.
+    (request,) = aws.sent("CreateTrainingJob")
+    assert request["AlgorithmSpecification"]["MetricDefinitions"] == metrics.metric_definitions()
+    assert request["HyperParameters"] == d["HyperParameters"]
+
+
+def test_on_demand_training_defaults_output_next_to_the_data_without_spot(aws, sm):
+    job = launch_training(aws, hyperparameters=None, validation=None, pretrained=None)
+    d = described(sm.describe_training_job(TrainingJobName=job.name))
+    assert d["EnableManagedSpotTraining"] is False
+    assert "CheckpointConfig" not in d
+    assert d["HyperParameters"] == {}
+    assert [c["ChannelName"] for c in d["InputDataConfig"]] == ["train"]
+    assert d["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/text-classifier"
+    assert d["StoppingCondition"] == {"MaxRuntimeInSeconds": 24 * 3600}
+    assert d["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
+
+
+def test_wait_streams_the_job_log_and_reports_status_metrics_and_model(aws, capsys):
+    job = launch_training(aws)
+    assert job.status == "Completed"  # moto finishes jobs at once
+    # The lines training writes, in the job's CloudWatch stream as SageMaker names it.
+    client = aws.session.client("logs")
+    group, stream = "/aws/sagemaker/TrainingJobs", f"{job.name}/algo-1-1700000000"
+    with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
+        client.create_log_group(logGroupName=group)
+    client.create_log_stream(logGroupName=group, logStreamName=stream)
+    lines = [
+        logs.kv(epoch=1, train_loss=0.91, val_loss=0.8, val_f1=0.5, train_samples_per_sec=45.12),
+        logs.kv(epoch=2, train_loss=0.41, val_loss=0.38, val_f1=0.83, train_samples_per_sec=46.0),
+    ]
+    now = int(time.time() * 1000)
+    client.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
+    )
+    capsys.readouterr()
+
+    info = launcher.wait_for_training(job.name, boto_session=aws.session, poll_seconds=0.01)
+
+    out = capsys.readouterr().out
+    assert f"training job {job.name}: Completed" in out
+    for line in lines:
+        assert f"[algo-1-1700000000] {line}" in out
+    assert info.model_data == f"s3://{BUCKET}/text-classifier/{job.name}/output/model.tar.gz"
+    assert f"model: {info.model_data}" in out
+    assert "final metrics" in out  # moto reports its own train:progress metric
+    # A zero timeout still reports a job that has finished: status comes before the clock.
+    assert launcher.wait_for_training(job.name, boto_session=aws.session, timeout_seconds=0)
+
+
+def test_train_waits_by_default_and_returns_the_completed_job(aws):
+    info = launch_training(aws, wait=True, poll_seconds=0.01, logs=False)
+    assert info.status == "Completed"
+    assert info.model_data.endswith(f"/{info.name}/output/model.tar.gz")
+
+
+def test_missing_role_is_refused_before_any_request(aws, sm, monkeypatch):
+    before = len(sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"])
+    with pytest.raises(launcher.LauncherError, match="no IAM role"):
+        launch_training(aws, role=None)
+    with pytest.raises(launcher.LauncherError, match="no image URI"):
+        launch_training(aws, image_uri=None)
+    with pytest.raises(launcher.LauncherError, match="epochs='0' is out of range"):
+        launch_training(aws, hyperparameters={"epochs": 0})
+    assert aws.calls == []
+    assert len(sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]) == before
+
+
+# --- the CLI as users run it ---------------------------------------------------------------
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "launcher", *args],
+        cwd=str(helpers.ROOT),
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_train_no_wait_creates_the_job_and_returns(sm):
+    result = run_cli(
+        "train",
+        "--train", TRAIN,
+        "--hp", "epochs=2",
+        "--hp", "pooling=cls",
+        "--role", ROLE,
+        "--image-uri", IMAGE,
+        "--spot",
+        "--checkpoint-s3-uri", f"s3://{BUCKET}/checkpoints/cli/",
+        "--base-job-name", "cli-run",
+        "--no-wait",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    name = result.stdout.split("training job ", 1)[1].split()[0]
+    d = described(sm.describe_training_job(TrainingJobName=name))
+    assert name.startswith("cli-run-")
+    assert d["HyperParameters"] == {"epochs": "2", "pooling": "cls"}
+    assert d["EnableManagedSpotTraining"] is True
+    assert d["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+    assert "Completed" not in result.stdout  # --no-wait: no status polling
+
+
+def test_cli_refuses_a_launch_without_role_or_region_before_any_request(sm):
+    before = len(sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"])
+    result = run_cli(
+        "train", "--train", TRAIN, "--image-uri", IMAGE, env={"AWS_DEFAULT_REGION": ""}
+    )
+    assert result.returncode == 2
+    assert "no AWS region" in result.stderr and "no IAM role" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]) == before
+
+
+# --- hosting -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(moto) -> str:
+    """A (moto: at once Completed) training job with a model.tar.gz to deploy."""
+    return launcher.train(
+        train=TRAIN, role=ROLE, image_uri=IMAGE, boto_session=new_session(), wait=False
+    ).name
+
+
+def deployed(trained: str, name: str, **overrides) -> str:
+    args = dict(
+        training_job=trained,
+        name=name,
+        instance_type=GPU_INSTANCE,
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=new_session(),
+        wait=False,
+    )
+    return launcher.deploy(**{**args, **overrides}).endpoint_name
+
+
+@pytest.fixture(scope="module")
+def endpoint(trained) -> str:
+    return deployed(trained, "shared-endpoint")
+
+
+def test_deploy_realtime_creates_model_config_and_endpoint(aws, sm, trained):
+    dep = launcher.deploy(
+        training_job=trained,
+        name="rt-endpoint",
+        instance_type=GPU_INSTANCE,
+        instance_count=2,
+        serving={"workers": 1, "max_batch_size": 64, "max_batch_delay_ms": 5, "precision": "bf16"},
+        env={"LOG_LEVEL": "DEBUG"},
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=aws.session,
+        poll_seconds=0.01,
+    )
+    assert dep.status == "InService"
+    model = described(sm.describe_model(ModelName="rt-endpoint"))
+    job = sm.describe_training_job(TrainingJobName=trained)
+    assert model["PrimaryContainer"]["Image"] == IMAGE
+    assert model["PrimaryContainer"]["ModelDataUrl"] == job["ModelArtifacts"]["S3ModelArtifacts"]
+    assert model["PrimaryContainer"]["Environment"] == {
+        "LOG_LEVEL": "DEBUG",
+        "MODEL_SERVER_MAX_BATCH_DELAY_MS": "5",
+        "MODEL_SERVER_MAX_BATCH_SIZE": "64",
+        "MODEL_SERVER_PRECISION": "bf16",
+        "MODEL_SERVER_WORKERS": "1",
+    }
+    assert model["ExecutionRoleArn"] == ROLE
+    config = described(sm.describe_endpoint_config(EndpointConfigName="rt-endpoint"))
+    assert config["ProductionVariants"] == [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": "rt-endpoint",
+            "InitialInstanceCount": 2,
+            "InstanceType": GPU_INSTANCE,
+        }
+    ]
+    assert "AsyncInferenceConfig" not in config
+    endpoint = described(sm.describe_endpoint(EndpointName="rt-endpoint"))
+    assert endpoint["EndpointConfigName"] == "rt-endpoint"
+    assert endpoint["EndpointStatus"] == "InService"
+
+
+def test_deploy_async_sets_the_output_paths(aws, sm, trained):
+    launcher.deploy(
+        training_job=trained,
+        name="async-endpoint",
+        mode="async",
+        instance_type=GPU_INSTANCE,
+        async_output_s3_uri=f"s3://{BUCKET}/async/out/",
+        async_failure_s3_uri=f"s3://{BUCKET}/async/failed/",
+        async_max_concurrent_invocations=4,
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=aws.session,
+        wait=False,
+    )
+    config = sm.describe_endpoint_config(EndpointConfigName="async-endpoint")
+    assert config["AsyncInferenceConfig"] == {
+        "OutputConfig": {
+            "S3OutputPath": f"s3://{BUCKET}/async/out/",
+            "S3FailurePath": f"s3://{BUCKET}/async/failed/",
+        },
+        "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 4},
+    }
+    assert config["ProductionVariants"][0]["InstanceType"] == GPU_INSTANCE
+    assert sm.describe_endpoint(EndpointName="async-endpoint")["EndpointStatus"] == "InService"
+
+
+def test_deploy_serverless_sends_memory_and_concurrency_through_boto3(aws, sm, trained):
+    launcher.deploy(
+        training_job=trained,
+        name="serverless-endpoint",
+        mode="serverless",
+        serverless_memory_mb=4096,
+        serverless_max_concurrency=10,
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=aws.session,
+        wait=False,
+    )
+    config = sm.describe_endpoint_config(EndpointConfigName="serverless-endpoint")
+    assert config["ProductionVariants"] == [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": "serverless-endpoint",
+            "ServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 10},
+        }
+    ]
+
+
+def test_deploy_from_an_unknown_training_job_creates_nothing(aws):
+    with pytest.raises(ClientError, match="never-ran"):
+        launcher.deploy(
+            training_job="never-ran", role=ROLE, image_uri=IMAGE, boto_session=aws.session
+        )
+    assert aws.operations() == ["DescribeTrainingJob"]
+
+
+def test_invoke_sends_the_payload_and_content_type(aws, moto, endpoint):
+    requests.post(
+        f"{moto}/moto-api/static/sagemaker/endpoint-results",
+        json={"results": [{"Body": '{"label": "billing"}', "ContentType": "application/json"}]},
+        timeout=10,
+    )
+    response = launcher.invoke(
+        endpoint, "text\nmy card was charged twice\n", content_type="text/csv",
+        accept="application/json", boto_session=aws.session,
+    )  # fmt: skip
+    assert response.json() == {"label": "billing"}
+    assert response.content_type == "application/json"
+    (call,) = aws.calls
+    assert (call.service, call.operation) == ("sagemaker-runtime", "InvokeEndpoint")
+    assert call.url.endswith(f"/endpoints/{endpoint}/invocations")
+    assert call.body == b"text\nmy card was charged twice\n"
+    assert call.headers["Content-Type"] == "text/csv"
+    assert call.headers["Accept"] == "application/json"
+
+
+def test_invoke_async_uploads_the_payload_and_reads_the_response(aws, trained):
+    name = deployed(trained, "async-invoked", mode="async", async_output_s3_uri=f"s3://{BUCKET}/o/")
+    response = launcher.invoke_async(
+        name,
+        {"text": "where is my parcel"},
+        input_s3_uri=f"s3://{BUCKET}/async/in/",
+        boto_session=aws.session,
+        poll_seconds=0.01,
+    )
+    assert response.json() == {"default": "response"}  # moto's canned async answer
+    (sent,) = [c.headers for c in aws.calls if c.operation == "InvokeEndpointAsync"]
+    key = sent["X-Amzn-SageMaker-InputLocation"].split(f"s3://{BUCKET}/", 1)[1]
+    assert key.startswith("async/in/") and key.endswith(".json")
+    uploaded = aws.session.client("s3").get_object(Bucket=BUCKET, Key=key)
+    assert json.loads(uploaded["Body"].read()) == {"text": "where is my parcel"}
+    assert sent["X-Amzn-SageMaker-Content-Type"] == "application/json"
+
+
+def test_cli_invoke_prints_the_response(moto, endpoint, tmp_path, capsys):
+    requests.post(
+        f"{moto}/moto-api/static/sagemaker/endpoint-results",
+        json={"results": [{"Body": '[{"label": "shipping"}]', "ContentType": "application/json"}]},
+        timeout=10,
+    )
+    payload = tmp_path / "texts.jsonl"
+    payload.write_text('{"text": "parcel lost"}\n')
+    assert main(["invoke", "--endpoint", endpoint, "--file", str(payload)]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"label": "shipping"}]
+
+
+# --- batch transform -----------------------------------------------------------------------
+def test_transform_sets_split_batching_and_the_execution_parameter_limits(aws, sm, endpoint):
+    info = launcher.transform(
+        model_name=endpoint,
+        input_s3_uri=f"s3://{BUCKET}/batch/in/",
+        output_s3_uri=f"s3://{BUCKET}/batch/out/",
+        content_type="application/jsonlines",
+        name="batch-1",
+        instance_type="ml.g4dn.12xlarge",
+        instance_count=2,
+        serving={"max_batch_size": 128},
+        boto_session=aws.session,
+        poll_seconds=0.01,
+    )
+    assert info.status == "Completed"
+    d = described(sm.describe_transform_job(TransformJobName="batch-1"))
+    assert d["ModelName"] == endpoint
+    assert d["TransformInput"] == {
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/batch/in/"}
+        },
+        "ContentType": "application/jsonlines",
+        "SplitType": "Line",
+    }
+    assert d["TransformOutput"] == {
+        "S3OutputPath": f"s3://{BUCKET}/batch/out/",
+        "Accept": "application/jsonlines",
+        "AssembleWith": "Line",
+    }
+    assert d["TransformResources"] == {"InstanceType": "ml.g4dn.12xlarge", "InstanceCount": 2}
+    # ml.g4dn.12xlarge has 4 GPUs: the server runs 4 workers, one request each.
+    assert (d["MaxConcurrentTransforms"], d["BatchStrategy"], d["MaxPayloadInMB"]) == (
+        4,
+        "MultiRecord",
+        6,
+    )
+    assert d["Environment"] == {"MODEL_SERVER_MAX_BATCH_SIZE": "128"}
+    assert aws.sent("CreateModel") == []  # it used the existing model
+
+
+def test_cli_transform_from_a_training_job_creates_the_model_first(sm, trained, capsys):
+    code = main(
+        [
+            "transform",
+            "--training-job", trained,
+            "--input", f"s3://{BUCKET}/batch/csv/",
+            "--output", f"s3://{BUCKET}/batch/csv-out/",
+            "--content-type", "text/csv",
+            "--name", "batch-csv",
+            "--instance-type", "ml.m5.xlarge",
+            "--workers", "2",
+            "--max-payload-mb", "20",
+            "--role", ROLE,
+            "--image-uri", IMAGE,
+            "--no-wait",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    d = described(sm.describe_transform_job(TransformJobName="batch-csv"))
+    assert d["ModelName"] == "batch-csv"
+    assert sm.describe_model(ModelName="batch-csv")["PrimaryContainer"]["Image"] == IMAGE
+    assert d["TransformInput"]["ContentType"] == "text/csv"
+    assert d["TransformOutput"]["Accept"] == "text/csv"
+    assert (d["MaxConcurrentTransforms"], d["MaxPayloadInMB"]) == (2, 20)  # two workers
+    assert d["Environment"] == {"MODEL_SERVER_WORKERS": "2"}
+
+
+# --- delete --------------------------------------------------------------------------------
+def test_delete_removes_endpoint_config_and_model(aws, sm, trained):
+    name = deployed(trained, "to-delete")
+    deleted = launcher.delete(name, boto_session=aws.session)
+    assert deleted == [f"endpoint {name}", f"endpoint config {name}", f"model {name}"]
+    for call, kwargs in (
+        (sm.describe_endpoint, {"EndpointName": name}),
+        (sm.describe_endpoint_config, {"EndpointConfigName": name}),
+        (sm.describe_model, {"ModelName": name}),
+    ):
+        with pytest.raises(ClientError):
+            call(**kwargs)
+
+
+def test_cli_delete_can_keep_the_model(sm, trained, capsys):
+    name = deployed(trained, "to-delete-keep-model", mode="serverless")
+    assert main(["delete", "--endpoint", name, "--keep-model"]) == 0
+    with pytest.raises(ClientError):
+        sm.describe_endpoint(EndpointName=name)
+    assert sm.describe_model(ModelName=name)["ModelName"] == name
+    assert f"deleted endpoint config {name}" in capsys.readouterr().out
