@@ -45,8 +45,12 @@ def long_texts(n: int, seed: int) -> list[str]:
 
 
 def train_model(base: Path) -> Path:
-    helpers.write_sample_job(base, {"epochs": "1", "max_length": "128", "batch_size": "16"}, 320, 80)
-    print("training the MiniLM classifier for the benchmark (1 epoch, max_length 128) ...", flush=True)
+    helpers.write_sample_job(
+        base, {"epochs": "1", "max_length": "128", "batch_size": "16"}, 320, 80
+    )
+    print(
+        "training the MiniLM classifier for the benchmark (1 epoch, max_length 128) ...", flush=True
+    )
     result = helpers.run_entry("train", base, timeout=1800)
     if result.returncode != 0:
         sys.exit(f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -74,7 +78,9 @@ def in_process(model_dir: Path, precision: str, texts: list[str]) -> dict:
         row = {"batch": batch, "throughput": throughput}
         if batch == 1:
             best["batch1_ms"] = statistics.median(latencies) * 1000
-        print(f"  in-process {precision:5s} batch {batch:2d}: {throughput:6.1f} texts/s", flush=True)
+        print(
+            f"  in-process {precision:5s} batch {batch:2d}: {throughput:6.1f} texts/s", flush=True
+        )
         if throughput > best["throughput"]:
             best.update(row)
     return best
@@ -110,12 +116,25 @@ def _ms(text: str) -> float:
 
 def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "--timeout", "30s", "-s", str(script), url],
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
+    if len(percentiles) != 2:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -151,8 +170,12 @@ def cold_start(base: Path, runs: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, help="a trained model/ folder (default: train one)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, help="a trained model/ folder (default: train one)"
+    )
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -180,7 +203,10 @@ def main() -> None:
 
     reference = Model(model_dir, "fp32", "cpu", THREADS).predict_proba(held_out).argmax(-1)
     agree = {p: agreement(model_dir, p, held_out, reference) for p in ("int8", "bf16")}
-    print("  argmax agreement with fp32 on 500 held-out texts: " + ", ".join(f"{p} {a:.2%}" for p, a in agree.items()))
+    print(
+        "  argmax agreement with fp32 on 500 held-out texts: "
+        + ", ".join(f"{p} {a:.2%}" for p, a in agree.items())
+    )
 
     limit = {p: in_process(model_dir, p, texts) for p in ("fp32", "int8")}
     script = wrk_script(random.Random(0).sample(texts, 64), work / "post.lua")
@@ -192,9 +218,21 @@ def main() -> None:
     fp32_limit = limit["fp32"]["throughput"]
     rows = [
         ("in-process fp32 limit (texts/s)", fp32_limit, f"batch {limit['fp32']['batch']}"),
-        ("in-process int8 limit (texts/s)", limit["int8"]["throughput"], f"batch {limit['int8']['batch']}"),
-        ("served fp32 c=16 / in-process fp32", served_fp32[16]["rps"] / fp32_limit, "target >= 1.0"),
-        ("served default(int8) c=16 / in-process fp32", served_default[16]["rps"] / fp32_limit, "target >= 1.8"),
+        (
+            "in-process int8 limit (texts/s)",
+            limit["int8"]["throughput"],
+            f"batch {limit['int8']['batch']}",
+        ),
+        (
+            "served fp32 c=16 / in-process fp32",
+            served_fp32[16]["rps"] / fp32_limit,
+            "target >= 1.0",
+        ),
+        (
+            "served default(int8) c=16 / in-process fp32",
+            served_default[16]["rps"] / fp32_limit,
+            "target >= 1.8",
+        ),
         (
             "served fp32 p50 c=1 - in-process fp32 batch-1 (ms)",
             served_fp32[1]["p50_ms"] - limit["fp32"]["batch1_ms"],

@@ -40,7 +40,18 @@ class _NativeRunner:
     def __call__(self, fn: Callable, *args):
         if self._pool is None:
             return fn(*args)  # already on a plain thread: just call it
-        return self._pool.apply(fn, args)
+        ok, value = self._pool.apply(_capture, (fn, args))
+        if not ok:
+            raise value
+        return value
+
+
+def _capture(fn: Callable, args: tuple) -> tuple[bool, Any]:
+    """Hand exceptions back as values: gevent's pool would print each one again."""
+    try:
+        return True, fn(*args)
+    except BaseException as exc:  # noqa: BLE001 - re-raised on the calling side
+        return False, exc
 
 
 class _Request:

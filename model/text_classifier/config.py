@@ -105,7 +105,7 @@ class ServeConfig:
     )
     precision: str = _opt(
         "auto",
-        "inference precision; auto is bf16 on a GPU that has it, int8 on CPU",
+        "inference precision; auto is bf16 where the CPU or GPU computes in it, else fp16 (GPU) or fp32",
         choices=("auto", "fp32", "bf16", "fp16", "int8"),
         env=contract.PRECISION_ENV,
     )

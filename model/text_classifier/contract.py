@@ -56,7 +56,8 @@ PRETRAINED_CHANNEL = "pretrained"
 
 # --- paths ----------------------------------------------------------------------------
 def base_dir() -> Path:
-    return Path(os.environ.get(BASE_DIR_ENV, DEFAULT_BASE_DIR))
+    """Absolute, so that child processes with another working directory agree."""
+    return Path(os.environ.get(BASE_DIR_ENV, DEFAULT_BASE_DIR)).absolute()
 
 
 def config_dir() -> Path:

@@ -87,6 +87,7 @@ def child_env(cfg: ServeConfig, socket: Path, gpus: int) -> dict[str, str]:
             contract.THREADS_ENV: str(cfg.threads),
             contract.DEVICE_ENV: cfg.device,
             contract.MAX_PAYLOAD_ENV: str(cfg.max_payload_mb),
+            contract.BASE_DIR_ENV: str(contract.base_dir()),  # gunicorn runs from PROGRAM_DIR
             SOCKET_ENV: f"unix:{socket}",
             GPUS_ENV: str(gpus if cfg.device == "cuda" else 0),
             "OMP_NUM_THREADS": str(cfg.threads),

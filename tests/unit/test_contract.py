@@ -71,3 +71,9 @@ def test_nothing_else_spells_opt_ml():
         and "/opt/ml" in p.read_text(errors="ignore")
     ]
     assert offenders == []
+
+
+def test_relative_base_dir_becomes_absolute(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", "local/tree")
+    assert contract.model_dir() == tmp_path / "local" / "tree" / "model"

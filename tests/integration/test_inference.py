@@ -1,0 +1,57 @@
+"""The in-process model (no HTTP): every precision loads and answers sensibly."""
+
+import pytest
+import torch
+from text_classifier import artifacts
+from text_classifier.errors import UserError
+from text_classifier.inference import Model
+
+from tests import helpers
+
+TEXTS = ["my package never arrived", "refund my card please", "app crashes", "reset my password"]
+
+
+@pytest.fixture(scope="module")
+def fp32(trained_model):
+    return Model(trained_model / "model", "fp32", "cpu", threads=1, max_batch_size=2)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precisions_stay_close_to_fp32(trained_model, fp32, precision):
+    model = Model(trained_model / "model", precision, "cpu", threads=1)
+    model.warm_up()
+    a, b = fp32.predict_proba(TEXTS), model.predict_proba(TEXTS)
+    assert b.shape == (4, 4) and b.dtype == torch.float32
+    assert torch.allclose(b.sum(-1), torch.ones(4), atol=1e-4)
+    assert (a - b).abs().max() < 0.1
+
+
+def test_chunks_of_similar_length_keep_input_order(fp32):
+    texts = [t * (i + 1) for i, t in enumerate(TEXTS * 3)]  # 12 texts > max_batch_size 2
+    together = fp32.predict_proba(texts)
+    alone = torch.cat([fp32.predict_proba([t]) for t in texts])
+    assert torch.allclose(together, alone, atol=1e-4)
+
+
+def test_serving_never_imports_lightning(trained_model):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from text_classifier.inference import Model;"
+        f"Model(__import__('pathlib').Path({str(trained_model / 'model')!r}), 'fp32').warm_up();"
+        "assert 'lightning' not in sys.modules and 'pytorch_lightning' not in sys.modules, 'lightning imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(helpers.MODEL_DIR)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_gpu_only_precisions_are_refused_on_cpu(trained_model):
+    with pytest.raises(UserError, match="fp16 needs a GPU"):
+        Model(trained_model / "model", "fp16", "cpu")
+
+
+def test_labels_come_from_the_model_dir(trained_model, fp32):
+    assert fp32.labels == artifacts.read_spec(trained_model / "model").labels
