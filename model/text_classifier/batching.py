@@ -50,7 +50,7 @@ def _capture(fn: Callable, args: tuple) -> tuple[bool, Any]:
     """Hand exceptions back as values: gevent's pool would print each one again."""
     try:
         return True, fn(*args)
-    except BaseException as exc:  # noqa: BLE001 - re-raised on the calling side
+    except BaseException as exc:
         return False, exc
 
 
