@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration lint format bench-train bench-serve clean
+.PHONY: help setup demo test test-unit test-integration lint format readme bench-train bench-serve clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -48,8 +48,12 @@ format: $(STAMP) ## apply ruff's fixes and format
 bench-train: $(STAMP) ## training samples/s: the train entry point vs a bare PyTorch loop
 	$(PY) benchmarks/bench_train.py
 
-bench-serve: $(STAMP) ## serving throughput, latency and cold start through nginx
+bench-serve: $(STAMP) ## serving throughput, latency and cold start through nginx (wrk)
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) benchmarks/bench_serve.py
+
+readme: $(STAMP) ## regenerate the README's hyperparameter and serving tables
+	$(PY) scripts/update_readme.py
 
 clean: ## remove the venv, caches and local_test outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir

@@ -217,5 +217,6 @@ def describe(cls) -> list[tuple[str, str, str]]:
     for f in fields(cls):
         default = "" if f.default is MISSING else str(f.default)
         name = f.metadata["env"] or f.name
-        rows.append((name, default, f"{f.metadata['help']} ({_describe(f)})"))
+        allowed = "" if f.type == "str" and not f.metadata["choices"] else f" ({_describe(f)})"
+        rows.append((name, default, f.metadata["help"] + allowed))
     return rows

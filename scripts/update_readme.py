@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Regenerate the README's hyperparameter and serving tables from the config dataclasses.
+
+    python scripts/update_readme.py          (make readme)
+
+tests/unit/test_readme.py fails when the README and the dataclasses disagree.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "model"))
+
+from text_classifier.config import ServeConfig, TrainConfig, describe  # noqa: E402
+
+SECTIONS = {"hyperparameters": (TrainConfig, "hyperparameter"), "serving": (ServeConfig, "variable")}
+
+
+def table(cls, first: str) -> str:
+    lines = [f"| {first} | default | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{name}` | `{default}` | {meaning} |" for name, default, meaning in describe(cls)]
+    return "\n".join(lines)
+
+
+def render(text: str) -> str:
+    for marker, (cls, first) in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- {marker}:start[^\n]*-->\n).*?(<!-- {marker}:end -->)", re.S)
+        text = pattern.sub(lambda m, c=cls, f=first: m.group(1) + table(c, f) + "\n" + m.group(2), text)
+    return text
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    readme.write_text(render(readme.read_text()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""The README's tables are generated from the config dataclasses: they cannot drift."""
+
+from pathlib import Path
+
+from scripts import update_readme
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_tables_match_the_config_dataclasses():
+    text = (ROOT / "README.md").read_text()
+    assert update_readme.render(text) == text, "run `make readme` to regenerate the tables"
+    assert "| `epochs` |" in text and "| `MODEL_SERVER_WORKERS` |" in text
