@@ -130,8 +130,9 @@ class Model:
         return out
 
     def warm_up(self) -> None:
-        """One forward pass at the largest shape, so the first request is not slow."""
+        """Two small forward passes (one at full length) so the first request pays no
+        one-off initialisation; a ready /ping promises a working model."""
         started = time.perf_counter()
-        self._forward([WARM_UP_TEXT * 8] * min(self.max_batch_size, 8))
-        self._forward([WARM_UP_TEXT])
+        self._forward([WARM_UP_TEXT * 64])
+        self._forward([WARM_UP_TEXT, "ok"])
         log.info("warm-up %s", logs.kv(seconds=round(time.perf_counter() - started, 3)))
