@@ -56,6 +56,9 @@ class TrainConfig:
         0.1, "share of steps with a linear warm-up, then linear decay", lo=0.0, hi=1.0
     )
     gradient_accumulation: int = _opt(1, "batches summed per optimiser step", lo=1, hi=1024)
+    group_by_length: bool = _opt(
+        True, "batch texts of similar length together (less padding), in shuffled order"
+    )
     class_weighting: bool = _opt(True, "weigh the loss by inverse class frequency")
     early_stopping_patience: int = _opt(
         3, "epochs without val_f1 improvement before stopping; 0 turns it off", lo=0, hi=10_000
