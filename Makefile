@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration lint format bench-train bench-serve clean
+.PHONY: help setup demo test test-unit test-integration lint format bench-train bench-serve bench-defaults clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ bench-train: $(STAMP) ## training samples/s: the train entry point vs a bare PyT
 
 bench-serve: $(STAMP) ## serving throughput, latency and cold start through nginx
 	$(PY) benchmarks/bench_serve.py
+
+bench-defaults: $(STAMP) ## default hyperparameters vs a plain fine-tune on real text (~10 min CPU)
+	@test -f /usr/share/games/fortunes/computers || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fortunes >/dev/null; }
+	$(PY) benchmarks/eval_defaults.py
 
 clean: ## remove the venv, caches and local_test outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir
