@@ -93,14 +93,16 @@ def score(model_dir: Path, texts: list[str], labels: list[str], batch_size: int 
     tokenizer = load_tokenizer(model_dir / artifacts.TOKENIZER)
     index = {str(name): i for i, name in enumerate(spec.labels)}
     y_true = np.array([index[label] for label in labels], dtype=np.int64)
+    order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths: less padding
+    y_pred = np.zeros(len(texts), dtype=np.int64)
     started = time.perf_counter()
-    preds = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = encode(tokenizer, texts[start : start + batch_size], spec.text)
-            preds.append(net(batch["input_ids"], batch["attention_mask"]).argmax(-1))
+            rows = order[start : start + batch_size]
+            batch = encode(tokenizer, [texts[i] for i in rows], spec.text)
+            y_pred[rows] = net(batch["input_ids"], batch["attention_mask"]).argmax(-1).numpy()
     seconds = time.perf_counter() - started
-    report = evaluation.classification_report(y_true, torch.cat(preds).numpy(), spec.labels)
+    report = evaluation.classification_report(y_true, y_pred, spec.labels)
     report["predict_seconds"] = round(seconds, 2)
     return report
 
@@ -199,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         help="a configuration to run (repeatable); default: defaults and plain",
     )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per training run")
+    parser.add_argument("--train", type=int, default=400, help="training rows")
+    parser.add_argument("--validation", type=int, default=100, help="validation rows")
+    parser.add_argument("--test", type=int, default=400, help="held-out test rows")
     args = parser.parse_args(argv)
 
     from text_classifier.config import TrainConfig
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="eval_defaults_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        summary = real_data.build(work / "data", seed=args.seed)
+        summary = real_data.build(work / "data", args.seed, args.train, args.validation, args.test)
     except real_data.MissingPackage as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
