@@ -128,7 +128,7 @@ class LengthGroupedBatchSampler(BatchSampler):
     to a page most of the compute goes to padding (about 3.8 times the real tokens at
     max_length 256 and batch 16 on the fortunes benchmark). The sampler's order is cut
     into chunks of `chunk_batches` batches, each chunk sorted by length and cut into
-    batches, and the batches shuffled: the waste falls to about 1.4 times while every
+    batches, and the batches shuffled: the waste falls to about 1.6 times while every
     epoch still draws different batches. Lengths are characters, a free proxy for tokens.
 
     A `BatchSampler` over `sampler`, so Lightning can swap in a DistributedSampler.
