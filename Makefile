@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration lint format readme bench-train bench-serve clean
+.PHONY: help setup demo test test-unit test-integration lint format readme bench-train bench-serve bench-defaults clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -15,7 +15,8 @@ help: ## list the targets
 setup: $(STAMP) ## install nginx (apt) and the Python packages into .venv
 
 $(STAMP): requirements.txt requirements-dev.txt
-	@command -v nginx >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; }
+	@# nginx fronts the model server; fortunes is the real text bench-defaults and its test use.
+	@command -v nginx >/dev/null && test -f /usr/share/games/fortunes/computers || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx fortunes >/dev/null; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@# torch first, pinned: the CPU wheel. A bare `torch` would pull a multi-GB CUDA build.
@@ -54,6 +55,10 @@ bench-serve: $(STAMP) ## serving throughput, latency and cold start through ngin
 
 readme: $(STAMP) ## regenerate the README's hyperparameter and serving tables
 	$(PY) scripts/update_readme.py
+
+bench-defaults: $(STAMP) ## default hyperparameters vs a plain fine-tune on real text (~10 min CPU)
+	@test -f /usr/share/games/fortunes/computers || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fortunes >/dev/null; }
+	$(PY) benchmarks/eval_defaults.py
 
 clean: ## remove the venv, caches and local_test outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir

@@ -45,7 +45,7 @@ class TrainConfig:
     dropout: float = _opt(0.1, "dropout before the classification head", lo=0.0, hi=0.9)
     max_length: int = _opt(256, "tokens kept per text (longer texts are truncated)", lo=8, hi=4096)
     # optimisation
-    epochs: int = _opt(10, "passes over the training data", lo=1, hi=10_000)
+    epochs: int = _opt(6, "passes over the training data", lo=1, hi=10_000)
     batch_size: int = _opt(16, "texts per training step and device", lo=1, hi=65_536)
     learning_rate: float = _opt(1e-4, "peak AdamW learning rate", lo=0.0, hi=1.0)
     head_learning_rate: float = _opt(
@@ -56,9 +56,12 @@ class TrainConfig:
         0.1, "share of steps with a linear warm-up, then linear decay", lo=0.0, hi=1.0
     )
     gradient_accumulation: int = _opt(1, "batches summed per optimiser step", lo=1, hi=1024)
+    group_by_length: bool = _opt(
+        True, "batch texts of similar length together (less padding), in shuffled order"
+    )
     class_weighting: bool = _opt(True, "weigh the loss by inverse class frequency")
     early_stopping_patience: int = _opt(
-        3, "epochs without val_f1 improvement before stopping; 0 turns it off", lo=0, hi=10_000
+        2, "epochs without val_f1 improvement before stopping; 0 turns it off", lo=0, hi=10_000
     )
     seed: int = _opt(42, "seed for the split, initialisation and shuffling", lo=0)
     # hardware

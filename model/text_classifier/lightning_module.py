@@ -10,7 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from . import logs
@@ -121,22 +121,77 @@ class Collate:
         return batch
 
 
+class LengthGroupedBatchSampler(BatchSampler):
+    """Batches of texts of similar length, in random order.
+
+    A batch is padded to its longest text, so with random batches of texts from one line
+    to a page most of the compute goes to padding (about 3.8 times the real tokens at
+    max_length 256 and batch 16 on the fortunes benchmark). The sampler's order is cut
+    into chunks of `chunk_batches` batches, each chunk sorted by length and cut into
+    batches, and the batches shuffled: the waste falls to about 1.6 times while every
+    epoch still draws different batches. Lengths are characters, a free proxy for tokens.
+
+    A `BatchSampler` over `sampler`, so Lightning can swap in a DistributedSampler.
+    """
+
+    def __init__(
+        self,
+        sampler,
+        batch_size: int,
+        drop_last: bool = False,
+        lengths: Sequence[int] = (),
+        chunk_batches: int = 8,
+        shuffle: bool = True,
+    ):
+        super().__init__(sampler, batch_size, drop_last)
+        self.lengths = lengths
+        self.chunk = max(1, chunk_batches) * batch_size
+        self.shuffle = shuffle
+
+    def __iter__(self):
+        order = list(self.sampler)
+        batches = []
+        for start in range(0, len(order), self.chunk):
+            chunk = sorted(order[start : start + self.chunk], key=self.lengths.__getitem__)
+            batches += [
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            ]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        if self.shuffle:  # global torch RNG: seeded by seed_everything
+            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
+        yield from batches
+
+
 class TextDataModule(L.LightningDataModule):
-    def __init__(self, splits, encoder: TextEncoder, batch_size: int, num_workers: int):
+    def __init__(
+        self,
+        splits,
+        encoder: TextEncoder,
+        batch_size: int,
+        num_workers: int,
+        group_by_length: bool = False,
+    ):
         super().__init__()
         self.splits = splits
         self.collate = Collate(encoder)
         self.batch_size, self.num_workers = batch_size, num_workers
+        self.group_by_length = group_by_length
 
     def _loader(self, texts, labels, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            _Texts(texts, labels),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            collate_fn=self.collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+        dataset = _Texts(texts, labels)
+        common = {
+            "collate_fn": self.collate,
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+        }
+        if not self.group_by_length:
+            return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, **common)
+        sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        batches = LengthGroupedBatchSampler(
+            sampler, self.batch_size, lengths=[len(t) for t in texts], shuffle=shuffle
         )
+        return DataLoader(dataset, batch_sampler=batches, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.splits.train_texts, self.splits.train_labels, shuffle=True)

@@ -142,7 +142,9 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
         cfg.warmup_ratio,
         weights,
     )
-    datamodule = TextDataModule(splits, encoder, cfg.batch_size, cfg.num_workers)
+    datamodule = TextDataModule(
+        splits, encoder, cfg.batch_size, cfg.num_workers, cfg.group_by_length
+    )
     has_val = len(splits.val_texts) > 0
     checkpoints = contract.checkpoints_dir()
     best = ModelCheckpoint(
