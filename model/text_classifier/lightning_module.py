@@ -50,7 +50,15 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss, _ = self.model_step(batch)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
+        # sync_dist: the epoch's train_loss over every rank's batches (a no-op on one process)
+        self.log(
+            "train_loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            batch_size=len(batch["labels"]),
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -122,11 +130,13 @@ class Collate:
 
 
 class TextDataModule(L.LightningDataModule):
-    def __init__(self, splits, encoder: TextEncoder, batch_size: int, num_workers: int):
+    def __init__(
+        self, splits, encoder: TextEncoder, batch_size: int, num_workers: int, seed: int = 0
+    ):
         super().__init__()
         self.splits = splits
         self.collate = Collate(encoder)
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
     def _loader(self, texts, labels, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -139,7 +149,18 @@ class TextDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.train_texts, self.splits.train_labels, shuffle=True)
+        # Resumable mid-epoch: a seeded order per epoch and a saved position (resume.py).
+        from .resume import EpochShuffle, ResumableLoader
+
+        texts, labels = self.splits.train_texts, self.splits.train_labels
+        return ResumableLoader(
+            _Texts(texts, labels),
+            batch_size=self.batch_size,
+            sampler=EpochShuffle(len(texts), self.seed),
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.splits.val_texts, self.splits.val_labels, shuffle=False)
