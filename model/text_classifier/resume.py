@@ -180,8 +180,7 @@ class SpotCheckpoints(L.Callback):
         self.dirpath = dirpath
         self.every_n_steps = every_n_steps
         self.resume_step = resume_step
-        self.saved: Path | None = None  # the last checkpoint this run wrote
-        self._last_step = -1
+        self._last_step = -1  # the step of the last checkpoint this run wrote
         self._loader: ResumableLoader | None = None
         self._resume_position = 0  # batches of its epoch the resumed checkpoint had seen
 
@@ -249,16 +248,14 @@ class SpotCheckpoints(L.Callback):
             os.replace(partial, final)
             log.info("checkpoint %s", logs.kv(step=trainer.global_step, path=final))
         self._last_step = trainer.global_step
-        self.saved = final
 
     def interrupted(self, trainer: L.Trainer) -> Interrupted:
-        """Log where the run stopped and what it left; the exception for `run_job`."""
-        newest = find_checkpoint(self.dirpath) if trainer.is_global_zero else None
-        where = {"checkpoint": newest.path if newest else "none"} if trainer.is_global_zero else {}
-        if newest:
-            where["checkpoint_step"] = newest.step
-        log.warning(
-            "interrupted %s",
-            logs.kv(signal="SIGTERM", step=trainer.global_step, rank=trainer.global_rank, **where),
-        )
+        """Log where the run stopped and what a restart resumes from (rank 0 holds the
+        checkpoints); the exception for `run_job`."""
+        line: dict[str, Any] = {"signal": "SIGTERM", "step": trainer.global_step}
+        if trainer.is_global_zero:
+            newest = find_checkpoint(self.dirpath)
+            line["checkpoint"] = newest.path if newest else "none"
+            line["checkpoint_step"] = newest.step if newest else -1
+        log.warning("interrupted %s", logs.kv(**line, rank=trainer.global_rank))
         return Interrupted(signal.SIGTERM)

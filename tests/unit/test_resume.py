@@ -56,6 +56,20 @@ def test_a_restarted_loader_hands_out_exactly_the_unseen_batches(stopped_after):
     assert batches(restarted) == full  # the skip applies to one epoch only
 
 
+def test_a_second_interruption_in_the_same_epoch_still_lines_up():
+    full = batches(loader())
+    first = loader()
+    next(iter(first))  # interrupted after 1 batch
+    second = loader()
+    second.skip_next(first.position)
+    it = iter(second)
+    seen = [next(it).tolist(), next(it).tolist()]  # then after 2 more
+    assert second.position == 3  # counted from the start of the epoch, not of the run
+    third = loader()
+    third.skip_next(second.position)
+    assert full[:1] + seen + batches(third) == full
+
+
 def test_ranks_share_one_order_per_epoch():
     """Lightning wraps the sampler for DDP; each rank must get its own share of the same,
     seeded order, so that a restarted rank sees what it would have seen."""
