@@ -72,7 +72,10 @@ class TrainConfig:
     )
     num_workers: int = _opt(0, "DataLoader worker processes", lo=0, hi=64)
     checkpoint_every_n_steps: int = _opt(
-        0, "also save a resumable checkpoint every N steps; 0 saves once per epoch", lo=0
+        0,
+        "also rewrite the resumable checkpoints/last.ckpt every N optimizer steps (spot "
+        "training); 0 saves it once per epoch",
+        lo=0,
     )
 
 

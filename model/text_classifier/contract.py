@@ -45,8 +45,12 @@ MAX_BATCH_DELAY_ENV = "MODEL_SERVER_MAX_BATCH_DELAY_MS"
 PRECISION_ENV = "MODEL_SERVER_PRECISION"
 DEVICE_ENV = "MODEL_SERVER_DEVICE"
 
-# Training: the rendezvous address override for multi-host runs (issue: scale-out).
+# Training, multi-host (set by the user on the job; the README's "Multi-host training"):
+# host addresses to use instead of DNS ("algo-1=10.0.0.5,algo-2=10.0.0.6"), the rendezvous
+# port on the first host, and how long (seconds) a host waits for the others.
 HOST_ADDRESSES_ENV = "TRAINING_HOST_ADDRESSES"
+MASTER_PORT_ENV = "TRAINING_MASTER_PORT"
+DIST_TIMEOUT_ENV = "TRAINING_DIST_TIMEOUT"
 
 DEFAULT_PORT = 8080
 TRAIN_CHANNELS = ("train", "training")

@@ -24,6 +24,19 @@ class UserError(Exception):
     """The input is wrong; the message says what and how to fix it."""
 
 
+class Interrupted(BaseException):
+    """The platform stopped the job (SIGTERM: a spot interruption or StopTrainingJob).
+
+    Not a failure of the input: no failure file, and the exit status is the shell's
+    128 + signal number (143 for SIGTERM). A BaseException, like SystemExit, so that no
+    `except Exception` on the way out mistakes it for an error.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.exit_code = 128 + int(signum)
+
+
 def write_failure(path: Path, exc: BaseException) -> None:
     """Write the reason (first line) and the traceback to SageMaker's failure file."""
     kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
@@ -37,12 +50,15 @@ def run_job(job: Callable[[], None], failure_file: Callable[[], Path], write: bo
     """Run `job`; on any failure log it, write the failure file and return 1 (else 0).
 
     `write=False` is for ranks other than 0 in a multi-host job: they exit non-zero but
-    leave the failure file to the rank whose reason SageMaker reports.
+    leave the failure file to the rank whose reason SageMaker reports. An `Interrupted`
+    job returns its exit code and writes nothing (the job logged where it stopped).
     """
     try:
         job()
     except KeyboardInterrupt:
         raise
+    except Interrupted as exc:
+        return exc.exit_code
     except BaseException as exc:
         if isinstance(exc, SystemExit) and not exc.code:
             return 0

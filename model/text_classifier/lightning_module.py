@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from . import logs
@@ -50,7 +50,15 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss, _ = self.model_step(batch)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
+        # sync_dist: the epoch's train_loss over every rank's batches (a no-op on one process)
+        self.log(
+            "train_loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            batch_size=len(batch["labels"]),
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -121,46 +129,59 @@ class Collate:
         return batch
 
 
-class LengthGroupedBatchSampler(BatchSampler):
-    """Batches of texts of similar length, in random order.
+class LengthGroupedOrder(Sampler[int]):
+    """Row indices in an order whose consecutive runs of `batch_size` hold texts of
+    similar length: fed to a plain DataLoader, every batch pads little.
 
     A batch is padded to its longest text, so with random batches of texts from one line
     to a page most of the compute goes to padding (about 3.8 times the real tokens at
-    max_length 256 and batch 16 on the fortunes benchmark). The sampler's order is cut
-    into chunks of `chunk_batches` batches, each chunk sorted by length and cut into
-    batches, and the batches shuffled: the waste falls to about 1.6 times while every
-    epoch still draws different batches. Lengths are characters, a free proxy for tokens.
+    max_length 256 and batch 16 on the fortunes benchmark). Here a seeded random order is
+    cut into chunks of `chunk_batches` batches, each chunk sorted by length and cut into
+    batches, and the full batches shuffled (a short one stays last, so the DataLoader's
+    cuts fall on the groups): the waste falls to about 1.6 times while every epoch still
+    draws different batches. Lengths are characters, a free proxy for tokens.
 
-    A `BatchSampler` over `sampler`, so Lightning can swap in a DistributedSampler.
+    The order depends on the seed and the epoch only (Lightning calls `set_epoch`), so a
+    resumed epoch replays the interrupted one's batches; on several processes Lightning
+    wraps this sampler and gives each rank a strided share of the same order.
     """
 
     def __init__(
         self,
-        sampler,
+        lengths: Sequence[int],
         batch_size: int,
-        drop_last: bool = False,
-        lengths: Sequence[int] = (),
+        seed: int = 0,
         chunk_batches: int = 8,
         shuffle: bool = True,
     ):
-        super().__init__(sampler, batch_size, drop_last)
-        self.lengths = lengths
+        self.lengths, self.batch_size = lengths, batch_size
         self.chunk = max(1, chunk_batches) * batch_size
-        self.shuffle = shuffle
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
 
-    def __iter__(self):
-        order = list(self.sampler)
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        n = len(self.lengths)
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(n, generator=generator).tolist() if self.shuffle else list(range(n))
         batches = []
-        for start in range(0, len(order), self.chunk):
+        for start in range(0, n, self.chunk):
             chunk = sorted(order[start : start + self.chunk], key=self.lengths.__getitem__)
             batches += [
                 chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
             ]
-        if self.drop_last:
-            batches = [b for b in batches if len(b) == self.batch_size]
-        if self.shuffle:  # global torch RNG: seeded by seed_everything
-            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
-        yield from batches
+        full = [b for b in batches if len(b) == self.batch_size]
+        short = [b for b in batches if len(b) < self.batch_size]
+        if self.shuffle:
+            full = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+        return full + short
+
+    def __iter__(self) -> Iterator[int]:
+        return iter([i for batch in self.batches() for i in batch])
+
+    def __len__(self) -> int:
+        return len(self.lengths)
 
 
 class TextDataModule(L.LightningDataModule):
@@ -171,33 +192,43 @@ class TextDataModule(L.LightningDataModule):
         batch_size: int,
         num_workers: int,
         group_by_length: bool = False,
+        seed: int = 0,
     ):
         super().__init__()
         self.splits = splits
         self.collate = Collate(encoder)
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.group_by_length = group_by_length
 
-    def _loader(self, texts, labels, shuffle: bool) -> DataLoader:
-        dataset = _Texts(texts, labels)
-        common = {
+    def _order(self, texts: Sequence[str], shuffle: bool) -> Sampler[int]:
+        from .resume import EpochShuffle
+
+        if self.group_by_length:
+            lengths = [len(t) for t in texts]
+            return LengthGroupedOrder(lengths, self.batch_size, seed=self.seed, shuffle=shuffle)
+        return EpochShuffle(len(texts), self.seed) if shuffle else SequentialSampler(texts)
+
+    def _common(self) -> dict:
+        return {
+            "batch_size": self.batch_size,
             "collate_fn": self.collate,
             "num_workers": self.num_workers,
             "persistent_workers": self.num_workers > 0,
         }
-        if not self.group_by_length:
-            return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, **common)
-        sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-        batches = LengthGroupedBatchSampler(
-            sampler, self.batch_size, lengths=[len(t) for t in texts], shuffle=shuffle
-        )
-        return DataLoader(dataset, batch_sampler=batches, **common)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.train_texts, self.splits.train_labels, shuffle=True)
+        # Resumable mid-epoch: a seeded order per epoch and a saved position (resume.py).
+        from .resume import ResumableLoader
+
+        texts, labels = self.splits.train_texts, self.splits.train_labels
+        order = self._order(texts, shuffle=True)
+        return ResumableLoader(_Texts(texts, labels), sampler=order, **self._common())
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.val_texts, self.splits.val_labels, shuffle=False)
+        texts, labels = self.splits.val_texts, self.splits.val_labels
+        return DataLoader(
+            _Texts(texts, labels), sampler=self._order(texts, False), **self._common()
+        )
 
 
 class LogLines(L.Callback):

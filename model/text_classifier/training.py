@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import contract, logs
+from . import contract, distributed, logs
 from .config import TrainConfig, parse_hyperparameters
 from .data import Splits, load_splits
 from .errors import UserError, exit_with, run_job
@@ -116,12 +116,17 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
     import torch
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from . import artifacts, evaluation, network
+    from . import artifacts, evaluation, network, resume
     from .lightning_module import ClassifierModule, LogLines, TextDataModule
     from .text import TextEncoder, tokenizer_for_backbone
 
     logs.quiet_libraries()
+    cluster = distributed.resolve(contract.read_resource_config(), distributed.gpu_count())
+    if cluster.distributed:
+        os.environ.update(distributed.process_env(cluster))
+        log.info("cluster %s", logs.kv(**distributed.describe(cluster)))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     try:
         tokenizer, settings = tokenizer_for_backbone(backbone, cfg.max_length)
@@ -143,7 +148,7 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
         weights,
     )
     datamodule = TextDataModule(
-        splits, encoder, cfg.batch_size, cfg.num_workers, cfg.group_by_length
+        splits, encoder, cfg.batch_size, cfg.num_workers, cfg.group_by_length, cfg.seed
     )
     has_val = len(splits.val_texts) > 0
     checkpoints = contract.checkpoints_dir()
@@ -156,16 +161,25 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
         save_last=True,
         enable_version_counter=False,
     )
-    steps_per_epoch = -(-len(splits.train_texts) // cfg.batch_size)
+    found = resume.find_checkpoint(checkpoints)
+    if found is not None:
+        resume.check_fits(found, module)
+        log.info(
+            "resume %s", logs.kv(checkpoint=found.path, step=found.step, epoch=found.epoch + 1)
+        )
+    spot = resume.SpotCheckpoints(
+        checkpoints, cfg.checkpoint_every_n_steps, found.step if found is not None else -1
+    )
+    # per process: in DDP each one gets 1/world_size of the rows
+    steps_per_epoch = -(-len(splits.train_texts) // (cfg.batch_size * cluster.world_size))
     log_lines = LogLines(every_n_steps=max(1, steps_per_epoch // 5))
-    callbacks = [best, log_lines]
+    callbacks = [best, log_lines, spot]
     if has_val and cfg.early_stopping_patience:
         callbacks.append(EarlyStopping("val_f1", mode="max", patience=cfg.early_stopping_patience))
     precision = resolve_precision(cfg.precision)
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
-        accelerator="auto",
-        devices=1,
+        **distributed.trainer_kwargs(cluster),
         precision=precision,
         accumulate_grad_batches=cfg.gradient_accumulation,
         callbacks=callbacks,
@@ -186,8 +200,19 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
         ),
     )
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=found.path if found else None)
+    except SIGTERMException:
+        raise spot.interrupted(trainer) from None
+    except torch.distributed.DistError as exc:
+        if not cluster.distributed:
+            raise
+        raise distributed.explain_failure(cluster, exc) from exc
     elapsed = time.perf_counter() - started
+    if not trainer.is_global_zero:
+        # The best checkpoint is on rank 0's disk; rank 0 writes model/ and output/.
+        log.info("done %s", logs.kv(rank=trainer.global_rank, steps=trainer.global_step))
+        return {}
 
     best_path = best.best_model_path or best.last_model_path
     checkpoint = torch.load(best_path, map_location="cpu", weights_only=False)
@@ -195,10 +220,9 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
     net = module.network.eval()
 
     spec = artifacts.ModelSpec(labels=splits.names, text=settings, pooling=cfg.pooling)
-    if trainer.is_global_zero:
-        artifacts.write_model_dir(
-            contract.model_dir(), checkpoint, spec, net.backbone.config, tokenizer
-        )
+    artifacts.write_model_dir(
+        contract.model_dir(), checkpoint, spec, net.backbone.config, tokenizer
+    )
 
     extra = {
         "best_epoch": int(checkpoint.get("epoch", -1)) + 1,  # 1-based, as in the log lines
@@ -217,21 +241,18 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
                 preds.append(net(batch["input_ids"], batch["attention_mask"]).argmax(-1))
         y_pred = torch.cat(preds).numpy()
         report = evaluation.classification_report(splits.val_labels, y_pred, splits.names)
-    if trainer.is_global_zero:
-        evaluation.write_results(contract.output_data_dir(), report, extra)
-        log.info(
-            "result %s",
-            logs.kv(
-                best_epoch=extra["best_epoch"],
-                **(
-                    {"val_accuracy": report["accuracy"], "val_f1": report["macro_f1"]}
-                    if report
-                    else {}
-                ),
-                train_seconds=extra["train_seconds"],
-                train_samples_per_sec=extra["train_samples_per_sec"],
+    evaluation.write_results(contract.output_data_dir(), report, extra)
+    log.info(
+        "result %s",
+        logs.kv(
+            best_epoch=extra["best_epoch"],
+            **(
+                {"val_accuracy": report["accuracy"], "val_f1": report["macro_f1"]} if report else {}
             ),
-        )
+            train_seconds=extra["train_seconds"],
+            train_samples_per_sec=extra["train_samples_per_sec"],
+        ),
+    )
     return {**extra, **report}
 
 
@@ -245,4 +266,14 @@ def main() -> None:
     logs.setup()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     log.info("start %s", logs.kv(base_dir=contract.base_dir()))
-    exit_with(run_job(run, contract.failure_path))
+    exit_with(run_job(run, contract.failure_path, write=writes_failure_file()))
+
+
+def writes_failure_file() -> bool:
+    """Only the job's rank 0 writes output/failure (every failing rank still exits 1). A
+    resourceconfig.json too broken to tell the rank counts as rank 0: say why."""
+    try:
+        node_rank = contract.read_resource_config().node_rank
+    except ValueError:
+        return True
+    return distributed.is_global_zero(node_rank)

@@ -1,0 +1,261 @@
+"""Spot training: resumable checkpoints, SIGTERM, and a data order that survives a restart.
+
+    checkpoints/last.ckpt   the one resumable checkpoint: rewritten at every epoch end (by
+                            ModelCheckpoint), every `checkpoint_every_n_steps` optimizer
+                            steps and on SIGTERM (by `SpotCheckpoints`)
+    checkpoints/best.ckpt   the best epoch so far, also complete enough to resume from
+
+SageMaker syncs checkpoints/ to `checkpoint_s3_uri` while the job runs and copies it back
+onto every host when a job starts with the same URI. On start, `find_checkpoint` picks the
+checkpoint with the highest global step, read from the file itself (a file downloaded
+from S3 has the download's mtime, not the save's), and training continues from it.
+
+Lightning resumes the loops, optimizer and scheduler; for a checkpoint saved mid-epoch
+it also needs the training DataLoader to carry on where it stopped. `ResumableLoader`
+counts the batches it handed out, `SpotCheckpoints` saves that count in the checkpoint
+and, after a restart, has the loader skip as many, and `EpochShuffle` draws the same order
+for the same epoch in every run: the rest of an interrupted epoch is exactly the batches
+it had not seen yet.
+
+Why not Lightning's own protocol (a loader with `state_dict`/`load_state_dict`): Lightning
+2.6 drops the loader's state on resume when `configure_optimizers` reads
+`trainer.estimated_stepping_batches`, as ours does for the LR schedule
+(Lightning-AI/pytorch-lightning#20550). Its warning that the loader "is not resumable"
+is therefore silenced here: this module resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils.data import DataLoader, Sampler
+
+from . import logs
+from .errors import Interrupted, UserError
+
+log = logging.getLogger("train")
+
+RESUME_FILE = "last.ckpt"
+_NEEDED = ("state_dict", "global_step", "epoch", "loops", "optimizer_states")
+
+warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+# ModelCheckpoint's note on a non-empty checkpoints/: expected when resuming, and a
+# checkpoint of another run is refused by `check_fits`.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A resumable checkpoint: where it is, its global step, its (0-based) epoch."""
+
+    path: Path
+    step: int
+    epoch: int
+    shapes: dict[str, tuple[int, ...]] = field(repr=False, default_factory=dict)
+
+
+def read_checkpoint(path: Path) -> Found | None:
+    """The checkpoint's step and weight shapes, or None when it cannot resume a run.
+
+    Memory-mapped and weights-only: nothing is copied into memory but the small values.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except Exception as exc:  # a truncated upload, a file of another format
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("checkpoint %s", logs.kv(skipped=path.name, reason=first[:200]))
+        return None
+    if not isinstance(ckpt, dict) or any(key not in ckpt for key in _NEEDED):
+        return None
+    shapes = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
+    return Found(path, int(ckpt["global_step"]), int(ckpt["epoch"]), shapes)
+
+
+def find_checkpoint(directory: Path) -> Found | None:
+    """The newest resumable checkpoint in `directory`: highest global step, last.ckpt
+    before best.ckpt at the same step. None for a missing or empty directory."""
+    if not directory.is_dir():
+        return None
+    found = [f for p in sorted(directory.glob("*.ckpt")) if (f := read_checkpoint(p))]
+    if not found:
+        return None
+    return max(found, key=lambda f: (f.step, f.path.name == RESUME_FILE))
+
+
+def check_fits(found: Found, module: torch.nn.Module) -> None:
+    """A checkpoint from another run (other classes, another backbone) is a UserError
+    naming the first weight that differs, before Lightning fails on it mid-setup."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    for name in sorted(set(expected) | set(found.shapes)):
+        if expected.get(name) != found.shapes.get(name):
+            raise UserError(
+                f"checkpoints/{found.path.name} is from another model: weight {name} has "
+                f"shape {found.shapes.get(name)} there and {expected.get(name)} here. "
+                "Use a fresh checkpoint_s3_uri for a new run, or empty the old one"
+            )
+
+
+class EpochShuffle(Sampler[int]):
+    """A random order per epoch that depends on the seed and the epoch only.
+
+    Lightning calls `set_epoch` before each epoch, including the one a restart resumes,
+    so that epoch's order is the same as in the interrupted run. On several processes
+    Lightning wraps this sampler and gives each rank its share of the same order.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader that counts the batches it handed out in the current epoch and can
+    skip that many at the start of the next iteration (the resumed epoch).
+
+    The skipped batches are still read and collated (tokenized): a fraction of one
+    epoch's tokenization and no training step. No `__init__` of its own: Lightning
+    rebuilds DataLoaders from their constructor arguments to insert a DistributedSampler.
+    """
+
+    _yielded = 0
+    _skip = 0
+
+    @property
+    def position(self) -> int:
+        """Batches handed out since this epoch's iteration began (skipped ones included)."""
+        return self._yielded
+
+    def skip_next(self, batches: int) -> None:
+        self._skip = batches
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._batches()
+
+    def _batches(self) -> Iterator[Any]:
+        # A generator: nothing is read, and `_skip` is not taken, before the first batch
+        # is asked for, which is after Lightning's set_epoch and `on_train_start`.
+        skip, self._skip = self._skip, 0
+        self._yielded = 0
+        for i, batch in enumerate(super().__iter__()):
+            self._yielded += 1
+            if i >= skip:
+                yield batch
+
+
+class SpotCheckpoints(L.Callback):
+    """Rewrites checkpoints/last.ckpt every `every_n_steps` optimizer steps and when
+    Lightning stops the run on SIGTERM.
+
+    Lightning's own SIGTERM handler (`_SignalConnector`) only raises a flag; the training
+    loop finishes the batch in progress and then raises `SIGTERMException`, which reaches
+    `on_exception` here. The checkpoint is written at once (to a temporary name, then
+    renamed, so that a kill mid-write leaves the previous one intact) and `fit` turns the
+    exception into `Interrupted`: exit 143, no failure file.
+
+    A SIGTERM that lands in the middle of validation keeps the previous checkpoint: a
+    half-validated epoch would resume with a partial val_f1 and could pick the wrong best.
+    Every rank calls `trainer.save_checkpoint` (which only writes on rank 0).
+    """
+
+    def __init__(self, dirpath: Path, every_n_steps: int = 0, resume_step: int = -1):
+        self.dirpath = dirpath
+        self.every_n_steps = every_n_steps
+        self.resume_step = resume_step
+        self._last_step = -1  # the step of the last checkpoint this run wrote
+        self._loader: ResumableLoader | None = None
+        self._resume_position = 0  # batches of its epoch the resumed checkpoint had seen
+
+    def state_dict(self) -> dict[str, int]:
+        return {"data_position": self._loader.position if self._loader is not None else 0}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._resume_position = int(state.get("data_position", 0))
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Every rank reads its own checkpoints/; on SageMaker every host gets the same copy
+        # of checkpoint_s3_uri. Ranks that would start from different steps would run a
+        # different number of steps and wait on each other forever: refuse instead.
+        if trainer.world_size > 1:
+            # max(step) and max(-step) = -min(step) in one all-reduce
+            steps = torch.tensor(
+                [self.resume_step, -self.resume_step], device=trainer.strategy.root_device
+            )
+            torch.distributed.all_reduce(steps, op=torch.distributed.ReduceOp.MAX)
+            highest, lowest = int(steps[0]), -int(steps[1])
+            if highest != lowest:
+                raise UserError(
+                    f"the hosts would resume from different steps (from {lowest} to {highest}; "
+                    "-1 is none): every host needs the same checkpoints/, which SageMaker "
+                    "copies from checkpoint_s3_uri onto each host"
+                )
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loader = trainer.train_dataloader
+        self._loader = loader if isinstance(loader, ResumableLoader) else None
+        # 0 < position < batches: saved mid-epoch (a full count is an epoch-end save).
+        if self._loader is not None and 0 < self._resume_position < trainer.num_training_batches:
+            self._loader.skip_next(self._resume_position)
+            log.info(
+                "resume %s",
+                logs.kv(
+                    epoch=trainer.current_epoch + 1,
+                    skip_batches=self._resume_position,
+                    of=trainer.num_training_batches,
+                ),
+            )
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step  # optimizer steps: unchanged by an accumulating batch
+        if not self.every_n_steps or step % self.every_n_steps or step in (0, self._last_step):
+            return
+        if batch_idx + 1 >= trainer.num_training_batches:
+            # The epoch-end checkpoint follows validation. One saved here, before it, would
+            # resume as a finished epoch whose validation never ran.
+            return
+        self.save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException):
+            return
+        if trainer.validating or trainer.global_step == self._last_step:
+            return  # keep the last complete checkpoint (see the class docstring)
+        self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> None:
+        final = self.dirpath / RESUME_FILE
+        partial = final.with_name(final.name + ".partial")
+        trainer.save_checkpoint(partial)
+        if trainer.is_global_zero:
+            os.replace(partial, final)
+            log.info("checkpoint %s", logs.kv(step=trainer.global_step, path=final))
+        self._last_step = trainer.global_step
+
+    def interrupted(self, trainer: L.Trainer) -> Interrupted:
+        """Log where the run stopped and what a restart resumes from (rank 0 holds the
+        checkpoints); the exception for `run_job`."""
+        line: dict[str, Any] = {"signal": "SIGTERM", "step": trainer.global_step}
+        if trainer.is_global_zero:
+            newest = find_checkpoint(self.dirpath)
+            line["checkpoint"] = newest.path if newest else "none"
+            line["checkpoint_step"] = newest.step if newest else -1
+        log.warning("interrupted %s", logs.kv(**line, rank=trainer.global_rank))
+        return Interrupted(signal.SIGTERM)

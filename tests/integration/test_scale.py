@@ -1,0 +1,180 @@
+"""Issue 7, for real on this machine: two `train` processes as two hosts on loopback (gloo),
+a host that fails, and a spot interruption (SIGTERM) followed by a restart that resumes."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from text_classifier.inference import Model
+
+from tests import helpers
+
+HOSTS = ["algo-1", "algo-2"]
+TEXTS = ["I was charged twice this month", "my parcel never arrived", "the app crashes"]
+# 96 rows, batch 8: 12 steps per epoch on one process, 6 per rank on two.
+SMALL = {"max_length": "32", "batch_size": "8"}
+
+
+def start_train(base: Path, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(helpers.MODEL_DIR / "train")],
+        env=helpers.subprocess_env(base, env),
+        cwd=str(helpers.MODEL_DIR),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def cluster_jobs(root: Path, hyperparameters: dict[str, dict], timeout_s: int = 60):
+    """One /opt/ml tree per host, the same data in each, then both hosts started."""
+    env = {
+        "TRAINING_HOST_ADDRESSES": ",".join(f"{h}=127.0.0.1" for h in HOSTS),
+        "TRAINING_MASTER_PORT": str(helpers.free_port()),
+        "TRAINING_DIST_TIMEOUT": str(timeout_s),
+    }
+    procs = {}
+    for host in HOSTS:
+        base = root / host
+        helpers.write_sample_job(base, hyperparameters[host])
+        resource = {"current_host": host, "hosts": HOSTS, "network_interface_name": "lo"}
+        (base / "input" / "config" / "resourceconfig.json").write_text(json.dumps(resource))
+        procs[host] = start_train(base, env)
+    return procs
+
+
+def finish(procs: dict[str, subprocess.Popen], timeout: float) -> dict[str, tuple[int, str, float]]:
+    """(exit status, output, seconds) per host; kills what is still running at the end."""
+    started, results = time.monotonic(), {}
+    try:
+        for host, proc in procs.items():
+            left = max(1.0, timeout - (time.monotonic() - started))
+            out, _ = proc.communicate(timeout=left)
+            results[host] = (proc.returncode, out, time.monotonic() - started)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return results
+
+
+def step_of(path: Path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+
+
+def assert_serves(base: Path) -> None:
+    probs = Model(base / "model", "fp32", "cpu", threads=1).predict_proba(TEXTS)
+    assert probs.shape == (len(TEXTS), 4)
+    assert torch.allclose(probs.sum(-1), torch.ones(len(TEXTS)), atol=1e-4)
+
+
+def test_two_hosts_train_one_model_on_loopback(tmp_path, tiny_backbone):
+    hp = {"backbone": str(tiny_backbone), "epochs": "1", **SMALL}
+    results = finish(cluster_jobs(tmp_path, {h: hp for h in HOSTS}), timeout=240)
+    for rank, host in enumerate(HOSTS):
+        code, out, _ = results[host]
+        assert code == 0, f"{host}:\n{out[-4000:]}"
+        assert f"cluster host={host} node_rank={rank} num_nodes=2 devices=1 world_size=2" in out
+        assert "backend=gloo" in out
+
+    first, second = tmp_path / "algo-1", tmp_path / "algo-2"
+    # The DistributedSampler split the 96 rows: 6 steps of 8 per rank, not 12.
+    assert step_of(first / "checkpoints" / "last.ckpt") == 6
+    assert (first / "output" / "data" / "metrics.json").is_file()
+    assert "done rank=1 steps=6" in results["algo-2"][1]
+    # Rank 0 alone wrote: the model, the results and the checkpoints.
+    for path in ("model", "output", "checkpoints"):
+        assert not (second / path).exists(), f"algo-2 wrote {path}/"
+    assert_serves(first)
+
+
+def test_a_failing_host_fails_the_job_in_bounded_time(tmp_path, tiny_backbone):
+    good = {"backbone": str(tiny_backbone), "epochs": "1", **SMALL}
+    results = finish(
+        cluster_jobs(tmp_path, {"algo-1": good, "algo-2": {**good, "epochs": "zero"}}, 15),
+        timeout=120,
+    )
+    code, out, _ = results["algo-2"]
+    assert code == 1 and "epochs='zero' is not valid" in out
+    assert not (tmp_path / "algo-2" / "output" / "failure").exists()  # rank 1 does not write it
+
+    code, out, seconds = results["algo-1"]
+    assert code == 1, out[-4000:]
+    assert seconds < 120
+    reason = helpers.failure_reason(tmp_path / "algo-1")
+    assert reason.startswith("ClusterError: algo-1 (rank 0 of 2 hosts) lost the other hosts")
+    assert "timeout 15 s" in reason
+    assert not (tmp_path / "algo-1" / "model").exists()
+
+
+def read_until(proc: subprocess.Popen, pattern: str, lines: list[str]) -> re.Match | None:
+    for line in proc.stdout:
+        lines.append(line)
+        if match := re.search(pattern, line):
+            return match
+    return None
+
+
+def test_sigterm_saves_at_once_and_a_restart_resumes(tmp_path, tiny_backbone):
+    base = tmp_path / "opt_ml"
+    hp = {"backbone": str(tiny_backbone), "epochs": "3", "checkpoint_every_n_steps": "5"}
+    helpers.write_sample_job(base, {**hp, **SMALL})
+    last = base / "checkpoints" / "last.ckpt"
+
+    # 1. Interrupted mid-epoch 1 (steps 1..12), after the step checkpoint at step 5.
+    proc, lines = start_train(base), []
+    try:
+        seen = read_until(proc, r"epoch=1 step=([6-9]|1[01]) ", lines)
+        assert seen, "".join(lines)[-4000:]
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out = "".join(lines) + proc.communicate(timeout=60)[0]
+        stopped_in = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, out[-4000:]
+    assert stopped_in < 20, f"took {stopped_in:.1f} s to stop after SIGTERM"
+    interrupted = re.search(r"interrupted signal=SIGTERM step=(\d+) .*checkpoint=(\S+)", out)
+    assert interrupted, out[-4000:]
+    step = int(interrupted.group(1))
+    assert 6 <= step < 12 and interrupted.group(2) == str(last)
+    assert f"checkpoint step=5 path={last}" in out  # every 5 steps
+    # Saved on SIGTERM, not by the step schedule: the step in progress, then the save.
+    assert step % 5 and f"checkpoint step={step} path={last}" in out
+    assert step_of(last) == step
+    assert not (base / "output" / "failure").exists()
+    assert not (base / "model").exists()
+
+    # 2. The restart continues from that step and finishes the 3 epochs (36 steps).
+    result = helpers.run_entry("train", base, timeout=300)
+    out = result.stdout
+    assert result.returncode == 0, out[-4000:] + result.stderr[-2000:]
+    assert f"resume checkpoint={last} step={step} epoch=1" in out
+    assert f"resume epoch=1 skip_batches={step} of=12" in out
+    first_step = int(re.search(r"epoch=\d+ step=(\d+) ", out).group(1))
+    assert step < first_step <= step + 2, "the restart began again from step 0"
+    assert re.findall(r"INFO train: epoch=(\d) train_loss", out) == ["1", "2", "3"]
+    assert step_of(last) == 36
+    assert_serves(base)
+
+    # 3. A restart of the finished job trains nothing and writes the same model again.
+    before = torch.load(base / "model" / "model.ckpt", weights_only=True)["state_dict"]
+    for path in (base / "model").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    result = helpers.run_entry("train", base, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert f"resume checkpoint={last} step=36" in result.stdout
+    assert not re.search(r"epoch=\d+ step=\d+", result.stdout)
+    after = torch.load(base / "model" / "model.ckpt", weights_only=True)["state_dict"]
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
