@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .errors import UserError
+
 # --- environment variable names -------------------------------------------------------
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 DEFAULT_BASE_DIR = "/opt/ml"
@@ -123,20 +125,28 @@ def as_container_path(path: Path) -> str:
 
 
 # --- the JSON files under input/config -------------------------------------------------
+class ContractFileError(UserError, ValueError):
+    """A file SageMaker hands over (under input/config) that cannot be used as it is.
+
+    A UserError, so the job's failure reason is the message alone: these files come
+    from the job's definition (or a hand-written local test tree), not from this code.
+    """
+
+
 def _read_json(path: Path, default: Any) -> Any:
     if not path.exists():
         return default
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path.name} is not valid JSON: {exc}") from exc
+        raise ContractFileError(f"{path.name} is not valid JSON: {exc}") from exc
 
 
 def read_hyperparameters() -> dict[str, str]:
     """hyperparameters.json as a dict of strings (SageMaker sends every value as one)."""
     raw = _read_json(hyperparameters_path(), {})
     if not isinstance(raw, dict):
-        raise ValueError("hyperparameters.json must hold a JSON object")
+        raise ContractFileError("hyperparameters.json must hold a JSON object")
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
 
 

@@ -2,6 +2,7 @@ import json
 
 import pytest
 from text_classifier import contract
+from text_classifier.errors import UserError
 
 
 @pytest.fixture
@@ -32,8 +33,10 @@ def test_hyperparameters_become_strings(base):
 
 def test_broken_json_is_named(base):
     (base / "input/config/hyperparameters.json").write_text("{epochs: 3")
-    with pytest.raises(ValueError, match="hyperparameters.json is not valid JSON"):
+    with pytest.raises(ValueError, match="hyperparameters.json is not valid JSON") as caught:
         contract.read_hyperparameters()
+    # The job's input, not a bug: reported as a plain reason, without a traceback first.
+    assert isinstance(caught.value, UserError)
 
 
 def test_resource_config(base):
