@@ -92,7 +92,9 @@ def prepare() -> tuple[TrainConfig, Splits, str]:
     train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
     if train_dir is None:
         raise UserError(
-            f"no training data: expected a channel named 'train' under {contract.data_dir()}"
+            "no training data: expected a channel named "
+            + " or ".join(f"'{name}'" for name in contract.TRAIN_CHANNELS)
+            + f" under {contract.data_dir()}"
         )
     val_dir = contract.find_channel(contract.VALIDATION_CHANNELS)
     splits = load_splits(
