@@ -57,6 +57,9 @@ def trained_model(tmp_path_factory, tiny_backbone) -> Path:
         base, {"backbone": str(tiny_backbone), "epochs": "2", "max_length": "32"}
     )
     result = helpers.run_entry("train", base, timeout=300)
+    # The job's log, beside (not inside) the /opt/ml tree, for tests of what it printed.
+    (base.parent / "train.stdout").write_text(result.stdout)
+    (base.parent / "train.stderr").write_text(result.stderr)
     assert result.returncode == 0, result.stdout + result.stderr
     return base
 
