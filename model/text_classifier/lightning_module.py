@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from . import logs
+from . import logs, optim
 from .text import TextEncoder
 
 log = logging.getLogger("train")
@@ -73,32 +73,14 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-        for name, param in self.network.named_parameters():
-            if not param.requires_grad:
-                continue
-            is_head = name.startswith("head.")
-            decays = not any(name.endswith(n) for n in no_decay)
-            groups.setdefault((is_head, decays), []).append(param)
-        param_groups = [
-            {
-                "params": params,
-                "lr": hp.head_learning_rate if is_head else hp.learning_rate,
-                "weight_decay": hp.weight_decay if decays else 0.0,
-            }
-            for (is_head, decays), params in groups.items()
-        ]
-        optimizer = torch.optim.AdamW(param_groups)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(total * hp.warmup_ratio)
-
-        def schedule(step: int) -> float:  # linear warm-up, then linear decay to zero
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        optimizer, scheduler = optim.build(
+            self.network,
+            learning_rate=hp.learning_rate,
+            head_learning_rate=hp.head_learning_rate,
+            weight_decay=hp.weight_decay,
+            warmup_ratio=hp.warmup_ratio,
+            total_steps=self.trainer.estimated_stepping_batches,
+        )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
