@@ -216,22 +216,39 @@ class TextDataModule(L.LightningDataModule):
 class LogLines(L.Callback):
     """Progress and metrics as one `name=value` line per event, for CloudWatch.
 
-    Also measures training throughput over training batches alone (validation and
-    checkpointing excluded), which the training benchmark compares to a bare loop.
+    Also measures training throughput, which the training benchmark compares to a bare
+    PyTorch loop. The clock runs from the start of each training epoch through its last
+    batch, so it counts everything a training step costs: fetching and tokenizing the
+    batch, forward, backward, optimizer and scheduler steps, logging, other callbacks.
+    It stops while validation runs (and the checkpointing that follows it) and between
+    epochs, and restarts at the next training batch (so a validation in the middle of
+    an epoch also leaves out the one batch fetch Lightning makes before that batch).
     """
 
     def __init__(self, every_n_steps: int = 0):
         self.every_n_steps = every_n_steps
         self.train_seconds = 0.0
         self.train_samples = 0
-        self._t0 = 0.0
+        self._since: float | None = None  # when the clock last restarted; None: stopped
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        # Before the epoch's DataLoader iterator exists: its creation and the first
+        # fetch are part of training, as they are for a bare loop.
+        self._since = time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._t0 = time.perf_counter()
+        if self._since is None:  # after a validation run in the middle of an epoch
+            self._since = time.perf_counter()
+
+    def on_validation_start(self, trainer, pl_module):
+        self._since = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.train_seconds += time.perf_counter() - self._t0
-        self.train_samples += len(batch["labels"])
+        now = time.perf_counter()
+        if self._since is not None:
+            self.train_seconds += now - self._since
+            self.train_samples += len(batch["labels"])
+        self._since = now
         step = trainer.global_step
         if (
             self.every_n_steps
