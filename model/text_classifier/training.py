@@ -231,6 +231,7 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
         "epochs_run": trainer.current_epoch,
         "train_seconds": round(elapsed, 2),
         "train_samples_per_sec": round(log_lines.samples_per_second, 2),
+        "train_step_cpu_seconds": round(log_lines.train_cpu_seconds, 3),
         "train_rows": len(splits.train_texts),
         "precision": precision,
     }

@@ -59,3 +59,5 @@ def test_clock_counts_batch_fetching_and_stops_for_validation(tmp_path):
     # ... and none of the four validation runs (2 s in all) is.
     assert clock.train_seconds < steps * FETCH_S + VALIDATE_S
     assert clock.samples_per_second == clock.train_samples / clock.train_seconds
+    # Sleeping in collate or validation is no CPU work: the CPU clock runs, but slower.
+    assert 0 < clock.train_cpu_seconds < clock.train_seconds
