@@ -253,6 +253,9 @@ class LogLines(L.Callback):
         self._since = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if batch_idx + 1 == trainer.num_training_batches and pl_module.device.type == "cuda":
+            # The epoch's steps finished, not merely queued, when its clock stops.
+            torch.cuda.synchronize(pl_module.device)
         now = self._now()
         if self._since is not None:
             self.train_seconds += now[0] - self._since[0]
