@@ -53,6 +53,13 @@ def resolve_backbone(cfg: TrainConfig) -> str:
         if _model_folder(path) is None:
             raise UserError(f"backbone={cfg.backbone!r} is a path but has no config.json")
         return str(_model_folder(path))
+    if path.is_absolute() or cfg.backbone.startswith(("./", "../", "~")):
+        # A hub id never looks like this: a path that is not there is a typo, found now
+        # rather than after torch, Lightning and transformers have been imported.
+        raise UserError(
+            f"backbone={cfg.backbone!r} does not exist; give a model folder, "
+            "a Hugging Face hub id, or 'default'"
+        )
     return cfg.backbone  # a hub id: needs network access at training time
 
 
@@ -106,7 +113,13 @@ def prepare() -> tuple[TrainConfig, Splits, str]:
             train_rows=len(splits.train_texts),
             val_rows=len(splits.val_texts),
             classes=splits.num_classes,
-            validation="channel" if val_dir else f"split_{cfg.validation_fraction}",
+            validation=(
+                "channel"
+                if val_dir
+                else f"split_{cfg.validation_fraction}"
+                if splits.val_texts
+                else "none"
+            ),
         ),
     )
     return cfg, splits, resolve_backbone(cfg)

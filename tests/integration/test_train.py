@@ -171,7 +171,10 @@ def test_metrics_json_and_confusion_matrix(full_run):
     assert sum(map(sum, cm)) == metrics["num_examples"] == 32  # the validation channel
     assert sum(cm[i][i] for i in range(4)) / 32 == pytest.approx(metrics["accuracy"], abs=1e-4)
     assert metrics["train_samples_per_sec"] > 0
-    assert metrics["train_rows"] == 96
+    assert metrics["train_rows"] == 96 and metrics["epochs_run"] == 2
+    # The throughput clock runs inside the fit, never longer than it.
+    clocked = metrics["train_rows"] * metrics["epochs_run"] / metrics["train_samples_per_sec"]
+    assert clocked <= metrics["train_seconds"] * 1.01
     assert 1 <= metrics["best_epoch"] <= 2
     png = (base / "output" / "data" / "confusion_matrix.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
@@ -299,7 +302,8 @@ def test_no_validation_at_all_still_gives_a_model(base_dir, run_train, tiny_back
     assert result.returncode == 0, result.stdout + result.stderr
     assert not (base_dir / "output" / "failure").exists()
     assert_model_dir(base_dir / "model")
-    assert log_event(result.stdout, "data")["val_rows"] == "0"
+    data = log_event(result.stdout, "data")
+    assert (data["val_rows"], data["validation"]) == ("0", "none")
     metrics = metrics_of(base_dir)
     assert not {"accuracy", "macro_f1", "per_class", "confusion_matrix"} & set(metrics)
     assert metrics["best_epoch"] == 2 and metrics["train_rows"] == 64
@@ -371,6 +375,10 @@ def _pretrained_not_a_model(base):
     (folder / "notes.txt").write_text("not a model")
 
 
+def _backbone_path_missing(base):
+    helpers.write_hyperparameters(base, {"backbone": "/models/minilm-typo"})
+
+
 def _malformed_hyperparameters(base):
     (base / "input" / "config" / "hyperparameters.json").write_text('{"epochs": 3,')
 
@@ -397,6 +405,10 @@ BAD_INPUT = {
     "pretrained channel not a model": (
         _pretrained_not_a_model,
         r"channel 'pretrained' is not a Hugging Face model folder",
+    ),
+    "backbone path missing": (
+        _backbone_path_missing,
+        r"backbone='/models/minilm-typo' does not exist",
     ),
     "malformed hyperparameters.json": (
         _malformed_hyperparameters,
