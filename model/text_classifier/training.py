@@ -212,6 +212,7 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
             precision=precision,
             accelerator=trainer.accelerator.__class__.__name__,
             backbone=Path(backbone).name,
+            torch_threads=torch.get_num_threads(),
         ),
     )
     started = time.perf_counter()
