@@ -57,6 +57,12 @@ def _one_text(value: Any, where: str) -> str:
         raise HTTPError(400, f"{where} must be a string, got {type(value).__name__}")
     if not value.strip():
         raise HTTPError(400, f"{where} is an empty string")
+    try:  # JSON may escape lone surrogates ("\\ud800"); the tokenizer cannot take them
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise HTTPError(
+            400, f"{where} is not valid Unicode (a lone surrogate at character {exc.start})"
+        ) from None
     return value
 
 

@@ -37,6 +37,8 @@ def test_decoders(body, content_type, expected):
         (b'{"inputs": [null]}', "application/json", 400),
         (b'{"inputs": [[]]}', "application/json", 400),
         (b'{"inputs": "   "}', "application/json", 400),
+        (b'{"inputs": ["ok", "a\\ud800b"]}', "application/json", 400),
+        (b'"\\udfff"\n', "application/jsonlines", 400),
         (b'{"x": 1}', "application/json", 400),
         (b"\n\n", "application/jsonlines", 400),
         (b'{"id": 1}\n', "application/jsonlines", 400),
