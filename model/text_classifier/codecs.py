@@ -92,7 +92,9 @@ def decode_json(body: bytes) -> list[str]:
 
 
 def decode_jsonlines(body: bytes) -> list[str]:
-    lines = _text(body).splitlines()
+    # Records end at \n only (JSON escapes it inside strings). str.splitlines() would
+    # also split at \x85, \u2028 and the like, which JSON leaves raw inside strings.
+    lines = _text(body).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()  # a trailing newline is not a record
     if not lines:
