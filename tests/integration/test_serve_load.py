@@ -122,11 +122,11 @@ def rss_mb(pid: int) -> float:
 
 
 def gone(pid: int) -> bool:
-    """Dead: reaped, or a zombie (its sockets are closed either way)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    """Reaped by its parent. Not merely a zombie: the main thread turns zombie while the
+    other threads still exit, and the process's sockets close only with the last of
+    them (tens of ms with a model's memory to unmap); a request that nginx hands to one
+    of those sockets in that time is on the dying worker too."""
+    return not Path(f"/proc/{pid}").exists()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -299,8 +299,10 @@ def test_soak(trained_model):
 @pytest.mark.slow
 def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(trained_model):
     """One worker (the CPU default), so the requests on the killed worker are exactly
-    those in flight when it died: started before it was gone, not finished when it was
-    killed. With two workers a failure could not be pinned on either of them.
+    those in flight while it died: not finished when SIGKILL was sent, and started
+    before the process was reaped (until its last thread exits, its sockets stay open
+    and nginx may still hand it a request on a kept-alive connection). With two workers
+    a failure could not be pinned on either of them.
 
     Only those may fail, each with nginx's JSON 502 (no connection reset, no hang).
     Every request sent after the worker was gone succeeds with its own answer: the
@@ -343,7 +345,12 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(trained_model):
     assert successor != victim
     assert f"Worker (pid:{victim}) was sent SIGKILL" in log
     assert f"Booting worker with pid: {successor}" in log
-    assert all(r in in_flight for r in failed), "a request not on the killed worker failed"
+    outside = [
+        (round(r.started - killed, 3), round(r.ended - killed, 3), r.status, r.problem)
+        for r in failed
+        if r not in in_flight
+    ]
+    assert not outside, f"failed but not on the killed worker (s after the kill): {outside}"
     for r in failed:  # nginx's JSON 502, not a reset or a hang
         assert r.status == 502 and r.content_type.startswith("application/json"), r.problem
         assert json.loads(r.problem)["error"]
