@@ -17,7 +17,10 @@ sys.path.insert(0, str(ROOT / "model"))
 
 from text_classifier.config import ServeConfig, TrainConfig, describe  # noqa: E402
 
-SECTIONS = {"hyperparameters": (TrainConfig, "hyperparameter"), "serving": (ServeConfig, "variable")}
+SECTIONS = {
+    "hyperparameters": (TrainConfig, "hyperparameter"),
+    "serving": (ServeConfig, "variable"),
+}
 
 
 def table(cls, first: str) -> str:
@@ -29,7 +32,9 @@ def table(cls, first: str) -> str:
 def render(text: str) -> str:
     for marker, (cls, first) in SECTIONS.items():
         pattern = re.compile(rf"(<!-- {marker}:start[^\n]*-->\n).*?(<!-- {marker}:end -->)", re.S)
-        text = pattern.sub(lambda m, c=cls, f=first: m.group(1) + table(c, f) + "\n" + m.group(2), text)
+        text = pattern.sub(
+            lambda m, c=cls, f=first: m.group(1) + table(c, f) + "\n" + m.group(2), text
+        )
     return text
 
 
