@@ -2,10 +2,12 @@
 
 One `Service` per gunicorn worker. It starts loading the model in the background at
 construction, answers /ping 503 until the model is loaded and warmed up, and turns
-request bodies into responses through `codecs`. A forward pass that runs past
-MODEL_SERVER_TIMEOUT makes the engine give up: its requests get 504, then `on_stuck`
-runs (the server exits the worker so that gunicorn forks a fresh one). Errors that know their status are
+request bodies into responses through `codecs`. Errors that know their status are
 `HTTPError`s; the Flask layer only maps them to responses.
+
+A forward pass still running MODEL_SERVER_TIMEOUT seconds after it started makes the
+engine give up: its requests get 504, then `on_stuck` runs (the server exits the worker
+so that gunicorn forks a fresh one).
 """
 
 from __future__ import annotations
