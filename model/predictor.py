@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from flask import Flask, Response, request
 from text_classifier.codecs import HTTPError
@@ -15,9 +16,23 @@ log = logging.getLogger("serve")
 # gunicorn's convention for "this worker cannot boot": the master stops the server,
 # so `serve` exits non-zero and SageMaker replaces the container.
 WORKER_BOOT_ERROR = 3
+# Any other non-zero exit: the master logs it and forks a fresh worker in its place.
+WORKER_STUCK = 1
+
+
+def _replace_worker(exc: BaseException) -> None:
+    """A forward pass is stuck on its native thread, where gunicorn's timeout cannot see
+    it; its requests have had their 504s. Exit, and let gunicorn fork a new worker."""
+    log.error("replacing this worker (pid %d): %s", os.getpid(), exc)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(WORKER_STUCK)
+
 
 app = Flask(__name__)
-service = Service.from_env(on_load_error=lambda exc: os._exit(WORKER_BOOT_ERROR))
+service = Service.from_env(
+    on_load_error=lambda exc: os._exit(WORKER_BOOT_ERROR), on_stuck=_replace_worker
+)
 app.config["MAX_CONTENT_LENGTH"] = service.max_payload_bytes
 
 
@@ -31,7 +46,7 @@ def _json_error(status: int, message: str) -> Response:
 def ping() -> Response:
     if service.healthy():
         return Response("{}", status=200, mimetype="application/json")
-    return _json_error(503, "model is loading")
+    return _json_error(503, service.engine.not_ready_reason)
 
 
 @app.post("/invocations")

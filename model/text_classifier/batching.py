@@ -7,6 +7,13 @@ batcher are cooperative (monkey-patched) while the forward pass runs on a real O
 thread from gevent's thread pool, so the event loop keeps accepting requests and
 answering /ping while the model computes. Without gevent the same code runs on plain
 threads.
+
+Because the forward pass runs on a native thread, gunicorn's worker timeout never
+fires for it: the event loop keeps sending heartbeats while the thread is stuck. The
+engine is its own watchdog instead. A batch still running `stuck_after_s` after it
+started is given up: its requests fail with `Stuck` (the service answers 504), queued
+and later ones with `NotReady` (503), and once those answers are out `on_stuck` is
+called, which in the server exits the worker so that gunicorn forks a fresh one.
 """
 
 from __future__ import annotations
@@ -27,8 +34,14 @@ def _gevent_active() -> bool:
     return bool(monkey and monkey.is_module_patched("threading"))
 
 
+class _Overrun(Exception):
+    """The function was still running when the wait ran out."""
+
+
 class _NativeRunner:
-    """Runs a function on one dedicated OS thread and waits without blocking the loop."""
+    """Runs a function on an OS thread and waits for it, at most `timeout` seconds,
+    without blocking gevent's loop. The function itself cannot be interrupted: on
+    `_Overrun` it is still running, and its thread is lost to the caller."""
 
     def __init__(self):
         self._pool = None
@@ -37,10 +50,24 @@ class _NativeRunner:
 
             self._pool = ThreadPool(1)
 
-    def __call__(self, fn: Callable, *args):
-        if self._pool is None:
-            return fn(*args)  # already on a plain thread: just call it
-        ok, value = self._pool.apply(_capture, (fn, args))
+    def __call__(self, fn: Callable, *args, timeout: float | None = None):
+        if self._pool is not None:
+            result = self._pool.spawn(_capture, fn, args)
+            result.wait(timeout)
+            if not result.ready():
+                raise _Overrun
+            ok, value = result.get()
+        else:  # plain threads: a daemon thread per call, so that a stuck one is left behind
+            done, box = threading.Event(), []
+
+            def target():
+                box.append(_capture(fn, args))
+                done.set()
+
+            threading.Thread(target=target, name="forward", daemon=True).start()
+            if not done.wait(timeout):
+                raise _Overrun
+            ok, value = box[0]
         if not ok:
             raise value
         return value
@@ -55,17 +82,22 @@ def _capture(fn: Callable, args: tuple) -> tuple[bool, Any]:
 
 
 class _Request:
-    __slots__ = ("done", "error", "result", "texts")
+    __slots__ = ("collected", "done", "error", "result", "texts")
 
     def __init__(self, texts: Sequence[str]):
         self.texts = texts
-        self.done = threading.Event()
+        self.done = threading.Event()  # the engine has set result or error
+        self.collected = threading.Event()  # the caller has taken its answer
         self.result: Any = None
         self.error: BaseException | None = None
 
 
 class NotReady(Exception):
-    """The model is still loading (or failed to load)."""
+    """No model to answer with: still loading, failed to load, or being replaced."""
+
+
+class Stuck(TimeoutError):
+    """The forward pass this request was in ran past the engine's limit."""
 
 
 class BatchEngine:
@@ -77,16 +109,24 @@ class BatchEngine:
         max_batch_size: int = 32,
         max_delay_s: float = 0.0,
         on_load_error: Callable[[BaseException], None] | None = None,
+        stuck_after_s: float | None = None,
+        on_stuck: Callable[[BaseException], None] | None = None,
+        flush_grace_s: float = 0.2,
     ):
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
+        self.stuck_after_s = stuck_after_s
+        self.flush_grace_s = flush_grace_s
         self.model: Any = None
         self.batches = 0
         self.texts = 0
         self._load = load
         self._on_load_error = on_load_error
+        self._on_stuck = on_stuck
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._ready = threading.Event()
+        self._settled = threading.Event()  # ready, or never will be again
+        self.not_ready_reason = "model is loading"
         self._run_native = _NativeRunner()
         self._thread = threading.Thread(target=self._main, name="batch-engine", daemon=True)
         self._thread.start()
@@ -99,16 +139,25 @@ class BatchEngine:
         return self._ready.wait(timeout)
 
     def predict(self, texts: Sequence[str], timeout: float | None = None):
-        """Probabilities for `texts`, computed in a batch with whatever else is queued."""
+        """Probabilities for `texts`, computed in a batch with whatever else is queued.
+
+        A request that arrives while the model is still loading (a worker gunicorn has
+        just replaced) waits for it, within the same `timeout`, rather than failing."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._settled.wait(timeout)
         if not self.ready:
-            raise NotReady("model is not loaded yet")
+            raise NotReady(self.not_ready_reason)
         request = _Request(texts)
-        self._queue.put(request)
-        if not request.done.wait(timeout):
-            raise TimeoutError(f"no answer within {timeout} s")
-        if request.error is not None:
-            raise request.error
-        return request.result
+        try:
+            self._queue.put(request)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not request.done.wait(remaining):
+                raise TimeoutError(f"no answer within {timeout} s")
+            if request.error is not None:
+                raise request.error
+            return request.result
+        finally:
+            request.collected.set()
 
     # --- the batcher loop ----------------------------------------------------------------
     def _main(self) -> None:
@@ -117,13 +166,15 @@ class BatchEngine:
             self._run_native(self.model.warm_up)
         except BaseException as exc:
             log.exception("model failed to load")
+            self.not_ready_reason = "model failed to load"
+            self._settled.set()
             if self._on_load_error:
                 self._on_load_error(exc)
             return
         self._ready.set()
-        while True:
-            batch = self._collect()
-            self._run(batch)
+        self._settled.set()
+        while self._run(self._collect()):
+            pass
 
     def _collect(self) -> list[_Request]:
         first = self._queue.get()
@@ -143,15 +194,19 @@ class BatchEngine:
             size += len(nxt.texts)
         return batch
 
-    def _run(self, batch: list[_Request]) -> None:
+    def _run(self, batch: list[_Request]) -> bool:
+        """Run one batch; False once the engine has given up on a stuck one."""
         texts = [t for r in batch for t in r.texts]
         try:
-            probs = self._run_native(self.model.predict_proba, texts)
+            probs = self._run_native(self.model.predict_proba, texts, timeout=self.stuck_after_s)
+        except _Overrun:
+            self._give_up(batch, len(texts))
+            return False
         except BaseException as exc:
             for r in batch:
                 r.error = exc
                 r.done.set()
-            return
+            return True
         self.batches += 1
         self.texts += len(texts)
         start = 0
@@ -159,3 +214,37 @@ class BatchEngine:
             r.result = probs[start : start + len(r.texts)]
             start += len(r.texts)
             r.done.set()
+        return True
+
+    def _give_up(self, batch: list[_Request], n_texts: int) -> None:
+        """The forward pass is stuck and cannot be interrupted: answer everyone, then
+        hand over to `on_stuck` (the server exits the worker; gunicorn replaces it)."""
+        error = Stuck(f"the forward pass ran longer than {self.stuck_after_s:g} s")
+        self.not_ready_reason = "this worker is being replaced"
+        self._ready.clear()  # /ping 503 and new requests NotReady from here on
+        log.error(
+            "forward pass stuck: batch of %d texts, %d requests, over %g s; giving up",
+            n_texts,
+            len(batch),
+            self.stuck_after_s,
+        )
+        failed = list(batch)
+        for r in batch:
+            r.error = error
+            r.done.set()
+        while True:
+            try:
+                r = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            r.error = NotReady(self.not_ready_reason)
+            r.done.set()
+            failed.append(r)
+        # Let every waiting request take its answer (each is a greenlet that writes its
+        # response as soon as it runs), then a moment more for the writes to finish.
+        deadline = time.monotonic() + 5.0
+        for r in failed:
+            r.collected.wait(max(0.0, deadline - time.monotonic()))
+        time.sleep(self.flush_grace_s)
+        if self._on_stuck:
+            self._on_stuck(error)

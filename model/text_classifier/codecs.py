@@ -57,6 +57,12 @@ def _one_text(value: Any, where: str) -> str:
         raise HTTPError(400, f"{where} must be a string, got {type(value).__name__}")
     if not value.strip():
         raise HTTPError(400, f"{where} is an empty string")
+    try:  # JSON may escape lone surrogates ("\\ud800"); the tokenizer cannot take them
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise HTTPError(
+            400, f"{where} is not valid Unicode (a lone surrogate at character {exc.start})"
+        ) from None
     return value
 
 
@@ -86,7 +92,9 @@ def decode_json(body: bytes) -> list[str]:
 
 
 def decode_jsonlines(body: bytes) -> list[str]:
-    lines = _text(body).splitlines()
+    # Records end at \n only (JSON escapes it inside strings). str.splitlines() would
+    # also split at \x85, \u2028 and the like, which JSON leaves raw inside strings.
+    lines = _text(body).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()  # a trailing newline is not a record
     if not lines:

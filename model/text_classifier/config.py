@@ -94,7 +94,11 @@ class ServeConfig:
         0, "gunicorn workers; 0 is one per GPU, or 1 on CPU", lo=0, hi=256, env=contract.WORKERS_ENV
     )
     timeout: int = _opt(
-        60, "seconds a worker may spend on one request", lo=1, hi=3600, env=contract.TIMEOUT_ENV
+        60,
+        "seconds a request may take; a forward pass still running then gets 504 and its worker is replaced",
+        lo=1,
+        hi=3600,
+        env=contract.TIMEOUT_ENV,
     )
     threads: int = _opt(
         0, "torch threads per worker; 0 splits the cores", lo=0, hi=1024, env=contract.THREADS_ENV

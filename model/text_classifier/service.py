@@ -4,6 +4,10 @@ One `Service` per gunicorn worker. It starts loading the model in the background
 construction, answers /ping 503 until the model is loaded and warmed up, and turns
 request bodies into responses through `codecs`. Errors that know their status are
 `HTTPError`s; the Flask layer only maps them to responses.
+
+A forward pass still running MODEL_SERVER_TIMEOUT seconds after it started makes the
+engine give up: its requests get 504, then `on_stuck` runs (the server exits the worker
+so that gunicorn forks a fresh one).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import codecs, contract
-from .batching import BatchEngine, NotReady
+from .batching import BatchEngine, NotReady, Stuck
 from .codecs import HTTPError
 from .config import ServeConfig, serve_config_from_env
 
@@ -26,6 +30,7 @@ class Service:
         cfg: ServeConfig,
         model_dir: Path,
         on_load_error: Callable[[BaseException], None] | None = None,
+        on_stuck: Callable[[BaseException], None] | None = None,
     ):
         self.cfg = cfg
         self.max_payload_bytes = int(cfg.max_payload_mb * 1024 * 1024)
@@ -36,12 +41,17 @@ class Service:
             return Model(model_dir, cfg.precision, cfg.device, cfg.threads, cfg.max_batch_size)
 
         self.engine = BatchEngine(
-            load, cfg.max_batch_size, cfg.max_batch_delay_ms / 1000.0, on_load_error
+            load,
+            cfg.max_batch_size,
+            cfg.max_batch_delay_ms / 1000.0,
+            on_load_error,
+            stuck_after_s=cfg.timeout,
+            on_stuck=on_stuck,
         )
 
     @classmethod
-    def from_env(cls, on_load_error=None) -> Service:
-        return cls(serve_config_from_env(), contract.model_dir(), on_load_error)
+    def from_env(cls, on_load_error=None, on_stuck=None) -> Service:
+        return cls(serve_config_from_env(), contract.model_dir(), on_load_error, on_stuck)
 
     # --- /ping ---------------------------------------------------------------------------
     def healthy(self) -> bool:
@@ -56,8 +66,13 @@ class Service:
         texts = codecs.decode(body, content_type)
         try:
             probs = self.engine.predict(texts, timeout=self.cfg.timeout)
-        except NotReady:
-            raise HTTPError(503, "model is loading; retry shortly") from None
+        except NotReady as exc:
+            raise HTTPError(503, f"{exc}; retry shortly") from None
+        except Stuck:
+            raise HTTPError(
+                504,
+                f"prediction took longer than {self.cfg.timeout} s; this worker is being replaced",
+            ) from None
         except TimeoutError:
             raise HTTPError(504, f"prediction took longer than {self.cfg.timeout} s") from None
         records = codecs.records(probs.tolist(), self.engine.model.labels)

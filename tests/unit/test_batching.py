@@ -3,7 +3,7 @@ import time
 
 import pytest
 import torch
-from text_classifier.batching import BatchEngine, NotReady
+from text_classifier.batching import BatchEngine, NotReady, Stuck
 
 
 class Doubler:
@@ -31,8 +31,8 @@ def test_not_ready_until_loaded_and_warm():
         return model
 
     engine = BatchEngine(load)
-    with pytest.raises(NotReady):
-        engine.predict(["x"])
+    with pytest.raises(NotReady, match="loading"):
+        engine.predict(["x"], timeout=0.05)
     gate.set()
     assert engine.wait_ready(5)
     assert engine.predict(["abc"]).tolist() == [[3.0, 1.0]]
@@ -102,3 +102,96 @@ def test_timeout():
     engine.wait_ready(5)
     with pytest.raises(TimeoutError):
         engine.predict(["slow"], timeout=0.1)
+
+
+def test_a_request_during_loading_waits_for_the_model():
+    """A worker gunicorn has just forked accepts connections before its model is up:
+    those requests wait for it instead of failing."""
+    gate = threading.Event()
+
+    def load():
+        gate.wait(5)
+        return Doubler()
+
+    engine = BatchEngine(load)
+    threading.Timer(0.3, gate.set).start()
+    started = time.monotonic()
+    assert engine.predict(["abc"], timeout=5).tolist() == [[3.0, 1.0]]
+    assert time.monotonic() - started >= 0.25
+
+
+def test_after_a_load_failure_requests_fail_at_once():
+    def load():
+        raise RuntimeError("broken model")
+
+    engine = BatchEngine(load, on_load_error=lambda exc: None)
+    started = time.monotonic()
+    with pytest.raises(NotReady, match="failed to load"):
+        engine.predict(["x"], timeout=5)
+    assert time.monotonic() - started < 2
+
+
+class Gated(Doubler):
+    """Blocks in predict_proba on texts containing "stuck" until released."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def predict_proba(self, texts):
+        if any("stuck" in t for t in texts):
+            self.release.wait(10)
+        return super().predict_proba(texts)
+
+
+def test_a_stuck_batch_is_given_up_and_on_stuck_runs_after_every_answer():
+    model = Gated()
+    calls = []
+    outcomes = {}
+    engine = BatchEngine(
+        lambda: model,
+        max_batch_size=1,  # so that the second request queues behind the stuck one
+        stuck_after_s=0.5,
+        on_stuck=lambda exc: calls.append((exc, dict(outcomes))),
+    )
+    assert engine.wait_ready(5)
+
+    def client(name, texts):
+        started = time.monotonic()
+        try:
+            engine.predict(texts, timeout=30)  # far beyond: the engine must answer first
+            outcomes[name] = ("ok", time.monotonic() - started)
+        except Exception as exc:
+            outcomes[name] = (exc, time.monotonic() - started)
+
+    stuck = threading.Thread(target=client, args=("stuck", ["stuck"]))
+    stuck.start()
+    time.sleep(0.1)
+    queued = threading.Thread(target=client, args=("queued", ["behind"]))
+    queued.start()
+    stuck.join(5)
+    queued.join(5)
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.02)
+    model.release.set()
+
+    assert isinstance(outcomes["stuck"][0], Stuck)
+    assert 0.4 < outcomes["stuck"][1] < 3
+    assert isinstance(outcomes["queued"][0], NotReady)
+    assert len(calls) == 1
+    exc, seen_when_called = calls[0]
+    assert isinstance(exc, Stuck)
+    assert set(seen_when_called) == {"stuck", "queued"}, "on_stuck ran before the answers"
+    assert not engine.ready
+    with pytest.raises(NotReady, match="being replaced"):
+        engine.predict(["later"], timeout=5)
+
+
+def test_a_slow_batch_under_the_limit_is_not_given_up():
+    calls = []
+    engine = BatchEngine(lambda: Doubler(delay=0.3), stuck_after_s=2, on_stuck=calls.append)
+    engine.wait_ready(5)
+    for _ in range(3):
+        assert engine.predict(["abc"], timeout=5).tolist() == [[3.0, 1.0]]
+    assert calls == [] and engine.ready
