@@ -105,11 +105,23 @@ def decode_jsonlines(body: bytes) -> list[str]:
     ]
 
 
+# Python's csv reader ends a record at any CR, but records end at LF (or CRLF) here, as
+# in batch transform's SplitType=Line: a lone CR is text. It travels through the parser
+# as this private-use character, and back (bodies that contain it are parsed as they are).
+_LONE_CR = "\ue000"
+
+
 def decode_csv(body: bytes) -> list[str]:
+    text = _text(body)
+    hide = _LONE_CR not in text
+    if hide:
+        text = text.replace("\r\n", "\n").replace("\r", _LONE_CR)
     try:
-        rows = list(csv.reader(io.StringIO(_text(body), newline="")))
+        rows = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
         raise HTTPError(400, f"body is not valid CSV: {exc}") from None
+    if hide:
+        rows = [[field.replace(_LONE_CR, "\r") for field in row] for row in rows]
     while rows and not rows[-1]:
         rows.pop()
     if not rows:

@@ -195,7 +195,7 @@ def test_concurrent_clients_get_their_own_answers(server, reference):
 
 
 def test_ping_answers_while_a_long_batch_computes(server):
-    big = {"inputs": [f"long text number {i} " * 12 for i in range(3000)]}
+    big = {"inputs": [f"long text number {i} " * 10 for i in range(20000)]}
     done = threading.Event()
     result = {}
 
@@ -205,17 +205,18 @@ def test_ping_answers_while_a_long_batch_computes(server):
 
     t = threading.Thread(target=send)
     t.start()
-    time.sleep(0.5)  # the big batch is now computing
+    time.sleep(0.5)  # the big request is now being computed
     latencies = []
-    for _ in range(5):
+    while not done.is_set() and len(latencies) < 10:
         start = time.monotonic()
         assert requests.get(server.url + "/ping", timeout=2).status_code == 200
         latencies.append(time.monotonic() - start)
-    assert not done.is_set(), "the big request finished too soon to prove anything"
+        time.sleep(0.05)
+    assert len(latencies) >= 3, "the big request finished too soon to prove anything"
     assert max(latencies) < 0.5
-    t.join(120)
+    t.join(180)
     assert result["r"].status_code == 200
-    assert len(result["r"].json()["predictions"]) == 3000
+    assert len(result["r"].json()["predictions"]) == 20000
 
 
 def test_bind_to_port_and_batch_settings(trained_model):

@@ -22,6 +22,8 @@ from text_classifier.codecs import HTTPError, choose_accept, decode, encode, rec
         (b'"a"\r\n"b"\r\n', "application/jsonlines", ["a", "b"]),
         ('"a\x85b"\n"c\u2028d"\n'.encode(), "application/jsonlines", ["a\x85b", "c\u2028d"]),
         (b'a\n"b, with comma"\n"multi\nline"\n', "text/csv", ["a", "b, with comma", "multi\nline"]),
+        (b"0\r0\r\nb\n", "text/csv", ["0\r0", "b"]),  # a lone CR is text; CRLF ends a row
+        (b"\r0\n", "text/csv", ["\r0"]),
         ("caf\u00e9 \u2615".encode(), "text/plain", ["caf\u00e9 \u2615"]),
         (b"\xef\xbb\xbfbom", "text/plain", ["bom"]),
     ],
