@@ -304,7 +304,9 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(trained_model):
     and nginx may still hand it a request on a kept-alive connection). With two workers
     a failure could not be pinned on either of them.
 
-    Only those may fail, each with nginx's JSON 502 (no connection reset, no hang).
+    Only those may fail: with nginx's JSON 502 or, when the worker died between writing
+    a response's headers and its body, with that response cut short (nginx has already
+    passed the headers on and cannot turn it into a 502); never a hang.
     Every request sent after the worker was gone succeeds with its own answer: the
     listening socket is the master's, so they wait for the replacement, which holds
     them until its model is loaded instead of answering 503. gunicorn logs the kill
@@ -351,7 +353,10 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(trained_model):
         if r not in in_flight
     ]
     assert not outside, f"failed but not on the killed worker (s after the kill): {outside}"
-    for r in failed:  # nginx's JSON 502, not a reset or a hang
+    for r in failed:  # nginx's JSON 502, or a body cut short after its headers
+        if r.status is None:
+            assert "IncompleteRead" in r.problem, r.problem
+            continue
         assert r.status == 502 and r.content_type.startswith("application/json"), r.problem
         assert json.loads(r.problem)["error"]
     assert len(after) >= 20 and all(r.problem is None for r in after)
