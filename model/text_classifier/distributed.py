@@ -50,22 +50,28 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9:][A-Za-z0-9:._-]*$")  # a name, IPv4 or IPv6
 class Cluster:
     """Where this process stands in the training cluster."""
 
-    hosts: tuple[str, ...]
-    current_host: str
+    resource: contract.ResourceConfig  # hosts, this host, its rank among them
     master_addr: str  # where the first host listens
     master_port: int
-    interface: str
     timeout_s: int
     devices: int = 1  # processes per host: visible GPUs, or 1 on CPU
     gpu: bool = False
 
     @property
+    def current_host(self) -> str:
+        return self.resource.current_host
+
+    @property
     def node_rank(self) -> int:
-        return self.hosts.index(self.current_host)
+        return self.resource.node_rank
 
     @property
     def num_nodes(self) -> int:
-        return len(self.hosts)
+        return self.resource.num_nodes
+
+    @property
+    def interface(self) -> str:
+        return self.resource.network_interface_name
 
     @property
     def world_size(self) -> int:
@@ -125,11 +131,9 @@ def resolve(
     else:
         address = master if resource.num_nodes > 1 else "127.0.0.1"
     return Cluster(
-        hosts=tuple(resource.hosts),
-        current_host=resource.current_host,
+        resource=resource,
         master_addr=address,
         master_port=_positive_int(env, contract.MASTER_PORT_ENV, DEFAULT_MASTER_PORT, 65535),
-        interface=resource.network_interface_name,
         timeout_s=_positive_int(env, contract.DIST_TIMEOUT_ENV, DEFAULT_TIMEOUT_S, 86_400),
         devices=max(1, gpus),
         gpu=gpus > 0,
