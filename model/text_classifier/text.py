@@ -68,19 +68,32 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
 
 
 class TextEncoder:
-    """Texts to `input_ids` and `attention_mask`, padded to the longest in the batch
-    (not to max_length: short batches stay cheap). Thread-safe once built."""
+    """Texts to token ids, and token ids to `input_ids` and `attention_mask` padded to
+    the longest in the batch (not to max_length: short batches stay cheap). Tokenizing
+    and padding are separate steps so that serving can group texts by length in
+    between. Thread-safe once built."""
 
     def __init__(self, tokenizer, settings: TextSettings):
         self.settings = settings
         self.tokenizer = tokenizer
         tokenizer.enable_truncation(max_length=settings.max_length)
-        tokenizer.enable_padding(pad_id=settings.pad_id, pad_token=settings.pad_token)
+        tokenizer.no_padding()  # `pad` does it, per batch
 
-    def __call__(self, texts: Sequence[str]) -> dict[str, Any]:
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        encodings = self.tokenizer.encode_batch([normalize(t, self.settings) for t in texts])
+        return [e.ids for e in encodings]
+
+    def pad(self, rows: Sequence[Sequence[int]]) -> dict[str, Any]:
         import torch
 
-        encodings = self.tokenizer.encode_batch([normalize(t, self.settings) for t in texts])
-        ids = torch.tensor([e.ids for e in encodings], dtype=torch.long)
-        mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.long)
-        return {"input_ids": ids, "attention_mask": mask}
+        width = max(1, max(map(len, rows), default=0))
+        pad_id = self.settings.pad_id
+        ids = [list(r) + [pad_id] * (width - len(r)) for r in rows]
+        mask = [[1] * len(r) + [0] * (width - len(r)) for r in rows]
+        return {
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "attention_mask": torch.tensor(mask, dtype=torch.long),
+        }
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, Any]:
+        return self.pad(self.token_ids(texts))

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from text_classifier import artifacts
+from text_classifier.bucketing import CostCurve, plan
 from text_classifier.errors import UserError
 from text_classifier.inference import Model
 
@@ -31,6 +32,19 @@ def test_chunks_of_similar_length_keep_input_order(fp32):
     together = fp32.predict_proba(texts)
     alone = torch.cat([fp32.predict_proba([t]) for t in texts])
     assert torch.allclose(together, alone, atol=1e-4)
+
+
+def test_bucketed_passes_answer_like_one_text_at_a_time(trained_model):
+    model = Model(trained_model / "model", "fp32", "cpu", threads=1, max_batch_size=8)
+    model.warm_up()
+    assert model.cost is not None  # measured at warm-up
+    model.cost = CostCurve((8, 64), (0.001, 0.008))  # linear: every cut that saves padding pays
+    texts = [t * (1 + 5 * (i % 2)) for i, t in enumerate(TEXTS * 2)]  # short and long, mixed
+    rows = model.encoder.token_ids(texts)
+    assert len(plan([len(r) for r in rows], 8, model.cost)) > 1
+    alone = torch.cat([model.predict_proba([t]) for t in texts])
+    assert torch.allclose(model.predict_proba(texts), alone, atol=1e-4)
+    assert torch.allclose(model.predict_proba(texts, bucket=False), alone, atol=1e-4)
 
 
 def test_serving_never_imports_lightning(trained_model):
