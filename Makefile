@@ -15,8 +15,9 @@ help: ## list the targets
 setup: $(STAMP) ## install nginx (apt) and the Python packages into .venv
 
 $(STAMP): requirements.txt requirements-dev.txt
-	@# nginx fronts the model server; fortunes is the real text bench-defaults and its test use.
-	@command -v nginx >/dev/null && test -f /usr/share/games/fortunes/computers || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx fortunes >/dev/null; }
+	@# nginx fronts the model server; fortunes is the real text bench-defaults and its test
+	@# use; wrk is bench-serve's load generator (its test runs it for a second).
+	@command -v nginx >/dev/null && command -v wrk >/dev/null && test -f /usr/share/games/fortunes/computers || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx fortunes wrk >/dev/null; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@# torch first, pinned: the CPU wheel. A bare `torch` would pull a multi-GB CUDA build.

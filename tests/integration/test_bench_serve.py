@@ -1,0 +1,45 @@
+"""benchmarks/bench_serve.py end to end, briefly, on the tiny model: it runs and prints
+every figure the README quotes."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT, subprocess_env
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="needs wrk: apt-get install wrk"
+)
+
+
+def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_serve.py"),
+            "--model-dir",
+            str(trained_model / "model"),
+            "--seconds=1",
+            "--rounds=2",
+        ],
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert len(re.findall(r"round \d: in-process fp32 limit", out)) >= 2
+    for figure in (
+        "served fp32 c=16 / in-process fp32 limit",
+        "served fp32 c=16 / in-process fp32 with bucketing",
+        "c=16 / in-process fp32 limit",
+        "p50 c=1 - in-process fp32 batch-1 (ms)",
+        "cold start median (s)",
+        "bf16 argmax agreement with fp32",
+    ):
+        assert re.search(re.escape(figure) + r"\s+[-+]?\d", out), figure
+    assert "errors 0" in out and not re.search(r"errors [1-9]", out)
