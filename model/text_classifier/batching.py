@@ -28,6 +28,11 @@ from typing import Any
 
 log = logging.getLogger("serve")
 
+# Without a max delay, how long a batch waits for the clients the last batch answered:
+# until none has arrived for REFILL_GAP_S, and never longer than REFILL_MAX_S in all.
+REFILL_GAP_S = 0.002
+REFILL_MAX_S = 0.005
+
 
 def _gevent_active() -> bool:
     monkey = sys.modules.get("gevent.monkey")
@@ -120,6 +125,7 @@ class BatchEngine:
         self.model: Any = None
         self.batches = 0
         self.texts = 0
+        self._answered = 0  # requests in the last batch
         self._load = load
         self._on_load_error = on_load_error
         self._on_stuck = on_stuck
@@ -177,12 +183,25 @@ class BatchEngine:
             pass
 
     def _collect(self) -> list[_Request]:
+        """The next batch: the first queued request and what follows it, up to
+        max_batch_size texts. With a max delay, wait that long for more. Without one,
+        take what queued while the last batch ran, and if that is fewer requests than
+        the last batch answered, wait briefly for those clients to come back: a client
+        pool, or batch transform's concurrent requests, resends as soon as it is
+        answered, and without the wait the batches would alternate large and small."""
+        expected = self._queue.qsize() + self._answered  # those queued, and returners
         first = self._queue.get()
         batch, size = [first], len(first.texts)
-        deadline = time.monotonic() + self.max_delay_s
+        started = last = time.monotonic()
         while size < self.max_batch_size:
-            try:
+            if self.max_delay_s:
+                remaining = started + self.max_delay_s - time.monotonic()
+            elif len(batch) < expected:
+                deadline = min(started + REFILL_MAX_S, last + REFILL_GAP_S)
                 remaining = deadline - time.monotonic()
+            else:
+                remaining = 0.0
+            try:
                 nxt = (
                     self._queue.get(timeout=remaining)
                     if remaining > 0
@@ -192,6 +211,8 @@ class BatchEngine:
                 break
             batch.append(nxt)
             size += len(nxt.texts)
+            last = time.monotonic()
+        self._answered = len(batch)
         return batch
 
     def _run(self, batch: list[_Request]) -> bool:

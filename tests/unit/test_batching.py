@@ -195,3 +195,33 @@ def test_a_slow_batch_under_the_limit_is_not_given_up():
     for _ in range(3):
         assert engine.predict(["abc"], timeout=5).tolist() == [[3.0, 1.0]]
     assert calls == [] and engine.ready
+
+
+@pytest.mark.parametrize("refill", [True, False])
+def test_clients_that_resend_when_answered_fill_whole_batches(monkeypatch, refill):
+    """Eight clients in a loop (a client pool, batch transform's concurrent requests):
+    without the refill wait the batches settle into alternating sizes (1 and 7, a mean
+    of 4); with it, nearly every batch holds all eight."""
+    from text_classifier import batching
+
+    if not refill:
+        monkeypatch.setattr(batching, "REFILL_MAX_S", 0.0)
+    model = Doubler(delay=0.03)
+    engine = BatchEngine(lambda: model, max_batch_size=64)
+    engine.wait_ready(5)
+
+    def client():
+        for _ in range(12):
+            engine.predict(["a"], timeout=10)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    steady = model.batch_sizes[1:-1]  # the first holds whoever came first; the last, the rest
+    mean = sum(steady) / len(steady)
+    if refill:
+        assert mean >= 6, model.batch_sizes
+    else:
+        assert mean < 5, model.batch_sizes  # the behaviour the wait exists to fix
