@@ -108,7 +108,7 @@ class ServeConfig:
     )
     max_batch_delay_ms: float = _opt(
         0.0,
-        "how long a batch waits for more texts; 0 takes what queued while the last batch ran",
+        "how long a batch waits for more texts; 0 takes what queued while the last batch ran, and waits up to 5 ms for the clients that batch answered",
         lo=0.0,
         hi=10_000.0,
         env=contract.MAX_BATCH_DELAY_ENV,
