@@ -2,11 +2,11 @@
 
 A batch is padded to its longest text, so one long text makes every short one beside it
 pay for its length. `plan` sorts a batch's texts by token count and cuts the sorted run
-into sub-batches wherever that is cheaper, judged by a `CostCurve`: forward-pass time
-against padded tokens, measured on this hardware when the model warms up. On a CPU in
-fp32 the time is close to linear in padded tokens, so cutting out padding pays; in bf16
-(AMX) or on a GPU a forward pass has a large fixed cost, and the plan keeps the batch
-whole. Pure functions of lengths and times: nothing here touches torch.
+into sub-batches wherever that is cheaper, judged by a `CostCurve`: forward-pass time per
+token of length against batch size, measured on this hardware when the model warms up.
+On a CPU in fp32 a text costs about the same in any batch, so cutting out padding pays;
+in bf16 (AMX) or on a GPU a large batch costs far less per text, and the plan keeps the
+batch whole. Pure functions of lengths and times: nothing here touches torch.
 """
 
 from __future__ import annotations
@@ -16,57 +16,58 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-CALIBRATION_BATCHES = (1, 4, 16)  # batch sizes timed at warm-up, at CALIBRATION_LENGTH
-CALIBRATION_LENGTH = 64  # tokens per text in those passes (capped at max_length)
+CALIBRATION_LENGTH = 32  # tokens per text in the timed passes (capped at max_length)
+CALIBRATION_MAX_BATCH = 64  # larger batches are extrapolated from the last two points
 SEARCH_LIMIT = 40_000  # above n x max_batch_size steps, cut fixed windows instead
 
 
 @dataclass(frozen=True)
 class CostCurve:
-    """Seconds for one forward pass of `n` padded tokens (batch size x padded length):
-    linear between measured points, flat below the first (no pass is cheaper than the
-    smallest measured), and on the last slope above the last."""
+    """Seconds for one forward pass of `batch` texts padded to `length` tokens, modelled
+    as g(batch) x length: g is measured per token of length at a few batch sizes, linear
+    between them and on the last slope beyond. Time grows a little less than linearly
+    with length, so long passes are overestimated and the plan errs toward fewer cuts."""
 
-    tokens: tuple[int, ...]
-    seconds: tuple[float, ...]
+    batches: tuple[int, ...]
+    seconds_per_token: tuple[float, ...]
 
     def __post_init__(self):
-        if len(self.tokens) < 2 or list(self.tokens) != sorted(set(self.tokens)):
-            raise ValueError("a cost curve needs two or more points at increasing token counts")
-        # Timings are noisy; more tokens never cost less.
-        running = [max(self.seconds[: i + 1]) for i in range(len(self.seconds))]
-        object.__setattr__(self, "seconds", tuple(running))
+        if len(self.batches) < 2 or list(self.batches) != sorted(set(self.batches)):
+            raise ValueError("a cost curve needs two or more points at increasing batch sizes")
+        # Timings are noisy; a larger batch never costs less.
+        g = self.seconds_per_token
+        object.__setattr__(self, "seconds_per_token", tuple(max(g[: i + 1]) for i in range(len(g))))
 
-    def __call__(self, n: int) -> float:
-        xs, ys = self.tokens, self.seconds
-        if n <= xs[0]:
-            return ys[0]
-        i = min(bisect.bisect_left(xs, n), len(xs) - 1)
+    def __call__(self, batch: int, length: int) -> float:
+        xs, ys = self.batches, self.seconds_per_token
+        i = min(max(1, bisect.bisect_left(xs, batch)), len(xs) - 1)
         slope = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
-        return ys[i - 1] + slope * (n - xs[i - 1])
+        return max(ys[0], ys[i - 1] + slope * (batch - xs[i - 1])) * max(1, length)
 
     def describe(self) -> str:
         return ",".join(
-            f"{t}:{s * 1000:.1f}ms" for t, s in zip(self.tokens, self.seconds, strict=True)
+            f"{b}:{g * 1e6:.0f}us/token"
+            for b, g in zip(self.batches, self.seconds_per_token, strict=True)
         )
 
 
 def measure(
     forward: Callable[[int, int], object], max_batch: int, max_length: int
 ) -> CostCurve | None:
-    """Time `forward(batch, length)` at the calibration shapes. None when batches hold
-    one text (there is nothing to plan)."""
+    """Time `forward(batch, length)` at batch sizes 1, max_batch/4 and max_batch. None
+    when batches hold one text (there is nothing to plan)."""
     length = max(1, min(CALIBRATION_LENGTH, max_length))
-    batches = sorted({min(b, max_batch) for b in CALIBRATION_BATCHES})
+    top = min(max_batch, CALIBRATION_MAX_BATCH)
+    batches = sorted({1, max(1, top // 4), top})
     if len(batches) < 2:
         return None
-    seconds = []
+    per_token = []
     for batch in batches:
         forward(batch, length)  # the first pass at a shape builds its kernels: not timed
         started = time.perf_counter()
         forward(batch, length)
-        seconds.append(time.perf_counter() - started)
-    return CostCurve(tuple(b * length for b in batches), tuple(seconds))
+        per_token.append((time.perf_counter() - started) / length)
+    return CostCurve(tuple(batches), tuple(per_token))
 
 
 def plan(lengths: Sequence[int], max_batch: int, cost: CostCurve | None) -> list[list[int]]:
@@ -74,7 +75,7 @@ def plan(lengths: Sequence[int], max_batch: int, cost: CostCurve | None) -> list
 
     Without a cost curve (or for very large requests) the texts are sorted by length and
     cut into full windows; with one, the cuts minimise the summed cost (an exact dynamic
-    programme over the sorted run: each pass costs cost(size x its longest length))."""
+    programme over the sorted run: each pass costs cost(its size, its longest length))."""
     n = len(lengths)
     order = sorted(range(n), key=lengths.__getitem__)
     if cost is None or n * max_batch > SEARCH_LIMIT:
@@ -85,7 +86,7 @@ def plan(lengths: Sequence[int], max_batch: int, cost: CostCurve | None) -> list
     for j in range(1, n + 1):
         longest = width[j - 1]
         for i in range(max(0, j - max_batch), j):
-            total = best[i] + cost((j - i) * longest)
+            total = best[i] + cost(j - i, longest)
             if total < best[j]:
                 best[j], cut[j] = total, i
     passes, j = [], n
