@@ -252,6 +252,10 @@ def train(job: Job, cluster: distributed.Cluster) -> float:
     import torch
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    # Until Lightning installs its SIGTERM handler, after the hosts have met, SIGTERM keeps
+    # its default action and ends the process at once (tini reports 143). Install no
+    # Python handler before that: the rendezvous blocks in C++ (TCPStore, gloo), where a
+    # Python handler only runs once TRAINING_DIST_TIMEOUT has run out (test_scale.py).
     ckpt_path = job.resume_from.path if job.resume_from else None
     started = time.perf_counter()
     try:
