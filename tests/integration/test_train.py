@@ -271,6 +271,47 @@ def test_pretrained_channel_wins_over_backbone_hyperparameter(channel_variants):
     assert log_event(channel_variants["a"]["stdout"], "fit")["backbone"] == "minilm-tiny"
 
 
+def test_fine_tunes_from_the_model_tar_gz_of_an_earlier_job(trained_model, base_dir, run_train):
+    """The session's model/, tarred as SageMaker leaves it in S3, as the pretrained channel.
+    Learning rates of 0 keep the starting weights: the new model must be the earlier one,
+    head included (same labels), which only holds if they came from the tarball."""
+    import torch
+
+    helpers.write_sample_job(
+        base_dir,
+        {
+            "backbone": "/nonexistent/backbone",  # only the channel can make this run work
+            "epochs": "1",
+            "learning_rate": "0",
+            "head_learning_rate": "0",
+        },
+    )
+    channel = base_dir / "input" / "data" / "pretrained"
+    helpers.tar_like_sagemaker(trained_model / "model", channel / "model.tar.gz")
+    result = run_train(base_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_model_dir(base_dir / "model")
+
+    found = log_event(result.stdout, "pretrained")
+    assert (found["source"], found["kind"]) == ("pretrained/model.tar.gz", "model_directory")
+    extracted = Path(found["path"])
+    assert not extracted.is_relative_to(base_dir) and not extracted.exists()  # removed at exit
+    assert [p.name for p in channel.iterdir()] == ["model.tar.gz"]
+    weights = log_event(result.stdout, "pretrained_weights")
+    assert weights == {"head": "reused", "labels": "4", "max_length": "32"}
+
+    def state(base: Path) -> dict:
+        return torch.load(base / "model" / "model.ckpt", weights_only=True)["state_dict"]
+
+    before, after = state(trained_model), state(base_dir)
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    for name in ("labels.json", "preprocessing.json", "classifier.json"):
+        assert (base_dir / "model" / name).read_text() == (
+            trained_model / "model" / name
+        ).read_text()
+
+
 def test_without_validation_channel_the_split_is_stratified_and_seeded(channel_variants):
     a, b = channel_variants["a"], channel_variants["b"]
     assert json.loads((b["base"] / "model" / "labels.json").read_text()) == [0, 1, 2, 3]
@@ -404,7 +445,8 @@ BAD_INPUT = {
     "unknown hyperparameter": (_unknown_hyperparameter, r"unknown hyperparameter 'epoch'; known: "),
     "pretrained channel not a model": (
         _pretrained_not_a_model,
-        r"channel 'pretrained' is not a Hugging Face model folder",
+        r"channel 'pretrained' is not a model: expected a Hugging Face model folder \(config\.json\)"
+        r" or a model directory .*; found notes\.txt$",
     ),
     "backbone path missing": (
         _backbone_path_missing,
