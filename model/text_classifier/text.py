@@ -67,6 +67,10 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
     tokenizer.save(str(folder / TOKENIZER_FILE))
 
 
+def padded_length(length: int, multiple: int = 1) -> int:
+    return max(multiple, -(-length // multiple) * multiple)
+
+
 class TextEncoder:
     """Texts to token ids, and token ids to `input_ids` and `attention_mask` padded to
     the longest in the batch (not to max_length: short batches stay cheap). Tokenizing
@@ -83,10 +87,11 @@ class TextEncoder:
         encodings = self.tokenizer.encode_batch([normalize(t, self.settings) for t in texts])
         return [e.ids for e in encodings]
 
-    def pad(self, rows: Sequence[Sequence[int]]) -> dict[str, Any]:
+    def pad(self, rows: Sequence[Sequence[int]], multiple: int = 1) -> dict[str, Any]:
+        """Pad to the longest row, rounded up to `multiple` (fewer distinct shapes)."""
         import torch
 
-        width = max(1, max(map(len, rows), default=0))
+        width = padded_length(max(map(len, rows), default=0), multiple)
         pad_id = self.settings.pad_id
         ids = [list(r) + [pad_id] * (width - len(r)) for r in rows]
         mask = [[1] * len(r) + [0] * (width - len(r)) for r in rows]

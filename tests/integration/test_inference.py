@@ -47,6 +47,16 @@ def test_bucketed_passes_answer_like_one_text_at_a_time(trained_model):
     assert torch.allclose(model.predict_proba(texts, bucket=False), alone, atol=1e-4)
 
 
+def test_padding_to_a_step_changes_no_answer(fp32):
+    """bf16 pads to 16-token steps; the padding is masked, so answers stay the same."""
+    plain = fp32.predict_proba(TEXTS)
+    fp32.pad_multiple = 16
+    try:
+        assert torch.allclose(fp32.predict_proba(TEXTS), plain, atol=1e-5)
+    finally:
+        fp32.pad_multiple = 1
+
+
 def test_serving_never_imports_lightning(trained_model):
     import subprocess
     import sys
