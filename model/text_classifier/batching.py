@@ -3,8 +3,8 @@
 Requests put their texts on a queue; one batcher loop takes what is queued (up to
 `max_batch_size` texts, waiting at most `max_delay` for more, or without one, a few
 milliseconds for the clients the last batch answered) and runs the model on its own
-native thread; the model groups the texts into forward passes by length (`bucketing`). Under gunicorn's gevent worker the queue, events and the
-batcher are cooperative (monkey-patched) while the forward pass runs on a real OS
+native thread; the model groups the texts into forward passes by length (`bucketing`).
+Under gunicorn's gevent worker the queue, events and the batcher are cooperative (monkey-patched) while the forward pass runs on a real OS
 thread from gevent's thread pool, so the event loop keeps accepting requests and
 answering /ping while the model computes. Without gevent the same code runs on plain
 threads.

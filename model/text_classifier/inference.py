@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import artifacts, bucketing, logs
 from .errors import UserError
-from .text import TextEncoder, load_tokenizer, padded_length
+from .text import TextEncoder, load_tokenizer
 
 log = logging.getLogger("serve")
 
@@ -138,7 +138,7 @@ class Model:
         torch = self._torch
         rows = self.encoder.token_ids(texts)
         if bucket:
-            widths = [padded_length(len(r), self.pad_multiple) for r in rows]
+            widths = [self.encoder.width(len(r), self.pad_multiple) for r in rows]
             passes = bucketing.plan(widths, self.max_batch_size, self.cost)
         else:
             passes = [

@@ -67,8 +67,13 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
     tokenizer.save(str(folder / TOKENIZER_FILE))
 
 
-def padded_length(length: int, multiple: int = 1) -> int:
-    return max(multiple, -(-length // multiple) * multiple)
+def padded_length(length: int, multiple: int = 1, limit: int | None = None) -> int:
+    """`length` rounded up to a multiple, but not past `limit` (where position
+    embeddings may end) unless `length` itself is; never zero."""
+    stepped = max(multiple, -(-length // multiple) * multiple)
+    if limit is not None:
+        stepped = min(stepped, limit)
+    return max(1, length, stepped)
 
 
 class TextEncoder:
@@ -87,11 +92,15 @@ class TextEncoder:
         encodings = self.tokenizer.encode_batch([normalize(t, self.settings) for t in texts])
         return [e.ids for e in encodings]
 
+    def width(self, length: int, multiple: int = 1) -> int:
+        """The padded length of a batch whose longest row is `length` tokens."""
+        return padded_length(length, multiple, self.settings.max_length)
+
     def pad(self, rows: Sequence[Sequence[int]], multiple: int = 1) -> dict[str, Any]:
         """Pad to the longest row, rounded up to `multiple` (fewer distinct shapes)."""
         import torch
 
-        width = padded_length(max(map(len, rows), default=0), multiple)
+        width = self.width(max(map(len, rows), default=0), multiple)
         pad_id = self.settings.pad_id
         ids = [list(r) + [pad_id] * (width - len(r)) for r in rows]
         mask = [[1] * len(r) + [0] * (width - len(r)) for r in rows]

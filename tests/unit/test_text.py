@@ -18,6 +18,7 @@ def encoder():
 def test_padded_length_rounds_up_to_the_step_and_is_never_zero():
     assert [padded_length(n) for n in (0, 1, 7)] == [1, 1, 7]
     assert [padded_length(n, 16) for n in (0, 1, 16, 17)] == [16, 16, 16, 32]
+    assert [padded_length(n, 16, limit=20) for n in (1, 17, 25)] == [16, 20, 25]
 
 
 def test_token_ids_are_normalised_and_truncated_unpadded(encoder):
@@ -29,6 +30,8 @@ def test_pad_masks_exactly_the_padding(encoder):
     assert batch["input_ids"].tolist() == [[2, 3, 4], [2, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     stepped = encoder.pad([[2, 3, 4], [2]], multiple=8)
-    assert stepped["input_ids"].shape == (2, 8)
-    assert stepped["attention_mask"].sum(-1).tolist() == [3, 1]
+    assert stepped["input_ids"].shape == (2, 4)  # a step, but never past max_length (4)
+    stepped = encoder.pad([[2], [2]], multiple=2)
+    assert stepped["input_ids"].shape == (2, 2)
+    assert stepped["attention_mask"].sum(-1).tolist() == [1, 1]
     assert encoder(["a b c", "a"])["input_ids"].tolist() == batch["input_ids"].tolist()
