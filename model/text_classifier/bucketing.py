@@ -38,11 +38,15 @@ class CostCurve:
         g = self.seconds_per_token
         object.__setattr__(self, "seconds_per_token", tuple(max(g[: i + 1]) for i in range(len(g))))
 
-    def __call__(self, batch: int, length: int) -> float:
+    def per_token(self, batch: int) -> float:
+        """g(batch): seconds per token of padded length for a pass of `batch` texts."""
         xs, ys = self.batches, self.seconds_per_token
         i = min(max(1, bisect.bisect_left(xs, batch)), len(xs) - 1)
         slope = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
-        return max(ys[0], ys[i - 1] + slope * (batch - xs[i - 1])) * max(1, length)
+        return max(ys[0], ys[i - 1] + slope * (batch - xs[i - 1]))
+
+    def __call__(self, batch: int, length: int) -> float:
+        return self.per_token(batch) * max(1, length)
 
     def describe(self) -> str:
         return ",".join(
@@ -81,12 +85,13 @@ def plan(lengths: Sequence[int], max_batch: int, cost: CostCurve | None) -> list
     if cost is None or n * max_batch > SEARCH_LIMIT:
         return [order[i : i + max_batch] for i in range(0, n, max_batch)]
     width = [max(1, lengths[i]) for i in order]
+    g = [0.0] + [cost.per_token(b) for b in range(1, min(n, max_batch) + 1)]
     best = [0.0] + [float("inf")] * n  # best[j]: cheapest way to run the j shortest
     cut = [0] * (n + 1)
     for j in range(1, n + 1):
         longest = width[j - 1]
         for i in range(max(0, j - max_batch), j):
-            total = best[i] + cost(j - i, longest)
+            total = best[i] + g[j - i] * longest
             if total < best[j]:
                 best[j], cut[j] = total, i
     passes, j = [], n
