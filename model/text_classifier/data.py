@@ -132,6 +132,10 @@ class Splits:
     def num_classes(self) -> int:
         return len(self.names)
 
+    @property
+    def has_validation(self) -> bool:
+        return len(self.val_texts) > 0
+
 
 def stratified_split(
     labels: np.ndarray, fraction: float, seed: int

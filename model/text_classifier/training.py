@@ -194,7 +194,7 @@ def _checkpointing(cfg: TrainConfig, splits: Splits, module: ClassifierModule):
     best = ModelCheckpoint(
         dirpath=checkpoints,
         filename="best",
-        monitor="val_f1" if len(splits.val_texts) > 0 else None,
+        monitor="val_f1" if splits.has_validation else None,
         mode="max",
         save_top_k=1,
         save_last=True,
@@ -226,8 +226,7 @@ def _trainer(
     from lightning.pytorch.callbacks import EarlyStopping
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    has_val = len(splits.val_texts) > 0
-    if has_val and cfg.early_stopping_patience:
+    if splits.has_validation and cfg.early_stopping_patience:
         stop = EarlyStopping("val_f1", mode="max", patience=cfg.early_stopping_patience)
         callbacks = [*callbacks, stop]
     return L.Trainer(
@@ -240,7 +239,7 @@ def _trainer(
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        limit_val_batches=1.0 if has_val else 0,
+        limit_val_batches=1.0 if splits.has_validation else 0,
         deterministic=False,
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
     )
@@ -288,7 +287,7 @@ def export(cfg: TrainConfig, splits: Splits, job: Job, elapsed: float) -> dict:
         "train_rows": len(splits.train_texts),
         "precision": job.precision,
     }
-    report = evaluate(net, job.encoder, splits) if len(splits.val_texts) > 0 else {}
+    report = evaluate(net, job.encoder, splits) if splits.has_validation else {}
     evaluation.write_results(contract.output_data_dir(), report, extra)
     log.info(
         "result %s",
