@@ -116,6 +116,14 @@ def read_spec(model_dir: Path) -> ModelSpec:
     return ModelSpec(labels=labels, text=text, pooling=head["pooling"])
 
 
+def read_backbone_config(model_dir: Path) -> dict[str, Any]:
+    """backbone/config.json: the architecture serving rebuilds."""
+    config = _read_json(model_dir / BACKBONE / "config.json")
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise UserError(f"model directory is corrupt: {BACKBONE}/config.json has no model_type")
+    return config
+
+
 def network_state_dict(model_dir: Path) -> dict[str, Any]:
     """The plain network's weights from the Lightning checkpoint, loaded safely."""
     import torch
@@ -128,14 +136,19 @@ def network_state_dict(model_dir: Path) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
 
 
-def load_network(model_dir: Path, spec: ModelSpec | None = None):
-    """Rebuild the plain TextClassifier with its trained weights (no Lightning import)."""
+def load_network(model_dir: Path, spec: ModelSpec | None = None, backbone: str = "auto"):
+    """Rebuild the plain TextClassifier with its trained weights, for inference: no
+    Lightning import, and for BERT-family backbones no transformers import either
+    (`network.for_inference`)."""
     from . import network
 
     spec = spec or read_spec(model_dir)
-    net = network.from_config(model_dir / BACKBONE, spec.num_classes, spec.pooling)
     try:
-        net.load_state_dict(network_state_dict(model_dir))
+        net = network.for_inference(model_dir / BACKBONE, spec.num_classes, spec.pooling, backbone)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {BACKBONE}/config.json: {str(exc).splitlines()[0]}") from exc
+    try:
+        net.load_state_dict(network_state_dict(model_dir), assign=True)
     except RuntimeError as exc:
         raise UserError(
             f"{CHECKPOINT} does not fit the saved architecture: {str(exc).splitlines()[0]}"

@@ -124,6 +124,12 @@ class ServeConfig:
     device: str = _opt(
         "auto", "cuda, cpu, or auto", choices=("auto", "cuda", "cpu"), env=contract.DEVICE_ENV
     )
+    backbone: str = _opt(
+        "auto",
+        "how the backbone runs; auto computes BERT-family encoders (BERT, MiniLM, RoBERTa, XLM-R) in plain torch, without importing transformers, and any other through transformers",
+        choices=("auto", "transformers"),
+        env=contract.BACKBONE_ENV,
+    )
     max_payload_mb: float = _opt(
         6.0, "largest request body accepted", lo=0.0, hi=100.0, env=contract.MAX_PAYLOAD_ENV
     )

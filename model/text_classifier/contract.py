@@ -46,6 +46,7 @@ MAX_BATCH_SIZE_ENV = "MODEL_SERVER_MAX_BATCH_SIZE"
 MAX_BATCH_DELAY_ENV = "MODEL_SERVER_MAX_BATCH_DELAY_MS"
 PRECISION_ENV = "MODEL_SERVER_PRECISION"
 DEVICE_ENV = "MODEL_SERVER_DEVICE"
+BACKBONE_ENV = "MODEL_SERVER_BACKBONE"
 
 # Training, multi-host (set by the user on the job; the README's "Multi-host training"):
 # host addresses to use instead of DNS ("algo-1=10.0.0.5,algo-2=10.0.0.6"), the rendezvous

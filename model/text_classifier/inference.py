@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import artifacts, bucketing, logs
+from . import artifacts, bert, bucketing, logs
 from .errors import UserError
 from .text import TextEncoder, load_tokenizer
 
@@ -80,6 +80,7 @@ class Model:
         device: str = "cpu",
         threads: int = 0,
         max_batch_size: int = 32,
+        backbone: str = "auto",
     ):
         import torch
 
@@ -93,7 +94,7 @@ class Model:
         self.max_batch_size = max_batch_size
         self.cost: bucketing.CostCurve | None = None  # measured by warm_up
         self.encoder = TextEncoder(load_tokenizer(model_dir / artifacts.TOKENIZER), self.spec.text)
-        net = artifacts.load_network(model_dir, self.spec)
+        net = artifacts.load_network(model_dir, self.spec, backbone)
         if self.precision == "int8":
             net = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
         elif self.precision == "bf16":
@@ -106,6 +107,7 @@ class Model:
             logs.kv(
                 device=self.device,
                 precision=self.precision,
+                backbone="torch" if isinstance(net.backbone, bert.BertEncoder) else "transformers",
                 threads=torch.get_num_threads(),
                 classes=len(self.labels),
                 max_length=self.spec.text.max_length,

@@ -1,15 +1,19 @@
 """The classifier as a plain `nn.Module`: backbone, pooling, dropout, linear head.
 
 No Lightning here, so serving rebuilds exactly this module from the saved backbone
-config and state dict without importing Lightning.
+config and state dict without importing Lightning (nor, for BERT-family backbones,
+transformers: `for_inference` builds those with `bert`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from . import bert
 
 
 class TextClassifier(nn.Module):
@@ -50,13 +54,27 @@ def from_pretrained(source: str, num_classes: int, pooling: str, dropout: float)
 def from_config(
     config_dir: Path, num_classes: int, pooling: str, dropout: float = 0.0
 ) -> TextClassifier:
-    """An uninitialised classifier of the saved architecture (serving loads weights next)."""
+    """An uninitialised classifier of the saved architecture, built by transformers (for
+    training on from an earlier model; its weights are loaded next)."""
     from transformers import AutoConfig, AutoModel
 
     config = AutoConfig.from_pretrained(str(config_dir), local_files_only=True)
     with _skip_init():  # the weights come from the checkpoint next: random init is waste
         backbone = AutoModel.from_config(config)
         return TextClassifier(backbone, num_classes, pooling, dropout)
+
+
+def for_inference(
+    config_dir: Path, num_classes: int, pooling: str, backbone: str = "auto"
+) -> TextClassifier:
+    """An uninitialised classifier of the saved architecture, for serving (its weights
+    are loaded next). `backbone="auto"` builds BERT-family backbones in plain torch (`bert`,
+    no transformers import); any other, or `backbone="transformers"`, goes through
+    transformers."""
+    config = json.loads((config_dir / "config.json").read_text())
+    if backbone == "auto" and bert.supports(config) is None:
+        return TextClassifier(bert.BertEncoder(config), num_classes, pooling, 0.0)
+    return from_config(config_dir, num_classes, pooling)
 
 
 def _skip_init():

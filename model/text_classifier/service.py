@@ -38,7 +38,9 @@ class Service:
         def load():
             from .inference import Model
 
-            return Model(model_dir, cfg.precision, cfg.device, cfg.threads, cfg.max_batch_size)
+            return Model(
+                model_dir, cfg.precision, cfg.device, cfg.threads, cfg.max_batch_size, cfg.backbone
+            )
 
         self.engine = BatchEngine(
             load,

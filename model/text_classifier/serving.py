@@ -54,6 +54,7 @@ def resolve(cfg: ServeConfig, gpus: int, cores: int) -> ServeConfig:
 def check_model_dir(model_dir: Path) -> None:
     """Fail before starting anything if the model cannot possibly load."""
     artifacts.read_spec(model_dir)
+    artifacts.read_backbone_config(model_dir)
     ckpt = model_dir / artifacts.CHECKPOINT
     if not zipfile.is_zipfile(ckpt):
         raise UserError(f"model directory is corrupt: {ckpt.name} is not a torch checkpoint")

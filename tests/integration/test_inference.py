@@ -57,19 +57,36 @@ def test_padding_to_a_step_changes_no_answer(fp32):
         fp32.pad_multiple = 1
 
 
-def test_serving_never_imports_lightning(trained_model):
+def test_serving_imports_neither_lightning_nor_transformers(trained_model):
+    """Lightning is training's; transformers' model code costs 2 s of cold start, and a
+    BERT-family backbone is computed in plain torch (`bert`)."""
     import subprocess
     import sys
 
     code = (
         "import sys; from text_classifier.inference import Model;"
         f"Model(__import__('pathlib').Path({str(trained_model / 'model')!r}), 'fp32').warm_up();"
-        "assert 'lightning' not in sys.modules and 'pytorch_lightning' not in sys.modules, 'lightning imported'"
+        "heavy = {m.split('.')[0] for m in sys.modules} & {'lightning', 'pytorch_lightning', 'transformers'};"
+        "assert not heavy, heavy"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(helpers.MODEL_DIR)
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_transformers_backbone_setting_answers_the_same(trained_model, precision):
+    """MODEL_SERVER_BACKBONE=transformers, the escape hatch, and the default plain-torch
+    encoder give the same probabilities."""
+    texts = [*TEXTS, "a longer text " * 12, ""]
+    native = Model(trained_model / "model", precision, "cpu", threads=1)
+    via_transformers = Model(trained_model / "model", precision, "cpu", 1, backbone="transformers")
+    assert type(native.net.backbone).__name__ == "BertEncoder"
+    assert type(via_transformers.net.backbone).__name__ == "BertModel"
+    a, b = native.predict_proba(texts), via_transformers.predict_proba(texts)
+    assert torch.allclose(a, b, atol=1e-5 if precision == "fp32" else 2e-2)
+    assert a.argmax(-1).tolist() == b.argmax(-1).tolist()
 
 
 def test_gpu_only_precisions_are_refused_on_cpu(trained_model):

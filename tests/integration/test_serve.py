@@ -309,6 +309,7 @@ def _runtime_dirs(srv):
         (lambda m: shutil.rmtree(m), "no model directory"),
         (lambda m: (m / "labels.json").unlink(), "labels.json is missing"),
         (lambda m: (m / "model.ckpt").write_bytes(b"garbage"), "not a torch checkpoint"),
+        (lambda m: (m / "backbone" / "config.json").write_text("{"), "config.json is not valid"),
     ],
 )
 def test_missing_or_corrupt_model_fails_fast(trained_model, tmp_path, damage, message):

@@ -121,7 +121,7 @@ batch = TextEncoder(load_tokenizer(model_dir / "tokenizer"), spec.text)(texts)
 with torch.inference_mode():
     logits = net(batch["input_ids"], batch["attention_mask"])
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"lightning", "pytorch_lightning",
-    "lightning_fabric", "torchmetrics"})
+    "lightning_fabric", "torchmetrics", "transformers"})
 print(json.dumps({"logits": logits.tolist(), "training_modules": heavy}))
 """
 

@@ -1,0 +1,216 @@
+"""BERT-family encoders in plain torch, so that serving never imports transformers.
+
+Importing transformers' model code costs 2-2.5 s here (it pulls in torch._dynamo,
+torch.distributed.tensor and scipy), more than torch itself, and all of it lands on the
+cold start. The encoders that classifiers are usually built on (BERT, MiniLM, RoBERTa,
+XLM-R) are a few dozen lines of torch: this module rebuilds them from the saved
+`backbone/config.json`, with the same parameter names, so the checkpoint's state dict
+loads unchanged. Training still uses transformers; tests hold the two to the same
+outputs. A config this module does not cover (`supports` says why) is served through
+transformers instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# config.json's hidden_act -> the function transformers' ACT2FN maps it to.
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    # transformers' NewGELUActivation spells out the same tanh approximation.
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+}
+# model_type -> where position ids start: BERT counts from 0; RoBERTa's family from
+# pad_token_id + 1, skipping padding (fairseq's convention).
+FAMILIES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta"}
+
+
+def supports(config: dict[str, Any]) -> str | None:
+    """None if `config` (a backbone's config.json) is an encoder this module computes
+    exactly as transformers does, else the reason it is not."""
+    checks = [
+        (config.get("model_type") in FAMILIES, f"model_type {config.get('model_type')!r}"),
+        (config.get("hidden_act") in ACTIVATIONS, f"hidden_act {config.get('hidden_act')!r}"),
+        (
+            config.get("position_embedding_type", "absolute") == "absolute",
+            f"position_embedding_type {config.get('position_embedding_type')!r}",
+        ),
+        (not config.get("is_decoder", False), "a decoder"),
+        (not config.get("add_cross_attention", False), "cross-attention"),
+        (not config.get("chunk_size_feed_forward", 0), "chunked feed-forward"),
+        ("embedding_size" not in config, "factorised embeddings"),
+        (config.get("hidden_size", 0) % max(1, config.get("num_attention_heads", 0)) == 0, "heads"),
+    ]
+    reasons = [reason for ok, reason in checks if not ok]
+    return f"not a plain BERT-family encoder: {', '.join(reasons)}" if reasons else None
+
+
+class Settings(NamedTuple):
+    """The fields of config.json the encoder uses."""
+
+    family: str
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    hidden_act: str
+    max_position_embeddings: int
+    type_vocab_size: int
+    layer_norm_eps: float
+    pad_token_id: int
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Settings:
+        reason = supports(config)
+        if reason:
+            raise ValueError(reason)
+        return cls(
+            family=FAMILIES[config["model_type"]],
+            vocab_size=config["vocab_size"],
+            hidden_size=config["hidden_size"],
+            num_hidden_layers=config["num_hidden_layers"],
+            num_attention_heads=config["num_attention_heads"],
+            intermediate_size=config["intermediate_size"],
+            hidden_act=config["hidden_act"],
+            max_position_embeddings=config["max_position_embeddings"],
+            type_vocab_size=config.get("type_vocab_size", 2),
+            layer_norm_eps=config.get("layer_norm_eps", 1e-12),
+            pad_token_id=config.get("pad_token_id") or 0,
+        )
+
+
+class Output(NamedTuple):
+    last_hidden_state: torch.Tensor
+
+
+# Parameters are built on the meta device (shapes, no memory, no random init: a tenth of
+# a second for MiniLM, most of a second for BERT-base) and arrive with the checkpoint:
+# `load_state_dict(..., assign=True)`, whose strict key check leaves none behind.
+META = torch.device("meta")
+
+
+def _embedding(rows: int, dim: int) -> nn.Embedding:
+    return nn.Embedding(rows, dim, _weight=torch.empty(rows, dim, device=META))
+
+
+class Embeddings(nn.Module):
+    def __init__(self, s: Settings):
+        super().__init__()
+        self.family, self.pad_token_id = s.family, s.pad_token_id
+        self.word_embeddings = _embedding(s.vocab_size, s.hidden_size)
+        self.position_embeddings = _embedding(s.max_position_embeddings, s.hidden_size)
+        self.token_type_embeddings = _embedding(s.type_vocab_size, s.hidden_size)
+        self.LayerNorm = nn.LayerNorm(s.hidden_size, eps=s.layer_norm_eps, device=META)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.family == "roberta":
+            real = input_ids.ne(self.pad_token_id).int()
+            positions = torch.cumsum(real, dim=1).type_as(real) * real + self.pad_token_id
+        else:
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None]
+        x = self.word_embeddings(input_ids) + self.token_type_embeddings.weight[0]
+        return self.LayerNorm(x + self.position_embeddings(positions.long()))
+
+
+class Residual(nn.Module):
+    """transformers' BertSelfOutput / BertOutput: dense, then LayerNorm(x + residual)."""
+
+    def __init__(self, d_in: int, d_out: int, eps: float):
+        super().__init__()
+        self.dense = nn.Linear(d_in, d_out, device=META)
+        self.LayerNorm = nn.LayerNorm(d_out, eps=eps, device=META)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(x) + residual)
+
+
+class SelfAttention(nn.Module):
+    """Query, key and value in one matrix multiply (loaded from the three separate
+    weights transformers saves), then scaled dot-product attention."""
+
+    def __init__(self, s: Settings):
+        super().__init__()
+        self.heads = s.num_attention_heads
+        self.qkv = nn.Linear(s.hidden_size, 3 * s.hidden_size, device=META)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return out.transpose(1, 2).reshape(b, n, d)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        names = [f"{prefix}{part}." for part in ("query", "key", "value")]
+        for kind in ("weight", "bias"):
+            if all(name + kind in state_dict for name in names):
+                parts = [state_dict.pop(name + kind) for name in names]
+                state_dict[f"{prefix}qkv.{kind}"] = torch.cat(parts)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class Attention(nn.Module):
+    def __init__(self, s: Settings):
+        super().__init__()
+        self.self = SelfAttention(s)
+        self.output = Residual(s.hidden_size, s.hidden_size, s.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.output(self.self(x, mask), x)
+
+
+class Intermediate(nn.Module):
+    def __init__(self, s: Settings):
+        super().__init__()
+        self.dense = nn.Linear(s.hidden_size, s.intermediate_size, device=META)
+        self.act = ACTIVATIONS[s.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(x))
+
+
+class Layer(nn.Module):
+    def __init__(self, s: Settings):
+        super().__init__()
+        self.attention = Attention(s)
+        self.intermediate = Intermediate(s)
+        self.output = Residual(s.intermediate_size, s.hidden_size, s.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.attention(x, mask)
+        return self.output(self.intermediate(x), x)
+
+
+class Layers(nn.Module):
+    def __init__(self, s: Settings):
+        super().__init__()
+        self.layer = nn.ModuleList(Layer(s) for _ in range(s.num_hidden_layers))
+
+
+class BertEncoder(nn.Module):
+    """A BERT-family encoder in inference form (no dropout, no pooler): the same
+    parameter names as transformers' BertModel / RobertaModel, the same outputs. Built
+    empty, on the meta device: load its weights with `load_state_dict(sd, assign=True)`."""
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        s = Settings.from_config(config)
+        self.config = s  # TextClassifier reads config.hidden_size
+        self.embeddings = Embeddings(s)
+        self.encoder = Layers(s)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Output:
+        x = self.embeddings(input_ids)
+        # Keys at padded positions are masked out; without padding, no mask at all.
+        mask = None if bool(attention_mask.all()) else attention_mask.bool()[:, None, None, :]
+        for layer in self.encoder.layer:
+            x = layer(x, mask)
+        return Output(x)

@@ -1,0 +1,136 @@
+"""The plain-torch BERT-family encoder serving uses computes what transformers computes."""
+
+import json
+
+import pytest
+import torch
+from text_classifier import bert, network
+from transformers import (
+    AutoModel,
+    BertConfig,
+    BertModel,
+    DistilBertConfig,
+    RobertaConfig,
+    RobertaModel,
+    XLMRobertaConfig,
+    XLMRobertaModel,
+)
+
+from tests import helpers
+
+SMALL = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "vocab_size": 500,
+    "max_position_embeddings": 64,
+    "initializer_range": 0.5,  # activations large enough that each activation function shows
+}
+REFERENCES = {
+    "bert gelu": lambda: BertModel(BertConfig(**SMALL), add_pooling_layer=False),
+    "bert gelu_new, eps 1e-7": lambda: BertModel(
+        BertConfig(**SMALL, hidden_act="gelu_new", layer_norm_eps=1e-7), add_pooling_layer=False
+    ),
+    "bert relu, 3 token types": lambda: BertModel(
+        BertConfig(**SMALL, hidden_act="relu", type_vocab_size=3), add_pooling_layer=False
+    ),
+    "roberta": lambda: RobertaModel(
+        RobertaConfig(**SMALL, pad_token_id=1, type_vocab_size=1), add_pooling_layer=False
+    ),
+    "xlm-roberta silu": lambda: XLMRobertaModel(
+        XLMRobertaConfig(**SMALL, pad_token_id=1, hidden_act="silu"), add_pooling_layer=False
+    ),
+}
+
+
+def native_copy(reference: torch.nn.Module) -> bert.BertEncoder:
+    config = reference.config.to_dict()
+    assert bert.supports(config) is None
+    native = bert.BertEncoder(config)
+    state = {k: v for k, v in reference.state_dict().items() if not k.startswith("pooler.")}
+    native.load_state_dict(state, assign=True)  # strict: every parameter arrives
+    return native.eval()
+
+
+def batch(pad_id: int, lengths: list[int], width: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, SMALL["vocab_size"], (len(lengths), width), generator=g)
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        mask[row, :n] = 1
+        ids[row, n:] = pad_id
+    return ids, mask
+
+
+def assert_same_outputs(reference, native, ids, mask):
+    with torch.inference_mode():
+        expected = reference(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = native(input_ids=ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()  # padded positions are masked out downstream; compare the rest
+    torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_matches_transformers_with_and_without_padding(name):
+    torch.manual_seed(0)
+    reference = REFERENCES[name]().eval()
+    native = native_copy(reference)
+    pad = reference.config.pad_token_id or 0
+    assert_same_outputs(reference, native, *batch(pad, [20, 7, 1, 13], 20))  # padded rows
+    assert_same_outputs(reference, native, *batch(pad, [16, 16], 16, seed=1))  # none padded
+    assert_same_outputs(reference, native, *batch(pad, [9], 9, seed=2))  # one text
+
+
+def test_matches_the_packaged_minilm_on_real_text():
+    """The default backbone, with its real weights and tokenizer."""
+    from text_classifier.text import TextEncoder, tokenizer_for_backbone
+
+    source = str(helpers.minilm_dir())
+    reference = AutoModel.from_pretrained(source, local_files_only=True).eval()
+    native = native_copy(reference)
+    texts = ["my package never arrived", "I was charged twice for one order, refund me", "hi"]
+    encoded = TextEncoder(*tokenizer_for_backbone(source, max_length=64))(texts)
+    assert_same_outputs(reference, native, encoded["input_ids"], encoded["attention_mask"])
+
+
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        ({"model_type": "distilbert"}, "model_type 'distilbert'"),
+        ({"hidden_act": "quick_gelu"}, "hidden_act 'quick_gelu'"),
+        ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key'"),
+        ({"is_decoder": True}, "a decoder"),
+        ({"embedding_size": 16}, "factorised embeddings"),
+    ],
+)
+def test_other_architectures_are_refused_with_the_reason(change, reason):
+    config = {**BertConfig(**SMALL).to_dict(), **change}
+    assert reason in bert.supports(config)
+    with pytest.raises(ValueError, match=reason):
+        bert.BertEncoder(config)
+
+
+def test_a_missing_weight_is_an_error_not_an_empty_tensor():
+    reference = BertModel(BertConfig(**SMALL), add_pooling_layer=False)
+    state = reference.state_dict()
+    del state["encoder.layer.1.output.dense.weight"]
+    with pytest.raises(RuntimeError, match=r"Missing key.*layer\.1\.output\.dense\.weight"):
+        bert.BertEncoder(reference.config.to_dict()).load_state_dict(state, assign=True)
+
+
+def test_for_inference_chooses_plain_torch_or_transformers(tmp_path):
+    bert_dir, distil_dir = tmp_path / "bert", tmp_path / "distilbert"
+    BertConfig(**SMALL).save_pretrained(str(bert_dir))
+    DistilBertConfig(vocab_size=500, dim=32, n_layers=1, n_heads=4, hidden_dim=64).save_pretrained(
+        str(distil_dir)
+    )
+    assert json.loads((distil_dir / "config.json").read_text())["model_type"] == "distilbert"
+
+    native = network.for_inference(bert_dir, 3, "mean")
+    assert isinstance(native.backbone, bert.BertEncoder)
+    assert native.head.out_features == 3
+    forced = network.for_inference(bert_dir, 3, "mean", backbone="transformers")
+    assert isinstance(forced.backbone, BertModel)
+    fallback = network.for_inference(distil_dir, 3, "cls")
+    assert type(fallback.backbone).__name__ == "DistilBertModel"
