@@ -6,8 +6,8 @@
 Prints, for fp32 and for the CPU default precision (bf16 where the CPU computes in it):
   - the in-process limit: tokenize + forward, no HTTP, warm, at the best batch size, in
     input order (the plain loop a user would write), and the batch-1 latency;
-  - served throughput and p50/p99 latency through nginx -> gunicorn -> Flask at
-    concurrency 1 and 16 (wrk, from Debian's packages, as the load generator), each
+  - served throughput and p50/p99 latency through nginx -> gunicorn -> Flask (the
+    default workers: on CPU one per core, sharing the cores) at concurrency 1 and 16 (wrk, from Debian's packages, as the load generator), each
     c=16 run in a round beside a fresh measurement of the in-process fp32 limit and of
     the model in process with the server's length bucketing; ratios are the median of
     those paired rounds, because this machine's speed drifts by several percent;
@@ -177,7 +177,9 @@ def served(
     env = {"MODEL_SERVER_PRECISION": precision}
     with helpers.Server(base, env=env) as srv:
         srv.wait_ready(300)
-        run_wrk(srv.url, script, 4, 2)  # warm the connections and the worker
+        setup = re.search(r"workers=\S+ threads=\S+ shared_cores=\S+", srv.output())
+        print(f"  server: {setup.group(0) if setup else '?'}", flush=True)
+        run_wrk(srv.url, script, 16, 2)  # warm the connections and every worker
         result = {"c1": run_wrk(srv.url, script, 1, seconds), "rounds": []}
         r = result["c1"]
         print(
@@ -284,7 +286,7 @@ def main() -> None:
         (
             "served fp32 c=16 / in-process fp32 with bucketing",
             spread("fp32", "bucketed"),
-            "what the HTTP stack costs",
+            "the server's model in one process",
         ),
         (
             f"served default ({default}) c=16 / in-process fp32 limit",

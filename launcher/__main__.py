@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-concurrent-transforms",
         type=int,
         metavar="N",
-        help="requests per instance at once (default: the server's workers: 1 per GPU, 1 on CPU)",
+        help="requests per instance at once (default: the server's workers: 1 per GPU; on CPU"
+        " 1 per vCPU, at most 4)",
     )
     g.add_argument(
         "--max-payload-mb", type=int, metavar="MB", help="per request, 1 to 100 (default: 6)"

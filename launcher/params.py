@@ -21,6 +21,7 @@ from text_classifier.config import (
     parse_hyperparameters,
     serve_config_from_env,
 )
+from text_classifier.serving import MAX_CPU_WORKERS
 
 from .settings import LauncherError
 
@@ -165,9 +166,10 @@ def transform_limits(
 ) -> TransformLimits:
     """Limits that match what the server will report on `instance_type`.
 
-    The server runs MODEL_SERVER_WORKERS workers, or one per GPU (one on CPU), and takes
-    one request per worker at a time; MaxConcurrentTransforms follows the same rule
-    unless given. MaxPayloadInMB defaults to the server's own default (6).
+    The server runs MODEL_SERVER_WORKERS workers, or one per GPU, or on CPU one per
+    core up to 4, and takes one request per worker at a time; MaxConcurrentTransforms
+    follows the same rule unless given. MaxPayloadInMB defaults to the server's own
+    default (6).
     """
     serve = serve_config_from_env(environment)
     if batch_strategy not in _API_BATCH_STRATEGY:
@@ -175,7 +177,9 @@ def transform_limits(
             f"batch strategy {batch_strategy!r}: expected {' or '.join(_API_BATCH_STRATEGY)}"
         )
     if max_concurrent_transforms is None:
-        max_concurrent_transforms = serve.workers or gpu_count(instance_type, region) or 1
+        max_concurrent_transforms = (
+            serve.workers or gpu_count(instance_type, region) or cpu_workers(instance_type)
+        )
     if max_payload_mb is None:
         max_payload_mb = int(ServeConfig().max_payload_mb)
     if isinstance(max_payload_mb, bool) or not isinstance(max_payload_mb, int):
@@ -195,6 +199,14 @@ def transform_limits(
             "instance: lower one of them"
         )
     return TransformLimits(max_concurrent_transforms, batch_strategy, max_payload_mb)
+
+
+def cpu_workers(instance_type: str) -> int:
+    """The server's CPU workers on `instance_type`: one per vCPU, at most MAX_CPU_WORKERS.
+    SageMaker's sizes have 2 vCPUs up to `large` and 4 or more from `xlarge`."""
+    size = instance_type.rsplit(".", 1)[-1]
+    vcpus = 4 if size.endswith("xlarge") else 2 if size in ("medium", "large") else 1
+    return min(vcpus, MAX_CPU_WORKERS)
 
 
 def gpu_count(instance_type: str, region: str) -> int:

@@ -136,7 +136,7 @@ class Server:
             try:
                 if requests.get(self.url + "/ping", timeout=2).status_code == 200:
                     return time.monotonic() - start
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or busy loading
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"/ping not 200 after {timeout} s:\n{self.output()}")

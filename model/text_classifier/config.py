@@ -93,7 +93,11 @@ class ServeConfig:
         env=contract.BIND_TO_PORT_ENV,
     )
     workers: int = _opt(
-        0, "gunicorn workers; 0 is one per GPU, or 1 on CPU", lo=0, hi=256, env=contract.WORKERS_ENV
+        0,
+        "gunicorn workers, each with its own copy of the model; 0 is one per GPU, or on CPU one per core (at most 4)",
+        lo=0,
+        hi=256,
+        env=contract.WORKERS_ENV,
     )
     timeout: int = _opt(
         60,
@@ -103,7 +107,11 @@ class ServeConfig:
         env=contract.TIMEOUT_ENV,
     )
     threads: int = _opt(
-        0, "torch threads per worker; 0 splits the cores", lo=0, hi=1024, env=contract.THREADS_ENV
+        0,
+        "torch CPU threads per worker; 0 splits the cores evenly on a GPU host, and on CPU gives each worker its share of the cores among the workers computing at the time (all of them when it computes alone)",
+        lo=0,
+        hi=1024,
+        env=contract.THREADS_ENV,
     )
     max_batch_size: int = _opt(
         32, "texts merged into one forward pass", lo=1, hi=4096, env=contract.MAX_BATCH_SIZE_ENV

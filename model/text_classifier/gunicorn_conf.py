@@ -2,22 +2,27 @@
 
 Loaded by `gunicorn -c python:text_classifier.gunicorn_conf`. gevent workers keep the
 event loop free for /ping and new requests; each worker loads its own copy of the
-model and, on a GPU host, is pinned to its own GPU.
+model and, on a GPU host, is pinned to its own GPU; on a CPU host the workers share the
+cores (`cores`), through memory mapped here, in the master, before it forks them.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 
-from text_classifier import logs
+from text_classifier import cores, logs
 from text_classifier.config import serve_config_from_env
 
 SOCKET_ENV = "GUNICORN_BIND"  # set by `serving`: the unix socket nginx proxies to
 GPUS_ENV = "SERVE_GPU_COUNT"  # set by `serving`: GPUs to share out, one per worker
+SHARED_CORES_ENV = "SERVE_SHARED_CORES"  # set by `serving`: CPU cores the workers share
 
 _cfg = serve_config_from_env()
 _gpus = int(os.environ.get(GPUS_ENV, "0"))
+_shared_cores = int(os.environ.get(SHARED_CORES_ENV, "0"))
+_share = cores.CoreShare(_shared_cores) if _shared_cores else None
 
 bind = os.environ.get(SOCKET_ENV, "127.0.0.1:8000")
 workers = max(1, _cfg.workers)
@@ -34,19 +39,31 @@ control_socket_disable = True  # gunicorn 26's admin socket: unused, and it writ
 
 
 def pre_fork(server, worker):
-    """In the master: give the new worker the lowest GPU no live worker holds."""
-    if not _gpus:
-        return
-    taken = {getattr(w, "gpu_index", None) for w in server.WORKERS.values()}
-    worker.gpu_index = next(i for i in range(_gpus + len(taken)) if i not in taken) % _gpus
+    """In the master: give the new worker the lowest slot no live worker holds; the
+    slot picks its GPU and its byte of the core share."""
+    taken = {getattr(w, "slot", None) for w in server.WORKERS.values()}
+    worker.slot = next(i for i in itertools.count() if i not in taken)
+    if _gpus:
+        worker.gpu_index = worker.slot % _gpus
 
 
 def post_fork(server, worker):
-    """In the worker, before torch initialises CUDA: see only its own GPU."""
+    """In the worker, before torch initialises CUDA: see only its own GPU, or take its
+    place among the workers sharing the cores."""
     logs.setup()
+    if _share is not None:
+        _share.attach(worker.slot)
+        cores.install(_share)
     index = getattr(worker, "gpu_index", None)
     if index is not None:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         devices = visible.split(",") if visible else [str(i) for i in range(_gpus)]
         os.environ["CUDA_VISIBLE_DEVICES"] = devices[index]
         logging.getLogger("serve").info(logs.kv(worker_pid=worker.pid, gpu=devices[index]))
+
+
+def child_exit(server, worker):
+    """In the master, for a worker that exited: it may have died computing (killed, or
+    replaced when stuck), so mark its slot idle."""
+    if _share is not None:
+        _share.release(worker.slot)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import artifacts, bert, bucketing, logs
+from .cores import CoreShare
 from .errors import UserError
 from .text import TextEncoder, load_tokenizer
 
@@ -81,6 +82,7 @@ class Model:
         threads: int = 0,
         max_batch_size: int = 32,
         backbone: str = "auto",
+        share: CoreShare | None = None,
     ):
         import torch
 
@@ -102,6 +104,10 @@ class Model:
         self.net = net.to(self.device).eval()
         self.pad_multiple = pad_multiple(self.precision, self.device)
         self._torch = torch
+        self._share = share  # CPU cores shared with the other workers (`cores`)
+        if share is not None:
+            for layer in _layers(self.net):
+                layer.register_forward_pre_hook(self._yield_cores)
         log.info(
             "model loaded %s",
             logs.kv(
@@ -114,6 +120,27 @@ class Model:
                 seconds=round(time.perf_counter() - started, 3),
             ),
         )
+
+    @contextlib.contextmanager
+    def _computing(self):
+        """Tell the other workers this one computes, and take its share of the cores:
+        all of them when it computes alone."""
+        if self._share is None:
+            yield
+            return
+        with self._share.computing():
+            # torch sets a thread's count on its first parallel op from the last count
+            # set anywhere: let that happen first, or this thread's setting is lost.
+            self._torch.get_num_threads()
+            self._torch.set_num_threads(self._share.threads())
+            yield
+
+    def _yield_cores(self, module, args) -> None:
+        """Before each encoder layer: if another worker started, drop to this worker's
+        share now rather than compete for its cores until the batch ends."""
+        threads = self._share.threads()
+        if threads < self._torch.get_num_threads():
+            self._torch.set_num_threads(threads)
 
     def _autocast(self):
         if self.precision != "fp16":
@@ -137,6 +164,10 @@ class Model:
         planned by `bucketing`: grouped by token count wherever the measured cost curve
         says that beats padding them together. `bucket=False` runs them in input order,
         max_batch_size at a time (the plain loop the benchmark compares against)."""
+        with self._computing():
+            return self._predict_proba(texts, bucket)
+
+    def _predict_proba(self, texts: Sequence[str], bucket: bool):
         torch = self._torch
         rows = self.encoder.token_ids(texts)
         if bucket:
@@ -160,12 +191,13 @@ class Model:
         one-off initialisation before the first request."""
         started = time.perf_counter()
         filler = self.encoder.token_ids([WARM_UP_TEXT * 64])[0]
-        self._forward([filler])
-        self.cost = bucketing.measure(
-            lambda batch, length: self._forward([filler[:length]] * batch),
-            self.max_batch_size,
-            self.spec.text.max_length,
-        )
+        with self._computing():  # workers warm up together: each on its share
+            self._forward([filler])
+            self.cost = bucketing.measure(
+                lambda batch, length: self._forward([filler[:length]] * batch),
+                self.max_batch_size,
+                self.spec.text.max_length,
+            )
         log.info(
             "warm-up %s",
             logs.kv(
@@ -173,3 +205,9 @@ class Model:
                 cost_curve=self.cost.describe() if self.cost else "none",
             ),
         )
+
+
+def _layers(net) -> list:
+    """The backbone's repeated blocks (BERT-style `encoder.layer`), else the backbone."""
+    layers = getattr(getattr(net.backbone, "encoder", None), "layer", None)
+    return list(layers) if layers is not None else [net.backbone]

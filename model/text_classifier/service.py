@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from . import codecs, contract
+from . import codecs, contract, cores
 from .batching import BatchEngine, NotReady, Stuck
 from .codecs import HTTPError
 from .config import ServeConfig, serve_config_from_env
@@ -39,7 +39,13 @@ class Service:
             from .inference import Model
 
             return Model(
-                model_dir, cfg.precision, cfg.device, cfg.threads, cfg.max_batch_size, cfg.backbone
+                model_dir,
+                cfg.precision,
+                cfg.device,
+                cfg.threads,
+                cfg.max_batch_size,
+                cfg.backbone,
+                cores.installed(),
             )
 
         self.engine = BatchEngine(

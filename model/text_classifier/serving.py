@@ -40,10 +40,14 @@ def gpu_count() -> int:
     return len(glob.glob("/dev/nvidia[0-9]*"))
 
 
+MAX_CPU_WORKERS = 4  # each holds a copy of the model
+
+
 def resolve(cfg: ServeConfig, gpus: int, cores: int) -> ServeConfig:
-    """Fill in the automatic settings: one worker per GPU (or one on CPU), and torch
-    threads split so that workers x threads never exceed the cores."""
-    workers = cfg.workers or max(1, gpus)
+    """Fill in the automatic settings: one worker per GPU, or on CPU one per core (at
+    most MAX_CPU_WORKERS), and torch threads split so that workers x threads never
+    exceed the cores."""
+    workers = cfg.workers or (gpus or min(cores, MAX_CPU_WORKERS))
     threads = cfg.threads or max(1, cores // workers)
     if not gpus and workers * threads > cores:
         threads = max(1, cores // workers)
@@ -62,6 +66,14 @@ def check_model_dir(model_dir: Path) -> None:
         raise UserError("model directory is incomplete: tokenizer/tokenizer.json is missing")
 
 
+def shared_cores(requested: ServeConfig, resolved: ServeConfig, cores: int) -> int:
+    """The cores that CPU workers share (`cores`: a worker computing alone takes all of
+    them), or 0: one worker, a GPU, or threads set by the user."""
+    if resolved.device != "cpu" or resolved.workers < 2 or requested.threads:
+        return 0
+    return cores
+
+
 def render_nginx(cfg: ServeConfig, runtime_dir: Path, socket: Path) -> Path:
     values = {
         "runtime_dir": str(runtime_dir),
@@ -78,8 +90,8 @@ def render_nginx(cfg: ServeConfig, runtime_dir: Path, socket: Path) -> Path:
     return out
 
 
-def child_env(cfg: ServeConfig, socket: Path, gpus: int) -> dict[str, str]:
-    from .gunicorn_conf import GPUS_ENV, SOCKET_ENV
+def child_env(cfg: ServeConfig, socket: Path, gpus: int, shared: int = 0) -> dict[str, str]:
+    from .gunicorn_conf import GPUS_ENV, SHARED_CORES_ENV, SOCKET_ENV
 
     env = dict(os.environ)
     env.update(
@@ -91,6 +103,7 @@ def child_env(cfg: ServeConfig, socket: Path, gpus: int) -> dict[str, str]:
             contract.BASE_DIR_ENV: str(contract.base_dir()),  # gunicorn runs from PROGRAM_DIR
             SOCKET_ENV: f"unix:{socket}",
             GPUS_ENV: str(gpus if cfg.device == "cuda" else 0),
+            SHARED_CORES_ENV: str(shared),
             "OMP_NUM_THREADS": str(cfg.threads),
             "TOKENIZERS_PARALLELISM": "false",
             "PYTHONUNBUFFERED": "1",
@@ -157,8 +170,9 @@ def serve() -> int:
     if shutil.which("nginx") is None:
         log.error("cannot serve: nginx is not installed (apt-get install nginx)")
         return 1
-    gpus = gpu_count()
-    cfg = resolve(cfg, gpus, _cores())
+    gpus, cores = gpu_count(), _cores()
+    requested, cfg = cfg, resolve(cfg, gpus, cores)
+    shared = shared_cores(requested, cfg, cores)
     runtime_dir = Path(tempfile.mkdtemp(prefix="serve-"))
     runtime_dir.chmod(0o755)  # nginx workers may run as another user
     socket = runtime_dir / "gunicorn.sock"
@@ -169,6 +183,7 @@ def serve() -> int:
             port=cfg.port,
             workers=cfg.workers,
             threads=cfg.threads,
+            shared_cores=shared,
             device=cfg.device,
             precision=cfg.precision,
             max_batch_size=cfg.max_batch_size,
@@ -181,7 +196,7 @@ def serve() -> int:
     supervisor = Supervisor()
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
-    env = child_env(cfg, socket, gpus)
+    env = child_env(cfg, socket, gpus, shared)
     supervisor.start(
         "gunicorn",
         [

@@ -43,3 +43,4 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
     ):
         assert re.search(re.escape(figure) + r"\s+[-+]?\d", out), figure
     assert "errors 0" in out and not re.search(r"errors [1-9]", out)
+    assert re.search(r"server: workers=\d+ threads=\d+ shared_cores=\d+", out)

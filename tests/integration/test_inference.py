@@ -89,6 +89,41 @@ def test_the_transformers_backbone_setting_answers_the_same(trained_model, preci
     assert a.argmax(-1).tolist() == b.argmax(-1).tolist()
 
 
+def test_workers_sharing_cores_take_their_share_and_drop_to_it_mid_batch(trained_model):
+    """A model in a worker that shares 2 cores with another (`cores`): alone it computes
+    on both; beside a busy worker, on one; when the other starts mid-batch it drops to
+    one before the next layer, and it never grows back mid-batch."""
+    from text_classifier.cores import CoreShare
+
+    share = CoreShare(cores=2, slots=2)
+    share.attach(0)
+    model = Model(trained_model / "model", "fp32", "cpu", threads=1, share=share)
+    layers = model.net.backbone.encoder.layer
+    assert len(layers) == 2
+    seen = []  # torch threads as each layer starts (after the model's own hook)
+    for i, layer in enumerate(layers):
+        layer.register_forward_pre_hook(lambda m, a, i=i: seen.append((i, torch.get_num_threads())))
+    plain = Model(trained_model / "model", "fp32", "cpu", threads=1).predict_proba(TEXTS)
+
+    def run(other_busy: bool, after_first_layer=None) -> list:
+        share._busy[1] = int(other_busy)
+        hook = layers[0].register_forward_hook(lambda *a: after_first_layer and after_first_layer())
+        seen.clear()
+        try:
+            probs = model.predict_proba(TEXTS[:1])
+        finally:
+            hook.remove()
+            share._busy[1] = 0
+        assert torch.allclose(probs, plain[:1], atol=1e-5)
+        return [threads for _, threads in seen]
+
+    assert run(other_busy=False) == [2, 2]
+    assert run(other_busy=True) == [1, 1]
+    assert run(False, after_first_layer=lambda: share._busy.__setitem__(1, 1)) == [2, 1]
+    assert run(True, after_first_layer=lambda: share._busy.__setitem__(1, 0)) == [1, 1]
+    assert share.busy() == 0  # its own flag is down between batches
+
+
 def test_gpu_only_precisions_are_refused_on_cpu(trained_model):
     with pytest.raises(UserError, match="fp16 needs a GPU"):
         Model(trained_model / "model", "fp16", "cpu")

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import shutil
 import signal
 import threading
@@ -168,10 +169,20 @@ def test_server_header_hides_version(server):
     assert requests.get(server.url + "/ping", timeout=2).headers.get("Server") == "nginx"
 
 
+def test_cpu_default_is_a_worker_per_core_sharing_the_cores(server):
+    """Up to 4 workers; a worker computing alone uses every core (`cores`)."""
+    cores = len(os.sched_getaffinity(0))
+    workers = min(cores, 4)
+    log = server.output()
+    shared = cores if workers > 1 else 0
+    assert f"workers={workers} threads={max(1, cores // workers)} shared_cores={shared}" in log
+    assert log.count("model loaded") == workers
+
+
 def test_execution_parameters(server):
     r = requests.get(server.url + "/execution-parameters", timeout=5)
     assert r.json() == {
-        "MaxConcurrentTransforms": 1,
+        "MaxConcurrentTransforms": min(len(os.sched_getaffinity(0)), 4),  # one per worker
         "BatchStrategy": "MULTI_RECORD",
         "MaxPayloadInMB": 6,
     }

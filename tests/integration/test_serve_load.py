@@ -1,7 +1,8 @@
 """The real stack under load and faults, on loopback: a soak, a SIGKILLed worker, and a
 worker whose forward pass runs past MODEL_SERVER_TIMEOUT.
 
-Every server here runs in fp32 with one gunicorn worker (the CPU default). In fp32 a
+Every server here runs in fp32 with one gunicorn worker (on CPU the default is one per
+core): the killed or replaced worker is then the only one. In fp32 a
 text's answer does not depend on what shares its batch (measured: within 1e-6), so each
 answer is checked against its own input's reference, and the reference texts are far
 enough apart that an answer given to the wrong request cannot pass the check.
@@ -28,7 +29,7 @@ import requests
 
 from tests import helpers
 
-FP32 = {"MODEL_SERVER_PRECISION": "fp32"}
+FP32 = {"MODEL_SERVER_PRECISION": "fp32", "MODEL_SERVER_WORKERS": "1"}
 TOL = 5e-5  # answers agree to 1e-6; the reference texts differ by far more (checked)
 WORDS = [
     "parcel",
@@ -298,7 +299,7 @@ def test_soak(trained_model):
 # --- a SIGKILLed worker ----------------------------------------------------------------
 @pytest.mark.slow
 def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(trained_model):
-    """One worker (the CPU default), so the requests on the killed worker are exactly
+    """One worker, so the requests on the killed worker are exactly
     those in flight while it died: not finished when SIGKILL was sent, and started
     before the process was reaped (until its last thread exits, its sockets stay open
     and nginx may still hand it a request on a kept-alive connection). With two workers

@@ -123,10 +123,11 @@ def test_transform_leaves_the_payload_variable_to_sagemaker():
 
 
 def test_transform_limits_follow_the_servers_workers():
-    # No GPU on a CPU instance: one worker, one request at a time, the server's 6 MB.
+    # A CPU instance: one worker per vCPU (at most 4), each taking one request at a time,
+    # and the server's 6 MB.
     cpu = transform_limits("ml.m5.xlarge", {}, region="us-east-1")
     assert (cpu.max_concurrent_transforms, cpu.batch_strategy, cpu.max_payload_in_mb) == (
-        1,
+        4,
         "MULTI_RECORD",
         int(ServeConfig().max_payload_mb),
     )
@@ -139,6 +140,10 @@ def test_transform_limits_follow_the_servers_workers():
         transform_limits("ml.p3.8xlarge", workers, region="us-east-1").max_concurrent_transforms
         == 3
     )
+    for instance, workers in [("ml.m5.large", 2), ("ml.t2.medium", 2), ("ml.c5.18xlarge", 4)]:
+        assert transform_limits(instance, {}, region="us-east-1").max_concurrent_transforms == (
+            workers
+        )
     given_ = transform_limits("ml.m5.xlarge", {}, region="us-east-1", max_concurrent_transforms=5)
     assert given_.max_concurrent_transforms == 5
 

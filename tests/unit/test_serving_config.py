@@ -1,10 +1,26 @@
+import pytest
 from text_classifier.config import ServeConfig
-from text_classifier.serving import render_nginx, resolve
+from text_classifier.serving import render_nginx, resolve, shared_cores
 
 
-def test_cpu_one_worker_with_every_core():
-    cfg = resolve(ServeConfig(), gpus=0, cores=8)
-    assert (cfg.workers, cfg.threads, cfg.device) == (1, 8, "cpu")
+@pytest.mark.parametrize(
+    "cores,workers,threads", [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 4, 2), (64, 4, 16)]
+)
+def test_cpu_one_worker_per_core_up_to_four_sharing_the_cores(cores, workers, threads):
+    requested = ServeConfig()
+    cfg = resolve(requested, gpus=0, cores=cores)
+    assert (cfg.workers, cfg.threads, cfg.device) == (workers, threads, "cpu")
+    # Several workers share every core: one computing alone takes them all.
+    assert shared_cores(requested, cfg, cores) == (cores if workers > 1 else 0)
+
+
+def test_no_sharing_with_threads_set_by_the_user_or_on_a_gpu():
+    fixed = ServeConfig(workers=2, threads=1)
+    assert shared_cores(fixed, resolve(fixed, gpus=0, cores=2), 2) == 0
+    gpu = ServeConfig()
+    assert shared_cores(gpu, resolve(gpu, gpus=2, cores=16), 16) == 0
+    one = ServeConfig(workers=1)
+    assert shared_cores(one, resolve(one, gpus=0, cores=8), 8) == 0
 
 
 def test_cpu_workers_times_threads_never_exceed_cores():
