@@ -47,7 +47,10 @@ def supports(config: dict[str, Any]) -> str | None:
         (not config.get("add_cross_attention", False), "cross-attention"),
         (not config.get("chunk_size_feed_forward", 0), "chunked feed-forward"),
         ("embedding_size" not in config, "factorised embeddings"),
-        (config.get("hidden_size", 0) % max(1, config.get("num_attention_heads", 0)) == 0, "heads"),
+        (
+            config.get("hidden_size", 0) % max(1, config.get("num_attention_heads", 0)) == 0,
+            "hidden_size not a multiple of num_attention_heads",
+        ),
     ]
     reasons = [reason for ok, reason in checks if not ok]
     return f"not a plain BERT-family encoder: {', '.join(reasons)}" if reasons else None

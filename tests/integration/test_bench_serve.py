@@ -44,3 +44,27 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
         assert re.search(re.escape(figure) + r"\s+[-+]?\d", out), figure
     assert "errors 0" in out and not re.search(r"errors [1-9]", out)
     assert re.search(r"server: workers=\d+ threads=\d+ shared_cores=\d+", out)
+
+
+def test_ab_serve_pairs_two_configurations(trained_model, tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "ab_serve.py"),
+            "--model-dir",
+            str(trained_model / "model"),
+            "--a=MODEL_SERVER_WORKERS=1",
+            "--b=MODEL_SERVER_WORKERS=2,MODEL_SERVER_THREADS=1",
+            "--rounds=2",
+            "--seconds=1",
+        ],
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert len(re.findall(r"^round \d: A +[\d.]+ req/s .* B/A [\d.]+$", out, re.M)) == 2
+    assert re.search(r"throughput B/A: median [\d.]+ \(rounds [\d.]+-[\d.]+\)", out)
+    assert "non-2xx answers: 0" in out

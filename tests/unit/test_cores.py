@@ -1,5 +1,6 @@
 """Cores shared between workers: the shared bytes, across a real fork, and gunicorn's hooks."""
 
+import copy
 import importlib
 import os
 from types import SimpleNamespace
@@ -14,8 +15,8 @@ def test_a_worker_alone_takes_every_core_and_busy_workers_split_them():
     assert share.threads() == 8  # nobody computes: a batch starting now would be alone
     with share.computing():
         assert share.busy() == 1 and share.threads() == 8
-        other = CoreShare.__new__(CoreShare)  # a second worker's view of the same bytes
-        other.__dict__.update(share.__dict__, slot=1)
+        other = copy.copy(share)  # a second worker's view of the same bytes
+        other.slot = 1
         with other.computing():
             assert share.busy() == 2 and share.threads() == 4
         assert share.threads() == 8
