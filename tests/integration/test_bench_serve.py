@@ -15,23 +15,23 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
+def run_benchmark(script: str, model_dir, tmp_path, *args: str) -> str:
+    """The benchmark's stdout, run briefly (1-second figures, 2 rounds) on `model_dir`."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_serve.py"),
-            "--model-dir",
-            str(trained_model / "model"),
-            "--seconds=1",
-            "--rounds=2",
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / script), f"--model-dir={model_dir}", *args],
         env=subprocess_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
+    return done.stdout
+
+
+def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
+    out = run_benchmark(
+        "bench_serve.py", trained_model / "model", tmp_path, "--seconds=1", "--rounds=2"
+    )
     assert len(re.findall(r"round \d: in-process fp32 limit", out)) >= 2
     for figure in (
         "served fp32 c=16 / in-process fp32 limit",
@@ -47,24 +47,15 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
 
 
 def test_ab_serve_pairs_two_configurations(trained_model, tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "ab_serve.py"),
-            "--model-dir",
-            str(trained_model / "model"),
-            "--a=MODEL_SERVER_WORKERS=1",
-            "--b=MODEL_SERVER_WORKERS=2,MODEL_SERVER_THREADS=1",
-            "--rounds=2",
-            "--seconds=1",
-        ],
-        env=subprocess_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = run_benchmark(
+        "ab_serve.py",
+        trained_model / "model",
+        tmp_path,
+        "--a=MODEL_SERVER_WORKERS=1",
+        "--b=MODEL_SERVER_WORKERS=2,MODEL_SERVER_THREADS=1",
+        "--rounds=2",
+        "--seconds=1",
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
     assert len(re.findall(r"^round \d: A +[\d.]+ req/s .* B/A [\d.]+$", out, re.M)) == 2
     assert re.search(r"throughput B/A: median [\d.]+ \(rounds [\d.]+-[\d.]+\)", out)
     assert "non-2xx answers: 0" in out
