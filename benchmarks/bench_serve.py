@@ -12,8 +12,7 @@ Prints, for fp32 and for the CPU default precision (bf16 where the CPU computes 
     in-process batch-1 latency on the same texts, and at concurrency 16 in rounds, each
     beside a fresh measurement of the in-process fp32 limit and of the model in process
     with the server's length bucketing; figures are the medians of those paired rounds,
-    because
-    this machine's speed drifts by 5-30% from minute to minute;
+    because this machine's speed drifts by 5-30% from minute to minute;
   - cold start: `serve` process start to the first /ping 200;
   - the argmax agreement of each reduced precision with fp32 on a held-out set;
 and the ratios the targets are stated in. Without --model-dir it first trains the MiniLM
@@ -169,19 +168,20 @@ def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
 def served(
     base: Path,
     precision: str,
-    script: tuple[Path, list[str]],
+    script: Path,
+    sent: list[str],
     texts: list[str],
     models: tuple,
     seconds: int,
     rounds: int,
 ) -> dict:
-    """`rounds` of: the in-process batch-1 latency on the texts wrk sends, then served c=1
+    """`rounds` of: the in-process batch-1 latency on the texts wrk sends (`sent`, what
+    `script` posts), then served c=1
     on them; then `rounds` of: the in-process fp32 limit, this precision in process
     with the server's length bucketing, and served c=16, one after another, so that each
     served figure has a limit measured beside it. The machine's speed drifts by several
     percent from minute to minute; paired ratios and their median stand still."""
     limit_model, own_model = models
-    script, sent = script
     env = {"MODEL_SERVER_PRECISION": precision}
     with helpers.Server(base, env=env) as srv:
         srv.wait_ready(300)
@@ -283,11 +283,11 @@ def main() -> None:
     limit = {p: in_process(model_dir, p, texts) for p in precisions}
     fp32_model = load(model_dir, "fp32", limit["fp32"]["batch"])
     sent = random.Random(0).sample(texts, 64)
-    script = (wrk_script(sent, work / "post.lua"), sent)
+    script = wrk_script(sent, work / "post.lua")
     runs = {}
     for p in precisions:
         own = fp32_model if p == "fp32" else load(model_dir, p, limit[p]["batch"])
-        runs[p] = served(base, p, script, texts, (fp32_model, own), args.seconds, args.rounds)
+        runs[p] = served(base, p, script, sent, texts, (fp32_model, own), args.seconds, args.rounds)
     starts = cold_start(base, 3)
     print(f"  cold start (serve start -> /ping 200): {', '.join(f'{t:.2f}' for t in starts)} s")
 

@@ -143,10 +143,10 @@ def load_network(model_dir: Path, spec: ModelSpec | None = None, backbone: str =
     from . import network
 
     spec = spec or read_spec(model_dir)
-    try:
-        net = network.for_inference(model_dir / BACKBONE, spec.num_classes, spec.pooling, backbone)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {BACKBONE}/config.json: {str(exc).splitlines()[0]}") from exc
+    config = read_backbone_config(model_dir)
+    net = network.for_inference(
+        model_dir / BACKBONE, config, spec.num_classes, spec.pooling, backbone
+    )
     try:
         net.load_state_dict(network_state_dict(model_dir), assign=True)
     except RuntimeError as exc:

@@ -7,7 +7,6 @@ transformers: `for_inference` builds those with `bert`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -65,13 +64,13 @@ def from_config(
 
 
 def for_inference(
-    config_dir: Path, num_classes: int, pooling: str, backbone: str = "auto"
+    config_dir: Path, config: dict, num_classes: int, pooling: str, backbone: str = "auto"
 ) -> TextClassifier:
-    """An uninitialised classifier of the saved architecture, for serving (its weights
-    are loaded next). `backbone="auto"` builds BERT-family backbones in plain torch (`bert`,
-    no transformers import); any other, or `backbone="transformers"`, goes through
+    """An uninitialised classifier of the architecture saved in `config_dir` (`config`
+    is its config.json, read by `artifacts`), for serving; its weights are loaded next.
+    `backbone="auto"` builds BERT-family backbones in plain torch (`bert`, no
+    transformers import); any other, or `backbone="transformers"`, goes through
     transformers."""
-    config = json.loads((config_dir / "config.json").read_text())
     if backbone == "auto" and bert.supports(config) is None:
         return TextClassifier(bert.BertEncoder(config), num_classes, pooling, 0.0)
     return from_config(config_dir, num_classes, pooling)

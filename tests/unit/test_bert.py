@@ -127,10 +127,13 @@ def test_for_inference_chooses_plain_torch_or_transformers(tmp_path):
     )
     assert json.loads((distil_dir / "config.json").read_text())["model_type"] == "distilbert"
 
-    native = network.for_inference(bert_dir, 3, "mean")
+    def config(folder):
+        return json.loads((folder / "config.json").read_text())
+
+    native = network.for_inference(bert_dir, config(bert_dir), 3, "mean")
     assert isinstance(native.backbone, bert.BertEncoder)
     assert native.head.out_features == 3
-    forced = network.for_inference(bert_dir, 3, "mean", backbone="transformers")
+    forced = network.for_inference(bert_dir, config(bert_dir), 3, "mean", "transformers")
     assert isinstance(forced.backbone, BertModel)
-    fallback = network.for_inference(distil_dir, 3, "cls")
+    fallback = network.for_inference(distil_dir, config(distil_dir), 3, "cls")
     assert type(fallback.backbone).__name__ == "DistilBertModel"
