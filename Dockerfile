@@ -57,7 +57,7 @@ COPY model /opt/program
 WORKDIR /opt/program
 
 # Fail the build, not a training job, when the baked-in default backbone cannot be found.
-RUN python3 -c "from text_classifier.pretrained import default_backbone as b; \
+RUN python3 -c "from plugins.text_classifier.pretrained import default_backbone as b; \
 p = b() / 'config.json'; assert p.is_file(), f'default backbone missing: {p}'"
 
 # serve listens on 8080 unless SageMaker asks for another port through SAGEMAKER_BIND_TO_PORT.

@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "model")]
 
-from local_test import make_sample_data  # noqa: E402
+from plugins.text_classifier import sample as text_sample  # noqa: E402
 from tests import helpers  # noqa: E402
 
 THREADS = len(os.sched_getaffinity(0))
@@ -45,7 +45,7 @@ THREADS = len(os.sched_getaffinity(0))
 
 def long_texts(n: int, seed: int) -> list[str]:
     """Texts of a few hundred characters: several sample messages run together."""
-    rows = make_sample_data.generate(n * 5, seed=seed)
+    rows = text_sample.generate(n * 5, seed=seed)
     return [" ".join(r["text"] for r in rows[i * 5 : i * 5 + 5]) for i in range(n)]
 
 
@@ -64,7 +64,7 @@ def train_model(base: Path) -> Path:
 
 # --- in process -------------------------------------------------------------------------
 def load(model_dir: Path, precision: str, batch: int):
-    from text_classifier.inference import Model
+    from tests.helpers import text_model as Model
 
     model = Model(model_dir, precision, "cpu", THREADS, max_batch_size=batch)
     model.warm_up()
@@ -108,7 +108,7 @@ def in_process(model_dir: Path, precision: str, texts: list[str]) -> dict:
 
 
 def agreement(model_dir: Path, precision: str, texts: list[str], reference) -> float:
-    from text_classifier.inference import Model
+    from tests.helpers import text_model as Model
 
     probs = Model(model_dir, precision, "cpu", THREADS).predict_proba(texts)
     return float((probs.argmax(-1) == reference).float().mean())
@@ -269,7 +269,8 @@ def main() -> None:
         flush=True,
     )
 
-    from text_classifier.inference import Model, resolve_precision
+    from sagemaker_platform.runtime import resolve_precision
+    from tests.helpers import text_model as Model
 
     reference = Model(model_dir, "fp32", "cpu", THREADS).predict_proba(held_out).argmax(-1)
     agree = {p: agreement(model_dir, p, held_out, reference) for p in ("int8", "bf16")}

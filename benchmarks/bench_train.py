@@ -57,8 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "model"))
 
-from text_classifier import contract  # noqa: E402
-
+from sagemaker_platform import contract  # noqa: E402
 from tests import helpers  # noqa: E402
 
 THRESHOLD = 0.95
@@ -69,22 +68,25 @@ def bare_worker(base: Path) -> dict:
     """One epoch of a plain PyTorch loop over the job at `base`; returns its figures."""
     os.environ[contract.BASE_DIR_ENV] = str(base)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as the entry point sets it
-    from text_classifier import training
+    from sagemaker_platform import training
 
-    cfg, splits, backbone = training.prepare()  # the entry point's config and data path
-    if cfg.gradient_accumulation != 1 or cfg.precision not in ("32", "32-true"):
+    prepared = training.prepare()  # the entry point's config and data path
+    settings_, cfg = prepared.job.settings, prepared.job.hp
+    splits, backbone = prepared.rows.splits, prepared.rows.backbone
+    if settings_.gradient_accumulation != 1 or settings_.precision not in ("32", "32-true"):
         raise SystemExit("the bare loop runs fp32 without gradient accumulation")
 
     import torch
-    from text_classifier import network, optim
-    from text_classifier.lightning_module import TextDataModule
-    from text_classifier.text import TextEncoder, tokenizer_for_backbone
     from torch import nn
 
-    torch.manual_seed(cfg.seed)
+    from plugins.text_classifier import class_weights, network, optim
+    from plugins.text_classifier.lightning_module import TextDataModule
+    from plugins.text_classifier.text import TextEncoder, tokenizer_for_backbone
+
+    torch.manual_seed(settings_.seed)
     tokenizer, settings = tokenizer_for_backbone(backbone, cfg.max_length)
     net = network.from_pretrained(backbone, splits.num_classes, cfg.pooling, cfg.dropout)
-    weights = training.class_weights(splits.train_labels, splits.num_classes)
+    weights = class_weights(splits.train_labels, splits.num_classes)
     loss_fn = nn.CrossEntropyLoss(
         weight=torch.tensor(weights, dtype=torch.float32) if cfg.class_weighting else None
     )
@@ -93,10 +95,10 @@ def bare_worker(base: Path) -> dict:
     loader = TextDataModule(
         splits,
         TextEncoder(tokenizer, settings),
-        cfg.batch_size,
-        cfg.num_workers,
+        settings_.batch_size,
+        settings_.num_workers,
         cfg.group_by_length,
-        cfg.seed,
+        settings_.seed,
     ).train_dataloader()
     optimizer, scheduler = optim.build(
         net,
@@ -104,7 +106,7 @@ def bare_worker(base: Path) -> dict:
         head_learning_rate=cfg.head_learning_rate,
         weight_decay=cfg.weight_decay,
         warmup_ratio=cfg.warmup_ratio,
-        total_steps=len(loader) * cfg.epochs,
+        total_steps=len(loader) * settings_.epochs,
     )
     # The device the entry point's accelerator="auto" picks: a GPU if there is one.
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -112,7 +114,7 @@ def bare_worker(base: Path) -> dict:
     loss_fn.to(device)
     samples, loss_sum = 0, torch.zeros((), device=device)
     started, started_cpu = time.perf_counter(), time.process_time()
-    for epoch in range(cfg.epochs):
+    for epoch in range(settings_.epochs):
         if hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)  # as Lightning does at every epoch start
         for batch in loader:

@@ -31,7 +31,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,10 +53,10 @@ PLAIN = {
 
 
 def default_configs() -> dict[str, dict[str, str]]:
-    from text_classifier.config import TrainConfig
+    from sagemaker_platform.config import TrainSettings
 
-    same = {k: str(getattr(TrainConfig(), k)) for k in ("epochs", "early_stopping_patience")}
-    same["batch_size"] = str(TrainConfig().batch_size)
+    same = {k: str(getattr(TrainSettings(), k)) for k in ("epochs", "early_stopping_patience")}
+    same["batch_size"] = str(TrainSettings().batch_size)
     return {"defaults": {}, "plain": {**PLAIN, **same}}
 
 
@@ -85,8 +84,9 @@ def score(model_dir: Path, texts: list[str], labels: list[str], batch_size: int 
     """Held-out metrics of a trained model/, loaded and run exactly as serving does
     (fp32, so that the figure is the model's, not the serving precision's)."""
     import numpy as np
-    from text_classifier import evaluation
-    from text_classifier.inference import Model
+
+    from plugins.text_classifier.inference import Model
+    from sagemaker_platform import evaluation
 
     model = Model(model_dir, "fp32", "cpu", max_batch_size=batch_size)
     index = {str(name): i for i, name in enumerate(model.labels)}
@@ -198,14 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=400, help="held-out test rows")
     args = parser.parse_args(argv)
 
-    from text_classifier.config import TrainConfig
+    from sagemaker_platform.errors import UserError
+    from sagemaker_platform.hyperparameters import parse
 
-    known = {f.name for f in fields(TrainConfig)}
     configs = dict(args.config) if args.config else default_configs()
     for name, params in configs.items():
-        unknown = sorted(set(params) - known)
-        if unknown:
-            parser.error(f"config {name!r}: unknown hyperparameter {unknown[0]!r}")
+        try:
+            parse(params)
+        except UserError as exc:
+            parser.error(f"config {name!r}: {exc}")
 
     work = args.work or Path(tempfile.mkdtemp(prefix="eval_defaults_"))
     work.mkdir(parents=True, exist_ok=True)

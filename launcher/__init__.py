@@ -10,7 +10,7 @@
 The same from a shell: `python -m launcher --help` (or `byoc-launch` once installed).
 
 Hyperparameters and serving settings are checked with the container's own parsers
-(`text_classifier.config`, under `model/`) before any request; in a checkout that folder
+(`sagemaker_platform`, under `model/`) before any request; in a checkout that folder
 is put on sys.path here, so `python -m launcher` works from the repository root without
 installing anything. The SageMaker SDK is imported only when a command needs it.
 """
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 _MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
-if (_MODEL_DIR / "text_classifier").is_dir() and str(_MODEL_DIR) not in sys.path:
+if (_MODEL_DIR / "sagemaker_platform").is_dir() and str(_MODEL_DIR) not in sys.path:
     sys.path.append(str(_MODEL_DIR))
 
 from .batch import plan_transform, transform, wait_for_transform  # noqa: E402

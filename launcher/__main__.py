@@ -13,7 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from text_classifier.config import ServeConfig, TrainConfig, describe
+from sagemaker_platform import registry
+from sagemaker_platform.config import ServeConfig, TrainSettings, describe
 
 from . import batch, hosting, jobs, metrics
 from .params import parse_pairs, serving_knobs
@@ -54,10 +55,21 @@ def _flag(field_name: str) -> str:
 
 
 def _hyperparameter_table() -> str:
-    rows = [f"  {name:<26} {default:<10} {text}" for name, default, text in describe(TrainConfig)]
-    return "hyperparameters (--hp NAME=VALUE; the image's default applies when left out):\n" + (
-        "\n".join(rows)
-    )
+    """The platform's hyperparameters, then each shipped plug-in's (`--hp model=NAME`)."""
+
+    def rows(cls) -> str:
+        return "\n".join(
+            f"  {name:<26} {default:<10} {text}" for name, default, text in describe(cls)
+        )
+
+    parts = [
+        "hyperparameters (--hp NAME=VALUE; the image's default applies when left out):\n"
+        + rows(TrainSettings)
+    ]
+    for name in registry.available():
+        plugin = registry.load(name)
+        parts.append(f"model={name}:\n" + rows(plugin.Hyperparameters))
+    return "\n\n".join(parts)
 
 
 def _add_target(p: argparse.ArgumentParser, *, role_and_image: bool) -> None:

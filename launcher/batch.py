@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from text_classifier import contract
+from sagemaker_platform import contract
 
 from .hosting import check_model_source, create_model, model_data_of
 from .params import TransformLimits, serving_environment, transform_limits

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from text_classifier import contract
-from text_classifier.config import TrainConfig
+from sagemaker_platform import contract
 
 from . import metrics
 from .params import hyperparameter_strings
@@ -78,7 +77,7 @@ def plan_training(
     train: str,
     validation: str | None = None,
     pretrained: str | None = None,
-    hyperparameters: dict[str, Any] | TrainConfig | None = None,
+    hyperparameters: dict[str, Any] | None = None,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
     instance_count: int = 1,
     volume_size_gb: int = DEFAULT_VOLUME_GB,

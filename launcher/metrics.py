@@ -1,6 +1,6 @@
 """Metric definitions for the `name=value` lines training prints.
 
-Training logs one line per epoch through `text_classifier.logs.kv`, e.g.
+Training logs one line per epoch through `sagemaker_platform.logs.kv`, e.g.
 
     epoch=2 train_loss=0.4100 val_loss=0.3800 val_accuracy=0.8600 val_f1=0.8300 train_samples_per_sec=45.12
 

@@ -3,7 +3,8 @@
 SageMaker hands the container hyperparameters and environment variables as strings. The
 launcher takes them typed (`{"epochs": 3, "class_weighting": False}`), writes them as
 strings, and parses those strings with the very functions the container will run
-(`text_classifier.config`), so a typo or an out-of-range value fails here, on the
+(`sagemaker_platform.hyperparameters`, the platform's and the chosen plug-in's), so a
+typo or an out-of-range value fails here, on the
 laptop, instead of minutes later on a paid instance.
 """
 
@@ -13,15 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from text_classifier import contract
-from text_classifier.config import (
-    ConfigError,
-    ServeConfig,
-    TrainConfig,
-    parse_hyperparameters,
-    serve_config_from_env,
-)
-from text_classifier.serving import MAX_CPU_WORKERS
+from sagemaker_platform import contract
+from sagemaker_platform.config import ConfigError, ServeConfig, serve_config_from_env
+from sagemaker_platform.errors import UserError
+from sagemaker_platform.hyperparameters import parse as parse_hyperparameters
+from sagemaker_platform.serving import MAX_CPU_WORKERS
 
 from .settings import LauncherError
 
@@ -40,25 +37,17 @@ def as_string(key: str, value: Any) -> str:
 
 
 # --- hyperparameters ---------------------------------------------------------------------
-def hyperparameter_strings(values: Mapping[str, Any] | TrainConfig | None) -> dict[str, str]:
-    """hyperparameters.json as SageMaker will write it, validated by the training parser.
-
-    A mapping is sent key for key. A TrainConfig sends only the fields that differ from
-    the defaults, so the image's own defaults stay in charge of everything else.
+def hyperparameter_strings(values: Mapping[str, Any] | None) -> dict[str, str]:
+    """hyperparameters.json as SageMaker will write it, validated by the training parser
+    (the `model` key picks the plug-in whose hyperparameters are checked). Only the keys
+    given are sent, so the image's own defaults stay in charge of everything else.
     """
     if values is None:
         return {}
-    if isinstance(values, TrainConfig):
-        defaults = TrainConfig()
-        values = {
-            f.name: getattr(values, f.name)
-            for f in fields(TrainConfig)
-            if getattr(values, f.name) != getattr(defaults, f.name)
-        }
     strings = {str(key): as_string(str(key), value) for key, value in values.items()}
     try:
         parse_hyperparameters(strings)
-    except ConfigError as exc:
+    except UserError as exc:  # ConfigError, or an unknown plug-in
         raise LauncherError(f"hyperparameters: {exc}") from None
     return dict(sorted(strings.items()))
 

@@ -1,4 +1,4 @@
-"""The Flask app: HTTP routes only. The work is in text_classifier.service."""
+"""The Flask app: HTTP routes only. The work is in sagemaker_platform.service."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import os
 import sys
 
 from flask import Flask, Response, request
-from text_classifier.codecs import HTTPError
-from text_classifier.service import Service
 from werkzeug.exceptions import HTTPException
+
+from sagemaker_platform.codecs import HTTPError
+from sagemaker_platform.service import Service
 
 log = logging.getLogger("serve")
 
@@ -55,6 +56,7 @@ def invocations() -> Response:
         request.get_data(cache=False),
         request.headers.get("Content-Type"),
         request.headers.get("Accept"),
+        request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
     )
     return Response(body, status=200, mimetype=content_type)
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate the README's hyperparameter and serving tables from the config dataclasses.
+"""Regenerate the README's hyperparameter and serving tables from the config dataclasses:
+the platform's, and each shipped plug-in's (markers `hyperparameters-NAME`, `serving-NAME`).
 
     python scripts/update_readme.py          (make readme)
 
@@ -15,12 +16,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "model"))
 
-from text_classifier.config import ServeConfig, TrainConfig, describe  # noqa: E402
+from sagemaker_platform import registry  # noqa: E402
+from sagemaker_platform.config import ServeConfig, TrainSettings, describe  # noqa: E402
 
-SECTIONS = {
-    "hyperparameters": (TrainConfig, "hyperparameter"),
-    "serving": (ServeConfig, "variable"),
-}
+
+def sections() -> dict[str, tuple[type, str]]:
+    out = {
+        "hyperparameters": (TrainSettings, "hyperparameter"),
+        "serving": (ServeConfig, "variable"),
+    }
+    for name in registry.available():
+        plugin = registry.load(name)
+        out[f"hyperparameters-{name}"] = (plugin.Hyperparameters, "hyperparameter")
+        if plugin.ServeSettings is not None:
+            out[f"serving-{name}"] = (plugin.ServeSettings, "variable")
+    return out
 
 
 def table(cls, first: str) -> str:
@@ -30,7 +40,7 @@ def table(cls, first: str) -> str:
 
 
 def render(text: str) -> str:
-    for marker, (cls, first) in SECTIONS.items():
+    for marker, (cls, first) in sections().items():
         pattern = re.compile(rf"(<!-- {marker}:start[^\n]*-->\n).*?(<!-- {marker}:end -->)", re.S)
         text = pattern.sub(
             lambda m, c=cls, f=first: m.group(1) + table(c, f) + "\n" + m.group(2), text

@@ -67,6 +67,43 @@ def trained_model(tmp_path_factory, tiny_backbone) -> Path:
 __all__ = ["MODEL_DIR", "ROOT", "json", "os"]
 
 
+# --- every shipped plug-in through the platform tests ----------------------------------
+PLUGINS = ("text_classifier", "tabular")
+
+
+@pytest.fixture(scope="session", params=PLUGINS)
+def plugin_name(request) -> str:
+    """Each shipped plug-in in turn: tests that take it are about the platform."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def plugin_hp(plugin_name, tiny_backbone) -> dict[str, str]:
+    """Hyperparameters that train the plug-in in seconds (text: the tiny backbone)."""
+    return helpers.test_hyperparameters(plugin_name, tiny_backbone)
+
+
+@pytest.fixture(scope="session")
+def plugin_trained(plugin_name, plugin_hp, tmp_path_factory, request) -> Path:
+    """A base dir holding a model of the plug-in trained on its sample data."""
+    if plugin_name == "text_classifier":
+        return request.getfixturevalue("trained_model")
+    base = tmp_path_factory.mktemp(f"trained-{plugin_name}") / "opt_ml"
+    helpers.write_sample_job(base, plugin_hp, model=plugin_name)
+    result = helpers.run_entry("train", base, timeout=300)
+    (base.parent / "train.stdout").write_text(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return base
+
+
+@pytest.fixture(scope="session")
+def plugin_server(plugin_trained):
+    """The plug-in's model served by the real stack, fp32, on a loopback port."""
+    with helpers.Server(plugin_trained, env={"MODEL_SERVER_PRECISION": "fp32"}) as srv:
+        srv.wait_ready()
+        yield srv
+
+
 @pytest.fixture(scope="session")
 def server(trained_model):
     """One serving stack shared by the read-only HTTP tests. fp32, so that a text's

@@ -17,9 +17,21 @@ from local_test import make_sample_data  # noqa: E402
 
 
 def minilm_dir() -> Path:
-    from text_classifier.pretrained import default_backbone
+    from plugins.text_classifier.pretrained import default_backbone
 
     return default_backbone()
+
+
+def test_hyperparameters(plugin: str, tiny_backbone: Path | None = None) -> dict[str, str]:
+    """A plug-in's hyperparameters for tests: seconds of training on its sample data."""
+    if plugin == "text_classifier":
+        return {"backbone": str(tiny_backbone), "epochs": "2", "max_length": "32"}
+    return {"model": plugin, "epochs": "2"}
+
+
+def sample(plugin: str):
+    """The plug-in's sample.py: its data writer and its PAYLOADS."""
+    return make_sample_data.sample_module(plugin)
 
 
 def make_tiny_backbone(out: Path, hidden: int = 32, layers: int = 2) -> Path:
@@ -81,9 +93,15 @@ def run_entry(name: str, base: Path, timeout: int = 300, env: dict | None = None
 
 
 def write_sample_job(
-    base: Path, hyperparameters: dict[str, str], n_train: int = 96, n_val: int = 32
+    base: Path,
+    hyperparameters: dict[str, str],
+    n_train: int = 96,
+    n_val: int = 32,
+    model: str = "text_classifier",
 ) -> Path:
-    return make_sample_data.write_job(base, hyperparameters, n_train=n_train, n_val=n_val)
+    return make_sample_data.write_job(
+        base, hyperparameters, n_train=n_train, n_val=n_val, model=model
+    )
 
 
 def write_hyperparameters(base: Path, params: dict[str, str]) -> None:
@@ -163,3 +181,21 @@ class Server:
     def __exit__(self, *exc) -> None:
         self.stop()
         self.log.close()
+
+
+def text_model(
+    model_dir: Path,
+    precision: str = "fp32",
+    device: str = "cpu",
+    threads: int = 0,
+    max_batch_size: int = 32,
+    backbone: str = "auto",
+    share=None,
+):
+    """The text plug-in's loaded model in this process, on a runtime resolved as a
+    serving worker resolves it (`share` stands for the cores shared with other workers)."""
+    from plugins.text_classifier.inference import Model
+    from sagemaker_platform.runtime import Runtime
+
+    runtime = Runtime.resolve(precision, device, threads, max_batch_size, share)
+    return Model(model_dir, runtime, backbone)

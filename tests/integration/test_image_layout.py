@@ -88,7 +88,7 @@ def trained(image):
 def test_layout_holds_the_code_but_no_caches(image):
     program = image["workdir"]
     assert (program / "train").is_file()
-    assert (program / "text_classifier" / "contract.py").is_file()
+    assert (program / "sagemaker_platform" / "contract.py").is_file()
     assert not list(program.rglob("__pycache__"))
 
 

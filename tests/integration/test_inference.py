@@ -2,11 +2,10 @@
 
 import pytest
 import torch
-from text_classifier import artifacts
-from text_classifier.bucketing import CostCurve, plan
-from text_classifier.errors import UserError
-from text_classifier.inference import Model
 
+from plugins.text_classifier import artifacts
+from plugins.text_classifier.bucketing import CostCurve, plan
+from sagemaker_platform.errors import UserError
 from tests import helpers
 
 TEXTS = ["my package never arrived", "refund my card please", "app crashes", "reset my password"]
@@ -14,12 +13,12 @@ TEXTS = ["my package never arrived", "refund my card please", "app crashes", "re
 
 @pytest.fixture(scope="module")
 def fp32(trained_model):
-    return Model(trained_model / "model", "fp32", "cpu", threads=1, max_batch_size=2)
+    return helpers.text_model(trained_model / "model", "fp32", "cpu", threads=1, max_batch_size=2)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_reduced_precisions_stay_close_to_fp32(trained_model, fp32, precision):
-    model = Model(trained_model / "model", precision, "cpu", threads=1)
+    model = helpers.text_model(trained_model / "model", precision, "cpu", threads=1)
     model.warm_up()
     a, b = fp32.predict_proba(TEXTS), model.predict_proba(TEXTS)
     assert b.shape == (4, 4) and b.dtype == torch.float32
@@ -35,7 +34,7 @@ def test_chunks_of_similar_length_keep_input_order(fp32):
 
 
 def test_bucketed_passes_answer_like_one_text_at_a_time(trained_model):
-    model = Model(trained_model / "model", "fp32", "cpu", threads=1, max_batch_size=8)
+    model = helpers.text_model(trained_model / "model", "fp32", "cpu", threads=1, max_batch_size=8)
     model.warm_up()
     assert model.cost is not None  # measured at warm-up
     model.cost = CostCurve((1, 8), (1e-3, 8e-3))  # linear: every cut that saves padding pays
@@ -64,8 +63,8 @@ def test_serving_imports_neither_lightning_nor_transformers(trained_model):
     import sys
 
     code = (
-        "import sys; from text_classifier.inference import Model;"
-        f"Model(__import__('pathlib').Path({str(trained_model / 'model')!r}), 'fp32').warm_up();"
+        "import sys; from plugins.text_classifier.inference import Model;"
+        f"Model(__import__('pathlib').Path({str(trained_model / 'model')!r})).warm_up();"
         "heavy = {m.split('.')[0] for m in sys.modules} & {'lightning', 'pytorch_lightning', 'transformers'};"
         "assert not heavy, heavy"
     )
@@ -80,8 +79,10 @@ def test_the_transformers_backbone_setting_answers_the_same(trained_model, preci
     """MODEL_SERVER_BACKBONE=transformers, the escape hatch, and the default plain-torch
     encoder give the same probabilities."""
     texts = [*TEXTS, "a longer text " * 12, ""]
-    native = Model(trained_model / "model", precision, "cpu", threads=1)
-    via_transformers = Model(trained_model / "model", precision, "cpu", 1, backbone="transformers")
+    native = helpers.text_model(trained_model / "model", precision, "cpu", threads=1)
+    via_transformers = helpers.text_model(
+        trained_model / "model", precision, "cpu", 1, backbone="transformers"
+    )
     assert type(native.net.backbone).__name__ == "BertEncoder"
     assert type(via_transformers.net.backbone).__name__ == "BertModel"
     a, b = native.predict_proba(texts), via_transformers.predict_proba(texts)
@@ -93,24 +94,27 @@ def test_workers_sharing_cores_take_their_share_and_drop_to_it_mid_batch(trained
     """A model in a worker that shares 2 cores with another (`cores`): alone it computes
     on both; beside a busy worker, on one; when the other starts mid-batch it drops to
     one before the next layer, and it never grows back mid-batch."""
-    from text_classifier.cores import CoreShare
+    from sagemaker_platform.cores import CoreShare
 
     share = CoreShare(cores=2, slots=2)
     share.attach(0)
-    model = Model(trained_model / "model", "fp32", "cpu", threads=1, share=share)
+    model = helpers.text_model(trained_model / "model", "fp32", "cpu", threads=1, share=share)
     layers = model.net.backbone.encoder.layer
     assert len(layers) == 2
     seen = []  # torch threads as each layer starts (after the model's own hook)
     for i, layer in enumerate(layers):
         layer.register_forward_pre_hook(lambda m, a, i=i: seen.append((i, torch.get_num_threads())))
-    plain = Model(trained_model / "model", "fp32", "cpu", threads=1).predict_proba(TEXTS)
+    plain = helpers.text_model(trained_model / "model", "fp32", "cpu", threads=1).predict_proba(
+        TEXTS
+    )
 
     def run(other_busy: bool, after_first_layer=None) -> list:
         share._busy[1] = int(other_busy)
         hook = layers[0].register_forward_hook(lambda *a: after_first_layer and after_first_layer())
         seen.clear()
         try:
-            probs = model.predict_proba(TEXTS[:1])
+            with model.runtime.computing():  # as the platform runs every predict
+                probs = model.predict_proba(TEXTS[:1])
         finally:
             hook.remove()
             share._busy[1] = 0
@@ -126,7 +130,7 @@ def test_workers_sharing_cores_take_their_share_and_drop_to_it_mid_batch(trained
 
 def test_gpu_only_precisions_are_refused_on_cpu(trained_model):
     with pytest.raises(UserError, match="fp16 needs a GPU"):
-        Model(trained_model / "model", "fp16", "cpu")
+        helpers.text_model(trained_model / "model", "fp16", "cpu")
 
 
 def test_labels_come_from_the_model_dir(trained_model, fp32):

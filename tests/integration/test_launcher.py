@@ -34,11 +34,11 @@ import botocore.session
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from text_classifier import logs
 
 import launcher
 from launcher import metrics
 from launcher.__main__ import main
+from sagemaker_platform import logs
 from tests import helpers
 
 REGION = "us-east-1"

@@ -258,7 +258,7 @@ def test_bind_to_port_and_batch_settings(trained_model):
 def test_default_precision_agrees_with_fp32(trained_model, server):
     """The default precision (bf16 where the CPU computes in it, else fp32) must give
     fp32's label wherever fp32 is not on the fence."""
-    from text_classifier.inference import cpu_has_bf16
+    from sagemaker_platform.runtime import cpu_has_bf16
 
     texts = [f"text {i} " + TEXTS[i % len(TEXTS)] for i in range(64)]
     fp32 = post(server, {"inputs": texts}).json()["predictions"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from local_test.make_sample_data import generate
+from plugins.text_classifier.sample import generate
 from tests import helpers
 
 HEAVY_MODULES = ("torch", "lightning", "pytorch_lightning", "lightning_fabric", "transformers")
@@ -111,8 +111,8 @@ _SERVE_SIDE = """
 import json, sys
 from pathlib import Path
 import torch
-from text_classifier.artifacts import load_network, read_spec
-from text_classifier.text import TextEncoder, load_tokenizer
+from plugins.text_classifier.artifacts import load_network, read_spec
+from plugins.text_classifier.text import TextEncoder, load_tokenizer
 
 model_dir, texts = Path(sys.argv[1]), json.loads(sys.argv[2])
 spec = read_spec(model_dir)
@@ -130,9 +130,10 @@ def test_serving_rebuild_predicts_as_the_best_lightning_checkpoint(full_run, tin
     """load_network (serving's path, no Lightning) equals the LightningModule restored from
     checkpoints/best.ckpt onto a network built from the original backbone folder."""
     import torch
-    from text_classifier import network
-    from text_classifier.lightning_module import ClassifierModule
-    from text_classifier.text import TextEncoder, tokenizer_for_backbone
+
+    from plugins.text_classifier import network
+    from plugins.text_classifier.lightning_module import ClassifierModule
+    from plugins.text_classifier.text import TextEncoder, tokenizer_for_backbone
 
     base = full_run["base"]
     texts = [row["text"] for row in generate(12, seed=7)] + ["", "ünïcödé and emoji 🙂"]

@@ -3,7 +3,8 @@ import time
 
 import pytest
 import torch
-from text_classifier.batching import BatchEngine, NotReady, Stuck
+
+from sagemaker_platform.batching import BatchEngine, NotReady, Stuck
 
 
 class Doubler:
@@ -16,7 +17,7 @@ class Doubler:
     def warm_up(self):
         pass
 
-    def predict_proba(self, texts):
+    def predict(self, texts):
         self.batch_sizes.append(len(texts))
         time.sleep(self.delay)
         return torch.tensor([[float(len(t)), float(len(texts))] for t in texts])
@@ -73,10 +74,10 @@ def test_max_batch_size_bounds_merging():
 
 def test_errors_reach_every_request_of_the_batch_and_the_engine_survives():
     class Flaky(Doubler):
-        def predict_proba(self, texts):
+        def predict(self, texts):
             if "boom" in texts:
                 raise ValueError("boom")
-            return super().predict_proba(texts)
+            return super().predict(texts)
 
     engine = BatchEngine(Flaky)
     engine.wait_ready(5)
@@ -138,10 +139,10 @@ class Gated(Doubler):
         super().__init__()
         self.release = threading.Event()
 
-    def predict_proba(self, texts):
+    def predict(self, texts):
         if any("stuck" in t for t in texts):
             self.release.wait(10)
-        return super().predict_proba(texts)
+        return super().predict(texts)
 
 
 def test_a_stuck_batch_is_given_up_and_on_stuck_runs_after_every_answer():
@@ -202,7 +203,7 @@ def test_clients_that_resend_when_answered_fill_whole_batches(monkeypatch, refil
     """Eight clients in a loop (a client pool, batch transform's concurrent requests):
     without the refill wait the batches settle into alternating sizes (1 and 7, a mean
     of 4); with it, nearly every batch holds all eight."""
-    from text_classifier import batching
+    from sagemaker_platform import batching
 
     if not refill:
         monkeypatch.setattr(batching, "REFILL_MAX_S", 0.0)

@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-from text_classifier import bert, network
 from transformers import (
     AutoModel,
     BertConfig,
@@ -16,6 +15,7 @@ from transformers import (
     XLMRobertaModel,
 )
 
+from plugins.text_classifier import bert, network
 from tests import helpers
 
 SMALL = {
@@ -84,7 +84,7 @@ def test_matches_transformers_with_and_without_padding(name):
 
 def test_matches_the_packaged_minilm_on_real_text():
     """The default backbone, with its real weights and tokenizer."""
-    from text_classifier.text import TextEncoder, tokenizer_for_backbone
+    from plugins.text_classifier.text import TextEncoder, tokenizer_for_backbone
 
     source = str(helpers.minilm_dir())
     reference = AutoModel.from_pretrained(source, local_files_only=True).eval()

@@ -3,7 +3,8 @@
 import random
 
 import pytest
-from text_classifier.bucketing import CostCurve, measure, plan
+
+from plugins.text_classifier.bucketing import CostCurve, measure, plan
 
 # Seconds per token of length at batch sizes 1, 8 and 32, as measured on a 2-core CPU.
 # fp32: a text costs about the same in any batch but the first.

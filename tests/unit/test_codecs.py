@@ -3,10 +3,43 @@ import io
 import json
 
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from text_classifier import codecs
-from text_classifier.codecs import HTTPError, choose_accept, decode, encode, records
+
+from plugins.text_classifier import codecs as text_codecs
+from plugins.text_classifier import plugin
+from sagemaker_platform import codecs
+from sagemaker_platform.codecs import HTTPError
+
+
+def decode(body: bytes, content_type: str | None, options=None) -> list[str]:
+    """The text plug-in's decode as the service calls it: 415 and empty bodies first."""
+    kind = codecs.check_content_type(content_type, plugin.content_types)
+    if not body:
+        raise HTTPError(400, "request body is empty")
+    return [r.text for r in plugin.decode(MODEL, body, kind, options or {})]
+
+
+class _Model:
+    labels = ("a", "b", "c")  # what decode and encode read of the loaded model
+
+
+MODEL = _Model()
+
+
+def choose_accept(header):
+    return codecs.choose_accept(header, plugin.accept_types)
+
+
+def records(probabilities, labels):
+    return text_codecs.answers(
+        [text_codecs.TextRecord("x")] * len(probabilities), probabilities, labels
+    )
+
+
+def encode(answers, accept):
+    return text_codecs.encode(answers, accept)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +121,7 @@ def test_records_and_encoders_keep_order_and_one_line_each():
     assert rows == [["1", "0.9", "0.1", "0.9"], ["neg", "0.7", "0.7", "0.3"]]
 
 
-@given(st.binary(max_size=2000), st.sampled_from([*list(codecs.DECODERS), "x/y", None]))
+@given(st.binary(max_size=2000), st.sampled_from([*list(text_codecs.DECODERS), "x/y", None]))
 def test_any_body_decodes_or_is_a_4xx(body, content_type):
     try:
         texts = decode(body, content_type)
@@ -104,3 +137,49 @@ def test_every_format_round_trips_texts(texts):
     as_lines = "".join(json.dumps(t) + "\n" for t in texts).encode()
     assert decode(as_json, codecs.JSON) == texts
     assert decode(as_lines, codecs.JSONLINES) == texts
+
+
+def test_a_records_id_comes_back_in_its_answer_and_top_k_ranks_labels():
+    body = b'{"instances": [{"text": "a", "id": "r-1"}, "b", {"text": "c", "id": 7}]}'
+    recs = plugin.decode(MODEL, body, codecs.JSON, {})
+    assert [r.id for r in recs] == ["r-1", None, 7]
+    probs = [[0.2, 0.5, 0.3], [0.6, 0.1, 0.3], [0.1, 0.1, 0.8]]
+    out = json.loads(plugin.encode(MODEL, recs, torch.tensor(probs), codecs.JSON, {"top_k": "2"}))[
+        "predictions"
+    ]
+    assert [a.get("id") for a in out] == ["r-1", None, 7]
+    assert out[0]["top_k"] == [{"label": "b", "score": 0.5}, {"label": "c", "score": 0.3}]
+    rows = list(
+        csv.reader(
+            io.StringIO(plugin.encode(MODEL, recs, torch.tensor(probs), codecs.CSV, {"top_k": "1"}))
+        )
+    )
+    assert rows == [["r-1", "b", "0.5"], ["a", "0.6"], ["7", "c", "0.8"]]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "2.5", "4"])
+def test_a_bad_top_k_is_a_400_naming_it(value):
+    with pytest.raises(HTTPError) as err:
+        decode(b'"a"', codecs.JSON, {"top_k": value})
+    assert err.value.status == 400 and "top_k" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        (None, {}),
+        ("top_k=3", {"top_k": "3"}),
+        ("top_k=3; trace=abc", {"top_k": "3", "trace": "abc"}),
+        ("Top_K = 2, flag", {"top_k": "2", "flag": ""}),
+    ],
+)
+def test_custom_attributes_become_options(header, expected):
+    assert codecs.parse_options(header) == expected
+
+
+def test_accept_honours_the_plugins_own_types():
+    assert codecs.choose_accept("text/*", (codecs.JSON, codecs.CSV)) == codecs.CSV
+    assert codecs.choose_accept("application/*", (codecs.JSONLINES,)) == codecs.JSONLINES
+    with pytest.raises(HTTPError) as err:
+        codecs.choose_accept("text/csv", (codecs.JSON,))
+    assert err.value.status == 406

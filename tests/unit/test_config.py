@@ -1,16 +1,34 @@
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+
 import pytest
-from text_classifier.config import (
+
+from plugins.text_classifier.config import Hyperparameters as TextHyperparameters
+from sagemaker_platform import hyperparameters
+from sagemaker_platform.config import (
     ConfigError,
     ServeConfig,
-    TrainConfig,
+    TrainSettings,
     describe,
-    parse_hyperparameters,
     serve_config_from_env,
+    setting,
 )
+from sagemaker_platform.plugin import Plugin
+
+
+def parse_hyperparameters(raw):
+    """The platform's and the plug-in's hyperparameters as one namespace."""
+    job = hyperparameters.parse(raw)
+    return SimpleNamespace(**asdict(job.settings), **asdict(job.hp))
+
+
+DEFAULTS = SimpleNamespace(**asdict(TrainSettings()), **asdict(TextHyperparameters()))
 
 
 def test_defaults_when_empty():
-    assert parse_hyperparameters({}) == TrainConfig()
+    job = hyperparameters.parse({})
+    assert job.plugin.name == "text_classifier"
+    assert parse_hyperparameters({}) == DEFAULTS
 
 
 def test_strings_are_typed():
@@ -48,12 +66,62 @@ def test_bad_values_name_the_key_and_what_is_allowed(key, value, expected):
 
 
 def test_unknown_key_is_named_with_the_known_ones():
-    with pytest.raises(ConfigError, match="unknown hyperparameter 'epoch'; known: .*epochs"):
+    with pytest.raises(ConfigError, match="unknown hyperparameter 'epoch'.*; known: .*epochs"):
         parse_hyperparameters({"epoch": "3"})
 
 
-def test_sagemaker_keys_are_ignored():
-    assert parse_hyperparameters({"sagemaker_program": "x"}) == TrainConfig()
+def test_the_known_keys_are_the_platforms_and_the_plugins():
+    with pytest.raises(ConfigError) as err:
+        parse_hyperparameters({"poolng": "cls"})
+    assert "model=text_classifier" in str(err.value)
+    assert "batch_size" in str(err.value) and "pooling" in str(err.value)
+
+
+def test_sagemaker_keys_are_accepted_and_kept_apart():
+    raw = {"sagemaker_program": "x", "_tuning_objective_metric": "val_f1"}
+    job = hyperparameters.parse(raw)
+    assert job.reserved == raw
+    assert parse_hyperparameters(raw) == DEFAULTS
+
+
+def test_an_unknown_model_names_the_shipped_ones():
+    with pytest.raises(
+        Exception, match="model='nope': no such plug-in; shipped: .*text_classifier"
+    ):
+        hyperparameters.parse({"model": "nope"})
+
+
+def test_a_plugin_may_not_reuse_a_platform_name():
+    @dataclass(frozen=True)
+    class Clashing:
+        epochs: int = setting(1, "mine")
+
+    class Bad(Plugin):
+        name = "bad"
+        Hyperparameters = Clashing
+
+    with pytest.raises(ConfigError, match="declares hyperparameter 'epochs'"):
+        hyperparameters.check_names(Bad())
+
+
+def test_a_plugins_settings_parse_without_postponed_annotations():
+    namespace: dict = {}
+    exec(
+        "from dataclasses import dataclass\n"
+        "from sagemaker_platform.config import setting\n"
+        "@dataclass(frozen=True)\n"
+        "class H:\n"
+        "    width: int = setting(4, 'w', lo=1, hi=8)\n"
+        "    on: bool = setting(True, 'o')\n",
+        namespace,
+    )
+    from sagemaker_platform.config import parse_fields
+
+    assert parse_fields(namespace["H"], {"width": "6", "on": "no"}) == namespace["H"](6, False)
+    with pytest.raises(
+        ConfigError, match="width='9' is out of range: expected an integer from 1 to 8"
+    ):
+        parse_fields(namespace["H"], {"width": "9"})
 
 
 def test_serve_config_from_env():
@@ -80,7 +148,8 @@ def test_bad_env_names_the_variable():
 
 
 def test_describe_lists_every_field():
-    rows = describe(TrainConfig)
-    assert [r[0] for r in rows][:2] == ["text_column", "label_column"]
+    rows = describe(TrainSettings)
+    assert [r[0] for r in rows][:2] == ["model", "epochs"]
+    assert [r[0] for r in describe(TextHyperparameters)][:2] == ["text_column", "label_column"]
     assert all(r[2] for r in rows)
     assert "MODEL_SERVER_WORKERS" in [r[0] for r in describe(ServeConfig)]

@@ -1,8 +1,9 @@
 import json
 
 import pytest
-from text_classifier import contract
-from text_classifier.errors import UserError
+
+from sagemaker_platform import contract
+from sagemaker_platform.errors import UserError
 
 
 @pytest.fixture

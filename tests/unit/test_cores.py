@@ -6,7 +6,8 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from text_classifier.cores import CoreShare
+
+from sagemaker_platform.cores import CoreShare
 
 
 def test_a_worker_alone_takes_every_core_and_busy_workers_split_them():
@@ -64,7 +65,7 @@ def test_a_computing_worker_that_died_is_released():
 def test_gunicorn_hooks_give_slots_and_free_the_slot_of_an_exited_worker(monkeypatch):
     """pre_fork (master) picks the lowest free slot, post_fork (worker) attaches it, and
     child_exit (master) releases the slot of a worker that died computing."""
-    from text_classifier import cores, gunicorn_conf
+    from sagemaker_platform import cores, gunicorn_conf
 
     monkeypatch.setenv(gunicorn_conf.SHARED_CORES_ENV, "4")
     conf = importlib.reload(gunicorn_conf)

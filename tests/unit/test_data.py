@@ -3,8 +3,30 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from text_classifier.data import load_splits, read_channel, stratified_split
-from text_classifier.errors import UserError
+
+from plugins.text_classifier import data
+from sagemaker_platform import channels
+from sagemaker_platform.errors import UserError
+from sagemaker_platform.plugin import TrainingData
+from sagemaker_platform.splitting import random_split, stratified_split
+
+
+def read_channel(ch, text="text", label="label"):
+    """The platform's reader, then the text plug-in's checks, as `train` runs them."""
+    df = channels.read_channel(ch, (text, label))
+    data.check_rows(df, text, label, ch.name)
+    return df.rename(columns={text: "text", label: "label"})
+
+
+def load_splits(train_dir, val_dir, text, label, fraction, seed):
+    read = channels.read_channel
+    td = TrainingData(
+        train=read(train_dir, (text, label)),
+        validation=read(val_dir, (text, label)) if val_dir else None,
+        validation_fraction=fraction,
+        seed=seed,
+    )
+    return data.load_splits(td, text, label)
 
 
 def frame(n=20, labels=("a", "b")):
@@ -30,7 +52,7 @@ def test_every_format_reads(tmp_path, fmt):
         df.to_json(path, orient="records", lines=True)
     else:
         df.to_parquet(path)
-    out = read_channel(ch, "text", "label")
+    out = read_channel(ch)
     assert out["text"].tolist() == df["text"].tolist()
     assert out["label"].tolist() == df["label"].tolist()
 
@@ -40,7 +62,7 @@ def test_many_files_are_concatenated_in_order(tmp_path):
     ch.mkdir()
     frame(4).to_csv(ch / "a.csv", index=False)
     frame(6).to_csv(ch / "b.csv", index=False)
-    assert len(read_channel(ch, "text", "label")) == 10
+    assert len(read_channel(ch)) == 10
 
 
 def test_custom_columns(tmp_path):
@@ -70,7 +92,7 @@ def test_bad_channels_are_user_errors(tmp_path, setup, message):
     ch.mkdir()
     setup(ch)
     with pytest.raises(UserError) as err:
-        read_channel(ch, "text", "label")
+        read_channel(ch)
     assert message in str(err.value)
 
 
@@ -108,3 +130,19 @@ def test_split_is_seeded_stratified_and_disjoint():
     assert (va == va2).all() and (tr == tr2).all()
     assert set(tr).isdisjoint(va) and len(tr) + len(va) == len(labels)
     assert sorted(np.bincount(labels[va]).tolist()) == [1, 2, 10]
+
+
+def test_other_columns_are_kept_and_each_row_names_its_file(tmp_path):
+    ch = tmp_path / "train"
+    ch.mkdir()
+    frame(3).assign(source="mine").to_csv(ch / "a.csv", index=False)
+    df = channels.read_channel(ch, ("text",))
+    assert df["source"].tolist() == ["mine"] * 3  # a user's own column named source survives
+    assert df[channels.SOURCE].tolist() == ["train/a.csv"] * 3
+
+
+def test_random_split_is_seeded_and_disjoint():
+    tr, va = random_split(50, 0.2, seed=3)
+    assert len(va) == 10 and set(tr).isdisjoint(va) and len(tr) + len(va) == 50
+    assert (random_split(50, 0.2, seed=3)[1] == va).all()
+    assert len(random_split(5, 0.0, seed=3)[1]) == 0

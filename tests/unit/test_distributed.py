@@ -4,8 +4,9 @@ import json
 from datetime import timedelta
 
 import pytest
-from text_classifier import contract, distributed, training
-from text_classifier.errors import UserError
+
+from sagemaker_platform import contract, distributed, training
+from sagemaker_platform.errors import UserError
 
 TWO_HOSTS = {"hosts": ["algo-1", "algo-2"], "network_interface_name": "lo"}
 LOOPBACK = {contract.HOST_ADDRESSES_ENV: "algo-1=127.0.0.1,algo-2=127.0.0.1"}

@@ -7,8 +7,8 @@ import re
 import shlex
 
 import pytest
-from text_classifier import contract
 
+from sagemaker_platform import contract
 from tests import dockerfile
 from tests.dockerfile import of
 
@@ -222,7 +222,7 @@ def test_every_ignored_hadolint_rule_is_justified_in_the_comment_above():
         "benchmarks/bench_train.py",
         ".pytest_cache/v/cache/lastfailed",
         ".ruff_cache/CACHEDIR.TAG",
-        "model/text_classifier/__pycache__/contract.cpython-312.pyc",
+        "model/sagemaker_platform/__pycache__/contract.cpython-312.pyc",
         "model/lightning_logs/version_0/hparams.yaml",
         ".env",
     ],
@@ -232,7 +232,8 @@ def test_context_leaves_out(path):
 
 
 @pytest.mark.parametrize(
-    "path", ["requirements.txt", "model/train", "model/serve", "model/text_classifier/contract.py"]
+    "path",
+    ["requirements.txt", "model/train", "model/serve", "model/sagemaker_platform/contract.py"],
 )
 def test_context_keeps(path):
     assert not dockerfile.ignored(path)

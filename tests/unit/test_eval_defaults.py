@@ -20,18 +20,19 @@ def test_parse_config():
 
 
 def test_plain_keeps_epochs_patience_and_batch_of_the_defaults():
-    from text_classifier.config import TrainConfig, parse_hyperparameters
+    from sagemaker_platform.config import TrainSettings
+    from sagemaker_platform.hyperparameters import parse
 
     configs = eval_defaults.default_configs()
     assert configs["defaults"] == {}
-    plain = parse_hyperparameters(configs["plain"])
-    defaults = TrainConfig()
+    job = parse(configs["plain"])
+    plain, defaults = job.settings, TrainSettings()
     assert (plain.epochs, plain.early_stopping_patience, plain.batch_size) == (
         defaults.epochs,
         defaults.early_stopping_patience,
         defaults.batch_size,
     )
-    assert not plain.class_weighting and plain.pooling == "cls" and plain.max_length == 128
+    assert not job.hp.class_weighting and job.hp.pooling == "cls" and job.hp.max_length == 128
 
 
 def test_table_and_ratio():

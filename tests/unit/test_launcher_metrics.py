@@ -2,13 +2,12 @@
 
 import json
 import re
-from dataclasses import asdict
 
 import pytest
-from text_classifier import logs
-from text_classifier.config import TrainConfig
 
 from launcher import metrics
+from sagemaker_platform import logs
+from sagemaker_platform.hyperparameters import parse
 
 PREFIX = "2025-01-01T12:00:00 INFO train: "
 # What LogLines.on_train_epoch_end logs, with a tiny loss to get the 1.000e-04 form.
@@ -54,7 +53,7 @@ def test_other_lines_do_not_feed_the_wrong_metric():
         + "result "
         + logs.kv(best_epoch=3, val_accuracy=0.9, val_f1=0.88, train_seconds=12.5)
     )
-    hyper = PREFIX + "hyperparameters " + logs.kv(**asdict(TrainConfig()))
+    hyper = PREFIX + "hyperparameters " + logs.kv(**parse({}).log_values())
     # The step line's loss and lr are not epoch metrics; its epoch is the epoch.
     assert found("train_loss", step) == [] and found("epoch", step) == [1]
     # best_epoch=3 on the summary line is not an epoch; its val_f1 is the final one.

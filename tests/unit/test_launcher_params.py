@@ -1,14 +1,10 @@
 """Typed values to SageMaker's strings, checked by the container's own parsers."""
 
+from dataclasses import asdict
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from text_classifier.config import (
-    ServeConfig,
-    TrainConfig,
-    parse_hyperparameters,
-    serve_config_from_env,
-)
 
 from launcher.params import (
     hyperparameter_strings,
@@ -18,6 +14,8 @@ from launcher.params import (
     transform_limits,
 )
 from launcher.settings import LauncherError
+from sagemaker_platform.config import ServeConfig, serve_config_from_env
+from sagemaker_platform.hyperparameters import parse
 
 
 def test_hyperparameters_become_the_strings_training_parses():
@@ -30,16 +28,13 @@ def test_hyperparameters_become_the_strings_training_parses():
         "learning_rate": "5e-05",
         "pooling": "cls",
     }
-    cfg = parse_hyperparameters(strings)
-    assert (cfg.epochs, cfg.learning_rate, cfg.class_weighting) == (3, 5e-5, False)
+    job = parse(strings)
+    assert (job.settings.epochs, job.hp.learning_rate, job.hp.class_weighting) == (3, 5e-5, False)
 
 
-def test_a_train_config_sends_only_what_differs_from_the_defaults():
-    assert hyperparameter_strings(TrainConfig()) == {}
-    assert hyperparameter_strings(TrainConfig(epochs=4, dropout=0.25)) == {
-        "dropout": "0.25",
-        "epochs": "4",
-    }
+def test_another_plugins_hyperparameters_are_checked_against_that_plugin():
+    with pytest.raises(LauncherError, match="unknown hyperparameter 'pooling' for model=tabular"):
+        hyperparameter_strings({"model": "tabular", "pooling": "cls"})
 
 
 @given(
@@ -49,10 +44,16 @@ def test_a_train_config_sends_only_what_differs_from_the_defaults():
     pooling=st.sampled_from(["mean", "cls"]),
 )
 def test_typed_values_survive_the_round_trip(epochs, lr, weighting, pooling):
-    cfg = TrainConfig(epochs=epochs, learning_rate=lr, class_weighting=weighting, pooling=pooling)
-    strings = hyperparameter_strings(cfg)
+    values = {
+        "epochs": epochs,
+        "learning_rate": lr,
+        "class_weighting": weighting,
+        "pooling": pooling,
+    }
+    strings = hyperparameter_strings(values)
     assert all(isinstance(v, str) for v in strings.values())
-    assert parse_hyperparameters(strings) == cfg
+    job = parse(strings)
+    assert {**asdict(job.settings), **asdict(job.hp)}.items() >= values.items()
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 epoch, and an order that depends on the seed and the epoch only (resumable)."""
 
 import torch
-from text_classifier.lightning_module import LengthGroupedOrder
+
+from plugins.text_classifier.lightning_module import LengthGroupedOrder
 
 LENGTHS = [(i * 37) % 101 + 1 for i in range(203)]  # scrambled lengths 1..101
 

@@ -5,9 +5,10 @@ import time
 
 import lightning as L
 import torch
-from text_classifier.lightning_module import LogLines
 from torch import nn
 from torch.utils.data import DataLoader
+
+from sagemaker_platform.callbacks import LogLines
 
 FETCH_S = 0.03  # per training batch, spent in collate (as tokenizing is)
 VALIDATE_S = 0.5  # per validation batch

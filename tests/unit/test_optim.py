@@ -1,8 +1,9 @@
 import itertools
 
 import pytest
-from text_classifier import optim
 from torch import nn
+
+from plugins.text_classifier import optim
 
 
 class Net(nn.Module):

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from text_classifier import artifacts, network, pretrained
-from text_classifier.config import TrainConfig
-from text_classifier.errors import UserError
-from text_classifier.text import TextSettings, load_tokenizer
 
+from plugins.text_classifier import artifacts, network, pretrained
+from plugins.text_classifier.config import Hyperparameters as TrainConfig
+from plugins.text_classifier.text import TextSettings, load_tokenizer
+from sagemaker_platform import artifacts as platform_artifacts
+from sagemaker_platform.errors import UserError
 from tests import helpers
 
 LABELS = ["billing", "delivery", "technical"]
@@ -34,7 +35,9 @@ def model_dir(tmp_path_factory) -> Path:
     checkpoint = {"state_dict": {f"network.{k}": v for k, v in net.state_dict().items()}}
     spec = artifacts.ModelSpec(labels=LABELS, text=TextSettings(max_length=64), pooling="mean")
     out = tmp_path_factory.mktemp("earlier_job") / "model"
-    artifacts.write_model_dir(out, checkpoint, spec, config, load_tokenizer(helpers.minilm_dir()))
+    platform_artifacts.write_weights(out, checkpoint)
+    platform_artifacts.write_manifest(out, "text_classifier", "plugins.text_classifier")
+    artifacts.write_model_dir(out, spec, config, load_tokenizer(helpers.minilm_dir()))
     return out
 
 

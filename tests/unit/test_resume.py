@@ -5,11 +5,11 @@ import signal
 import pytest
 import torch
 from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
-from text_classifier import errors
-from text_classifier.errors import Interrupted, UserError
-from text_classifier.resume import (
-    EpochShuffle,
-    ResumableLoader,
+
+from sagemaker_platform import errors
+from sagemaker_platform.errors import Interrupted, UserError
+from sagemaker_platform.loaders import EpochShuffle, ResumableLoader
+from sagemaker_platform.resume import (
     check_fits,
     find_checkpoint,
     read_checkpoint,

@@ -1,6 +1,7 @@
 import pytest
-from text_classifier.config import ServeConfig
-from text_classifier.serving import render_nginx, resolve, shared_cores
+
+from sagemaker_platform.config import ServeConfig
+from sagemaker_platform.serving import render_nginx, resolve, shared_cores
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,11 @@
 """The shared preprocessing path: tokenize, then pad (to the longest, or a step above)."""
 
 import pytest
-from text_classifier.text import TextEncoder, TextSettings, padded_length
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
+
+from plugins.text_classifier.text import TextEncoder, TextSettings, padded_length
 
 
 @pytest.fixture

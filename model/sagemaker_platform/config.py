@@ -1,16 +1,17 @@
 """Typed configuration, parsed once at the edge from strings.
 
 SageMaker hands hyperparameters over as strings (`"epochs": "3"`) and serving settings as
-environment variables. Both are parsed here into frozen dataclasses; an unknown key or a
-bad value raises `ConfigError` naming the key and what it accepts, before anything heavy
-(torch, Lightning, a model) is imported.
+environment variables. Both are parsed here into frozen dataclasses: the platform's
+(`TrainSettings`, `ServeConfig`) and each plug-in's `Hyperparameters`, built with the same
+`setting(...)` fields. An unknown key or a bad value raises `ConfigError` naming the key
+and what it accepts, before anything heavy (torch, Lightning, a model) is imported.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from . import contract
@@ -21,59 +22,44 @@ class ConfigError(UserError):
     """A hyperparameter or environment variable with a bad name or value."""
 
 
-def _opt(default: Any, help: str, *, choices: tuple[str, ...] = (), lo=None, hi=None, env=None):
-    """A config field with its documentation and bounds kept beside it."""
+def setting(default: Any, help: str, *, choices: tuple[str, ...] = (), lo=None, hi=None, env=None):
+    """A config field with its documentation and bounds kept beside it: every
+    hyperparameter and serving variable, the platform's and each plug-in's, is one."""
     meta = {"help": help, "choices": choices, "min": lo, "max": hi, "env": env}
     return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Training hyperparameters. Each field is a key of hyperparameters.json."""
+class TrainSettings:
+    """The platform's hyperparameters, the same for every plug-in. Each field is a key of
+    hyperparameters.json; the plug-in's own `Hyperparameters` add theirs beside them."""
 
-    # data
-    text_column: str = _opt("text", "column holding the text")
-    label_column: str = _opt("label", "column holding the label (strings or integers)")
-    validation_fraction: float = _opt(
+    model: str = setting(
+        "text_classifier",
+        "the plug-in that trains (a folder of model/plugins/, or an importable package)",
+    )
+    epochs: int = setting(6, "passes over the training data", lo=1, hi=10_000)
+    batch_size: int = setting(16, "rows per training step and device", lo=1, hi=65_536)
+    validation_fraction: float = setting(
         0.2, "share of train held out when there is no validation channel", lo=0.0, hi=0.9
     )
-    # model
-    backbone: str = _opt(
-        "default",
-        "Hugging Face model folder, an earlier job's model directory, or hub id; 'default' is "
-        "the packaged MiniLM",
+    gradient_accumulation: int = setting(1, "batches summed per optimiser step", lo=1, hi=1024)
+    early_stopping_patience: int = setting(
+        2,
+        "epochs without improvement of the plug-in's validation metric before stopping; 0 "
+        "turns it off",
+        lo=0,
+        hi=10_000,
     )
-    pooling: str = _opt("mean", "how token vectors become one vector", choices=("mean", "cls"))
-    dropout: float = _opt(0.1, "dropout before the classification head", lo=0.0, hi=0.9)
-    max_length: int = _opt(256, "tokens kept per text (longer texts are truncated)", lo=8, hi=4096)
-    # optimisation
-    epochs: int = _opt(6, "passes over the training data", lo=1, hi=10_000)
-    batch_size: int = _opt(16, "texts per training step and device", lo=1, hi=65_536)
-    learning_rate: float = _opt(1e-4, "peak AdamW learning rate", lo=0.0, hi=1.0)
-    head_learning_rate: float = _opt(
-        1e-3, "learning rate of the freshly initialised head", lo=0.0, hi=1.0
-    )
-    weight_decay: float = _opt(0.01, "AdamW weight decay", lo=0.0, hi=1.0)
-    warmup_ratio: float = _opt(
-        0.1, "share of steps with a linear warm-up, then linear decay", lo=0.0, hi=1.0
-    )
-    gradient_accumulation: int = _opt(1, "batches summed per optimiser step", lo=1, hi=1024)
-    group_by_length: bool = _opt(
-        True, "batch texts of similar length together (less padding), in shuffled order"
-    )
-    class_weighting: bool = _opt(True, "weigh the loss by inverse class frequency")
-    early_stopping_patience: int = _opt(
-        2, "epochs without val_f1 improvement before stopping; 0 turns it off", lo=0, hi=10_000
-    )
-    seed: int = _opt(42, "seed for the split, initialisation and shuffling", lo=0)
+    seed: int = setting(42, "seed for the split, initialisation and shuffling", lo=0)
     # hardware
-    precision: str = _opt(
+    precision: str = setting(
         "auto",
         "numeric precision; auto is bf16-mixed on a GPU that has it, else 32",
         choices=("auto", "32", "32-true", "16-mixed", "bf16-mixed", "bf16-true"),
     )
-    num_workers: int = _opt(0, "DataLoader worker processes", lo=0, hi=64)
-    checkpoint_every_n_steps: int = _opt(
+    num_workers: int = setting(0, "DataLoader worker processes", lo=0, hi=64)
+    checkpoint_every_n_steps: int = setting(
         0,
         "also rewrite the resumable checkpoints/last.ckpt every N optimizer steps (spot "
         "training); 0 saves it once per epoch",
@@ -85,69 +71,63 @@ class TrainConfig:
 class ServeConfig:
     """Serving settings. Each field is an environment variable (see `env`)."""
 
-    port: int = _opt(
+    port: int = setting(
         contract.DEFAULT_PORT,
         "port nginx listens on",
         lo=1,
         hi=65535,
         env=contract.BIND_TO_PORT_ENV,
     )
-    workers: int = _opt(
+    workers: int = setting(
         0,
         "gunicorn workers, each with its own copy of the model; 0 is one per GPU, or on CPU one per core (at most 4)",
         lo=0,
         hi=256,
         env=contract.WORKERS_ENV,
     )
-    timeout: int = _opt(
+    timeout: int = setting(
         60,
         "seconds a request may take; a forward pass still running then gets 504 and its worker is replaced",
         lo=1,
         hi=3600,
         env=contract.TIMEOUT_ENV,
     )
-    threads: int = _opt(
+    threads: int = setting(
         0,
         "torch CPU threads per worker; 0 splits the cores evenly on a GPU host, and on CPU gives each worker its share of the cores among the workers computing at the time (all of them when it computes alone)",
         lo=0,
         hi=1024,
         env=contract.THREADS_ENV,
     )
-    max_batch_size: int = _opt(
-        32, "texts merged into one forward pass", lo=1, hi=4096, env=contract.MAX_BATCH_SIZE_ENV
+    max_batch_size: int = setting(
+        32, "records merged into one forward pass", lo=1, hi=4096, env=contract.MAX_BATCH_SIZE_ENV
     )
-    max_batch_delay_ms: float = _opt(
+    max_batch_delay_ms: float = setting(
         0.0,
         "how long a batch waits for more texts; 0 takes what queued while the last batch ran, and waits up to 5 ms for the clients that batch answered",
         lo=0.0,
         hi=10_000.0,
         env=contract.MAX_BATCH_DELAY_ENV,
     )
-    precision: str = _opt(
+    precision: str = setting(
         "auto",
         "inference precision; auto is bf16 where the CPU or GPU computes in it, else fp16 (GPU) or fp32",
         choices=("auto", "fp32", "bf16", "fp16", "int8"),
         env=contract.PRECISION_ENV,
     )
-    device: str = _opt(
+    device: str = setting(
         "auto", "cuda, cpu, or auto", choices=("auto", "cuda", "cpu"), env=contract.DEVICE_ENV
     )
-    backbone: str = _opt(
-        "auto",
-        "how the backbone runs; auto computes BERT-family encoders (BERT, MiniLM, RoBERTa, XLM-R) in plain torch, without importing transformers, and any other through transformers",
-        choices=("auto", "transformers"),
-        env=contract.BACKBONE_ENV,
-    )
-    max_payload_mb: float = _opt(
+    max_payload_mb: float = setting(
         6.0, "largest request body accepted", lo=0.0, hi=100.0, env=contract.MAX_PAYLOAD_ENV
     )
-    batch_strategy: str = _opt(
+    batch_strategy: str = setting(
         "MULTI_RECORD",
         "batch transform's strategy",
         choices=("SINGLE_RECORD", "MULTI_RECORD"),
         env=contract.BATCH_STRATEGY_ENV,
     )
-    max_concurrent_transforms: int = _opt(
+    max_concurrent_transforms: int = setting(
         0,
         "parallel requests per instance in batch transform; 0 is one per worker",
         lo=0,
@@ -161,13 +141,22 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+def _type(f) -> str:
+    """ "int", "float", "bool" or "str", whether or not the dataclass's module postpones
+    its annotations."""
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
+    if kind not in ("int", "float", "bool", "str"):
+        raise TypeError(f"setting {f.name!r} has type {kind}; use int, float, bool or str")
+    return kind
+
+
 def _describe(f) -> str:
     meta = f.metadata
     if meta["choices"]:
         return "one of " + ", ".join(meta["choices"])
-    if f.type == "bool":
+    if _type(f) == "bool":
         return "true or false"
-    kind = {"int": "an integer", "float": "a number", "str": "a string"}[f.type]
+    kind = {"int": "an integer", "float": "a number", "str": "a string"}[_type(f)]
     lo, hi = meta["min"], meta["max"]
     if lo is not None and hi is not None:
         return f"{kind} from {lo} to {hi}"
@@ -182,18 +171,19 @@ def _parse_value(f, key: str, raw: str) -> Any:
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1]
     meta = f.metadata
+    kind = _type(f)
     try:
-        if f.type == "bool":
+        if kind == "bool":
             low = text.lower()
             if low not in _TRUE | _FALSE:
                 raise ValueError
             value: Any = low in _TRUE
-        elif f.type == "int":
+        elif kind == "int":
             number = float(text)
             if not number.is_integer():
                 raise ValueError
             value = int(number)
-        elif f.type == "float":
+        elif kind == "float":
             value = float(text)
             if value != value:  # NaN
                 raise ValueError
@@ -210,31 +200,46 @@ def _parse_value(f, key: str, raw: str) -> Any:
     return value
 
 
-def parse_hyperparameters(raw: Mapping[str, str]) -> TrainConfig:
-    """TrainConfig from hyperparameters.json's strings; unknown keys are errors."""
-    by_name = {f.name: f for f in fields(TrainConfig)}
-    # SageMaker adds its own sagemaker_* keys for some jobs; they are not ours to check.
-    ours = {k: v for k, v in raw.items() if not k.startswith("sagemaker_")}
-    unknown = sorted(set(ours) - set(by_name))
+def is_reserved(key: str) -> bool:
+    """Keys SageMaker and its SDKs add (`sagemaker_program`, a tuning job's
+    `_tuning_objective_metric`): accepted and logged, never checked as ours."""
+    return key.startswith(("sagemaker_", "_"))
+
+
+def parse_fields(cls, raw: Mapping[str, str], what: str = "hyperparameter"):
+    """An instance of the dataclass `cls` from strings; unknown keys are errors."""
+    by_name = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(by_name))
     if unknown:
-        raise ConfigError(
-            f"unknown hyperparameter {unknown[0]!r}; known: {', '.join(sorted(by_name))}"
-        )
-    values = {k: _parse_value(by_name[k], k, str(v)) for k, v in ours.items()}
-    return TrainConfig(**values)
+        raise ConfigError(f"unknown {what} {unknown[0]!r}; known: {', '.join(sorted(by_name))}")
+    return cls(**{k: _parse_value(by_name[k], k, str(v)) for k, v in raw.items()})
+
+
+def field_names(cls) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def parse_env(cls, env: Mapping[str, str] | None = None):
+    """An instance of the dataclass `cls` whose fields name their variable (`env=`);
+    empty variables take the default."""
+    env = os.environ if env is None else env
+    values = {}
+    for f in fields(cls):
+        raw = env.get(f.metadata["env"], "")
+        if raw.strip():
+            values[f.name] = _parse_value(f, f.metadata["env"], raw)
+    return cls(**values)
 
 
 def serve_config_from_env(env: Mapping[str, str] | None = None) -> ServeConfig:
     """ServeConfig from the process environment; empty variables take the default."""
     env = os.environ if env is None else env
-    values = {}
-    for f in fields(ServeConfig):
-        raw = env.get(f.metadata["env"], "")
-        if raw.strip():
-            values[f.name] = _parse_value(f, f.metadata["env"], raw)
-    if "max_payload_mb" not in values and env.get(contract.BATCH_ENV, "").lower() == "true":
-        values["max_payload_mb"] = 100.0  # batch transform's own limit
-    return ServeConfig(**values)
+    cfg = parse_env(ServeConfig, env)
+    if not env.get(contract.MAX_PAYLOAD_ENV, "").strip() and env.get(
+        contract.BATCH_ENV, ""
+    ).lower() in ("true", "1"):
+        cfg = replace(cfg, max_payload_mb=100.0)  # batch transform's own limit
+    return cfg
 
 
 def describe(cls) -> list[tuple[str, str, str]]:
@@ -243,6 +248,6 @@ def describe(cls) -> list[tuple[str, str, str]]:
     for f in fields(cls):
         default = "" if f.default is MISSING else str(f.default)
         name = f.metadata["env"] or f.name
-        allowed = "" if f.type == "str" and not f.metadata["choices"] else f" ({_describe(f)})"
+        allowed = "" if _type(f) == "str" and not f.metadata["choices"] else f" ({_describe(f)})"
         rows.append((name, default, f.metadata["help"] + allowed))
     return rows

@@ -30,7 +30,6 @@ import logging
 import os
 import signal
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,10 +37,10 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from torch.utils.data import DataLoader, Sampler
 
 from . import logs
 from .errors import Interrupted, UserError
+from .loaders import ResumableLoader
 
 log = logging.getLogger("train")
 
@@ -103,62 +102,6 @@ def check_fits(found: Found, module: torch.nn.Module) -> None:
                 f"shape {found.shapes.get(name)} there and {expected.get(name)} here. "
                 "Use a fresh checkpoint_s3_uri for a new run, or empty the old one"
             )
-
-
-class EpochShuffle(Sampler[int]):
-    """A random order per epoch that depends on the seed and the epoch only.
-
-    Lightning calls `set_epoch` before each epoch, including the one a restart resumes,
-    so that epoch's order is the same as in the interrupted run. On several processes
-    Lightning wraps this sampler and gives each rank its share of the same order.
-    """
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.size
-
-
-class ResumableLoader(DataLoader):
-    """A DataLoader that counts the batches it handed out in the current epoch and can
-    skip that many at the start of the next iteration (the resumed epoch).
-
-    The skipped batches are still read and collated (tokenized): a fraction of one
-    epoch's tokenization and no training step. No `__init__` of its own: Lightning
-    rebuilds DataLoaders from their constructor arguments to insert a DistributedSampler.
-    """
-
-    _yielded = 0
-    _skip = 0
-
-    @property
-    def position(self) -> int:
-        """Batches handed out since this epoch's iteration began (skipped ones included)."""
-        return self._yielded
-
-    def skip_next(self, batches: int) -> None:
-        self._skip = batches
-
-    def __iter__(self) -> Iterator[Any]:
-        return self._batches()
-
-    def _batches(self) -> Iterator[Any]:
-        # A generator: nothing is read, and `_skip` is not taken, before the first batch
-        # is asked for, which is after Lightning's set_epoch and `on_train_start`.
-        skip, self._skip = self._skip, 0
-        self._yielded = 0
-        for i, batch in enumerate(super().__iter__()):
-            self._yielded += 1
-            if i >= skip:
-                yield batch
 
 
 class SpotCheckpoints(L.Callback):

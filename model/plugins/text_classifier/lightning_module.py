@@ -1,22 +1,20 @@
-"""Lightning around the plain network: the module, the data module and log callbacks."""
+"""Lightning around the plain network: the module and the data module."""
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterator, Sequence
 
 import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from . import logs, optim
-from .text import TextEncoder
+from sagemaker_platform import loaders
 
-log = logging.getLogger("train")
+from . import optim
+from .text import TextEncoder
 
 
 class ClassifierModule(L.LightningModule):
@@ -182,120 +180,30 @@ class TextDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.group_by_length = group_by_length
 
-    def _order(self, texts: Sequence[str], shuffle: bool) -> Sampler[int]:
-        from .resume import EpochShuffle
-
+    def _order(self, texts: Sequence[str], shuffle: bool) -> Sampler[int] | None:
         if self.group_by_length:
             lengths = [len(t) for t in texts]
             return LengthGroupedOrder(lengths, self.batch_size, seed=self.seed, shuffle=shuffle)
-        return EpochShuffle(len(texts), self.seed) if shuffle else SequentialSampler(texts)
-
-    def _common(self) -> dict:
-        return {
-            "batch_size": self.batch_size,
-            "collate_fn": self.collate,
-            "num_workers": self.num_workers,
-            "persistent_workers": self.num_workers > 0,
-        }
+        return None  # the platform's default: a seeded shuffle per epoch, or in order
 
     def train_dataloader(self) -> DataLoader:
-        # Resumable mid-epoch: a seeded order per epoch and a saved position (resume.py).
-        from .resume import ResumableLoader
-
+        # Resumable mid-epoch: a seeded order per epoch and a saved position.
         texts, labels = self.splits.train_texts, self.splits.train_labels
-        order = self._order(texts, shuffle=True)
-        return ResumableLoader(_Texts(texts, labels), sampler=order, **self._common())
+        return loaders.train_loader(
+            _Texts(texts, labels),
+            self.batch_size,
+            self.collate,
+            sampler=self._order(texts, shuffle=True),
+            seed=self.seed,
+            num_workers=self.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         texts, labels = self.splits.val_texts, self.splits.val_labels
-        return DataLoader(
-            _Texts(texts, labels), sampler=self._order(texts, False), **self._common()
+        return loaders.eval_loader(
+            _Texts(texts, labels),
+            self.batch_size,
+            self.collate,
+            sampler=self._order(texts, shuffle=False),
+            num_workers=self.num_workers,
         )
-
-
-class LogLines(L.Callback):
-    """Progress and metrics as one `name=value` line per event, for CloudWatch.
-
-    Also measures training throughput, which the training benchmark compares to a bare
-    PyTorch loop. The clock runs from the start of each training epoch through its last
-    batch, so it counts everything a training step costs: fetching and tokenizing the
-    batch, forward, backward, optimizer and scheduler steps, logging, other callbacks.
-    It stops while validation runs (and the checkpointing that follows it) and between
-    epochs, and restarts at the next training batch (so a validation in the middle of
-    an epoch also leaves out the one batch fetch Lightning makes before that batch).
-    The process's CPU time is kept over the same spans: with one torch thread it is
-    close to what the steps would take on a machine of their own, which the benchmark
-    uses to compare on a shared one.
-    """
-
-    def __init__(self, every_n_steps: int = 0):
-        self.every_n_steps = every_n_steps
-        self.train_seconds = 0.0
-        self.train_cpu_seconds = 0.0
-        self.train_samples = 0
-        # (wall, cpu) when the clock last restarted; None while it is stopped
-        self._since: tuple[float, float] | None = None
-
-    @staticmethod
-    def _now() -> tuple[float, float]:
-        return time.perf_counter(), time.process_time()
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        # Before the epoch's DataLoader iterator exists: its creation and the first
-        # fetch are part of training, as they are for a bare loop.
-        self._since = self._now()
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if self._since is None:  # after a validation run in the middle of an epoch
-            self._since = self._now()
-
-    def on_validation_start(self, trainer, pl_module):
-        self._since = None
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if batch_idx + 1 == trainer.num_training_batches and pl_module.device.type == "cuda":
-            # The epoch's steps finished, not merely queued, when its clock stops.
-            torch.cuda.synchronize(pl_module.device)
-        now = self._now()
-        if self._since is not None:
-            self.train_seconds += now[0] - self._since[0]
-            self.train_cpu_seconds += now[1] - self._since[1]
-            self.train_samples += len(batch["labels"])
-        self._since = now
-        step = trainer.global_step
-        if (
-            self.every_n_steps
-            and trainer.is_global_zero
-            and (batch_idx + 1) % self.every_n_steps == 0
-        ):
-            loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
-            log.info(
-                logs.kv(
-                    epoch=trainer.current_epoch + 1,
-                    step=step,
-                    batch=f"{batch_idx + 1}/{trainer.num_training_batches}",
-                    loss=loss,
-                    lr=trainer.optimizers[0].param_groups[0]["lr"],
-                )
-            )
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.train_samples / self.train_seconds if self.train_seconds else 0.0
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if not trainer.is_global_zero:
-            return
-        metrics = {
-            k: float(v)
-            for k, v in trainer.callback_metrics.items()
-            if k.endswith(("_epoch",)) or k.startswith("val_")
-        }
-        line = {"epoch": trainer.current_epoch + 1}
-        if "train_loss_epoch" in metrics:
-            line["train_loss"] = metrics["train_loss_epoch"]
-        for name in ("val_loss", "val_accuracy", "val_f1"):
-            if name in metrics:
-                line[name] = metrics[name]
-        line["train_samples_per_sec"] = round(self.samples_per_second, 2)
-        log.info(logs.kv(**line))

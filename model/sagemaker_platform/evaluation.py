@@ -1,4 +1,6 @@
-"""Evaluation results for output/data/: metrics.json and a confusion-matrix PNG."""
+"""Evaluation results for output/data/: metrics.json, and reports and plots that
+plug-ins use in their `evaluate` (classification: per-class figures and a confusion
+matrix)."""
 
 from __future__ import annotations
 
@@ -72,10 +74,59 @@ def plot_confusion_matrix(cm: list[list[int]], names: Sequence, path: Path) -> N
     plt.close(fig)
 
 
-def write_results(out_dir: Path, report: dict, extra: dict) -> None:
+def write_metrics(out_dir: Path, report: dict, extra: dict) -> None:
+    """metrics.json: the platform's figures of the run, then the plug-in's report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps({**extra, **report}, indent=1) + "\n")
-    if report.get("confusion_matrix"):
-        plot_confusion_matrix(
-            report["confusion_matrix"], report["labels"], out_dir / "confusion_matrix.png"
-        )
+
+
+def headline(report: dict) -> dict[str, float]:
+    """The report's top-level `val_*` numbers, for the job's `result` log line."""
+    return {
+        k: v
+        for k, v in report.items()
+        if k.startswith("val_") and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+# --- regression --------------------------------------------------------------------------
+def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """RMSE, MAE and R² (1 - residual / total sum of squares; 0 when the targets are all
+    equal) of predictions against the true values, in the target's units."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    n = len(y_true)
+    if n == 0:
+        return {"rmse": 0.0, "mae": 0.0, "r2": 0.0, "num_examples": 0}
+    error = y_pred - y_true
+    total = float(np.sum((y_true - y_true.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(error**2)) / total if total > 0 else 0.0
+    return {
+        "rmse": round(float(np.sqrt(np.mean(error**2))), 6),
+        "mae": round(float(np.mean(np.abs(error))), 6),
+        "r2": round(r2, 6),
+        "num_examples": n,
+    }
+
+
+def plot_predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> None:
+    """A scatter of predicted against true values, with the diagonal of perfect ones."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(y_true, y_pred, s=12, alpha=0.6)
+    if len(y_true):
+        lo = float(min(y_true.min(), y_pred.min()))
+        hi = float(max(y_true.max(), y_pred.max()))
+        ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title("validation: predicted vs actual")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

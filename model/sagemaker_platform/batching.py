@@ -1,13 +1,13 @@
 """Dynamic batching: concurrent requests in one worker share forward passes.
 
-Requests put their texts on a queue; one batcher loop takes what is queued (up to
-`max_batch_size` texts, waiting at most `max_delay` for more, or without one, a few
+Requests put their records on a queue; one batcher loop takes what is queued (up to
+`max_batch_size` records, waiting at most `max_delay` for more, or without one, a few
 milliseconds for the clients the last batch answered) and runs the model on its own
-native thread; the model groups the texts into forward passes by length (`bucketing`).
-Under gunicorn's gevent worker the queue, events and the batcher are cooperative (monkey-patched) while the forward pass runs on a real OS
-thread from gevent's thread pool, so the event loop keeps accepting requests and
-answering /ping while the model computes. Without gevent the same code runs on plain
-threads.
+native thread (the plug-in's `predict`, which may plan its own forward passes).
+Under gunicorn's gevent worker the queue, events and the batcher are cooperative
+(monkey-patched) while the forward pass runs on a real OS thread from gevent's thread
+pool, so the event loop keeps accepting requests and answering /ping while the model
+computes. Without gevent the same code runs on plain threads.
 
 Because the forward pass runs on a native thread, gunicorn's worker timeout never
 fires for it: the event loop keeps sending heartbeats while the thread is stuck. The
@@ -88,10 +88,10 @@ def _capture(fn: Callable, args: tuple) -> tuple[bool, Any]:
 
 
 class _Request:
-    __slots__ = ("collected", "done", "error", "result", "texts")
+    __slots__ = ("collected", "done", "error", "records", "result")
 
-    def __init__(self, texts: Sequence[str]):
-        self.texts = texts
+    def __init__(self, records: Sequence[str]):
+        self.records = records
         self.done = threading.Event()  # the engine has set result or error
         self.collected = threading.Event()  # the caller has taken its answer
         self.result: Any = None
@@ -125,7 +125,7 @@ class BatchEngine:
         self.flush_grace_s = flush_grace_s
         self.model: Any = None
         self.batches = 0
-        self.texts = 0
+        self.records = 0
         self._answered = 0  # requests in the last batch
         self._load = load
         self._on_load_error = on_load_error
@@ -145,8 +145,16 @@ class BatchEngine:
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
 
-    def predict(self, texts: Sequence[str], timeout: float | None = None):
-        """Probabilities for `texts`, computed in a batch with whatever else is queued.
+    def loaded(self, timeout: float | None = None) -> Any:
+        """The model, once loaded and warm: waits for it, at most `timeout` seconds;
+        `NotReady` if it is not (still loading, failed, or being replaced)."""
+        self._settled.wait(timeout)
+        if not self.ready:
+            raise NotReady(self.not_ready_reason)
+        return self.model
+
+    def predict(self, records: Sequence[str], timeout: float | None = None):
+        """The outputs for `records`, computed in a batch with whatever else is queued.
 
         A request that arrives while the model is still loading (a worker gunicorn has
         just replaced) waits for it, within the same `timeout`, rather than failing."""
@@ -154,7 +162,7 @@ class BatchEngine:
         self._settled.wait(timeout)
         if not self.ready:
             raise NotReady(self.not_ready_reason)
-        request = _Request(texts)
+        request = _Request(records)
         try:
             self._queue.put(request)
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -185,14 +193,14 @@ class BatchEngine:
 
     def _collect(self) -> list[_Request]:
         """The next batch: the first queued request and what follows it, up to
-        max_batch_size texts. With a max delay, wait that long for more. Without one,
+        max_batch_size records. With a max delay, wait that long for more. Without one,
         take what queued while the last batch ran, and if that is fewer requests than
         the last batch answered, wait briefly for those clients to come back: a client
         pool, or batch transform's concurrent requests, resends as soon as it is
         answered, and without the wait the batches would alternate large and small."""
         expected = self._queue.qsize() + self._answered  # those queued, and returners
         first = self._queue.get()
-        batch, size = [first], len(first.texts)
+        batch, size = [first], len(first.records)
         started = last = time.monotonic()
         while size < self.max_batch_size:
             if self.max_delay_s:
@@ -211,42 +219,52 @@ class BatchEngine:
             except queue.Empty:
                 break
             batch.append(nxt)
-            size += len(nxt.texts)
+            size += len(nxt.records)
             last = time.monotonic()
         self._answered = len(batch)
         return batch
 
     def _run(self, batch: list[_Request]) -> bool:
         """Run one batch; False once the engine has given up on a stuck one."""
-        texts = [t for r in batch for t in r.texts]
+        records = [t for r in batch for t in r.records]
         try:
-            probs = self._run_native(self.model.predict_proba, texts, timeout=self.stuck_after_s)
+            outputs = self._run_native(self.model.predict, records, timeout=self.stuck_after_s)
         except _Overrun:
-            self._give_up(batch, len(texts))
+            self._give_up(batch, len(records))
             return False
         except BaseException as exc:
-            for r in batch:
-                r.error = exc
-                r.done.set()
+            self._fail(batch, exc)
+            return True
+        if len(outputs) != len(records):  # never hand a request someone else's answers
+            self._fail(
+                batch,
+                RuntimeError(f"predict returned {len(outputs)} outputs for {len(records)} records"),
+            )
             return True
         self.batches += 1
-        self.texts += len(texts)
+        self.records += len(records)
         start = 0
         for r in batch:
-            r.result = probs[start : start + len(r.texts)]
-            start += len(r.texts)
+            r.result = outputs[start : start + len(r.records)]
+            start += len(r.records)
             r.done.set()
         return True
 
-    def _give_up(self, batch: list[_Request], n_texts: int) -> None:
+    @staticmethod
+    def _fail(batch: list[_Request], exc: BaseException) -> None:
+        for r in batch:
+            r.error = exc
+            r.done.set()
+
+    def _give_up(self, batch: list[_Request], n_records: int) -> None:
         """The forward pass is stuck and cannot be interrupted: answer everyone, then
         hand over to `on_stuck` (the server exits the worker; gunicorn replaces it)."""
         error = Stuck(f"the forward pass ran longer than {self.stuck_after_s:g} s")
         self.not_ready_reason = "this worker is being replaced"
         self._ready.clear()  # /ping 503 and new requests NotReady from here on
         log.error(
-            "forward pass stuck: batch of %d texts, %d requests, over %g s; giving up",
-            n_texts,
+            "forward pass stuck: batch of %d records, %d requests, over %g s; giving up",
+            n_records,
             len(batch),
             self.stuck_after_s,
         )

@@ -1,6 +1,6 @@
 """gunicorn's settings, all from the environment that `serving` prepared.
 
-Loaded by `gunicorn -c python:text_classifier.gunicorn_conf`. gevent workers keep the
+Loaded by `gunicorn -c python:sagemaker_platform.gunicorn_conf`. gevent workers keep the
 event loop free for /ping and new requests; each worker loads its own copy of the
 model and, on a GPU host, is pinned to its own GPU; on a CPU host the workers share the
 cores (`cores`), through memory mapped here, in the master, before it forks them.
@@ -12,8 +12,8 @@ import itertools
 import logging
 import os
 
-from text_classifier import cores, logs
-from text_classifier.config import serve_config_from_env
+from sagemaker_platform import cores, logs
+from sagemaker_platform.config import serve_config_from_env
 
 SOCKET_ENV = "GUNICORN_BIND"  # set by `serving`: the unix socket nginx proxies to
 GPUS_ENV = "SERVE_GPU_COUNT"  # set by `serving`: GPUs to share out, one per worker

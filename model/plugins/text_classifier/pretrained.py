@@ -27,9 +27,12 @@ import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from . import artifacts, contract, logs
-from .config import TrainConfig
-from .errors import UserError
+from sagemaker_platform import contract, logs
+from sagemaker_platform.artifacts import CHECKPOINT
+from sagemaker_platform.errors import UserError
+
+from . import artifacts
+from .config import Hyperparameters
 
 log = logging.getLogger("train")
 
@@ -38,7 +41,7 @@ HF_CONFIG = "config.json"
 TARBALL_SUFFIX = ".tar.gz"
 EXPECTED = (
     f"a Hugging Face model folder ({HF_CONFIG}) or a model directory written by a "
-    f"training job of this template ({artifacts.CHECKPOINT}, {artifacts.CLASSIFIER}, "
+    f"training job of this template ({CHECKPOINT}, {artifacts.CLASSIFIER}, "
     f"{artifacts.BACKBONE}/, {artifacts.TOKENIZER}/)"
 )
 
@@ -57,7 +60,7 @@ def default_backbone() -> Path:
 # --- finding the model ------------------------------------------------------------------
 def is_model_directory(path: Path) -> bool:
     """A model directory this template wrote (`artifacts.write_model_dir`)."""
-    return (path / artifacts.CHECKPOINT).is_file() and (path / artifacts.CLASSIFIER).is_file()
+    return (path / CHECKPOINT).is_file() and (path / artifacts.CLASSIFIER).is_file()
 
 
 def find_model(path: Path) -> Path | None:
@@ -122,7 +125,7 @@ def extract_tarball(tarball: Path, dest: Path) -> None:
 
 
 # --- resolve: before torch --------------------------------------------------------------
-def resolve(cfg: TrainConfig, scratch: Path | None = None) -> str:
+def resolve(cfg: Hyperparameters, scratch: Path | None = None) -> str:
     """The folder (or hub id) to start from: the `pretrained` channel wins, then
     `backbone`. A model.tar.gz in the channel is extracted under `scratch` (a new
     temporary folder when None)."""
@@ -192,7 +195,7 @@ def _check_model_directory(folder: Path, source: str) -> None:
 
 
 # --- load: after torch ------------------------------------------------------------------
-def load(source: str, labels: list[str | int], cfg: TrainConfig):
+def load(source: str, labels: list[str | int], cfg: Hyperparameters):
     """The tokenizer, its text settings and the network to fine-tune from `source`."""
     from . import network
     from .text import tokenizer_for_backbone
@@ -209,7 +212,7 @@ def load(source: str, labels: list[str | int], cfg: TrainConfig):
     return tokenizer, settings, net
 
 
-def _load_model_directory(folder: Path, labels: list[str | int], cfg: TrainConfig):
+def _load_model_directory(folder: Path, labels: list[str | int], cfg: Hyperparameters):
     """An earlier model of this template: its tokenizer and text settings (max_length at
     most the earlier one, which its tokenizer was checked against), its backbone weights,
     and its head when it predicts the same labels with the same pooling."""

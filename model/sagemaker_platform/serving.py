@@ -18,13 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 
-from . import artifacts, contract, logs
+from . import artifacts, contract, logs, registry
 from .config import ConfigError, ServeConfig, serve_config_from_env
 from .errors import UserError
+from .plugin import Plugin
 
 log = logging.getLogger("serve")
 
@@ -55,15 +55,14 @@ def resolve(cfg: ServeConfig, gpus: int, cores: int) -> ServeConfig:
     return replace(cfg, workers=workers, threads=threads, device=device)
 
 
-def check_model_dir(model_dir: Path) -> None:
-    """Fail before starting anything if the model cannot possibly load."""
-    artifacts.read_spec(model_dir)
-    artifacts.read_backbone_config(model_dir)
-    ckpt = model_dir / artifacts.CHECKPOINT
-    if not zipfile.is_zipfile(ckpt):
-        raise UserError(f"model directory is corrupt: {ckpt.name} is not a torch checkpoint")
-    if not (model_dir / artifacts.TOKENIZER / "tokenizer.json").is_file():
-        raise UserError("model directory is incomplete: tokenizer/tokenizer.json is missing")
+def check_model_dir(model_dir: Path) -> Plugin:
+    """Fail before starting anything if the model cannot possibly load: plugin.json names
+    an importable plug-in, model.ckpt is a torch checkpoint, and the plug-in's own
+    `check` passes. The plug-in, for the log line."""
+    plugin = registry.load(artifacts.read_manifest(model_dir)["module"])
+    artifacts.check_weights(model_dir)
+    plugin.check(model_dir)
+    return plugin
 
 
 def shared_cores(requested: ServeConfig, resolved: ServeConfig, cores: int) -> int:
@@ -163,7 +162,7 @@ class Supervisor:
 def serve() -> int:
     try:
         cfg = serve_config_from_env()
-        check_model_dir(contract.model_dir())
+        plugin = check_model_dir(contract.model_dir())
     except (ConfigError, UserError) as exc:
         log.error("cannot serve: %s", exc)
         return 1
@@ -180,6 +179,7 @@ def serve() -> int:
     log.info(
         "config %s",
         logs.kv(
+            plugin=plugin.name,
             port=cfg.port,
             workers=cfg.workers,
             threads=cfg.threads,
@@ -204,7 +204,7 @@ def serve() -> int:
             "-m",
             "gunicorn",
             "-c",
-            "python:text_classifier.gunicorn_conf",
+            "python:sagemaker_platform.gunicorn_conf",
             "wsgi:app",
         ],
         cwd=str(PROGRAM_DIR),

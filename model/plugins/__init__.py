@@ -1,0 +1,7 @@
+"""Model plug-ins: one folder each, side by side. Yours goes here too.
+
+Each folder is a package whose `__init__.py` defines `plugin`, an instance of
+`sagemaker_platform.plugin.Plugin`. Training picks one with the `model` hyperparameter
+(`text_classifier` by default); serving finds it in the model directory's plugin.json.
+`make new-model NAME=my_model` writes a working skeleton to start from.
+"""

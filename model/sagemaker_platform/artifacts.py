@@ -1,0 +1,117 @@
+"""The model directory's platform part: the weights and the manifest, for every plug-in.
+
+    model/
+      plugin.json   which plug-in wrote it: {"plugin": "tabular", "module": ..., ...}
+      model.ckpt    the best epoch's Lightning checkpoint, plain contents only
+                    (state_dict, hyper_parameters, epoch, step): torch.load(weights_only=True)
+      ...           whatever the plug-in's `export` wrote beside them
+
+SageMaker tars this folder into model.tar.gz and untars it in the serving container,
+where `serve` reads plugin.json to know which plug-in loads the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+CHECKPOINT = "model.ckpt"
+MANIFEST = "plugin.json"
+FORMAT_VERSION = 1
+
+# The keys of a Lightning checkpoint that serving or a resumed fine-tune may need;
+# optimizer and loop state stay in checkpoints/, not in the model.
+_KEEP = ("state_dict", "hyper_parameters", "epoch", "global_step", "pytorch-lightning_version")
+
+
+def _plain(value: Any) -> Any:
+    """Values torch.load(weights_only=True) accepts: no custom classes."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "dtype") and hasattr(value, "shape"):  # a tensor
+        return value
+    return str(value)
+
+
+def write_weights(out: Path, checkpoint: dict[str, Any]) -> None:
+    """model.ckpt: the plain, weights-only part of a Lightning checkpoint."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    plain = {k: _plain(checkpoint[k]) for k in _KEEP if k in checkpoint}
+    plain["state_dict"] = {k: v.detach().cpu() for k, v in checkpoint["state_dict"].items()}
+    torch.save(plain, out / CHECKPOINT)
+
+
+def write_manifest(out: Path, plugin: str, module: str) -> None:
+    manifest = {"format_version": FORMAT_VERSION, "plugin": plugin, "module": module}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of the model directory; a UserError naming it when missing or broken."""
+    if not path.is_file():
+        raise UserError(f"model directory is incomplete: {path.name} is missing from {path.parent}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"model directory is corrupt: {path.name} is not valid JSON ({exc})"
+        ) from exc
+
+
+# Model directories written before plugin.json existed: the text classifier's.
+_LEGACY_MARKER = "classifier.json"
+_LEGACY = {"plugin": "text_classifier", "module": "plugins.text_classifier"}
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    """plugin.json: which plug-in loads this model directory."""
+    if not model_dir.is_dir():
+        raise UserError(f"no model directory at {model_dir}; run training first")
+    if not (model_dir / MANIFEST).exists() and (model_dir / _LEGACY_MARKER).is_file():
+        return {"format_version": FORMAT_VERSION, **_LEGACY}
+    manifest = read_json(model_dir / MANIFEST)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("module"), str):
+        raise UserError(f"model directory is corrupt: {MANIFEST} names no plug-in module")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"model directory has format {manifest.get('format_version')}, "
+            f"expected {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def check_weights(model_dir: Path) -> None:
+    """Without torch: model.ckpt is there and is a torch (zip) checkpoint."""
+    ckpt = model_dir / CHECKPOINT
+    if not ckpt.is_file():
+        raise UserError(f"model directory is incomplete: {CHECKPOINT} is missing from {model_dir}")
+    if not zipfile.is_zipfile(ckpt):
+        raise UserError(f"model directory is corrupt: {CHECKPOINT} is not a torch checkpoint")
+
+
+def load_checkpoint(model_dir: Path) -> dict[str, Any]:
+    """model.ckpt, loaded weights-only (no pickled code can run)."""
+    import torch
+
+    try:
+        return torch.load(model_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"cannot load {CHECKPOINT}: {str(exc).splitlines()[0]}") from exc
+
+
+def load_state_dict(model_dir: Path, prefix: str = "") -> dict[str, Any]:
+    """The weights saved in model.ckpt whose names start with `prefix`, without it: with
+    `prefix="network."`, those of the LightningModule's `self.network`."""
+    state = load_checkpoint(model_dir)["state_dict"]
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

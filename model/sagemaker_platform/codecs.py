@@ -1,0 +1,219 @@
+"""Content types in and out, for every plug-in: parsing bodies, writing answers.
+
+Plug-ins build their `decode` and `encode` from these plain functions (testable without
+HTTP). Anything wrong with a request raises `HTTPError` with the status to answer; the
+message is shown to the client, so it names what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+CSV = "text/csv"
+TEXT = "text/plain"
+# Aliases seen in the wild (and in SageMaker's own toolkits).
+_ALIASES = {
+    "application/x-jsonlines": JSONLINES,
+    "application/jsonl": JSONLINES,
+    "text/jsonl": JSONLINES,
+}
+# The keys a JSON body may wrap its records in, as SageMaker's toolkits and TF Serving do.
+RECORD_KEYS = ("instances", "inputs")
+
+
+class HTTPError(Exception):
+    """A request problem that knows its HTTP status; the message is safe to show."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def media_type(header: str | None) -> str:
+    """`Application/JSON; charset=utf-8` -> `application/json`."""
+    base = (header or "").split(";", 1)[0].strip().lower()
+    return _ALIASES.get(base, base)
+
+
+# --- request bodies --------------------------------------------------------------------
+def body_text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HTTPError(400, f"body is not valid UTF-8 (byte {exc.start})") from None
+
+
+def parse_json(text: str, where: str = "body") -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise HTTPError(400, f"{where} is nested too deeply") from None
+    except ValueError as exc:
+        raise HTTPError(400, f"{where} is not valid JSON: {exc}") from None
+
+
+def jsonlines_values(body: bytes) -> list[Any]:
+    """One JSON value per line. Records end at \\n only (JSON escapes it inside strings):
+    str.splitlines() would also split at \\x85, \\u2028 and the like, which JSON leaves
+    raw inside strings. A trailing newline is not a record."""
+    lines = body_text(body).split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise HTTPError(400, "body has no JSON Lines records")
+    return [parse_json(line, f"line {i + 1}") for i, line in enumerate(lines)]
+
+
+def json_records(body: bytes, keys: Sequence[str] = RECORD_KEYS) -> list[Any] | Any:
+    """A JSON body's records: the list under one of `keys` (`{"instances": [...]}`), a
+    list, or else the value itself (the caller decides what a single value means)."""
+    payload = parse_json(body_text(body))
+    if isinstance(payload, dict):
+        for key in keys:
+            if key in payload:
+                payload = payload[key]
+                if not isinstance(payload, list):
+                    return [payload]
+                break
+    if isinstance(payload, list) and not payload:
+        raise HTTPError(400, "the request holds an empty list of records")
+    return payload
+
+
+# Python's csv reader ends a record at any CR, but records end at LF (or CRLF) here, as
+# in batch transform's SplitType=Line: a lone CR is text. It travels through the parser
+# as this private-use character, and back (bodies that contain it are parsed as they are).
+_LONE_CR = "\ue000"
+
+
+def csv_rows(body: bytes) -> list[list[str]]:
+    """The body's CSV rows (no header is assumed), trailing empty lines dropped."""
+    text = body_text(body)
+    hide = _LONE_CR not in text
+    if hide:
+        text = text.replace("\r\n", "\n").replace("\r", _LONE_CR)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise HTTPError(400, f"body is not valid CSV: {exc}") from None
+    if hide:
+        rows = [[field.replace(_LONE_CR, "\r") for field in row] for row in rows]
+    while rows and not rows[-1]:
+        rows.pop()
+    if not rows:
+        raise HTTPError(400, "body has no CSV rows")
+    return rows
+
+
+def decode_records(body: bytes, content_type: str) -> list[Any]:
+    """The default decoder: JSON (see `json_records`) or JSON Lines, one record each."""
+    if content_type == JSONLINES:
+        return jsonlines_values(body)
+    records = json_records(body)
+    return records if isinstance(records, list) else [records]
+
+
+def parse_options(header: str | None, limit: int = 1024) -> dict[str, str]:
+    """`X-Amzn-SageMaker-Custom-Attributes: top_k=3; trace=abc` -> {"top_k": "3", ...}.
+
+    SageMaker passes the header through as the client sent it (at most 1024 characters).
+    Pairs are separated by `;` or `,`; a part without `=` is kept with an empty value.
+    Plug-ins read the keys they know and ignore the rest (clients add their own)."""
+    if not header:
+        return {}
+    if len(header) > limit:
+        raise HTTPError(400, f"X-Amzn-SageMaker-Custom-Attributes is over {limit} characters")
+    options = {}
+    for part in header.replace(",", ";").split(";"):
+        key, _, value = part.partition("=")
+        if key.strip():
+            options[key.strip().lower()] = value.strip()
+    return options
+
+
+def int_option(options: Mapping[str, str], key: str, lo: int, hi: int) -> int | None:
+    """An integer option from `lo` to `hi`, or None when absent; a 400 naming it if bad."""
+    raw = options.get(key)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise HTTPError(400, f"custom attribute {key}={raw!r} must be an integer from {lo} to {hi}")
+    return value
+
+
+# --- responses -------------------------------------------------------------------------
+def encode_json(records: list[Any]) -> str:
+    return json.dumps({"predictions": records})
+
+
+def encode_jsonlines(records: list[Any]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def encode_csv(rows: Sequence[Sequence[Any]]) -> str:
+    """One line per row, no header: one line per input line, so that batch transform's
+    AssembleWith=Line joins them back in order."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def encode_records(records: list[Any], accept: str) -> str:
+    """JSON or JSON Lines of any JSON-able records; CSV of lists, or of dicts' values."""
+    if accept == JSONLINES:
+        return encode_jsonlines(records)
+    if accept == CSV:
+        return encode_csv([list(r.values()) if isinstance(r, dict) else r for r in records])
+    return encode_json(records)
+
+
+def choose_accept(header: str | None, supported: Sequence[str]) -> str:
+    """The best of `supported` in an Accept header (q-values honoured); the first of
+    `supported` for none or */*; 406 if none fits."""
+    if not header or not header.strip():
+        return supported[0]
+    candidates = []
+    for position, part in enumerate(header.split(",")):
+        fields = [f.strip() for f in part.split(";")]
+        kind = media_type(fields[0])
+        q = 1.0
+        for param in fields[1:]:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if q > 0:  # q=0 means "not this one"
+            candidates.append((-q, position, kind))
+    for _, _, kind in sorted(candidates):
+        if kind in ("*/*", ""):
+            return supported[0]
+        if kind.endswith("/*"):
+            family = [s for s in supported if s.startswith(kind[:-1])]
+            if family:
+                return family[0]
+        if kind in supported:
+            return kind
+    raise HTTPError(406, f"unsupported Accept {header!r}; use one of {', '.join(supported)}")
+
+
+def check_content_type(header: str | None, supported: Sequence[str]) -> str:
+    """The request's media type (the first of `supported` when absent), or 415."""
+    kind = media_type(header) or supported[0]
+    if kind not in supported:
+        raise HTTPError(
+            415, f"unsupported Content-Type {kind!r}; use one of {', '.join(supported)}"
+        )
+    return kind

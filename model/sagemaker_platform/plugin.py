@@ -1,0 +1,173 @@
+"""The seam between the platform and a model: the one class a plug-in implements.
+
+A plug-in is one folder under `model/plugins/` (or any importable package) whose
+`__init__.py` defines `plugin = MyPlugin()`, an instance of a `Plugin` subclass. The
+platform owns everything about SageMaker and running models; the plug-in owns its data,
+its network and what serving needs, in these steps:
+
+    training  (train)                          serving  (serve, per gunicorn worker)
+      Hyperparameters    its own, typed           load(model_dir, runtime) -> model
+      columns(hp)        what every file needs    warm_up(model)
+      prepare(hp, data)  DataFrames -> rows       per request:
+      build(hp, rows, ctx)                          decode(model, body, type, options)
+          -> LightningModule, LightningDataModule      -> records
+      monitor(hp, rows)  the metric to keep best    predict(model, records)  <- batched
+      export(hp, rows, module, model_dir)              -> one output per record
+      evaluate(hp, rows, module, out_dir)           encode(model, records, outputs,
+                                                           accept, options)
+
+`prepare` runs before torch and Lightning are imported, so bad data fails in a second.
+Serving never imports Lightning: `load` rebuilds a plain `nn.Module` from the weights
+the platform saved (`artifacts.load_state_dict`, weights-only) and the files `export`
+wrote. `predict` receives the records of several requests at once (dynamic batching);
+`decode` and `encode` run per request, so a record keeps its own fields (an `id` to echo)
+and a request its own options (`X-Amzn-SageMaker-Custom-Attributes: top_k=3`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import codecs
+
+if TYPE_CHECKING:
+    import lightning as L
+    import pandas as pd
+
+    from .runtime import Runtime
+
+
+@dataclass(frozen=True)
+class NoHyperparameters:
+    """A plug-in without hyperparameters of its own."""
+
+
+@dataclass
+class TrainingData:
+    """What the platform read from the channels, for `Plugin.prepare`.
+
+    `train` is every file of the `train` (or `training`) channel as one DataFrame, with a
+    `source` column naming each row's file (say it in errors); `validation` the same for
+    the `validation` channel, or None. When it is None, hold out `validation_fraction` of
+    train (`splitting.stratified_split` or `splitting.random_split`, seeded by `seed`).
+    """
+
+    train: pd.DataFrame
+    validation: pd.DataFrame | None
+    validation_fraction: float
+    seed: int
+    channels: dict[str, Path] = field(default_factory=dict)  # every channel, by name
+    scratch: Path | None = None  # a temporary folder for this job (removed at its end)
+
+
+@dataclass(frozen=True)
+class TrainContext:
+    """What `Plugin.build` may need from the platform's settings and the cluster."""
+
+    batch_size: int  # per process
+    num_workers: int  # DataLoader workers
+    seed: int
+    world_size: int  # processes across every host
+    precision: str  # Lightning's precision for this run
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """The validation metric that picks the best epoch (and drives early stopping)."""
+
+    metric: str  # a name the LightningModule logs, e.g. "val_f1"
+    mode: str = "max"  # or "min"
+
+
+class Plugin:
+    """Subclass it, set `name` and `Hyperparameters`, and override what your model needs.
+
+    Defaults: no columns required, `prepare` hands the DataFrames on, no validation
+    metric, nothing exported beyond the weights, no evaluation, no warm-up, JSON records
+    in and out. `build`, `load` and `predict` have no default.
+    """
+
+    #: written into the model directory's plugin.json and the log lines
+    name: ClassVar[str] = ""
+    #: the plug-in's hyperparameters: a frozen dataclass of `config.setting(...)` fields
+    Hyperparameters: ClassVar[type] = NoHyperparameters
+    #: serving variables of its own (a dataclass of `setting(..., env=NAME)` fields that
+    #: `load` reads with `config.parse_env`), listed in the README beside the platform's
+    ServeSettings: ClassVar[type | None] = None
+    #: the request Content-Types `decode` takes and the Accept types `encode` writes;
+    #: the first of each is the default
+    content_types: ClassVar[tuple[str, ...]] = (codecs.JSON, codecs.JSONLINES)
+    accept_types: ClassVar[tuple[str, ...]] = (codecs.JSON, codecs.JSONLINES)
+
+    # --- training, before torch is imported --------------------------------------------
+    def columns(self, hp: Any) -> Sequence[str]:
+        """Columns every data file must have; the reader names the file that lacks one."""
+        return ()
+
+    def prepare(self, hp: Any, data: TrainingData) -> Any:
+        """Check the rows and shape them for `build` (raise `UserError` naming the column
+        and file); the result is handed to every later training step."""
+        return data
+
+    def summary(self, rows: Any) -> dict[str, Any]:
+        """Figures for the `data ...` log line (e.g. `train_rows`, `classes`)."""
+        return {}
+
+    # --- training, with torch and Lightning ---------------------------------------------
+    def build(self, hp: Any, rows: Any, ctx: TrainContext) -> tuple[L.LightningModule, Any]:
+        """The LightningModule and LightningDataModule to fit. Use `loaders.train_loader`
+        for the training DataLoader: it resumes mid-epoch after a spot interruption."""
+        raise NotImplementedError(f"plug-in {self.name!r} does not define build()")
+
+    def monitor(self, hp: Any, rows: Any) -> Monitor | None:
+        """The validation metric to keep the best epoch by; None: no validation (the
+        last epoch is kept)."""
+        return None
+
+    def export(self, hp: Any, rows: Any, module: L.LightningModule, model_dir: Path) -> None:
+        """Write what serving needs beside the weights (the platform has written
+        model.ckpt and plugin.json): labels, a tokenizer, column statistics..."""
+
+    def evaluate(self, hp: Any, rows: Any, module: L.LightningModule, out_dir: Path) -> dict:
+        """The best epoch's figures on the validation rows, for metrics.json and the
+        `result` line (numbers at the top level); plots may go into `out_dir`."""
+        return {}
+
+    # --- serving (never imports Lightning) ----------------------------------------------
+    def check(self, model_dir: Path) -> None:
+        """Fail before the server starts if `model_dir` cannot load (raise `UserError`).
+        Runs in the serving process without torch: read files, not weights."""
+
+    def load(self, model_dir: Path, runtime: Runtime) -> Any:
+        """The model, ready to predict, on `runtime.device`."""
+        raise NotImplementedError(f"plug-in {self.name!r} does not define load()")
+
+    def warm_up(self, model: Any) -> None:
+        """Run once after `load`, before /ping says ready."""
+
+    def decode(
+        self, model: Any, body: bytes, content_type: str, options: Mapping[str, str]
+    ) -> Sequence[Any]:
+        """The records of one request (raise `codecs.HTTPError(400, ...)` for bad input:
+        every check belongs here, with the loaded `model` at hand to check against, since
+        `predict` shares a batch with other requests: an error there fails them all).
+        Default: JSON (`{"instances": [...]}`, a list, or one value) or JSON Lines."""
+        return codecs.decode_records(body, content_type)
+
+    def predict(self, model: Any, records: Sequence[Any]) -> Sequence[Any]:
+        """One output per record, in order; records of several requests come together."""
+        raise NotImplementedError(f"plug-in {self.name!r} does not define predict()")
+
+    def encode(
+        self,
+        model: Any,
+        records: Sequence[Any],
+        outputs: Sequence[Any],
+        accept: str,
+        options: Mapping[str, str],
+    ) -> str | bytes:
+        """One request's answer. Default: `{"predictions": [...]}` or JSON Lines."""
+        return codecs.encode_records(list(outputs), accept)

@@ -1,0 +1,136 @@
+"""What the HTTP routes do, as plain functions: decode, predict, encode.
+
+One `Service` per gunicorn worker. It starts loading the plug-in's model in the
+background at construction, answers /ping 503 until the model is loaded and warmed up,
+and turns request bodies into responses through the plug-in's `decode` and `encode`,
+around a `predict` that the batching engine shares between concurrent requests.
+Errors that know their status are `HTTPError`s; the Flask layer only maps them to
+responses.
+
+A forward pass still running MODEL_SERVER_TIMEOUT seconds after it started makes the
+engine give up: its requests get 504, then `on_stuck` runs (the server exits the worker
+so that gunicorn forks a fresh one).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import artifacts, codecs, contract, cores, registry
+from .batching import BatchEngine, NotReady, Stuck
+from .codecs import HTTPError
+from .config import ServeConfig, serve_config_from_env
+from .plugin import Plugin
+from .runtime import Runtime
+
+log = logging.getLogger("serve")
+
+
+def plugin_for(model_dir: Path) -> Plugin:
+    """The plug-in that wrote `model_dir`, from its plugin.json."""
+    return registry.load(artifacts.read_manifest(model_dir)["module"])
+
+
+class LoadedModel:
+    """A plug-in's model as the batching engine runs it: every call inside the
+    runtime's `computing()`, which shares the CPU cores between workers."""
+
+    def __init__(self, plugin: Plugin, model: Any, runtime: Runtime):
+        self.plugin, self.model, self.runtime = plugin, model, runtime
+
+    def predict(self, records: Sequence[Any]) -> Sequence[Any]:
+        with self.runtime.computing():
+            return self.plugin.predict(self.model, records)
+
+    def warm_up(self) -> None:
+        with self.runtime.computing():
+            self.plugin.warm_up(self.model)
+
+
+class Service:
+    def __init__(
+        self,
+        cfg: ServeConfig,
+        model_dir: Path,
+        on_load_error: Callable[[BaseException], None] | None = None,
+        on_stuck: Callable[[BaseException], None] | None = None,
+        plugin: Plugin | None = None,
+    ):
+        self.cfg = cfg
+        self.max_payload_bytes = int(cfg.max_payload_mb * 1024 * 1024)
+        self.plugin = plugin or plugin_for(model_dir)
+
+        def load() -> LoadedModel:
+            runtime = Runtime.resolve(
+                cfg.precision, cfg.device, cfg.threads, cfg.max_batch_size, cores.installed()
+            )
+            return LoadedModel(self.plugin, self.plugin.load(model_dir, runtime), runtime)
+
+        self.engine = BatchEngine(
+            load,
+            cfg.max_batch_size,
+            cfg.max_batch_delay_ms / 1000.0,
+            on_load_error,
+            stuck_after_s=cfg.timeout,
+            on_stuck=on_stuck,
+        )
+
+    @classmethod
+    def from_env(cls, on_load_error=None, on_stuck=None) -> Service:
+        return cls(serve_config_from_env(), contract.model_dir(), on_load_error, on_stuck)
+
+    # --- /ping ---------------------------------------------------------------------------
+    def healthy(self) -> bool:
+        return self.engine.ready
+
+    # --- /invocations --------------------------------------------------------------------
+    def invoke(
+        self,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        custom_attributes: str | None = None,
+    ) -> tuple[str | bytes, str]:
+        """(response body, its content type) for one request."""
+        plugin = self.plugin
+        answer_type = codecs.choose_accept(accept, plugin.accept_types)  # 406 before any work
+        if len(body) > self.max_payload_bytes:
+            raise HTTPError(413, f"body exceeds {self.cfg.max_payload_mb:g} MB")
+        kind = codecs.check_content_type(content_type, plugin.content_types)
+        if not body:
+            raise HTTPError(400, "request body is empty")
+        options = codecs.parse_options(custom_attributes)
+        deadline = time.monotonic() + self.cfg.timeout
+        try:
+            # decode checks records against the model: a request that arrives while the
+            # model loads (a worker gunicorn just replaced) waits for it, within the timeout
+            model = self.engine.loaded(timeout=self.cfg.timeout).model
+            records = plugin.decode(model, body, kind, options)
+            if not records:
+                raise HTTPError(400, "the request holds no records")
+            remaining = max(0.0, deadline - time.monotonic())
+            outputs = self.engine.predict(records, timeout=remaining)
+        except NotReady as exc:
+            raise HTTPError(503, f"{exc}; retry shortly") from None
+        except Stuck:
+            raise HTTPError(
+                504,
+                f"prediction took longer than {self.cfg.timeout} s; this worker is being replaced",
+            ) from None
+        except TimeoutError:
+            raise HTTPError(504, f"prediction took longer than {self.cfg.timeout} s") from None
+        return plugin.encode(model, records, outputs, answer_type, options), answer_type
+
+    # --- /execution-parameters -----------------------------------------------------------
+    def execution_parameters(self) -> dict:
+        """Batch transform's limits, matching what this server really accepts."""
+        concurrent = self.cfg.max_concurrent_transforms or max(1, self.cfg.workers)
+        return {
+            "MaxConcurrentTransforms": concurrent,
+            "BatchStrategy": self.cfg.batch_strategy,
+            "MaxPayloadInMB": max(1, int(self.cfg.max_payload_mb)),
+        }

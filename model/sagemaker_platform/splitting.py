@@ -1,0 +1,60 @@
+"""Labels and held-out rows, for plug-ins that classify or regress on tables of rows.
+
+When a job has no validation channel, a plug-in holds out `validation_fraction` of the
+training rows here, seeded, so that a resumed or repeated job sees the same split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+
+
+def label_names(labels: pd.Series) -> list[str | int]:
+    """The classes in a stable order: numeric when every label is an integer."""
+    values = labels.unique().tolist()
+    if all(
+        isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer())
+        for v in values
+    ):
+        return sorted({int(v) for v in values})
+    return sorted({str(v) for v in values})
+
+
+def encode_labels(labels: pd.Series, names: list[str | int], channel: str) -> np.ndarray:
+    """Class indices of `labels` in `names`; labels not among them are a UserError."""
+    as_key = (lambda v: int(v)) if isinstance(names[0], int) else (lambda v: str(v))
+    index = {name: i for i, name in enumerate(names)}
+    keys = labels.map(as_key)
+    unknown = sorted(set(keys) - set(index), key=str)
+    if unknown:
+        raise UserError(f"channel '{channel}' has labels not in the training data: {unknown[:5]}")
+    return keys.map(index).to_numpy(dtype=np.int64)
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, val): `fraction` of each class held out, at least one of each
+    class with two or more rows, so that every class is seen in validation."""
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for cls in np.unique(labels):
+        rows = np.flatnonzero(labels == cls)
+        rng.shuffle(rows)
+        n_val = round(len(rows) * fraction)
+        n_val = min(max(n_val, 1), len(rows) - 1) if len(rows) >= 2 else 0
+        val_idx.extend(rows[:n_val])
+        train_idx.extend(rows[n_val:])
+    return np.sort(np.array(train_idx, dtype=np.int64)), np.sort(np.array(val_idx, dtype=np.int64))
+
+
+def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, val): a seeded random `fraction` of `n` rows held out (at least
+    one when fraction > 0 and n >= 2), for regression and other unlabelled targets."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = round(n * fraction)
+    n_val = min(max(n_val, 1), n - 1) if fraction > 0 and n >= 2 else 0
+    return np.sort(order[n_val:]).astype(np.int64), np.sort(order[:n_val]).astype(np.int64)

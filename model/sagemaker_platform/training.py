@@ -1,0 +1,358 @@
+"""The training job, as SageMaker runs it: contract in, config, data, fit, model out.
+
+The platform owns the job: hyperparameters, channels, the Trainer and its callbacks and
+loggers, several hosts, spot checkpoints and resume, the model directory's weights and
+manifest, metrics.json and the failure file. The plug-in the `model` hyperparameter
+names owns its rows, its LightningModule and DataModule, and what serving needs.
+
+Configuration and data are checked before torch or Lightning are imported, so a bad
+hyperparameter or a broken file fails in well under a second with a reason in
+output/failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import contract, distributed, logs
+from .channels import read_channel
+from .errors import UserError, exit_with, run_job
+from .hyperparameters import JobConfig, parse
+from .plugin import Monitor, TrainContext, TrainingData
+
+if TYPE_CHECKING:  # imported where they are used, after the input has been checked
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from .callbacks import LogLines
+    from .resume import Found, SpotCheckpoints
+
+log = logging.getLogger("train")
+
+
+def resolve_precision(requested: str) -> str:
+    import torch
+
+    if requested != "auto":
+        return "32-true" if requested == "32" else requested
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+@dataclass
+class Prepared:
+    """A checked job: its configuration and the plug-in's rows."""
+
+    job: JobConfig
+    rows: Any  # what the plug-in's `prepare` returned
+    train_rows: int  # rows read from the train channel
+
+
+def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
+    """The train and validation channels as DataFrames, with the plug-in's columns."""
+    train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
+    if train_dir is None:
+        raise UserError(
+            "no training data: expected a channel named "
+            + " or ".join(f"'{name}'" for name in contract.TRAIN_CHANNELS)
+            + f" under {contract.data_dir()}"
+        )
+    columns = list(job.plugin.columns(job.hp))
+    val_dir = contract.find_channel(contract.VALIDATION_CHANNELS)
+    data_dir = contract.data_dir()
+    channels = {p.name: p for p in sorted(data_dir.iterdir()) if p.is_dir()}
+    return TrainingData(
+        train=read_channel(train_dir, columns),
+        validation=read_channel(val_dir, columns) if val_dir else None,
+        validation_fraction=job.settings.validation_fraction,
+        seed=job.settings.seed,
+        channels=channels,
+        scratch=scratch,
+    )
+
+
+def prepare(scratch: Path | None = None) -> Prepared:
+    """Everything that can fail because of the input, before any heavy import."""
+    raw = contract.read_hyperparameters()
+    job = parse(raw)
+    log.info("hyperparameters %s", logs.kv(**job.log_values()))
+    if job.reserved:
+        log.info("sagemaker_hyperparameters %s", logs.kv(**job.reserved))
+    data = read_data(job, scratch)
+    rows = job.plugin.prepare(job.hp, data)
+    log.info(
+        "data %s",
+        logs.kv(
+            model=job.plugin.name,
+            train_rows=len(data.train),
+            val_rows=len(data.validation) if data.validation is not None else 0,
+            **job.plugin.summary(rows),
+        ),
+    )
+    return Prepared(job, rows, len(data.train))
+
+
+def fit(prepared: Prepared) -> dict:
+    """Train, then write model/ and output/data/. Returns the evaluation report (empty
+    on every rank but 0, which alone writes)."""
+    import lightning as L
+
+    logs.quiet_libraries()  # again: importing Lightning installs its own handler and level
+    cluster = join_cluster()
+    L.seed_everything(prepared.job.settings.seed, workers=True, verbose=False)
+    run = build(prepared, cluster)
+    elapsed = train(run, cluster)
+    if not run.trainer.is_global_zero:
+        # The best checkpoint is on rank 0's disk; rank 0 writes model/ and output/.
+        log.info("done %s", logs.kv(rank=run.trainer.global_rank, steps=run.trainer.global_step))
+        return {}
+    return export(prepared, run, elapsed)
+
+
+# --- the steps of `fit` -----------------------------------------------------------------
+@dataclass
+class Run:
+    """What `build` assembles for `train` and `export`."""
+
+    module: L.LightningModule
+    datamodule: Any  # a LightningDataModule
+    trainer: L.Trainer
+    best: ModelCheckpoint  # checkpoints/best.ckpt (and last.ckpt at each epoch end)
+    log_lines: LogLines
+    spot: SpotCheckpoints  # step and SIGTERM checkpoints
+    resume_from: Found | None  # the checkpoint in checkpoints/ this run continues, if any
+    monitor: Monitor | None
+    precision: str
+
+
+def join_cluster() -> distributed.Cluster:
+    """This host's place among the job's hosts; the variables DDP reads when there are
+    several processes."""
+    cluster = distributed.resolve(contract.read_resource_config(), distributed.gpu_count())
+    if cluster.distributed:
+        os.environ.update(distributed.process_env(cluster))
+        log.info("cluster %s", logs.kv(**distributed.describe(cluster)))
+    return cluster
+
+
+def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
+    """The plug-in's module and data, the checkpointing callbacks (resuming from
+    checkpoints/ when it holds a run) and the Trainer."""
+    import torch
+
+    from .callbacks import LogLines
+
+    job = prepared.job
+    settings = job.settings
+    precision = resolve_precision(settings.precision)
+    ctx = TrainContext(
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        seed=settings.seed,
+        world_size=cluster.world_size,
+        precision=precision,
+    )
+    module, datamodule = job.plugin.build(job.hp, prepared.rows, ctx)
+    monitor = job.plugin.monitor(job.hp, prepared.rows)
+    best, resume_from, spot = _checkpointing(settings.checkpoint_every_n_steps, monitor, module)
+    log_lines = LogLines()
+    # A logging cadence for TensorBoard: at most every 50 steps, at least once an epoch.
+    steps_per_epoch = -(-prepared.train_rows // (settings.batch_size * cluster.world_size))
+    trainer = _trainer(job, cluster, [best, log_lines, spot], precision, monitor, steps_per_epoch)
+    log.info(
+        "fit %s",
+        logs.kv(
+            model=job.plugin.name,
+            precision=precision,
+            accelerator=trainer.accelerator.__class__.__name__,
+            monitor=monitor.metric if monitor else "none",
+            torch_threads=torch.get_num_threads(),
+        ),
+    )
+    return Run(
+        module=module,
+        datamodule=datamodule,
+        trainer=trainer,
+        best=best,
+        log_lines=log_lines,
+        spot=spot,
+        resume_from=resume_from,
+        monitor=monitor,
+        precision=precision,
+    )
+
+
+def _checkpointing(every_n_steps: int, monitor: Monitor | None, module):
+    """checkpoints/: the best epoch, the checkpoint to resume (refused when it is of
+    another model) and the step and SIGTERM checkpoints."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from . import resume
+
+    checkpoints = contract.checkpoints_dir()
+    best = ModelCheckpoint(
+        dirpath=checkpoints,
+        filename="best",
+        monitor=monitor.metric if monitor else None,
+        mode=monitor.mode if monitor else "min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    found = resume.find_checkpoint(checkpoints)
+    if found is not None:
+        resume.check_fits(found, module)
+        log.info(
+            "resume %s", logs.kv(checkpoint=found.path, step=found.step, epoch=found.epoch + 1)
+        )
+    spot = resume.SpotCheckpoints(
+        checkpoints, every_n_steps, found.step if found is not None else -1
+    )
+    return best, found, spot
+
+
+def _trainer(
+    job: JobConfig,
+    cluster: distributed.Cluster,
+    callbacks: list,
+    precision: str,
+    monitor: Monitor | None,
+    steps_per_epoch: int,
+) -> L.Trainer:
+    """One Trainer for one process or DDP; early stopping on the plug-in's metric when
+    there is validation; no progress bar (the log lines say it all)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    settings = job.settings
+    if monitor is not None and settings.early_stopping_patience:
+        stop = EarlyStopping(
+            monitor.metric, mode=monitor.mode, patience=settings.early_stopping_patience
+        )
+        callbacks = [*callbacks, stop]
+    return L.Trainer(
+        max_epochs=settings.epochs,
+        **distributed.trainer_kwargs(cluster),
+        precision=precision,
+        accumulate_grad_batches=settings.gradient_accumulation,
+        callbacks=callbacks,
+        logger=TensorBoardLogger(str(contract.tensorboard_dir()), name="", version=""),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if monitor is not None else 0,
+        deterministic=False,
+        log_every_n_steps=max(1, min(50, steps_per_epoch)),
+    )
+
+
+def train(run: Run, cluster: distributed.Cluster) -> float:
+    """`trainer.fit`, from the resumed checkpoint if any; the seconds it took. SIGTERM
+    becomes `Interrupted` (exit 143, no failure file); a lost peer, a ClusterError."""
+    import torch
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    # Until Lightning installs its SIGTERM handler, after the hosts have met, SIGTERM keeps
+    # its default action and ends the process at once (tini reports 143). Install no
+    # Python handler before that: the rendezvous blocks in C++ (TCPStore, gloo), where a
+    # Python handler only runs once TRAINING_DIST_TIMEOUT has run out (test_scale.py).
+    ckpt_path = run.resume_from.path if run.resume_from else None
+    started = time.perf_counter()
+    try:
+        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        raise run.spot.interrupted(run.trainer) from None
+    except torch.distributed.DistError as exc:
+        if not cluster.distributed:
+            raise
+        raise distributed.explain_failure(cluster, exc) from exc
+    return time.perf_counter() - started
+
+
+def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
+    """Rank 0: the best epoch's weights and the manifest into model/, with what the
+    plug-in exports beside them; its evaluation into output/data/."""
+    from . import artifacts, evaluation, registry
+
+    job = prepared.job
+    checkpoint = _best_checkpoint(run)
+    module = run.module.cpu().eval()
+    model_dir = contract.model_dir()
+    artifacts.write_weights(model_dir, checkpoint)
+    artifacts.write_manifest(model_dir, job.plugin.name, registry.module_name(job.settings.model))
+    job.plugin.export(job.hp, prepared.rows, module, model_dir)
+
+    extra = {
+        "model": job.plugin.name,
+        "best_epoch": int(checkpoint.get("epoch", -1)) + 1,  # 1-based, as in the log lines
+        "epochs_run": run.trainer.current_epoch,
+        "train_seconds": round(elapsed, 2),
+        "train_samples_per_sec": round(run.log_lines.samples_per_second, 2),
+        "train_step_cpu_seconds": round(run.log_lines.train_cpu_seconds, 3),
+        "train_rows": prepared.train_rows,
+        "precision": run.precision,
+    }
+    out_dir = contract.output_data_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = job.plugin.evaluate(job.hp, prepared.rows, module, out_dir) if run.monitor else {}
+    evaluation.write_metrics(out_dir, report, extra)
+    log.info(
+        "result %s",
+        logs.kv(
+            best_epoch=extra["best_epoch"],
+            **evaluation.headline(report),
+            train_seconds=extra["train_seconds"],
+            train_samples_per_sec=extra["train_samples_per_sec"],
+        ),
+    )
+    return {**extra, **report}
+
+
+def _best_checkpoint(run: Run) -> dict:
+    """The best epoch's checkpoint (the last epoch's without validation), loaded
+    weights-only, with its weights loaded into the module."""
+    import torch
+
+    path = run.best.best_model_path or run.best.last_model_path
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(
+            f"checkpoints/{Path(path).name} cannot be loaded weights-only: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
+    run.module.load_state_dict(checkpoint["state_dict"])
+    return checkpoint
+
+
+def run() -> None:
+    # Scratch space outside the input channels, removed when the job ends: where a
+    # plug-in may extract archives (TMPDIR chooses the disk).
+    with tempfile.TemporaryDirectory(prefix="train-") as scratch:
+        fit(prepare(Path(scratch)))
+
+
+def main() -> None:
+    """Entry point of `train` (SageMaker runs `docker run IMAGE train`)."""
+    logs.setup()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    log.info("start %s", logs.kv(base_dir=contract.base_dir()))
+    exit_with(run_job(run, contract.failure_path, write=writes_failure_file()))
+
+
+def writes_failure_file() -> bool:
+    """Only the job's rank 0 writes output/failure (every failing rank still exits 1). A
+    resourceconfig.json too broken to tell the rank counts as rank 0: say why."""
+    try:
+        node_rank = contract.read_resource_config().node_rank
+    except ValueError:
+        return True
+    return distributed.is_global_zero(node_rank)

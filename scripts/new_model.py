@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Write a working plug-in skeleton to fill in: `make new-model NAME=my_model`.
+
+    python scripts/new_model.py NAME [--dest DIR]
+
+DIR defaults to model/plugins/, where training finds it as `model=NAME`; a plug-in kept
+elsewhere needs DIR on PYTHONPATH. The skeleton (scripts/skeleton/) trains and serves
+as it is, on its own sample data, before you change a line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SKELETON = Path(__file__).resolve().parent / "skeleton"
+PLUGINS = ROOT / "model" / "plugins"
+
+
+def write(name: str, dest: Path = PLUGINS) -> Path:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or keyword.iskeyword(name):
+        raise SystemExit(f"new-model: NAME={name!r} must be a lower-case Python identifier")
+    target = dest / name
+    if target.exists():
+        raise SystemExit(f"new-model: {target} exists already")
+    target.mkdir(parents=True)
+    for source in sorted(SKELETON.glob("*.py")):
+        text = source.read_text().replace("skeleton", name).replace("Skeleton", _camel(name))
+        (target / source.name).write_text(text)
+    return target
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name")
+    parser.add_argument("--dest", type=Path, default=PLUGINS)
+    args = parser.parse_args()
+    target = write(args.name, args.dest)
+    print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}/")
+    print(f"try it: MODEL={args.name} local_test/train_local.sh --local", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""The platform's promises, once per shipped plug-in: what `train` writes, every content
+type and Accept through nginx + gunicorn, the error battery, and a short soak.
+
+Each test takes `plugin_name` (conftest), so it runs for the text classifier and the
+tabular model alike: a plug-in gets all of this without a line of its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import threading
+
+import pytest
+import requests
+import torch
+
+from tests import helpers
+
+JSON, JSONLINES, CSV = "application/json", "application/jsonlines", "text/csv"
+
+
+def post(server, body: bytes, content_type: str = JSON, accept: str = JSON, **headers):
+    headers = {"Content-Type": content_type, "Accept": accept, **headers}
+    return requests.post(server.url + "/invocations", data=body, headers=headers, timeout=60)
+
+
+def answers(response) -> list:
+    """The answers of one response, one per record, whatever its type."""
+    kind = response.headers["Content-Type"].split(";")[0]
+    if kind == JSON:
+        return response.json()["predictions"]
+    if kind == JSONLINES:
+        return [json.loads(line) for line in response.text.splitlines()]
+    assert kind == CSV, kind
+    return list(csv.reader(io.StringIO(response.text)))
+
+
+# --- train -----------------------------------------------------------------------------
+def test_training_leaves_a_model_that_names_its_plugin(plugin_name, plugin_trained):
+    model_dir = plugin_trained / "model"
+    manifest = json.loads((model_dir / "plugin.json").read_text())
+    assert manifest["plugin"] == plugin_name
+    assert manifest["module"] == f"plugins.{plugin_name}"
+    checkpoint = torch.load(model_dir / "model.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["state_dict"] and "optimizer_states" not in checkpoint
+    assert all(k.startswith("network.") for k in checkpoint["state_dict"]), "serving loads these"
+    checkpoints = plugin_trained / "checkpoints"
+    assert (checkpoints / "best.ckpt").is_file() and (checkpoints / "last.ckpt").is_file()
+    assert list((plugin_trained / "output" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not (plugin_trained / "output" / "failure").exists()
+
+
+def test_metrics_json_and_the_log_lines_carry_the_plugins_metrics(plugin_name, plugin_trained):
+    metrics = json.loads((plugin_trained / "output" / "data" / "metrics.json").read_text())
+    assert metrics["model"] == plugin_name and metrics["best_epoch"] >= 1
+    validation = {k: v for k, v in metrics.items() if k.startswith("val_")}
+    assert validation, metrics.keys()
+    log = (plugin_trained.parent / "train.stdout").read_text()
+    epochs = re.findall(r"INFO train: epoch=(\d+) train_loss=\S+ (val_\w+=\S+ )+", log)
+    assert [e[0] for e in epochs] == ["1", "2"], log[-3000:]
+    result = re.search(r"INFO train: result best_epoch=\d+ (.*)", log)
+    assert result, log[-3000:]
+    for name, value in validation.items():  # the result line repeats metrics.json
+        assert f"{name}=" in result.group(1)
+        logged = float(re.search(rf"{name}=(\S+)", result.group(1)).group(1))
+        assert logged == pytest.approx(value, abs=1e-4)
+    assert "\r" not in log and "it/s" not in log  # no progress bars
+
+
+# --- serve -----------------------------------------------------------------------------
+def test_ping(plugin_server):
+    assert requests.get(plugin_server.url + "/ping", timeout=2).status_code == 200
+
+
+@pytest.mark.parametrize("content_type", [JSON, JSONLINES, CSV])
+@pytest.mark.parametrize("accept", [JSON, JSONLINES, CSV])
+def test_every_content_type_and_accept_answer_one_record_per_input(
+    plugin_name, plugin_server, content_type, accept
+):
+    body = helpers.sample(plugin_name).PAYLOADS[content_type]
+    r = post(plugin_server, body, content_type, accept)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith(accept)
+    assert len(answers(r)) == 3
+    if accept != JSON:
+        assert len(r.text.splitlines()) == 3  # batch transform joins lines back in order
+
+
+def test_records_get_the_same_answer_alone_and_batched(plugin_name, plugin_server):
+    """fp32: a record's answer does not depend on what shares its request or batch."""
+    lines = helpers.sample(plugin_name).PAYLOADS[JSONLINES].decode().splitlines()
+    together = answers(post(plugin_server, "\n".join(lines).encode(), JSONLINES))
+    alone = [answers(post(plugin_server, line.encode(), JSONLINES))[0] for line in lines]
+    assert len(together) == len(alone) == 3
+    for a, b in zip(together, alone, strict=True):
+        assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) or _close(a, b)
+
+
+def _close(a: dict, b: dict) -> bool:
+    flat = lambda d: {k: v for k, v in d.items() if not isinstance(v, (dict, list))}  # noqa: E731
+    fa, fb = flat(a), flat(b)
+    return fa.keys() == fb.keys() and all(
+        fa[k] == pytest.approx(fb[k], abs=1e-4) if isinstance(fa[k], float) else fa[k] == fb[k]
+        for k in fa
+    )
+
+
+BAD = [
+    pytest.param(b"", JSON, JSON, 400, id="empty body"),
+    pytest.param(b"<a/>", "application/xml", JSON, 415, id="unsupported content type"),
+    pytest.param(None, JSON, "image/png", 406, id="unsupported accept"),
+    pytest.param(b"{", JSON, JSON, 400, id="broken json"),
+    pytest.param(b"[]", JSON, JSON, 400, id="no records"),
+    pytest.param(b"\xff\xfe\xfd", JSON, JSON, 400, id="not utf-8"),
+    pytest.param(b"not json\n", JSONLINES, JSON, 400, id="broken json lines"),
+    pytest.param(b"\xff\n", CSV, JSON, 400, id="csv not utf-8"),
+    pytest.param(b"x" * (7 * 1024 * 1024), JSON, JSON, 413, id="over the size limit"),
+]
+
+
+@pytest.mark.parametrize("body,content_type,accept,status", BAD)
+def test_bad_requests_get_a_json_4xx_and_the_server_stays_up(
+    plugin_name, plugin_server, body, content_type, accept, status
+):
+    if body is None:
+        body = helpers.sample(plugin_name).PAYLOADS[JSON]
+    r = post(plugin_server, body, content_type, accept)
+    assert r.status_code == status, r.text
+    assert r.headers["Content-Type"].startswith(JSON) and r.json()["error"]
+    assert requests.get(plugin_server.url + "/ping", timeout=2).status_code == 200
+
+
+def test_wrong_path_and_method(plugin_server):
+    assert requests.get(plugin_server.url + "/invocations", timeout=5).status_code == 405
+    assert requests.get(plugin_server.url + "/nope", timeout=5).status_code == 404
+
+
+def test_short_soak_every_answer_is_its_own(plugin_name, plugin_server):
+    """8 concurrent clients, 240 requests of every content type: every answer is 200,
+    one per record, and the same as the one the request got alone (bounded in time)."""
+    payloads = helpers.sample(plugin_name).PAYLOADS
+    reference = {kind: answers(post(plugin_server, body, kind)) for kind, body in payloads.items()}
+    problems, done = [], []
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        session = requests.Session()
+        for n in range(30):
+            kind = list(payloads)[(i + n) % len(payloads)]
+            r = session.post(
+                plugin_server.url + "/invocations",
+                data=payloads[kind],
+                headers={"Content-Type": kind, "Accept": JSON},
+                timeout=30,
+            )
+            ok = r.status_code == 200 and len(answers(r)) == 3
+            ok = ok and all(_close(a, b) for a, b in zip(answers(r), reference[kind], strict=True))
+            with lock:
+                (done if ok else problems).append((kind, r.status_code, r.text[:200]))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not problems, problems[:3]
+    assert len(done) == 240
