@@ -1,0 +1,64 @@
+"""The tabular plug-in's hyperparameters, beside the platform's (epochs, batch_size, ...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sagemaker_platform.config import setting
+from sagemaker_platform.errors import UserError
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Keys of hyperparameters.json for `model=tabular`."""
+
+    # data
+    label_column: str = setting(
+        "label", "column to predict: classes (classification) or a number (regression)"
+    )
+    feature_columns: str = setting(
+        "", "comma-separated input columns; empty: every column but the label"
+    )
+    categorical_columns: str = setting(
+        "",
+        "comma-separated feature columns to treat as categories, even when numeric; the "
+        "non-numeric feature columns always are",
+    )
+    task: str = setting(
+        "auto",
+        "auto: classification when the label is text, or integers with at most 20 distinct "
+        "values (fewer than half the rows); else regression",
+        choices=("auto", "classification", "regression"),
+    )
+    # model
+    hidden_sizes: str = setting("64,64", "comma-separated widths of the MLP's hidden layers")
+    dropout: float = setting(0.1, "dropout after each hidden layer", lo=0.0, hi=0.9)
+    # optimisation
+    learning_rate: float = setting(1e-3, "AdamW learning rate", lo=0.0, hi=1.0)
+    weight_decay: float = setting(1e-4, "AdamW weight decay", lo=0.0, hi=1.0)
+    class_weighting: bool = setting(
+        True, "classification: weigh the loss by inverse class frequency"
+    )
+
+
+def names(text: str) -> list[str]:
+    """`"a, b,,c"` -> `["a", "b", "c"]`: a comma-separated list of column names."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def hidden_layers(hp: Hyperparameters) -> list[int]:
+    """`hidden_sizes` as integers; a UserError naming the key when it is not a list of
+    widths from 1 to 65536 ("" is no hidden layer: a linear model)."""
+    sizes = []
+    for part in names(hp.hidden_sizes):
+        try:
+            size = int(part)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= 65_536:
+            raise UserError(
+                f"hidden_sizes={hp.hidden_sizes!r} is not valid: expected comma-separated "
+                "integers from 1 to 65536, e.g. 64,64"
+            )
+        sizes.append(size)
+    return sizes

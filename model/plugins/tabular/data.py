@@ -1,0 +1,254 @@
+"""Training rows: the platform's DataFrames -> the feature schema and numeric arrays.
+
+Runs in `prepare`, before torch is imported: every problem with the data is a UserError
+naming the column and the file (the platform writes it to output/failure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sagemaker_platform.channels import SOURCE
+from sagemaker_platform.errors import UserError
+from sagemaker_platform.plugin import TrainingData
+from sagemaker_platform.splitting import (
+    encode_labels,
+    label_names,
+    random_split,
+    stratified_split,
+)
+
+from .config import Hyperparameters, names
+from .schema import (
+    CLASSIFICATION,
+    REGRESSION,
+    BadValue,
+    Categorical,
+    Numeric,
+    Schema,
+    as_number,
+    category,
+    is_missing,
+    numbers,
+)
+
+MIN_ROWS = 10  # training rows, before the held-out split
+MAX_AUTO_CLASSES = 20  # task=auto: integer labels with more distinct values are a regression
+
+
+@dataclass
+class Table:
+    """Rows ready for the network: features and the target (class indices, or the
+    regression target in its own units)."""
+
+    numeric: np.ndarray  # float32 [n, numeric columns], standardised
+    categorical: np.ndarray  # int64 [n, categorical columns]
+    target: np.ndarray  # int64 class indices, or float64 values
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+@dataclass
+class TabularRows:
+    """What `prepare` hands to the later training steps."""
+
+    schema: Schema
+    train: Table
+    val: Table
+    validation: str  # where val came from: channel, split_<fraction> or none
+
+    @property
+    def has_validation(self) -> bool:
+        return len(self.val) > 0
+
+
+# --- columns ---------------------------------------------------------------------------
+def feature_columns(hp: Hyperparameters, frame: pd.DataFrame) -> list[str]:
+    listed = names(hp.feature_columns)
+    if hp.label_column in listed:
+        raise UserError(f"feature_columns lists the label column {hp.label_column!r}")
+    if listed:
+        return listed
+    features = [c for c in frame.columns if c not in (hp.label_column, SOURCE)]
+    if not features:
+        raise UserError(f"the data has no column besides the label {hp.label_column!r}")
+    return features
+
+
+def check_columns(frame: pd.DataFrame, features: list[str], channel: str) -> None:
+    """With inferred features, every file must have every feature column: pandas fills
+    a column that one file lacks with NaN, which would pass for missing values."""
+    for column in features:
+        if column not in frame.columns:
+            first = frame[SOURCE].iloc[0]
+            raise UserError(f"{first} has no column {column!r}, which the training data has")
+    several = frame[SOURCE].nunique() > 1
+    for source, part in frame.groupby(SOURCE, sort=False):
+        for column in features:
+            if part[column].isna().all():
+                other = " (the other files have it)" if several else ""
+                raise UserError(
+                    f"{source} has no values in column {column!r}{other}; give every file "
+                    "the same columns, or list the inputs to use in feature_columns"
+                )
+
+
+def numeric_kind(values: pd.Series) -> bool:
+    """A column is numeric when pandas read numbers, or when most of its values are
+    numbers (then the others are errors, reported by `check_numbers`)."""
+    if values.dtype.kind in "iuf":
+        return True
+    if values.dtype.kind == "b":
+        return False
+    present = [v for v in values.to_numpy() if not is_missing(v)]
+    numeric = sum(as_number(v) is not None for v in present)
+    return numeric > len(present) / 2
+
+
+def check_numbers(frame: pd.DataFrame, column: str, what: str = "column") -> np.ndarray:
+    """The column as float64; a UserError naming the file and first non-numeric value."""
+    try:
+        return numbers(frame[column], column)
+    except BadValue as bad:
+        source = frame[SOURCE].iloc[bad.row]
+        row = int((frame[SOURCE].iloc[: bad.row] == source).sum()) + 1
+        hint = "" if what != "column" else ", or name it in categorical_columns"
+        raise UserError(
+            f"{what} {column!r} has a non-numeric value {bad.value!r} in {source} "
+            f"(data row {row}); fix the file{hint}"
+        ) from None
+
+
+def check_categories(frame: pd.DataFrame, column: str) -> list[str | None]:
+    try:
+        return [category(v, column, i) for i, v in enumerate(frame[column].to_numpy())]
+    except BadValue as bad:
+        source = frame[SOURCE].iloc[bad.row]
+        raise UserError(
+            f"column {column!r} has {bad.value!r} in {source}, expected {bad.expected}"
+        ) from None
+
+
+def check_labels(frame: pd.DataFrame, label: str, channel: str) -> None:
+    missing = frame[label].isna()
+    if missing.any():
+        first = frame[SOURCE][missing].iloc[0]
+        raise UserError(
+            f"channel '{channel}' has {int(missing.sum())} rows without a value in the label "
+            f"column {label!r} (first in {first})"
+        )
+
+
+def detect_task(hp: Hyperparameters, labels: pd.Series) -> str:
+    """task=auto: classification for text labels, and for integers with few distinct
+    values (at most MAX_AUTO_CLASSES and fewer than half the rows); else regression."""
+    if hp.task != "auto":
+        return hp.task
+    if labels.dtype.kind not in "iuf":
+        return CLASSIFICATION
+    values = labels.to_numpy(dtype=np.float64)
+    if not np.all(np.mod(values, 1) == 0):
+        return REGRESSION
+    distinct = len(np.unique(values))
+    few = distinct <= MAX_AUTO_CLASSES and distinct < len(values) / 2
+    return CLASSIFICATION if few else REGRESSION
+
+
+# --- the rows --------------------------------------------------------------------------
+def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
+    train, val = data.train, data.validation
+    label = hp.label_column
+    features = feature_columns(hp, train)
+    if not names(hp.feature_columns):
+        check_columns(train, features, "train")
+    if val is not None:
+        check_columns(val, features, "validation")
+    named = names(hp.categorical_columns)
+    for column in named:
+        if column not in features:
+            raise UserError(
+                f"categorical_columns names {column!r}, which is not a feature column "
+                f"(features: {', '.join(features)})"
+            )
+    numeric = [c for c in features if c not in named and numeric_kind(train[c])]
+    categorical = [c for c in features if c not in numeric]
+    for frame in (train, val) if val is not None else (train,):
+        for column in numeric:
+            check_numbers(frame, column)
+        for column in categorical:
+            check_categories(frame, column)
+
+    check_labels(train, label, "train")
+    if len(train) < MIN_ROWS:
+        raise UserError(
+            f"the training data has {len(train)} rows; the tabular model needs at least {MIN_ROWS}"
+        )
+    task = detect_task(hp, train[label])
+    if task == CLASSIFICATION:
+        classes = label_names(train[label])
+        if len(classes) < 2:
+            raise UserError(
+                f"the label column {label!r} has a single class ({classes[0]!r}); a "
+                "classifier needs two or more (or set task=regression)"
+            )
+        y = encode_labels(train[label], classes, "train")
+    else:
+        classes = []
+        y = check_numbers(train, label, "label column")
+
+    if val is not None:
+        check_labels(val, label, "validation")
+        tr, va, validation = np.arange(len(train)), None, "channel"
+    elif data.validation_fraction == 0:
+        tr, va, validation = np.arange(len(train)), np.arange(0), "none"
+    else:
+        if task == CLASSIFICATION:
+            tr, va = stratified_split(y, data.validation_fraction, data.seed)
+        else:
+            tr, va = random_split(len(train), data.validation_fraction, data.seed)
+        validation = f"split_{data.validation_fraction}" if len(va) else "none"
+
+    fit = train.iloc[tr]
+    stats = []
+    for column in numeric:
+        x = numbers(fit[column], column)
+        mean = float(np.nanmean(x)) if not np.isnan(x).all() else 0.0
+        std = float(np.nanstd(x)) if not np.isnan(x).all() else 1.0
+        stats.append(Numeric(column, mean, std if std > 1e-12 else 1.0))
+    vocabularies = []
+    for column in categorical:
+        seen = {category(v) for v in fit[column].to_numpy()} - {None}
+        vocabularies.append(Categorical(column, tuple(sorted(seen))))
+    target_mean = float(np.mean(y[tr])) if task == REGRESSION else 0.0
+    target_std = float(np.std(y[tr])) if task == REGRESSION else 1.0
+    schema = Schema(
+        label_column=label,
+        task=task,
+        features=tuple(features),
+        numeric=tuple(stats),
+        categorical=tuple(vocabularies),
+        labels=tuple(classes),
+        target_mean=target_mean,
+        target_std=target_std if target_std > 1e-12 else 1.0,
+    )
+
+    train_table = table(schema, fit, y[tr])
+    if va is None:  # the validation channel
+        val_y = (
+            encode_labels(val[label], classes, "validation")
+            if task == CLASSIFICATION
+            else check_numbers(val, label, "label column")
+        )
+        val_table = table(schema, val, val_y)
+    else:
+        val_table = table(schema, train.iloc[va], y[va])
+    return TabularRows(schema, train_table, val_table, validation)
+
+
+def table(schema: Schema, frame: pd.DataFrame, target: np.ndarray) -> Table:
+    numeric, categorical = schema.transform(frame)
+    return Table(numeric, categorical, target)
