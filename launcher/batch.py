@@ -14,7 +14,7 @@ from typing import Any
 
 from sagemaker_platform import contract
 
-from .hosting import check_model_source, create_model, model_data_of
+from .models import check_model_source, create_model, model_data_of
 from .params import TransformLimits, serving_environment, transform_limits
 from .settings import (
     LauncherError,
@@ -25,7 +25,7 @@ from .settings import (
     takes_plan_arguments,
     timestamped,
 )
-from .waiting import JobFailed, Status, say, wait_for
+from .waiting import JobFailed, follow, say
 
 DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
 DEFAULT_NAME = "text-classifier-batch"
@@ -229,14 +229,10 @@ def wait_for_transform(
 
     session = boto_session or resolve(region).boto_session()
     job = TransformJob.get(transform_job_name=name, session=session, region=session.region_name)
-
-    def poll() -> Status:
-        job.refresh()
-        return Status(str(job.transform_job_status), str(job.failure_reason or ""))
-
-    final = wait_for(
+    final = follow(
         f"transform job {name}",
-        poll,
+        job,
+        "transform_job_status",
         TERMINAL,
         poll_seconds=poll_seconds,
         timeout_seconds=timeout_seconds,

@@ -79,6 +79,24 @@ def wait_for(
         sleep(poll_seconds if remaining is None else min(poll_seconds, remaining))
 
 
+def follow(
+    what: str,
+    resource: Any,
+    status_field: str,
+    done: Collection[str],
+    *,
+    poll_seconds: float,
+    timeout_seconds: float | None,
+) -> Status:
+    """`wait_for` on a `sagemaker.core` resource: refresh it, read `status_field` and why."""
+
+    def poll() -> Status:
+        resource.refresh()
+        return Status(str(getattr(resource, status_field)), str(resource.failure_reason or ""))
+
+    return wait_for(what, poll, done, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
+
+
 class LogFollower:
     """New lines of a job's CloudWatch log streams, one call at a time.
 

@@ -37,7 +37,7 @@ from botocore.exceptions import ClientError
 
 import launcher
 from launcher import metrics
-from launcher.__main__ import main
+from launcher.cli import main
 from sagemaker_platform import logs
 from tests import helpers
 

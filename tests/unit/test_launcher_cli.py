@@ -6,7 +6,7 @@ import pytest
 
 import launcher
 from launcher import metrics
-from launcher.__main__ import build_parser, main
+from launcher.cli import build_parser, main
 from launcher.settings import LauncherError
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"

@@ -1,10 +1,10 @@
-"""Endpoints: a model from a training job's model.tar.gz, its config, the endpoint, calls.
+"""Endpoints: plan and deploy one (real-time, asynchronous or serverless), wait, delete.
 
 `deploy` creates three SageMaker resources with the SDK v3's `sagemaker.core.resources`
 (one API call each, nothing hidden): a Model (our image, the model.tar.gz, the serving
 knobs as environment variables), an EndpointConfig (real-time instances, asynchronous
 with an S3 output path, or serverless) and the Endpoint. `delete` removes all three.
-`invoke` goes straight through boto3's `sagemaker-runtime` client.
+Calling a deployed endpoint is `invoking`'s.
 
 `sagemaker.serve.ModelBuilder` is not used: it builds and packages the serving side
 itself, while this image already is the serving side; the resources map one to one to
@@ -13,12 +13,10 @@ the API calls this module wants to make.
 
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from .models import check_model_source, create_model, model_data_of
 from .params import serving_environment
 from .settings import (
     LauncherError,
@@ -26,11 +24,10 @@ from .settings import (
     check_name,
     check_s3_uri,
     resolve,
-    split_s3_uri,
     takes_plan_arguments,
     timestamped,
 )
-from .waiting import JobFailed, Status, say, wait_for
+from .waiting import JobFailed, follow, say
 
 DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
 DEFAULT_NAME = "text-classifier"
@@ -39,17 +36,6 @@ MODES = ("realtime", "async", "serverless")
 # ProductionVariantServerlessConfig: 1024 to 6144 MB in 1 GB steps, 1 to 200 concurrent.
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
-
-# The request and response bodies the serving container reads and writes. Keep in step
-# with its codecs; files are matched by extension.
-CONTENT_TYPES = ("application/json", "application/jsonlines", "text/csv", "text/plain")
-_BY_EXTENSION = {
-    ".json": "application/json",
-    ".jsonl": "application/jsonlines",
-    ".jsonlines": "application/jsonlines",
-    ".csv": "text/csv",
-    ".txt": "text/plain",
-}
 
 
 @dataclass(frozen=True)
@@ -61,56 +47,6 @@ class Deployment:
     status: str
 
 
-# --- the model ---------------------------------------------------------------------------
-def model_data_of(training_job: str, boto_session: Any) -> str:
-    """The model.tar.gz of a completed training job."""
-    from sagemaker.core.resources import TrainingJob
-
-    job = TrainingJob.get(
-        training_job_name=training_job, session=boto_session, region=boto_session.region_name
-    )
-    if str(job.training_job_status) != "Completed":
-        raise LauncherError(
-            f"training job {training_job} is {job.training_job_status}: its model.tar.gz "
-            "exists once the job has Completed"
-        )
-    return str(job.model_artifacts.s3_model_artifacts)
-
-
-def create_model(
-    name: str,
-    *,
-    model_data: str,
-    image_uri: str,
-    role: str,
-    environment: dict[str, str],
-    boto_session: Any,
-):
-    """A SageMaker Model: our image serving `model_data` with `environment`."""
-    from sagemaker.core.resources import Model
-    from sagemaker.core.shapes import ContainerDefinition
-
-    model = Model.create(
-        model_name=name,
-        primary_container=ContainerDefinition(
-            image=image_uri, model_data_url=model_data, environment=environment or None
-        ),
-        execution_role_arn=role,
-        session=boto_session,
-        region=boto_session.region_name,
-    )
-    say(f"model {name} created from {model_data}")
-    return model
-
-
-def check_model_source(training_job: str | None, model_data: str | None) -> None:
-    if bool(training_job) == bool(model_data):
-        raise LauncherError("give exactly one of a training job name or a model.tar.gz S3 URI")
-    if model_data:
-        check_s3_uri(model_data, "model data")
-
-
-# --- deploy --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DeploymentPlan:
     """Everything `deploy` sends, resolved and checked; no request has been made."""
@@ -315,14 +251,10 @@ def wait_for_endpoint(
 
     session = boto_session or resolve(region).boto_session()
     endpoint = Endpoint.get(endpoint_name=name, session=session, region=session.region_name)
-
-    def poll() -> Status:
-        endpoint.refresh()
-        return Status(str(endpoint.endpoint_status), str(endpoint.failure_reason or ""))
-
-    final = wait_for(
+    final = follow(
         f"endpoint {name}",
-        poll,
+        endpoint,
+        "endpoint_status",
         ("InService", "Failed", "OutOfService"),
         poll_seconds=poll_seconds,
         timeout_seconds=timeout_seconds,
@@ -332,147 +264,6 @@ def wait_for_endpoint(
     return final.state
 
 
-# --- invoke --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Response:
-    body: bytes
-    content_type: str | None
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def content_type_for(path: str | Path) -> str:
-    """The content type of a payload file, from its extension."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in _BY_EXTENSION:
-        raise LauncherError(
-            f"cannot tell the content type of {str(path)!r} from its extension; "
-            f"pass one of {', '.join(CONTENT_TYPES)}"
-        )
-    return _BY_EXTENSION[suffix]
-
-
-def encode_payload(payload: Any, content_type: str | None) -> tuple[bytes, str]:
-    """(body, content type): objects become JSON, text is UTF-8, bytes pass through."""
-    if isinstance(payload, (dict, list)):
-        if content_type not in (None, "application/json"):
-            raise LauncherError(f"a {type(payload).__name__} payload is sent as application/json")
-        return json.dumps(payload).encode("utf-8"), "application/json"
-    content_type = content_type or "application/json"
-    if content_type not in CONTENT_TYPES:
-        raise LauncherError(
-            f"content type {content_type!r}: the server reads {', '.join(CONTENT_TYPES)}"
-        )
-    if isinstance(payload, str):
-        return payload.encode("utf-8"), content_type
-    if isinstance(payload, bytes):
-        return payload, content_type
-    raise LauncherError(f"payload of type {type(payload).__name__}: send bytes, str, dict or list")
-
-
-def invoke(
-    endpoint_name: str,
-    payload: Any,
-    *,
-    content_type: str | None = None,
-    accept: str | None = None,
-    region: str | None = None,
-    boto_session: Any = None,
-) -> Response:
-    """One request to a real-time or serverless endpoint through `sagemaker-runtime`."""
-    target = resolve(region, boto_session=boto_session)
-    body, content_type = encode_payload(payload, content_type)
-    session = boto_session or target.boto_session()
-    args = {"EndpointName": endpoint_name, "Body": body, "ContentType": content_type}
-    if accept:
-        args["Accept"] = accept
-    response = session.client("sagemaker-runtime").invoke_endpoint(**args)
-    return Response(response["Body"].read(), response.get("ContentType"))
-
-
-def invoke_async(
-    endpoint_name: str,
-    payload: Any,
-    *,
-    input_s3_uri: str,
-    content_type: str | None = None,
-    accept: str | None = None,
-    wait: bool = True,
-    poll_seconds: float = 5.0,
-    timeout_seconds: float | None = 900.0,
-    region: str | None = None,
-    boto_session: Any = None,
-) -> Response | str:
-    """A request to an asynchronous endpoint: the payload goes to S3 first.
-
-    `input_s3_uri` is the object to write, or a prefix ending in `/` (a unique key is
-    added). With `wait`, polls S3 for the response and returns it; otherwise returns the
-    S3 URI where the response will appear.
-    """
-    target = resolve(region, boto_session=boto_session)
-    check_s3_uri(input_s3_uri, "async input")
-    body, content_type = encode_payload(payload, content_type)
-    session = boto_session or target.boto_session()
-    if input_s3_uri.endswith("/"):
-        input_s3_uri += f"{uuid.uuid4().hex}{_extension(content_type)}"
-    bucket, key = split_s3_uri(input_s3_uri)
-    s3 = session.client("s3")
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-    args = {
-        "EndpointName": endpoint_name,
-        "InputLocation": input_s3_uri,
-        "ContentType": content_type,
-    }
-    if accept:
-        args["Accept"] = accept
-    response = session.client("sagemaker-runtime").invoke_endpoint_async(**args)
-    output, failure = response["OutputLocation"], response.get("FailureLocation")
-    say(f"request {response.get('InferenceId')} queued; response will be at {output}")
-    if not wait:
-        return output
-
-    def poll() -> Status:
-        for state, uri in (("done", output), ("failed", failure)):
-            if uri and _s3_exists(s3, uri):
-                return Status(state, uri)
-        return Status("queued")
-
-    final = wait_for(
-        f"async request to {endpoint_name}",
-        poll,
-        ("done", "failed"),
-        poll_seconds=poll_seconds,
-        timeout_seconds=timeout_seconds,
-    )
-    bucket, key = split_s3_uri(final.detail)
-    obj = s3.get_object(Bucket=bucket, Key=key)
-    result = Response(obj["Body"].read(), obj.get("ContentType"))
-    if final.state == "failed":
-        raise JobFailed(f"async request failed: {result.text[:1000]}", result)
-    return result
-
-
-def _extension(content_type: str) -> str:
-    return next((ext for ext, ct in _BY_EXTENSION.items() if ct == content_type), "")
-
-
-def _s3_exists(s3: Any, uri: str) -> bool:
-    bucket, key = split_s3_uri(uri)
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except s3.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
-
-
-# --- delete --------------------------------------------------------------------------------
 def delete(
     endpoint_name: str,
     *,

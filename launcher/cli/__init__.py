@@ -1,0 +1,91 @@
+"""`python -m launcher` (or `byoc-launch`): train, deploy, invoke, transform, delete.
+
+Each subcommand is a thin layer over the Python function of the same name, in the module
+of this package named after it (its flags, then the call); run one with `--help` for its
+options. Exit status: 0 done, 1 the job or endpoint failed or the wait timed out (the
+resource keeps running), 2 the launch was refused before any request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..settings import LauncherError
+from ..waiting import JobFailed, WaitTimeout
+from . import delete, deploy, invoke, metrics, train, transform, wait
+
+EPILOG = """\
+region, role and image URI come from the flags or from AWS_REGION / AWS_DEFAULT_REGION,
+SAGEMAKER_ROLE_ARN and IMAGE_URI. Examples:
+
+  python -m launcher train --train s3://bucket/data/train/ --validation s3://bucket/data/val/ \\
+      --hp epochs=5 --hp learning_rate=5e-5 --spot --checkpoint-s3-uri s3://bucket/ckpt/run-1/
+  python -m launcher deploy --training-job text-classifier-20250101120000 --max-batch-size 64
+  python -m launcher invoke --endpoint text-classifier-20250101-130000 --data '{"text": "hi"}'
+  python -m launcher transform --model-name text-classifier-20250101-130000 \\
+      --input s3://bucket/batch/in/ --output s3://bucket/batch/out/ --content-type text/csv
+  python -m launcher delete --endpoint text-classifier-20250101-130000
+"""
+
+# In the order `--help` lists them.
+COMMANDS = {
+    "train": train,
+    "deploy": deploy,
+    "invoke": invoke,
+    "transform": transform,
+    "delete": delete,
+    "wait": wait,
+    "metrics": metrics,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m launcher",
+        description="Launch the text-classifier image on Amazon SageMaker.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS.values():
+        command.add_parser(sub)
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    COMMANDS[args.command].run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except LauncherError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (JobFailed, WaitTimeout) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `| head` closed stdout early: not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if _is_role_error(exc):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, (ClientError, BotoCoreError)):
+            print(f"error: AWS said: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+def _is_role_error(exc: Exception) -> bool:
+    """The SDK's RoleValidationError: the role cannot be used, checked before the job."""
+    resolver = sys.modules.get("sagemaker.core.helper.iam_role_resolver")
+    error = getattr(resolver, "RoleValidationError", None)
+    return error is not None and isinstance(exc, error)

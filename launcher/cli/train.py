@@ -1,0 +1,123 @@
+"""`train`: start a training job on the image (`jobs.train`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sagemaker_platform import registry
+from sagemaker_platform.config import TrainSettings, describe
+
+from .. import jobs
+from ..params import parse_pairs
+from .options import add_command, add_target, add_wait, target, waiting
+
+
+def _hyperparameter_table() -> str:
+    """The platform's hyperparameters, then each shipped plug-in's (`--hp model=NAME`)."""
+
+    def rows(cls) -> str:
+        return "\n".join(
+            f"  {name:<26} {default:<10} {text}" for name, default, text in describe(cls)
+        )
+
+    parts = [
+        "hyperparameters (--hp NAME=VALUE; the image's default applies when left out):\n"
+        + rows(TrainSettings)
+    ]
+    for name in registry.available():
+        plugin = registry.load(name)
+        parts.append(f"model={name}:\n" + rows(plugin.Hyperparameters))
+    return "\n\n".join(parts)
+
+
+def add_parser(sub: Any) -> None:
+    p = add_command(
+        sub,
+        "train",
+        "start a training job on the image",
+        "Start a SageMaker training job: S3 channels in, model.tar.gz out. Hyperparameters "
+        "are checked with the container's own parser before anything is sent.",
+        _hyperparameter_table(),
+    )
+    add_target(p, role_and_image=True)
+    g = p.add_argument_group("data")
+    g.add_argument("--train", required=True, metavar="S3_URI", help="the train channel (S3 prefix)")
+    g.add_argument("--validation", metavar="S3_URI", help="the validation channel")
+    g.add_argument(
+        "--pretrained",
+        metavar="S3_URI",
+        help="the pretrained channel: a backbone folder, or an earlier job's model.tar.gz",
+    )
+    g.add_argument(
+        "--output-s3-uri",
+        metavar="S3_URI",
+        help="where model.tar.gz goes (default: s3://<train bucket>/<base job name>)",
+    )
+    g = p.add_argument_group("job")
+    g.add_argument(
+        "--hp", action="append", metavar="NAME=VALUE", help="a hyperparameter (repeatable)"
+    )
+    g.add_argument(
+        "--base-job-name",
+        default=jobs.DEFAULT_BASE_JOB_NAME,
+        help="the job is named <this>-<timestamp>",
+    )
+    g.add_argument("--instance-type", default=jobs.DEFAULT_INSTANCE_TYPE, help="ML instance type")
+    g.add_argument("--instance-count", type=int, default=1, metavar="N", help="instances")
+    g.add_argument(
+        "--volume-size-gb",
+        type=int,
+        default=jobs.DEFAULT_VOLUME_GB,
+        metavar="GB",
+        help="EBS volume",
+    )
+    g.add_argument(
+        "--max-run",
+        type=int,
+        default=jobs.DEFAULT_MAX_RUN_SECONDS,
+        metavar="SECONDS",
+        help="SageMaker stops the job after this long",
+    )
+    g.add_argument(
+        "--spot", action="store_true", help="managed spot training (needs --checkpoint-s3-uri)"
+    )
+    g.add_argument(
+        "--max-wait",
+        type=int,
+        metavar="SECONDS",
+        help="spot: running plus waiting for capacity (default: 2 x --max-run)",
+    )
+    g.add_argument(
+        "--checkpoint-s3-uri",
+        metavar="S3_URI",
+        help="synced with the container's checkpoint folder; reuse it to resume",
+    )
+    g.add_argument(
+        "--tensorboard-s3-uri",
+        metavar="S3_URI",
+        help="TensorBoard event files (default: <output>/tensorboard)",
+    )
+    add_wait(p, logs=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    jobs.train(
+        **target(args),
+        **waiting(args),
+        logs=args.logs,
+        train=args.train,
+        validation=args.validation,
+        pretrained=args.pretrained,
+        output_s3_uri=args.output_s3_uri,
+        hyperparameters=parse_pairs(args.hp, "--hp"),
+        base_job_name=args.base_job_name,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        volume_size_gb=args.volume_size_gb,
+        max_run_seconds=args.max_run,
+        spot=args.spot,
+        max_wait_seconds=args.max_wait,
+        checkpoint_s3_uri=args.checkpoint_s3_uri,
+        tensorboard_s3_uri=args.tensorboard_s3_uri,
+    )

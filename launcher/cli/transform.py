@@ -1,0 +1,71 @@
+"""`transform`: a batch transform job over an S3 prefix (`batch.transform`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import batch
+from .options import add_command, add_serving, add_target, add_wait, serving, target, waiting
+
+
+def add_parser(sub: Any) -> None:
+    p = add_command(
+        sub,
+        "transform",
+        "run a batch transform job over an S3 prefix",
+        "Batch transform over JSON Lines or CSV: SplitType Line, MultiRecord batches, "
+        "AssembleWith Line, and the limits the container reports at /execution-parameters.",
+    )
+    add_target(p, role_and_image=True)
+    g = p.add_argument_group("model (role and image are needed to create one)")
+    g = g.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model-name", help="an existing SageMaker model (e.g. from deploy)")
+    g.add_argument("--training-job", metavar="NAME", help="create a model from this job")
+    g.add_argument("--model-data", metavar="S3_URI", help="create a model from this model.tar.gz")
+    g = p.add_argument_group("data")
+    g.add_argument("--input", required=True, metavar="S3_URI", help="S3 prefix of input files")
+    g.add_argument("--output", required=True, metavar="S3_URI", help="S3 prefix for results")
+    g.add_argument(
+        "--content-type",
+        choices=batch.CONTENT_TYPES,
+        default="application/jsonlines",
+        help="of the input",
+    )
+    g.add_argument("--accept", help="of the output (default: the input's)")
+    g = p.add_argument_group("job")
+    g.add_argument("--name", help="transform job name (default: text-classifier-batch-<time>)")
+    g.add_argument("--instance-type", default=batch.DEFAULT_INSTANCE_TYPE, help="ML instance type")
+    g.add_argument("--instance-count", type=int, default=1, metavar="N", help="instances")
+    g.add_argument(
+        "--max-concurrent-transforms",
+        type=int,
+        metavar="N",
+        help="requests per instance at once (default: the server's workers: 1 per GPU; on CPU"
+        " 1 per vCPU, at most 4)",
+    )
+    g.add_argument(
+        "--max-payload-mb", type=int, metavar="MB", help="per request, 1 to 100 (default: 6)"
+    )
+    add_serving(p, skip=("max_payload_mb",))
+    add_wait(p)
+
+
+def run(args: argparse.Namespace) -> None:
+    batch.transform(
+        **target(args),
+        **waiting(args),
+        **serving(args),
+        model_name=args.model_name,
+        training_job=args.training_job,
+        model_data=args.model_data,
+        input_s3_uri=args.input,
+        output_s3_uri=args.output,
+        content_type=args.content_type,
+        accept=args.accept,
+        name=args.name,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        max_concurrent_transforms=args.max_concurrent_transforms,
+        max_payload_mb=args.max_payload_mb,
+    )

@@ -1,0 +1,166 @@
+"""Calling an endpoint: one request (`invoke`) or an asynchronous one through S3.
+
+`invoke` goes straight through boto3's `sagemaker-runtime` client; `invoke_async`
+writes the payload to S3 first, then polls S3 for the response.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .settings import LauncherError, check_s3_uri, resolve, split_s3_uri
+from .waiting import JobFailed, Status, say, wait_for
+
+# The request and response bodies the serving container reads and writes. Keep in step
+# with its codecs; files are matched by extension.
+CONTENT_TYPES = ("application/json", "application/jsonlines", "text/csv", "text/plain")
+_BY_EXTENSION = {
+    ".json": "application/json",
+    ".jsonl": "application/jsonlines",
+    ".jsonlines": "application/jsonlines",
+    ".csv": "text/csv",
+    ".txt": "text/plain",
+}
+
+
+@dataclass(frozen=True)
+class Response:
+    body: bytes
+    content_type: str | None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def content_type_for(path: str | Path) -> str:
+    """The content type of a payload file, from its extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _BY_EXTENSION:
+        raise LauncherError(
+            f"cannot tell the content type of {str(path)!r} from its extension; "
+            f"pass one of {', '.join(CONTENT_TYPES)}"
+        )
+    return _BY_EXTENSION[suffix]
+
+
+def encode_payload(payload: Any, content_type: str | None) -> tuple[bytes, str]:
+    """(body, content type): objects become JSON, text is UTF-8, bytes pass through."""
+    if isinstance(payload, (dict, list)):
+        if content_type not in (None, "application/json"):
+            raise LauncherError(f"a {type(payload).__name__} payload is sent as application/json")
+        return json.dumps(payload).encode("utf-8"), "application/json"
+    content_type = content_type or "application/json"
+    if content_type not in CONTENT_TYPES:
+        raise LauncherError(
+            f"content type {content_type!r}: the server reads {', '.join(CONTENT_TYPES)}"
+        )
+    if isinstance(payload, str):
+        return payload.encode("utf-8"), content_type
+    if isinstance(payload, bytes):
+        return payload, content_type
+    raise LauncherError(f"payload of type {type(payload).__name__}: send bytes, str, dict or list")
+
+
+def invoke(
+    endpoint_name: str,
+    payload: Any,
+    *,
+    content_type: str | None = None,
+    accept: str | None = None,
+    region: str | None = None,
+    boto_session: Any = None,
+) -> Response:
+    """One request to a real-time or serverless endpoint through `sagemaker-runtime`."""
+    target = resolve(region, boto_session=boto_session)
+    body, content_type = encode_payload(payload, content_type)
+    session = boto_session or target.boto_session()
+    args = {"EndpointName": endpoint_name, "Body": body, "ContentType": content_type}
+    if accept:
+        args["Accept"] = accept
+    response = session.client("sagemaker-runtime").invoke_endpoint(**args)
+    return Response(response["Body"].read(), response.get("ContentType"))
+
+
+def invoke_async(
+    endpoint_name: str,
+    payload: Any,
+    *,
+    input_s3_uri: str,
+    content_type: str | None = None,
+    accept: str | None = None,
+    wait: bool = True,
+    poll_seconds: float = 5.0,
+    timeout_seconds: float | None = 900.0,
+    region: str | None = None,
+    boto_session: Any = None,
+) -> Response | str:
+    """A request to an asynchronous endpoint: the payload goes to S3 first.
+
+    `input_s3_uri` is the object to write, or a prefix ending in `/` (a unique key is
+    added). With `wait`, polls S3 for the response and returns it; otherwise returns the
+    S3 URI where the response will appear.
+    """
+    target = resolve(region, boto_session=boto_session)
+    check_s3_uri(input_s3_uri, "async input")
+    body, content_type = encode_payload(payload, content_type)
+    session = boto_session or target.boto_session()
+    if input_s3_uri.endswith("/"):
+        input_s3_uri += f"{uuid.uuid4().hex}{_extension(content_type)}"
+    bucket, key = split_s3_uri(input_s3_uri)
+    s3 = session.client("s3")
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    args = {
+        "EndpointName": endpoint_name,
+        "InputLocation": input_s3_uri,
+        "ContentType": content_type,
+    }
+    if accept:
+        args["Accept"] = accept
+    response = session.client("sagemaker-runtime").invoke_endpoint_async(**args)
+    output, failure = response["OutputLocation"], response.get("FailureLocation")
+    say(f"request {response.get('InferenceId')} queued; response will be at {output}")
+    if not wait:
+        return output
+
+    def poll() -> Status:
+        for state, uri in (("done", output), ("failed", failure)):
+            if uri and _s3_exists(s3, uri):
+                return Status(state, uri)
+        return Status("queued")
+
+    final = wait_for(
+        f"async request to {endpoint_name}",
+        poll,
+        ("done", "failed"),
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+    )
+    bucket, key = split_s3_uri(final.detail)
+    obj = s3.get_object(Bucket=bucket, Key=key)
+    result = Response(obj["Body"].read(), obj.get("ContentType"))
+    if final.state == "failed":
+        raise JobFailed(f"async request failed: {result.text[:1000]}", result)
+    return result
+
+
+def _extension(content_type: str) -> str:
+    return next((ext for ext, ct in _BY_EXTENSION.items() if ct == content_type), "")
+
+
+def _s3_exists(s3: Any, uri: str) -> bool:
+    bucket, key = split_s3_uri(uri)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True

@@ -1,0 +1,61 @@
+"""The SageMaker Model both deploy and transform create: our image and a model.tar.gz.
+
+A Model is our image serving a training job's model.tar.gz (or any model.tar.gz URI),
+with the serving knobs as environment variables; `endpoints.deploy` puts one behind an
+endpoint and `batch.transform` runs one over an S3 prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .settings import LauncherError, check_s3_uri
+from .waiting import say
+
+
+def model_data_of(training_job: str, boto_session: Any) -> str:
+    """The model.tar.gz of a completed training job."""
+    from sagemaker.core.resources import TrainingJob
+
+    job = TrainingJob.get(
+        training_job_name=training_job, session=boto_session, region=boto_session.region_name
+    )
+    if str(job.training_job_status) != "Completed":
+        raise LauncherError(
+            f"training job {training_job} is {job.training_job_status}: its model.tar.gz "
+            "exists once the job has Completed"
+        )
+    return str(job.model_artifacts.s3_model_artifacts)
+
+
+def create_model(
+    name: str,
+    *,
+    model_data: str,
+    image_uri: str,
+    role: str,
+    environment: dict[str, str],
+    boto_session: Any,
+):
+    """A SageMaker Model: our image serving `model_data` with `environment`."""
+    from sagemaker.core.resources import Model
+    from sagemaker.core.shapes import ContainerDefinition
+
+    model = Model.create(
+        model_name=name,
+        primary_container=ContainerDefinition(
+            image=image_uri, model_data_url=model_data, environment=environment or None
+        ),
+        execution_role_arn=role,
+        session=boto_session,
+        region=boto_session.region_name,
+    )
+    say(f"model {name} created from {model_data}")
+    return model
+
+
+def check_model_source(training_job: str | None, model_data: str | None) -> None:
+    if bool(training_job) == bool(model_data):
+        raise LauncherError("give exactly one of a training job name or a model.tar.gz S3 URI")
+    if model_data:
+        check_s3_uri(model_data, "model data")
