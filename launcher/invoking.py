@@ -75,16 +75,17 @@ def invoke(
     *,
     content_type: str | None = None,
     accept: str | None = None,
+    custom_attributes: str | None = None,
     region: str | None = None,
     boto_session: Any = None,
 ) -> Response:
-    """One request to a real-time or serverless endpoint through `sagemaker-runtime`."""
+    """One request to a real-time or serverless endpoint through `sagemaker-runtime`.
+    `custom_attributes` reaches the plug-in's decode/encode as options (`top_k=3`)."""
     target = resolve(region, boto_session=boto_session)
     body, content_type = encode_payload(payload, content_type)
     session = boto_session or target.boto_session()
     args = {"EndpointName": endpoint_name, "Body": body, "ContentType": content_type}
-    if accept:
-        args["Accept"] = accept
+    args.update(_optional(accept, custom_attributes))
     response = session.client("sagemaker-runtime").invoke_endpoint(**args)
     return Response(response["Body"].read(), response.get("ContentType"))
 
@@ -96,6 +97,7 @@ def invoke_async(
     input_s3_uri: str,
     content_type: str | None = None,
     accept: str | None = None,
+    custom_attributes: str | None = None,
     wait: bool = True,
     poll_seconds: float = 5.0,
     timeout_seconds: float | None = 900.0,
@@ -121,9 +123,8 @@ def invoke_async(
         "EndpointName": endpoint_name,
         "InputLocation": input_s3_uri,
         "ContentType": content_type,
+        **_optional(accept, custom_attributes),
     }
-    if accept:
-        args["Accept"] = accept
     response = session.client("sagemaker-runtime").invoke_endpoint_async(**args)
     output, failure = response["OutputLocation"], response.get("FailureLocation")
     say(f"request {response.get('InferenceId')} queued; response will be at {output}")
@@ -149,6 +150,12 @@ def invoke_async(
     if final.state == "failed":
         raise JobFailed(f"async request failed: {result.text[:1000]}", result)
     return result
+
+
+def _optional(accept: str | None, custom_attributes: str | None) -> dict[str, str]:
+    """InvokeEndpoint's optional headers, when given."""
+    args = {"Accept": accept, "CustomAttributes": custom_attributes}
+    return {k: v for k, v in args.items() if v}
 
 
 def _extension(content_type: str) -> str:

@@ -35,7 +35,10 @@ def sections() -> dict[str, tuple[type, str]]:
 
 def table(cls, first: str) -> str:
     lines = [f"| {first} | default | meaning |", "| --- | --- | --- |"]
-    lines += [f"| `{name}` | `{default}` | {meaning} |" for name, default, meaning in describe(cls)]
+    lines += [
+        f"| `{name}` | {f'`{default}`' if default else '(empty)'} | {meaning} |"
+        for name, default, meaning in describe(cls)
+    ]
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ def test_hyperparameters(plugin: str, tiny_backbone: Path | None = None) -> dict
     """A plug-in's hyperparameters for tests: seconds of training on its sample data."""
     if plugin == "text_classifier":
         return {"backbone": str(tiny_backbone), "epochs": "2", "max_length": "32"}
-    return {"model": plugin, "epochs": "2"}
+    return {**sample(plugin).HYPERPARAMETERS, "model": plugin, "epochs": "2"}
 
 
 def sample(plugin: str):

@@ -32,6 +32,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--accept", help="response content type to ask for")
     p.add_argument(
+        "--custom-attributes",
+        metavar="TEXT",
+        help="X-Amzn-SageMaker-Custom-Attributes, options for the model (e.g. top_k=3)",
+    )
+    p.add_argument(
         "--async-input-s3-uri",
         metavar="S3_URI",
         help="async endpoints: an S3 key, or a prefix ending in /, for the payload",
@@ -47,7 +52,12 @@ def run(args: argparse.Namespace) -> None:
         )
     else:
         payload, content_type = args.data, args.content_type
-    common = {"content_type": content_type, "accept": args.accept, **target(args)}
+    common = {
+        "content_type": content_type,
+        "accept": args.accept,
+        "custom_attributes": args.custom_attributes,
+        **target(args),
+    }
     if args.async_input_s3_uri:
         result = invoking.invoke_async(
             args.endpoint,

@@ -36,6 +36,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from . import logs
@@ -102,6 +103,32 @@ def check_fits(found: Found, module: torch.nn.Module) -> None:
                 f"shape {found.shapes.get(name)} there and {expected.get(name)} here. "
                 "Use a fresh checkpoint_s3_uri for a new run, or empty the old one"
             )
+
+
+class EpochCheckpoints(ModelCheckpoint):
+    """checkpoints/best.ckpt by the plug-in's metric, and last.ckpt at the end of every
+    epoch.
+
+    Lightning 2.6's `save_last=True` rewrites last.ckpt at an epoch end only when that
+    epoch also saved a best checkpoint: after an epoch that did not improve, last.ckpt
+    still held an older step, and a spot restart repeated the epoch. Here an epoch end
+    that saved no best checkpoint saves last.ckpt alone. It happens inside this callback,
+    which Lightning runs after the others, so the checkpoint holds this epoch's best score.
+    """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._last_unless_saved(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._last_unless_saved(trainer)
+
+    def _last_unless_saved(self, trainer: L.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class SpotCheckpoints(L.Callback):

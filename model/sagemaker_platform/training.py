@@ -91,8 +91,8 @@ def prepare(scratch: Path | None = None) -> Prepared:
         "data %s",
         logs.kv(
             model=job.plugin.name,
-            train_rows=len(data.train),
-            val_rows=len(data.validation) if data.validation is not None else 0,
+            train_channel_rows=len(data.train),
+            validation_channel_rows=len(data.validation) if data.validation is not None else 0,
             **job.plugin.summary(rows),
         ),
     )
@@ -192,12 +192,10 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
 def _checkpointing(every_n_steps: int, monitor: Monitor | None, module):
     """checkpoints/: the best epoch, the checkpoint to resume (refused when it is of
     another model) and the step and SIGTERM checkpoints."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     from . import resume
 
     checkpoints = contract.checkpoints_dir()
-    best = ModelCheckpoint(
+    best = resume.EpochCheckpoints(
         dirpath=checkpoints,
         filename="best",
         monitor=monitor.metric if monitor else None,

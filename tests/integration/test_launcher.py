@@ -37,7 +37,7 @@ from botocore.exceptions import ClientError
 
 import launcher
 from launcher import metrics
-from launcher.cli import main
+from launcher.cli import build_parser, main
 from sagemaker_platform import logs
 from tests import helpers
 
@@ -472,6 +472,22 @@ def test_invoke_sends_the_payload_and_content_type(aws, moto, endpoint):
     assert call.body == b"text\nmy card was charged twice\n"
     assert call.headers["Content-Type"] == "text/csv"
     assert call.headers["Accept"] == "application/json"
+    assert "X-Amzn-SageMaker-Custom-Attributes" not in call.headers
+
+
+def test_invoke_passes_custom_attributes_for_the_model(aws, moto, endpoint):
+    requests.post(
+        f"{moto}/moto-api/static/sagemaker/endpoint-results",
+        json={"results": [{"Body": "{}", "ContentType": "application/json"}]},
+        timeout=10,
+    )
+    launcher.invoke(endpoint, "parcel lost", custom_attributes="top_k=3", boto_session=aws.session)
+    (call,) = [c for c in aws.calls if c.operation == "InvokeEndpoint"]
+    assert call.headers["X-Amzn-SageMaker-Custom-Attributes"] == "top_k=3"
+    args = build_parser().parse_args(
+        ["invoke", "--endpoint", endpoint, "--data", "x", "--custom-attributes", "top_k=3"]
+    )
+    assert args.custom_attributes == "top_k=3"
 
 
 def test_invoke_async_uploads_the_payload_and_reads_the_response(aws, trained):

@@ -137,3 +137,42 @@ def test_an_interrupted_job_exits_143_without_a_failure_file(tmp_path):
     failure = tmp_path / "output" / "failure"
     assert errors.run_job(job, lambda: failure) == 143
     assert not failure.exists()
+
+
+def test_last_ckpt_is_rewritten_at_every_epoch_end_even_without_a_better_epoch(tmp_path):
+    """Lightning alone rewrites last.ckpt at an epoch end only when the epoch also saved
+    a best checkpoint; here val_loss worsens after epoch 1, and last.ckpt still moves."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from sagemaker_platform.resume import EpochCheckpoints
+
+    class Worsening(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch).sum()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", float(self.current_epoch), on_epoch=True)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    data = DataLoader(torch.ones(8, 1), batch_size=2)  # 4 steps per epoch
+    best = EpochCheckpoints(
+        dirpath=tmp_path, filename="best", monitor="val_loss", mode="min", save_last=True
+    )
+    trainer = L.Trainer(
+        max_epochs=3, callbacks=[best], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(Worsening(), data, data)
+    read = lambda name: torch.load(tmp_path / name, weights_only=True)  # noqa: E731
+    assert read("best.ckpt")["global_step"] == 4  # epoch 1 was the best
+    assert read("last.ckpt")["global_step"] == 12  # and last.ckpt followed every epoch
+    state = read("last.ckpt")["callbacks"]
+    (checkpoint_state,) = [v for k, v in state.items() if k.startswith("EpochCheckpoints")]
+    assert checkpoint_state["best_model_score"] == 0.0  # it knows the best so far
