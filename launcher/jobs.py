@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sagemaker_platform import contract
+from sagemaker_platform.config import TrainSettings
 
 from . import metrics
 from .params import hyperparameter_strings
@@ -137,6 +138,9 @@ def plan_training(
         target=target,
         base_job_name=base_job_name,
         hyperparameters=strings,
+        metric_definitions=metrics.metric_definitions(
+            strings.get("model", TrainSettings.model)  # the plug-in this job trains
+        ),
         channels=channels,
         output_s3_uri=output,
         tensorboard_s3_uri=tensorboard,

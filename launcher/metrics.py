@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import json
 
-# The names training prints; each becomes a metric of the same name.
-METRIC_NAMES = (
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "val_accuracy",
-    "val_f1",
-    "train_samples_per_sec",
-)
+# The names the platform prints for every plug-in; each plug-in adds the `val_*` metrics
+# it logs (`Plugin.metrics`). Each becomes a metric of the same name.
+PLATFORM_NAMES = ("epoch", "train_loss", "train_samples_per_sec")
+
+
+def metric_names(model: str | None = None) -> tuple[str, ...]:
+    """The platform's names, then plug-in `model`'s (every shipped plug-in's when None)."""
+    from sagemaker_platform import registry
+
+    plugins = [model] if model else registry.available()
+    names = list(PLATFORM_NAMES)
+    for name in plugins:
+        names += [m for m in registry.load(name).metrics if m not in names]
+    return tuple(names)
+
 
 # A decimal or scientific number: 3, 0.8300, 45.12, 1.000e-04, -0.5.
 NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
@@ -31,18 +37,19 @@ def regex(name: str) -> str:
     return rf"\b{name}={NUMBER}"
 
 
-def metric_definitions() -> list[dict[str, str]]:
-    """[{"Name": ..., "Regex": ...}], the shape of AlgorithmSpecification.MetricDefinitions."""
-    return [{"Name": name, "Regex": regex(name)} for name in METRIC_NAMES]
+def metric_definitions(model: str | None = None) -> list[dict[str, str]]:
+    """[{"Name": ..., "Regex": ...}], the shape of AlgorithmSpecification.MetricDefinitions,
+    for plug-in `model` (every shipped plug-in's metrics when None)."""
+    return [{"Name": name, "Regex": regex(name)} for name in metric_names(model)]
 
 
-def as_json() -> str:
+def as_json(model: str | None = None) -> str:
     """For a console-created job, or the SDK v2 Estimator's metric_definitions."""
-    return json.dumps(metric_definitions(), indent=2)
+    return json.dumps(metric_definitions(model), indent=2)
 
 
-def as_markdown() -> str:
+def as_markdown(model: str | None = None) -> str:
     """The README's table: one row per metric, the regex ready to paste into the console."""
     rows = ["| Metric name | Regex |", "| --- | --- |"]
-    rows += [f"| `{d['Name']}` | `{d['Regex']}` |" for d in metric_definitions()]
+    rows += [f"| `{d['Name']}` | `{d['Regex']}` |" for d in metric_definitions(model)]
     return "\n".join(rows)

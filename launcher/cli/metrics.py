@@ -18,7 +18,16 @@ def add_parser(sub: Any) -> None:
         "MetricDefinitions takes or as a Markdown table.",
     )
     p.add_argument("--format", choices=("json", "markdown"), default="json", help="output form")
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="the plug-in the job trains (the `model` hyperparameter); every shipped one's "
+        "metrics when left out",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
-    print(metrics.as_json() if args.format == "json" else metrics.as_markdown())
+    if args.format == "json":
+        print(metrics.as_json(args.model))
+    else:
+        print(metrics.as_markdown(args.model))

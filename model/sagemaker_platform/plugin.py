@@ -94,6 +94,9 @@ class Plugin:
     name: ClassVar[str] = ""
     #: the plug-in's hyperparameters: a frozen dataclass of `config.setting(...)` fields
     Hyperparameters: ClassVar[type] = NoHyperparameters
+    #: the `val_*` metrics its LightningModule logs: the launcher registers a metric
+    #: definition for each (SageMaker charts them; a tuning job can optimise one)
+    metrics: ClassVar[tuple[str, ...]] = ("val_loss",)
     #: serving variables of its own (a dataclass of `setting(..., env=NAME)` fields that
     #: `load` reads with `config.parse_env`), listed in the README beside the platform's
     ServeSettings: ClassVar[type | None] = None

@@ -214,7 +214,8 @@ def test_training_job_gets_our_image_string_hyperparameters_channels_spot_and_te
     assert job.name.startswith("text-classifier-")
     # moto stores its own MetricDefinitions, so check what the SDK sent.
     (request,) = aws.sent("CreateTrainingJob")
-    assert request["AlgorithmSpecification"]["MetricDefinitions"] == metrics.metric_definitions()
+    definitions = request["AlgorithmSpecification"]["MetricDefinitions"]
+    assert definitions == metrics.metric_definitions("text_classifier")
     assert request["HyperParameters"] == d["HyperParameters"]
 
 

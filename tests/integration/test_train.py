@@ -421,6 +421,13 @@ def _backbone_path_missing(base):
     helpers.write_hyperparameters(base, {"backbone": "/models/minilm-typo"})
 
 
+def _encoder_decoder_backbone(base):
+    folder = base / "t5-small"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "t5", "is_encoder_decoder": true}')
+    helpers.write_hyperparameters(base, {"backbone": str(folder)})
+
+
 def _malformed_hyperparameters(base):
     (base / "input" / "config" / "hyperparameters.json").write_text('{"epochs": 3,')
 
@@ -443,7 +450,10 @@ BAD_INPUT = {
         _non_numeric_epochs,
         r"epochs='three' is not valid: expected an integer",
     ),
-    "unknown hyperparameter": (_unknown_hyperparameter, r"unknown hyperparameter 'epoch'; known: "),
+    "unknown hyperparameter": (
+        _unknown_hyperparameter,
+        r"unknown hyperparameter 'epoch' for model=text_classifier; known: ",
+    ),
     "pretrained channel not a model": (
         _pretrained_not_a_model,
         r"channel 'pretrained' is not a model: expected a Hugging Face model folder \(config\.json\)"
@@ -452,6 +462,11 @@ BAD_INPUT = {
     "backbone path missing": (
         _backbone_path_missing,
         r"backbone='/models/minilm-typo' does not exist",
+    ),
+    "encoder-decoder backbone": (
+        _encoder_decoder_backbone,
+        r"backbone='.*/t5-small' is an encoder-decoder model \(t5\); the text classifier "
+        r"fine-tunes encoders",
     ),
     "malformed hyperparameters.json": (
         _malformed_hyperparameters,

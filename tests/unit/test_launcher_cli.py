@@ -115,7 +115,7 @@ def test_training_plan_defaults():
     assert plan.tensorboard_local_path == "/opt/ml/output/tensorboard"
     assert (plan.instance_type, plan.instance_count, plan.volume_size_gb) == ("ml.g5.xlarge", 1, 50)
     assert (plan.spot, plan.max_wait_seconds, plan.checkpoint_s3_uri) == (False, None, None)
-    assert plan.metric_definitions == metrics.metric_definitions()
+    assert plan.metric_definitions == metrics.metric_definitions("text_classifier")
 
 
 def test_training_plan_container_paths_ignore_a_local_base_dir(monkeypatch, tmp_path):

@@ -17,6 +17,8 @@ EPOCH = dict(
     val_loss=0.38,
     val_accuracy=0.86,
     val_f1=0.83,
+    val_rmse=41250.5,
+    val_mae=30100.25,
     train_samples_per_sec=45.12,
 )
 
@@ -27,12 +29,12 @@ def found(name: str, text: str) -> list[float]:
 
 def test_definitions_have_the_api_shape_and_cover_every_name():
     definitions = metrics.metric_definitions()
-    assert [d["Name"] for d in definitions] == list(metrics.METRIC_NAMES)
+    assert [d["Name"] for d in definitions] == list(metrics.metric_names())
     assert all(set(d) == {"Name", "Regex"} and len(d["Regex"]) <= 500 for d in definitions)
     assert json.loads(metrics.as_json()) == definitions
 
 
-@pytest.mark.parametrize("name", metrics.METRIC_NAMES)
+@pytest.mark.parametrize("name", metrics.metric_names())
 def test_each_regex_reads_its_value_from_an_epoch_line(name):
     line = PREFIX + logs.kv(**EPOCH)
     (value,) = found(name, line)
@@ -59,10 +61,19 @@ def test_other_lines_do_not_feed_the_wrong_metric():
     # best_epoch=3 on the summary line is not an epoch; its val_f1 is the final one.
     assert found("epoch", result) == [] and found("val_f1", result) == [pytest.approx(0.88)]
     # epochs=10 among the hyperparameters is not an epoch either.
-    assert all(found(name, hyper) == [] for name in metrics.METRIC_NAMES)
+    assert all(found(name, hyper) == [] for name in metrics.metric_names())
 
 
 def test_markdown_table_lists_every_regex():
     table = metrics.as_markdown()
     for d in metrics.metric_definitions():
         assert f"| `{d['Name']}` | `{d['Regex']}` |" in table
+
+
+def test_each_plugin_gets_the_platforms_metrics_and_its_own():
+    text = [d["Name"] for d in metrics.metric_definitions("text_classifier")]
+    tabular = [d["Name"] for d in metrics.metric_definitions("tabular")]
+    assert text[:3] == tabular[:3] == ["epoch", "train_loss", "train_samples_per_sec"]
+    assert "val_f1" in text and "val_rmse" not in text
+    assert {"val_rmse", "val_mae", "val_f1"} <= set(tabular)
+    assert set(metrics.metric_names()) == set(text) | set(tabular)

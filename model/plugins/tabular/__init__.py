@@ -31,6 +31,7 @@ from .config import Hyperparameters, hidden_layers, names
 class TabularPlugin(Plugin):
     name = "tabular"
     Hyperparameters = Hyperparameters
+    metrics = ("val_loss", "val_accuracy", "val_f1", "val_rmse", "val_mae")
     content_types = codecs.CONTENT_TYPES
     accept_types = codecs.ACCEPT_TYPES
 

@@ -40,6 +40,7 @@ class TextClassifierPlugin(Plugin):
     name = "text_classifier"
     Hyperparameters = Hyperparameters
     ServeSettings = ServeSettings
+    metrics = ("val_loss", "val_accuracy", "val_f1")
     content_types = codecs.CONTENT_TYPES
     accept_types = codecs.ACCEPT_TYPES
 

@@ -21,6 +21,7 @@ builds the tokenizer and the network from what `resolve` found.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import tarfile
 import tempfile
@@ -186,12 +187,31 @@ def _from_channel(channel: Path, scratch: Path | None) -> Path:
 
 
 def _check_model_directory(folder: Path, source: str) -> None:
-    """A model directory that serving could not read either fails now, naming `source`."""
+    """A model directory that serving could not read either fails now, naming `source`;
+    so does an encoder-decoder Hugging Face folder."""
     if is_model_directory(folder):
         try:
             artifacts.read_spec(folder)
         except UserError as exc:
             raise UserError(f"{source}: {exc}") from exc
+    elif (folder / HF_CONFIG).is_file():
+        try:
+            config = json.loads((folder / HF_CONFIG).read_text())
+        except (ValueError, UnicodeDecodeError):
+            return  # transformers says what is wrong with it when it loads
+        if isinstance(config, dict):
+            check_encoder(config, source)
+
+
+def check_encoder(config: dict, source: str) -> None:
+    """The classifier pools an encoder's token vectors: an encoder-decoder model (T5,
+    BART) has no single stack to pool, and is refused in one line."""
+    if config.get("is_encoder_decoder"):
+        raise UserError(
+            f"{source} is an encoder-decoder model ({config.get('model_type', '?')}); the text "
+            "classifier fine-tunes encoders (BERT, RoBERTa, MiniLM, DistilBERT, XLM-R) or "
+            "decoders (GPT-2): choose one of those as the backbone"
+        )
 
 
 # --- load: after torch ------------------------------------------------------------------
@@ -203,6 +223,10 @@ def load(source: str, labels: list[str | int], cfg: Hyperparameters):
     try:
         if is_model_directory(Path(source)):
             return _load_model_directory(Path(source), labels, cfg)
+        from transformers import AutoConfig
+
+        local = Path(source).exists()
+        check_encoder(AutoConfig.from_pretrained(source, local_files_only=local).to_dict(), source)
         tokenizer, settings = tokenizer_for_backbone(source, cfg.max_length)
         net = network.from_pretrained(source, len(labels), cfg.pooling, cfg.dropout)
     except UserError:
