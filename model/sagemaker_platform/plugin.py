@@ -50,9 +50,10 @@ class TrainingData:
     """What the platform read from the channels, for `Plugin.prepare`.
 
     `train` is every file of the `train` (or `training`) channel as one DataFrame, with a
-    `source` column naming each row's file (say it in errors); `validation` the same for
-    the `validation` channel, or None. When it is None, hold out `validation_fraction` of
-    train (`splitting.stratified_split` or `splitting.random_split`, seeded by `seed`).
+    `channels.SOURCE` column (`_source_file`) naming each row's file (say it in errors);
+    `validation` the same for the `validation` channel, or None. When it is None, hold
+    out `validation_fraction` of train (`splitting.stratified_split` or
+    `splitting.random_split`, seeded by `seed`).
     """
 
     train: pd.DataFrame
