@@ -79,9 +79,10 @@ def bare_worker(base: Path) -> dict:
     import torch
     from torch import nn
 
-    from plugins.text_classifier import class_weights, network, optim
+    from plugins.text_classifier import network, optim
     from plugins.text_classifier.lightning_module import TextDataModule
     from plugins.text_classifier.text import TextEncoder, tokenizer_for_backbone
+    from sagemaker_platform.splitting import class_weights
 
     torch.manual_seed(settings_.seed)
     tokenizer, settings = tokenizer_for_backbone(backbone, cfg.max_length)

@@ -85,10 +85,9 @@ def score(model_dir: Path, texts: list[str], labels: list[str], batch_size: int 
     (fp32, so that the figure is the model's, not the serving precision's)."""
     import numpy as np
 
-    from plugins.text_classifier.inference import Model
     from sagemaker_platform import evaluation
 
-    model = Model(model_dir, "fp32", "cpu", max_batch_size=batch_size)
+    model = helpers.text_model(model_dir, "fp32", "cpu", max_batch_size=batch_size)
     index = {str(name): i for i, name in enumerate(model.labels)}
     y_true = np.array([index[label] for label in labels], dtype=np.int64)
     started = time.perf_counter()

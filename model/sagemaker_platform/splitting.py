@@ -58,3 +58,11 @@ def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nda
     n_val = round(n * fraction)
     n_val = min(max(n_val, 1), n - 1) if fraction > 0 and n >= 2 else 0
     return np.sort(order[n_val:]).astype(np.int64), np.sort(order[:n_val]).astype(np.int64)
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> list[float]:
+    """Inverse class frequency for a weighted loss, normalised so that a balanced set
+    gets all ones (a class absent from `labels` gets the weight of a single row)."""
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    counts[counts == 0] = 1.0
+    return [round(float(w), 6) for w in len(labels) / (num_classes * counts)]

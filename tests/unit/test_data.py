@@ -146,3 +146,11 @@ def test_random_split_is_seeded_and_disjoint():
     assert len(va) == 10 and set(tr).isdisjoint(va) and len(tr) + len(va) == 50
     assert (random_split(50, 0.2, seed=3)[1] == va).all()
     assert len(random_split(5, 0.0, seed=3)[1]) == 0
+
+
+def test_class_weights_are_inverse_frequency_and_one_when_balanced():
+    from sagemaker_platform.splitting import class_weights
+
+    assert class_weights(np.array([0, 1, 0, 1]), 2) == [1.0, 1.0]
+    assert class_weights(np.array([0, 0, 0, 1]), 2) == [pytest.approx(0.666667), 2.0]
+    assert class_weights(np.array([0, 0]), 3)[1:] == [pytest.approx(0.666667)] * 2  # unseen

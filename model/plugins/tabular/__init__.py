@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sagemaker_platform import splitting
 from sagemaker_platform.plugin import Monitor, Plugin, TrainContext, TrainingData
 
 from . import codecs
@@ -76,7 +77,7 @@ class TabularPlugin(Plugin):
         )
         weights = None
         if classification and hp.class_weighting:
-            weights = class_weights(rows.train.target, len(schema.labels))
+            weights = splitting.class_weights(rows.train.target, len(schema.labels))
         module = TabularModule(
             net,
             schema.task,
@@ -132,15 +133,6 @@ class TabularPlugin(Plugin):
     def encode(self, model, records, outputs, accept: str, options: Mapping[str, str]) -> str:
         k = codecs.top_k(options, model.schema)
         return codecs.encode(model.schema, records, outputs, accept, k)
-
-
-def class_weights(labels, num_classes: int) -> list[float]:
-    """Inverse class frequency, normalised so that a balanced set gets all ones."""
-    import numpy as np
-
-    counts = np.bincount(labels, minlength=num_classes).astype(float)
-    counts[counts == 0] = 1.0
-    return [round(float(w), 6) for w in len(labels) / (num_classes * counts)]
 
 
 def evaluate(net, rows, out_dir: Path) -> dict:

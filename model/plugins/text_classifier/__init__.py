@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sagemaker_platform import splitting
 from sagemaker_platform.plugin import Monitor, Plugin, TrainContext, TrainingData
 
 from . import codecs
@@ -73,7 +74,9 @@ class TextClassifierPlugin(Plugin):
         tokenizer, settings, net = pretrained.load(rows.backbone, splits.names, hp)
         encoder = TextEncoder(tokenizer, settings)
         weights = (
-            class_weights(splits.train_labels, splits.num_classes) if hp.class_weighting else None
+            splitting.class_weights(splits.train_labels, splits.num_classes)
+            if hp.class_weighting
+            else None
         )
         module = ClassifierModule(
             net,
@@ -142,16 +145,6 @@ class TextClassifierPlugin(Plugin):
     def encode(self, model, records, outputs, accept: str, options) -> str:
         k = codecs.top_k(options, len(model.labels))
         return codecs.encode(codecs.answers(records, outputs.tolist(), model.labels, k), accept)
-
-
-def class_weights(labels, num_classes: int) -> list[float]:
-    """Inverse class frequency, normalised so that a balanced set gets all ones."""
-    import numpy as np
-
-    counts = np.bincount(labels, minlength=num_classes).astype(float)
-    counts[counts == 0] = 1.0
-    weights = len(labels) / (num_classes * counts)
-    return [round(float(w), 6) for w in weights]
 
 
 def evaluate(net, encoder, splits) -> dict:
