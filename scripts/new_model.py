@@ -40,12 +40,23 @@ def _camel(name: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name")
-    parser.add_argument("--dest", type=Path, default=PLUGINS)
+    parser.add_argument("name", help="the plug-in's name: a lower-case Python identifier")
+    parser.add_argument(
+        "--dest",
+        type=Path,
+        default=PLUGINS,
+        help="where to write it (default model/plugins/, which the image copies); a plug-in "
+        "elsewhere needs that folder on PYTHONPATH",
+    )
     args = parser.parse_args()
     target = write(args.name, args.dest)
     print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}/")
-    print(f"try it: MODEL={args.name} local_test/train_local.sh --local", file=sys.stderr)
+    path = "" if args.dest.resolve() == PLUGINS else f"PYTHONPATH={args.dest.resolve()} "
+    print(
+        f"try it: {path}TEST_DIR=/tmp/{args.name} MODEL={args.name} "
+        "local_test/train_local.sh --local",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -67,8 +67,18 @@ def trained_model(tmp_path_factory, tiny_backbone) -> Path:
 __all__ = ["MODEL_DIR", "ROOT", "json", "os"]
 
 
-# --- every shipped plug-in through the platform tests ----------------------------------
-PLUGINS = ("text_classifier", "tabular")
+# --- every plug-in through the platform tests ----------------------------------------
+def _plugins() -> tuple[str, ...]:
+    """Every plug-in in model/plugins/ (yours too, once it is there), and those named in
+    PLATFORM_TEST_PLUGINS (comma-separated, for plug-ins kept on PYTHONPATH)."""
+    sys.path.insert(0, str(MODEL_DIR))
+    from sagemaker_platform import registry
+
+    extra = [n.strip() for n in os.environ.get("PLATFORM_TEST_PLUGINS", "").split(",")]
+    return tuple(dict.fromkeys([*registry.available(), *filter(None, extra)]))
+
+
+PLUGINS = _plugins()
 
 
 @pytest.fixture(scope="session", params=PLUGINS)

@@ -177,8 +177,15 @@ class BatchEngine:
     # --- the batcher loop ----------------------------------------------------------------
     def _main(self) -> None:
         try:
+            started = time.monotonic()
             self.model = self._run_native(self._load)
+            loaded = time.monotonic()
             self._run_native(self.model.warm_up)
+            log.info(
+                "ready load_seconds=%.3f warm_up_seconds=%.3f",
+                loaded - started,
+                time.monotonic() - loaded,
+            )
         except BaseException as exc:
             log.exception("model failed to load")
             self.not_ready_reason = "model failed to load"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -153,12 +154,31 @@ def int_option(options: Mapping[str, str], key: str, lo: int, hi: int) -> int | 
 
 
 # --- responses -------------------------------------------------------------------------
+def _dumps(value: Any) -> str:
+    """JSON text; NaN and infinities (which JSON lacks, and a model may still output)
+    become null rather than the invalid bare NaN Python's json writes."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def encode_json(records: list[Any]) -> str:
-    return json.dumps({"predictions": records})
+    return _dumps({"predictions": records})
 
 
 def encode_jsonlines(records: list[Any]) -> str:
-    return "".join(json.dumps(r) + "\n" for r in records)
+    return "".join(_dumps(r) + "\n" for r in records)
 
 
 def encode_csv(rows: Sequence[Sequence[Any]]) -> str:

@@ -25,6 +25,9 @@ def quiet_libraries() -> None:
     importing Lightning: its import installs its own handler and level."""
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # The platform sets the TensorBoard cadence from the channel's rows; a plug-in that
+    # makes more or fewer examples than rows (windows, say) would get this at every start.
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated")
     for name in ("lightning.pytorch", "lightning.fabric", "transformers", "urllib3", "matplotlib"):
         logger = logging.getLogger(name)

@@ -58,6 +58,9 @@ class Rows:
 class SkeletonPlugin(Plugin):
     name = "skeleton"
     Hyperparameters = Hyperparameters
+    metrics = ("val_mse",)  # the val_* metrics model.Module logs: charted by SageMaker
+    # content_types / accept_types: JSON and JSON Lines by default; add codecs.CSV here
+    # (and handle it in decode/encode) to take CSV.
 
     # --- training: before torch is imported -------------------------------------------
     def columns(self, hp: Hyperparameters) -> Sequence[str]:
@@ -104,7 +107,7 @@ class SkeletonPlugin(Plugin):
         return module, DataModule(rows, ctx.batch_size, ctx.seed, ctx.num_workers)
 
     def monitor(self, hp: Hyperparameters, rows: Rows) -> Monitor | None:
-        return Monitor("val_loss", "min") if len(rows.val_y) else None
+        return Monitor("val_mse", "min") if len(rows.val_y) else None
 
     def export(self, hp: Hyperparameters, rows: Rows, module, model_dir: Path) -> None:
         """TODO: write what serving needs besides the weights (platform's model.ckpt)."""
@@ -113,7 +116,9 @@ class SkeletonPlugin(Plugin):
         (model_dir / FEATURES_FILE).write_text(json.dumps(rows.features))
 
     def evaluate(self, hp: Hyperparameters, rows: Rows, module, out_dir: Path) -> dict:
-        """TODO: your figures; `val_*` numbers go into the job's result line."""
+        """TODO: your figures on the best epoch's weights, over all validation rows at
+        once; `val_*` numbers go into the job's result line (an epoch line's figure is a
+        mean over batches, so a non-linear one like RMSE may differ in the last digits)."""
         import torch
 
         with torch.inference_mode():

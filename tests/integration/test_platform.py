@@ -1,8 +1,10 @@
-"""The platform's promises, once per shipped plug-in: what `train` writes, every content
-type and Accept through nginx + gunicorn, the error battery, and a short soak.
+"""The platform's promises, once per plug-in: what `train` writes, every content type
+and Accept through nginx + gunicorn, the error battery, and a short soak.
 
-Each test takes `plugin_name` (conftest), so it runs for the text classifier and the
-tabular model alike: a plug-in gets all of this without a line of its own.
+Each test takes `plugin_name` (conftest: every folder of model/plugins/), so it runs for
+the text classifier, the tabular model and yours alike: a plug-in gets all of this
+without a line of its own, given a `sample.py` with `write_data`, `HYPERPARAMETERS` and
+`PAYLOADS` (the content types it takes).
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ JSON, JSONLINES, CSV = "application/json", "application/jsonlines", "text/csv"
 def post(server, body: bytes, content_type: str = JSON, accept: str = JSON, **headers):
     headers = {"Content-Type": content_type, "Accept": accept, **headers}
     return requests.post(server.url + "/invocations", data=body, headers=headers, timeout=60)
+
+
+def plugin_of(name: str):
+    from sagemaker_platform import registry
+
+    return registry.load(name)
 
 
 def answers(response) -> list:
@@ -80,8 +88,13 @@ def test_ping(plugin_server):
 def test_every_content_type_and_accept_answer_one_record_per_input(
     plugin_name, plugin_server, content_type, accept
 ):
-    body = helpers.sample(plugin_name).PAYLOADS[content_type]
+    plugin, payloads = plugin_of(plugin_name), helpers.sample(plugin_name).PAYLOADS
+    body = payloads.get(content_type, payloads[JSON])
     r = post(plugin_server, body, content_type, accept)
+    if content_type not in plugin.content_types or accept not in plugin.accept_types:
+        assert r.status_code == (406 if accept not in plugin.accept_types else 415), r.text
+        assert r.json()["error"]
+        return
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith(accept)
     assert len(answers(r)) == 3
@@ -91,6 +104,8 @@ def test_every_content_type_and_accept_answer_one_record_per_input(
 
 def test_records_get_the_same_answer_alone_and_batched(plugin_name, plugin_server):
     """fp32: a record's answer does not depend on what shares its request or batch."""
+    if JSONLINES not in plugin_of(plugin_name).content_types:
+        pytest.skip(f"{plugin_name} takes no JSON Lines")
     lines = helpers.sample(plugin_name).PAYLOADS[JSONLINES].decode().splitlines()
     together = answers(post(plugin_server, "\n".join(lines).encode(), JSONLINES))
     alone = [answers(post(plugin_server, line.encode(), JSONLINES))[0] for line in lines]
@@ -127,6 +142,11 @@ def test_bad_requests_get_a_json_4xx_and_the_server_stays_up(
 ):
     if body is None:
         body = helpers.sample(plugin_name).PAYLOADS[JSON]
+    if (
+        content_type in (JSONLINES, CSV)
+        and content_type not in plugin_of(plugin_name).content_types
+    ):
+        status = 415  # a plug-in that does not take this type says so first
     r = post(plugin_server, body, content_type, accept)
     assert r.status_code == status, r.text
     assert r.headers["Content-Type"].startswith(JSON) and r.json()["error"]

@@ -164,7 +164,7 @@ def read_until(proc: subprocess.Popen, pattern: str, lines: list[str], accept=No
 
 
 def test_sigterm_saves_at_once_and_a_restart_resumes(tmp_path, tiny_backbone, plugin_name):
-    size = SIGTERM_SIZES[plugin_name]
+    size = SIGTERM_SIZES.get(plugin_name, Sizes(16_000, 8, 500))
     base = tmp_path / "opt_ml"
     hp = small(plugin_name, tiny_backbone, epochs="3", checkpoint_every_n_steps=str(size.every))
     helpers.write_sample_job(base, hp, n_train=size.rows, model=plugin_name)

@@ -183,3 +183,16 @@ def test_accept_honours_the_plugins_own_types():
     with pytest.raises(HTTPError) as err:
         codecs.choose_accept("text/csv", (codecs.JSON,))
     assert err.value.status == 406
+
+
+def test_answers_are_valid_json_even_when_a_model_outputs_nan_or_infinity():
+    records = [{"prediction": float("nan")}, {"prediction": [1.0, float("inf")]}]
+    assert json.loads(codecs.encode_json(records)) == {
+        "predictions": [{"prediction": None}, {"prediction": [1.0, None]}]
+    }
+    lines = codecs.encode_jsonlines(records).splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"prediction": None},
+        {"prediction": [1.0, None]},
+    ]
+    assert "NaN" not in codecs.encode_json(records)
