@@ -262,14 +262,15 @@ def test_training_channel_jsonl_parquet_integer_labels(channel_variants):
     assert json.loads((run["base"] / "model" / "labels.json").read_text()) == [0, 1, 2, 3]
     assert set(metrics_of(run["base"])["per_class"]) == {"0", "1", "2", "3"}
     data = log_event(run["stdout"], "data")
-    assert data["train_rows"] == "128" and data["val_rows"] == "32"  # 160 rows in 2 files
+    assert data["train_channel_rows"] == "160" and data["validation_channel_rows"] == "0"
+    assert data["train_texts"] == "128" and data["val_texts"] == "32"  # 160 rows in 2 files
     assert data["validation"].startswith("split_")
 
 
 def test_pretrained_channel_wins_over_backbone_hyperparameter(channel_variants):
     # The backbone hyperparameter names a folder that does not exist: the run only
     # succeeded because the pretrained channel was used, and the log says so.
-    assert log_event(channel_variants["a"]["stdout"], "fit")["backbone"] == "minilm-tiny"
+    assert log_event(channel_variants["a"]["stdout"], "data")["backbone"] == "minilm-tiny"
 
 
 def test_fine_tunes_from_the_model_tar_gz_of_an_earlier_job(trained_model, base_dir, run_train):
@@ -345,7 +346,7 @@ def test_no_validation_at_all_still_gives_a_model(base_dir, run_train, tiny_back
     assert not (base_dir / "output" / "failure").exists()
     assert_model_dir(base_dir / "model")
     data = log_event(result.stdout, "data")
-    assert (data["val_rows"], data["validation"]) == ("0", "none")
+    assert (data["val_texts"], data["validation"]) == ("0", "none")
     metrics = metrics_of(base_dir)
     assert not {"accuracy", "macro_f1", "per_class", "confusion_matrix"} & set(metrics)
     assert metrics["best_epoch"] == 2 and metrics["train_rows"] == 64
@@ -500,7 +501,7 @@ def test_minilm_learns_the_sample_data_in_one_epoch(base_dir, run_train):
     helpers.write_sample_job(base_dir, {"epochs": "1", "max_length": "64"}, n_train=160, n_val=48)
     result = run_train(base_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert log_event(result.stdout, "fit")["backbone"] == "model"  # the packaged MiniLM
+    assert log_event(result.stdout, "data")["backbone"] == "model"  # the packaged MiniLM
     (line,) = epoch_lines(result.stdout)
     metrics = metrics_of(base_dir)
     assert float(line["val_f1"]) > 0.8 and metrics["macro_f1"] > 0.8  # chance is ~0.25

@@ -63,6 +63,7 @@ class TextClassifierPlugin(Plugin):
             "val_texts": len(s.val_texts),
             "classes": s.num_classes,
             "validation": s.validation,
+            "backbone": Path(rows.backbone).name,
         }
 
     def build(self, hp: Hyperparameters, rows: TextRows, ctx: TrainContext):
