@@ -25,8 +25,9 @@ Where podman cannot run containers (not installed and not installable, or a triv
 container fails), it prints a SKIPPED banner with the reason and exits 0 (IMAGE_TEST_REQUIRE=1
 makes that a failure); a build or a check that fails exits 1.
 Environment: IMAGE_TEST_CACHE (work files, default /var/tmp/byoc-image-test),
-IMAGE_TEST_TORCH_INDEX_URL (the CPU image's TORCH_INDEX_URL; default PyPI, the only index
-reachable here: PyPI's torch==X for Linux x86_64 is the CUDA build elsewhere).
+IMAGE_TEST_TORCH_INDEX_URL (the CPU image's TORCH_INDEX_URL; by default a local index on
+127.0.0.1 of the CPU wheel pip finds here: the PyTorch CPU index is out of reach, and PyPI's
+torch for Linux x86_64 is the CUDA build, which brings gigabytes of CUDA libraries).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ SUITE, SUITE_PYTHON = "bookworm", "311"
 MIRROR = "http://deb.debian.org/debian"
 DEBOOTSTRAP_PACKAGES = "python3,python3-venv,ca-certificates"
 HOST_CAS = Path("/usr/local/share/ca-certificates")
-TORCH_INDEX_URL = os.environ.get("IMAGE_TEST_TORCH_INDEX_URL", "https://pypi.org/simple")
+TORCH_INDEX_URL = os.environ.get("IMAGE_TEST_TORCH_INDEX_URL", "")
 APT_PACKAGES = ["podman", "runc", "netavark", "aardvark-dns", "iptables", "debootstrap"]
 IMAGE = "localhost/byoc-image-test"
 PAYLOADS = ROOT / "local_test" / "payloads"
@@ -227,32 +228,78 @@ def ensure_debian() -> str:
     return tag
 
 
-def torch_wheel() -> Path:
-    """torch's CPU wheel for the stand-in's Python, downloaded once into the cache."""
+def torch_pin() -> str:
     pin = re.search(r"^torch==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
     assert pin, "requirements.txt must pin torch==X.Y.Z"
+    return pin.group(1)
+
+
+def cpu_wheels() -> Path:
+    """torch's CPU wheel and its dependencies for the stand-in's Python, downloaded once
+    into a folder: the torch stand-in installs from it, and it is the CPU image's torch
+    index here (`serve_index`). On x86_64 Linux, PyPI's torch==X is the CUDA build: the CPU
+    one (X+cpu) has to be in pip's find-links, as on this kind of machine."""
+    pin = torch_pin()
     wheels = CACHE / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    pattern = f"torch-{pin.group(1)}*-cp{SUITE_PYTHON}-*x86_64.whl"
-    found = sorted(wheels.glob(pattern))
-    if not found:
-        say(f"pip download torch=={pin.group(1)} (cp{SUITE_PYTHON}, x86_64)")
+    pattern = f"torch-{pin}+cpu-cp{SUITE_PYTHON}-*x86_64.whl"
+    done = wheels / f".complete-{pin}"
+    if not done.exists():
+        say(f"pip download torch=={pin} and its dependencies (cp{SUITE_PYTHON}, x86_64)")
+        shutil.rmtree(wheels, ignore_errors=True)
+        platforms = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
         run(
-            sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-            "--only-binary=:all:", "--python-version", SUITE_PYTHON,
-            "--platform", "manylinux_2_28_x86_64", f"torch=={pin.group(1)}",
-            "-d", str(wheels), timeout=1200,
+            sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
+            "--python-version", SUITE_PYTHON, *(f"--platform={p}" for p in platforms),
+            f"torch=={pin}", "-d", str(wheels), timeout=1200,
         )  # fmt: skip
-        found = sorted(wheels.glob(pattern))
-    if not found:
-        raise Failure(f"pip download left no {pattern} in {wheels}")
-    return found[-1]
+        done.touch()
+    if not list(wheels.glob(pattern)):
+        got = sorted(p.name for p in wheels.glob("torch-*"))
+        raise Failure(
+            f"no {pattern} in {wheels} (got {got}): pip found only torch's CUDA build. Put the "
+            "CPU wheel in pip's find-links, or set IMAGE_TEST_TORCH_INDEX_URL to a CPU index"
+        )
+    return wheels
+
+
+@contextlib.contextmanager
+def serve_index(wheels: Path):
+    """A PEP 503 index of `wheels` on 127.0.0.1 (a folder per project, listed by
+    http.server), standing in for the PyTorch CPU index; yields its URL. The port is fixed
+    by the folder's content when free, so the URL, a build argument, keeps the layer cache."""
+    root = CACHE / "index"
+    shutil.rmtree(root, ignore_errors=True)
+    for wheel in wheels.glob("*.whl"):
+        project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
+        (root / "simple" / project).mkdir(parents=True, exist_ok=True)
+        os.link(wheel, root / "simple" / project / wheel.name)
+    port = 20000 + int(digest(*sorted(p.name for p in wheels.glob("*.whl"))), 16) % 20000
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/simple"
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                if http(f"{url}/torch/")[0] == 200:
+                    break
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def ensure_standins(debian: str) -> dict[str, str]:
     """{'python': tag, 'torch': tag}: the CPU image's base and the GPU image's stand-in."""
-    wheel = torch_wheel()
-    key = digest(debian, STANDIN.read_bytes(), wheel.name)
+    wheels = cpu_wheels()
+    key = digest(debian, STANDIN.read_bytes(), *sorted(p.name for p in wheels.glob("*.whl")))
     tags = {target: f"localhost/byoc-standin-{target}:{key}" for target in ("python", "torch")}
     if all(image_exists(t) for t in tags.values()):
         say(f"stand-in bases cached: {', '.join(tags.values())}")
@@ -260,7 +307,8 @@ def ensure_standins(debian: str) -> dict[str, str]:
     context = CACHE / "standin-context"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
-    os.link(wheel, context / wheel.name)
+    for wheel in wheels.glob("*.whl"):
+        os.link(wheel, context / wheel.name)
     started = time.monotonic()
     for target, tag in tags.items():
         build(
@@ -560,12 +608,24 @@ def check_local_scripts(tag: str, work: Path) -> None:
 
 
 # --- main -----------------------------------------------------------------------------------
+def build_image(flavor: str, base: str, log: Path) -> float:
+    """The project's Dockerfile, unchanged, on a stand-in base; the CPU one takes torch from
+    IMAGE_TEST_TORCH_INDEX_URL, else from the local index, reached over the host's network
+    (loopback) during the build."""
+    args = ["-f", str(ROOT / "Dockerfile"), "--build-arg", f"BASE_IMAGE={base}"]
+    if flavor == "gpu":
+        return build(args, f"{IMAGE}:{flavor}", ROOT, log)
+    if TORCH_INDEX_URL:
+        args += ["--build-arg", f"TORCH_INDEX_URL={TORCH_INDEX_URL}"]
+        return build(args, f"{IMAGE}:{flavor}", ROOT, log)
+    with serve_index(cpu_wheels()) as url:
+        args += ["--network", "host", "--build-arg", f"TORCH_INDEX_URL={url}"]
+        return build(args, f"{IMAGE}:{flavor}", ROOT, log)
+
+
 def test_flavor(flavor: str, base: str, work: Path, scripts: bool) -> dict:
     tag = f"{IMAGE}:{flavor}"
-    args = ["-f", str(ROOT / "Dockerfile"), "--build-arg", f"BASE_IMAGE={base}"]
-    if flavor == "cpu":
-        args += ["--build-arg", f"TORCH_INDEX_URL={TORCH_INDEX_URL}"]
-    seconds = build(args, tag, ROOT, work / f"build-{flavor}.log")
+    seconds = build_image(flavor, base, work / f"build-{flavor}.log")
     size, base_size = size_of(tag), size_of(base)
     say(f"built {tag} in {seconds:.0f} s: {gib(size)} ({gib(size - base_size)} over its base)")
     figures = {"build_s": seconds, "size": size, "added": size - base_size}
