@@ -132,6 +132,15 @@ def image_exists(tag: str) -> bool:
     return podman("image", "exists", tag, check=False).returncode == 0
 
 
+def drop_other_tags(tag: str) -> None:
+    """Remove the stand-ins of earlier recipes (same repository, another content hash)."""
+    repository = tag.rsplit(":", 1)[0]
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", repository, check=False)
+    for old in set(listed.stdout.split()) - {tag}:
+        if old.startswith(repository + ":"):
+            podman("rmi", old, check=False)
+
+
 def gib(n: int) -> str:
     return f"{n / 1e9:.2f} GB"
 
@@ -171,12 +180,13 @@ def probe_podman(work: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(f, target)
     tag = "localhost/byoc-image-test-probe:1"
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    imported = run("podman", "import", "-", tag, stdin=tar.stdout, check=False)
-    tar.wait()
+    if not image_exists(tag):
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        imported = run("podman", "import", "-", tag, stdin=tar.stdout, check=False)
+        tar.wait()
+        if imported.returncode != 0:
+            raise Skip(f"podman import failed: {imported.stderr.strip()[-800:]}")
     shutil.rmtree(rootfs, ignore_errors=True)
-    if imported.returncode != 0:
-        raise Skip(f"podman import failed: {imported.stderr.strip()[-800:]}")
     probe = podman("run", "--rm", "--network", "none", tag, "/usr/bin/true", check=False)
     if probe.returncode != 0:
         raise Skip(
@@ -224,6 +234,7 @@ def ensure_debian() -> str:
     run("podman", "import", "--change", 'CMD ["/bin/bash"]', "-", tag, stdin=tar.stdout)
     tar.wait()
     shutil.rmtree(rootfs, ignore_errors=True)
+    drop_other_tags(tag)
     say(f"stand-in Debian built in {time.monotonic() - started:.0f} s: {tag}")
     return tag
 
@@ -318,6 +329,8 @@ def ensure_standins(debian: str) -> dict[str, str]:
             CACHE / f"standin-{target}.log",
         )
     shutil.rmtree(context, ignore_errors=True)
+    for tag in tags.values():
+        drop_other_tags(tag)
     say(f"stand-in bases built in {time.monotonic() - started:.0f} s")
     return tags
 
