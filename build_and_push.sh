@@ -3,19 +3,30 @@
 # alone on stdout (everything else goes to stderr), so `uri=$(./build_and_push.sh NAME)` works.
 #
 #   ./build_and_push.sh IMAGE_NAME [TAG]            (TAG defaults to latest)
+#   ./build_and_push.sh --cpu IMAGE_NAME [TAG]      the CPU image, tagged TAG-cpu (latest-cpu)
 #
+# The CPU image (serverless endpoints, CPU instances) is the same Dockerfile on a small Python
+# base without CUDA (BASE_IMAGE, default python:3.12-slim), where the Dockerfile installs torch's
+# CPU wheel from TORCH_INDEX_URL (default: the PyTorch CPU index).
 # Region: AWS_REGION, else AWS_DEFAULT_REGION, else `aws configure get region`.
 # Account: the caller's (aws sts get-caller-identity). The ECR repository IMAGE_NAME is created
 # when missing. BASE_IMAGE overrides the Dockerfile's base image; when the base lives in an ECR
 # registry (AWS Deep Learning Containers: <account>.dkr.ecr.<region>.amazonaws.com/...), this
 # script logs in to that registry too, so the build can pull it.
+# DOCKER=podman builds and pushes with podman instead of docker (in Docker's image format,
+# whose SHELL the Dockerfile relies on).
 set -euo pipefail
 
+# The CPU image's default base: Debian slim with CPython, no CUDA (see the Dockerfile).
+CPU_BASE_IMAGE=python:3.12-slim
+
 usage_text() {
-    echo "usage: $0 IMAGE_NAME [TAG]"
+    echo "usage: $0 [--cpu] IMAGE_NAME [TAG]"
     echo "  builds the image for linux/amd64, pushes it to ECR as"
     echo "  ACCOUNT.dkr.ecr.REGION.amazonaws.com/IMAGE_NAME:TAG (TAG defaults to latest)"
-    echo "  and prints that URI last. env: AWS_REGION, AWS_PROFILE, BASE_IMAGE"
+    echo "  and prints that URI last."
+    echo "  --cpu  the CPU image instead (no CUDA, base $CPU_BASE_IMAGE), tagged TAG-cpu"
+    echo "  env: AWS_REGION, AWS_PROFILE, BASE_IMAGE, TORCH_INDEX_URL (--cpu), DOCKER (podman)"
 }
 
 bad_usage() {
@@ -29,11 +40,18 @@ die() {
     exit 1
 }
 
+cpu=0
 case "${1:-}" in
     -h | --help)
         usage_text
         exit 0
         ;;
+    --cpu)
+        cpu=1
+        shift
+        ;;
+esac
+case "${1:-}" in
     "") bad_usage "missing IMAGE_NAME (the ECR repository name)" ;;
     -*) bad_usage "unknown option '$1'" ;;
 esac
@@ -41,18 +59,22 @@ esac
 
 name=$1
 tag=${2:-latest}
+# The CPU image has its own tag, so one repository holds both and neither replaces the other.
+[ "$cpu" = 1 ] && tag=$tag-cpu
 # ECR's own rules, checked here so a typo fails before a 10-minute build does.
 [[ $name =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] && [ ${#name} -le 256 ] ||
     die "invalid repository name '$name': lowercase letters, digits, and . _ - / between them"
 [[ $tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] ||
     die "invalid tag '$tag': letters, digits, _ . - (at most 128, not starting with . or -)"
 
-command -v docker >/dev/null 2>&1 ||
-    die "docker not found on PATH: install Docker (https://docs.docker.com/get-docker/)"
+docker=${DOCKER:-docker}
+command -v "$docker" >/dev/null 2>&1 ||
+    die "$docker not found on PATH: install Docker (https://docs.docker.com/get-docker/)," \
+        "or use podman with DOCKER=podman"
 command -v aws >/dev/null 2>&1 ||
     die "aws CLI not found on PATH: install AWS CLI v2 (https://aws.amazon.com/cli/)"
-docker info >/dev/null 2>&1 ||
-    die "cannot reach the Docker daemon (docker info failed): start Docker, or check your access to it"
+"$docker" info >/dev/null 2>&1 ||
+    die "cannot reach the Docker daemon ($docker info failed): start Docker, or check your access to it"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -87,14 +109,23 @@ fi
 login() { # login REGISTRY REGION
     echo "logging in to $1" >&2
     aws ecr get-login-password --region "$2" |
-        docker login --username AWS --password-stdin "$1" >&2 ||
+        "$docker" login --username AWS --password-stdin "$1" >&2 ||
         die "docker login to $1 failed"
 }
 
-# The base image: BASE_IMAGE, else the default of the Dockerfile's `ARG BASE_IMAGE=`.
-base=${BASE_IMAGE:-$(sed -n 's/^ARG BASE_IMAGE=//p' "$here/Dockerfile" | head -n 1)}
+# The base image: BASE_IMAGE, else (--cpu) CPU_BASE_IMAGE, else the default of the
+# Dockerfile's `ARG BASE_IMAGE=`.
 build_args=()
-[ -n "${BASE_IMAGE:-}" ] && build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+if [ "$cpu" = 1 ]; then
+    base=${BASE_IMAGE:-$CPU_BASE_IMAGE}
+    build_args+=(--build-arg "BASE_IMAGE=$base")
+    [ -n "${TORCH_INDEX_URL:-}" ] && build_args+=(--build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL")
+else
+    base=${BASE_IMAGE:-$(sed -n 's/^ARG BASE_IMAGE=//p' "$here/Dockerfile" | head -n 1)}
+    [ -n "${BASE_IMAGE:-}" ] && build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+fi
+# podman writes OCI images by default, which have no SHELL: the Dockerfile's needs pipefail.
+[ "$(basename "$docker")" = podman ] && build_args+=(--format docker)
 ecr_host='^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/'
 if [[ $base =~ $ecr_host ]] && [ "${base%%/*}" != "$registry" ]; then
     echo "the base image $base is in ECR (AWS Deep Learning Containers)" >&2
@@ -103,8 +134,8 @@ fi
 login "$registry" "$region"
 
 echo "building $name:$tag for linux/amd64 from $base" >&2
-docker build --platform linux/amd64 ${build_args[@]+"${build_args[@]}"} -t "$name:$tag" "$here" >&2
-docker tag "$name:$tag" "$uri" >&2
+"$docker" build --platform linux/amd64 ${build_args[@]+"${build_args[@]}"} -t "$name:$tag" "$here" >&2
+"$docker" tag "$name:$tag" "$uri" >&2
 echo "pushing $uri" >&2
-docker push "$uri" >&2
+"$docker" push "$uri" >&2
 echo "$uri"

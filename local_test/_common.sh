@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Sourced by train_local.sh and serve_local.sh: paths, messages, argument parsing, the GPU check
-# and the sample job. Each script defines usage_text() before sourcing this file.
+# Sourced by train_local.sh and serve_local.sh: paths, messages, argument parsing, the container
+# CLI (Docker or podman), the GPU check and the sample job. Each script defines usage_text() before sourcing this file.
 # The variables set here are read by the scripts that source it, not here:
 # shellcheck disable=SC2034
 
@@ -44,21 +44,43 @@ parse_image_or_local() {
         *) bad_usage "too many arguments" ;;
     esac
     if [ "$mode" = docker ]; then
-        need docker "install Docker, or run with --local (no Docker)"
+        pick_docker
     else
         need python3 "put the project's venv first on PATH (make setup; PATH=\$PWD/.venv/bin:\$PATH)"
     fi
 }
 
-# `--gpus all` when nvidia-smi lists a GPU; nothing otherwise (the image also runs on CPU).
+# The container CLI: DOCKER when set (DOCKER=podman), else docker, else podman, from PATH.
+# Sets `docker`; both take the same `run` arguments used here.
+docker=""
+pick_docker() {
+    if [ -n "${DOCKER:-}" ]; then
+        need "$DOCKER" "DOCKER=$DOCKER names the container CLI to use"
+        docker=$DOCKER
+    elif command -v docker >/dev/null 2>&1; then
+        docker=docker
+    elif command -v podman >/dev/null 2>&1; then
+        docker=podman
+    else
+        die "neither docker nor podman found on PATH: install Docker or Podman" \
+            "(DOCKER=CLI picks one), or run with --local (no container)"
+    fi
+}
+
+# The GPUs when nvidia-smi lists one: `--gpus all` for Docker, the CDI device for podman
+# (nvidia-ctk cdi generate, once); nothing otherwise (the image also runs on CPU).
 gpu_flags=()
 detect_gpus() {
     local out
     gpu_flags=()
     if command -v nvidia-smi >/dev/null 2>&1 && out=$(nvidia-smi -L 2>/dev/null) &&
         grep -q '^GPU [0-9]' <<<"$out"; then
-        gpu_flags=(--gpus all)
-        echo "NVIDIA GPU found: running with --gpus all" >&2
+        if [ "$(basename "$docker")" = podman ]; then
+            gpu_flags=(--device nvidia.com/gpu=all)
+        else
+            gpu_flags=(--gpus all)
+        fi
+        echo "NVIDIA GPU found: running with ${gpu_flags[*]}" >&2
     fi
 }
 

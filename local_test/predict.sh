@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Send FILE to a running server (local_test/serve_local.sh) and print the answer:
 #   local_test/predict.sh FILE [CONTENT_TYPE]
-# POSTs to http://localhost:${PORT:-8080}/invocations. CONTENT_TYPE defaults by extension:
+# POSTs to http://127.0.0.1:${PORT:-8080}/invocations. CONTENT_TYPE defaults by extension:
 # .json application/json, .csv text/csv, .jsonl application/jsonlines, else text/plain.
 # ACCEPT=TYPE sets the Accept header. Exits non-zero, with the server's answer on stderr, when
 # the status is not 2xx.
@@ -9,7 +9,7 @@ set -euo pipefail
 
 usage_text() {
     echo "usage: $0 FILE [CONTENT_TYPE]"
-    echo "  POSTs FILE to http://localhost:\${PORT:-8080}/invocations and prints the answer;"
+    echo "  POSTs FILE to http://127.0.0.1:\${PORT:-8080}/invocations and prints the answer;"
     echo "  CONTENT_TYPE by extension: .json application/json, .csv text/csv,"
     echo "  .jsonl application/jsonlines, else text/plain. env: PORT, ACCEPT"
 }
@@ -50,7 +50,7 @@ port=${PORT:-8080}
 [[ $port =~ ^[0-9]+$ ]] || die "PORT must be a port number, got '$port'"
 command -v curl >/dev/null 2>&1 || die "curl not found on PATH: install curl"
 
-url="http://localhost:$port/invocations"
+url="http://127.0.0.1:$port/invocations"
 # The status comes last, on a line of its own; curl's own errors go to stderr.
 out=$(curl -sS -X POST -H "Content-Type: $content_type" -H "Accept: ${ACCEPT:-*/*}" \
     --data-binary "@$file" -w '\n%{http_code}' "$url") || true

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Serve the model in local_test/test_dir/model on http://localhost:${PORT:-8080}, as an endpoint
+# Serve the model in local_test/test_dir/model on http://127.0.0.1:${PORT:-8080}, as an endpoint
 # would (GET /ping, POST /invocations); stop it with Ctrl-C:
-#   local_test/serve_local.sh IMAGE     docker run -p PORT:8080 IMAGE serve, test_dir at /opt/ml,
-#                                       --gpus all when nvidia-smi finds a GPU
+#   local_test/serve_local.sh IMAGE     docker run -p 127.0.0.1:PORT:8080 IMAGE serve, test_dir
+#                                       at /opt/ml, --gpus all when nvidia-smi finds a GPU;
+#                                       podman when there is no docker on PATH, or DOCKER=podman
+# The port is published on 127.0.0.1 only: PUBLISH_ADDRESS=0.0.0.0 opens it to the network.
 #   local_test/serve_local.sh --local   model/serve with python3 from PATH, no Docker
 #                                       (LOCAL=1 does the same), SAGEMAKER_BASE_DIR=test_dir
 # Train first (local_test/train_local.sh); then send requests with local_test/predict.sh.
 set -euo pipefail
 
 usage_text() {
-    echo "usage: $0 IMAGE      serve test_dir/model from the Docker image IMAGE"
-    echo "       $0 --local    serve it with python3 from PATH, no Docker (or LOCAL=1)"
-    echo "  env: PORT (default 8080), TEST_DIR (default local_test/test_dir)"
+    echo "usage: $0 IMAGE      serve test_dir/model from the image IMAGE (Docker, or podman)"
+    echo "       $0 --local    serve it with python3 from PATH, no container (or LOCAL=1)"
+    echo "  env: PORT (default 8080), TEST_DIR (default local_test/test_dir),"
+    echo "       PUBLISH_ADDRESS (default 127.0.0.1), DOCKER (docker or podman)"
 }
 
 # shellcheck source=local_test/_common.sh
@@ -24,11 +27,15 @@ port=${PORT:-8080}
 [ -n "$(ls -A "$test_dir/model" 2>/dev/null)" ] ||
     die "no model in $test_dir/model: train one first with local_test/train_local.sh"
 
-echo "serving $test_dir/model on http://localhost:$port (Ctrl-C stops it);" \
+address=${PUBLISH_ADDRESS:-127.0.0.1}
+[[ $address =~ ^[0-9.]+$|^\[[0-9a-fA-F:]+\]$ ]] ||
+    die "PUBLISH_ADDRESS must be an IP address (127.0.0.1, 0.0.0.0 or [::1]), got '$address'"
+
+echo "serving $test_dir/model on http://127.0.0.1:$port (Ctrl-C stops it);" \
     "try: local_test/predict.sh local_test/payloads/sample.json" >&2
 if [ "$mode" = docker ]; then
     detect_gpus
-    exec docker run --rm ${gpu_flags[@]+"${gpu_flags[@]}"} -p "$port:8080" \
+    exec "$docker" run --rm ${gpu_flags[@]+"${gpu_flags[@]}"} -p "$address:$port:8080" \
         -v "$test_dir:/opt/ml" "$image" serve
 fi
 [ -f "$repo_dir/model/serve" ] || die "$repo_dir/model/serve not found"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train on local_test/test_dir, an /opt/ml stand-in, exactly as a SageMaker training job would:
 #   local_test/train_local.sh IMAGE     docker run IMAGE train, test_dir mounted at /opt/ml,
-#                                       --gpus all when nvidia-smi finds a GPU
+#                                       --gpus all when nvidia-smi finds a GPU; podman when
+#                                       there is no docker on PATH, or with DOCKER=podman
 #   local_test/train_local.sh --local   model/train with python3 from PATH, no Docker
 #                                       (LOCAL=1 does the same), SAGEMAKER_BASE_DIR=test_dir
 # The model is written back into test_dir/model, evaluation results into test_dir/output.
@@ -9,9 +10,9 @@
 set -euo pipefail
 
 usage_text() {
-    echo "usage: $0 IMAGE      train in the Docker image IMAGE"
-    echo "       $0 --local    train with python3 from PATH, no Docker (or LOCAL=1)"
-    echo "  env: TEST_DIR (default local_test/test_dir)"
+    echo "usage: $0 IMAGE      train in the image IMAGE (Docker, or podman)"
+    echo "       $0 --local    train with python3 from PATH, no container (or LOCAL=1)"
+    echo "  env: TEST_DIR (default local_test/test_dir), DOCKER (docker or podman)"
 }
 
 # shellcheck source=local_test/_common.sh
@@ -29,8 +30,8 @@ mkdir -p "$test_dir/model" "$test_dir/output"
 status=0
 if [ "$mode" = docker ]; then
     detect_gpus
-    echo "+ docker run IMAGE train, $test_dir mounted at /opt/ml" >&2
-    docker run --rm ${gpu_flags[@]+"${gpu_flags[@]}"} -v "$test_dir:/opt/ml" "$image" train ||
+    echo "+ $docker run IMAGE train, $test_dir mounted at /opt/ml" >&2
+    "$docker" run --rm ${gpu_flags[@]+"${gpu_flags[@]}"} -v "$test_dir:/opt/ml" "$image" train ||
         status=$?
 else
     echo "+ model/train with $(command -v python3), SAGEMAKER_BASE_DIR=$test_dir" >&2

@@ -104,6 +104,10 @@ fi
 }
 
 
+# podman answers the same calls as docker here; its calls are logged under its own name.
+STUBS["podman"] = STUBS["docker"].replace("printf 'docker\\t", "printf 'podman\\t")
+
+
 @pytest.fixture
 def stubs(tmp_path):
     """A bin dir with the stubs and a `run(script, *args, tools=..., **env)` that uses it."""
@@ -148,7 +152,7 @@ def _bare_path(folder: Path) -> str:
     """A PATH of stubs plus the basic tools the scripts use, and nothing else (no real
     docker, aws or python3), to test what happens when a CLI is missing."""
     folder.mkdir()
-    for tool in ("dirname", "basename", "rm", "mkdir", "ls", "head", "cat", "sed", "grep"):
+    for tool in ("bash", "dirname", "basename", "rm", "mkdir", "ls", "head", "cat", "sed", "grep"):
         found = shutil.which(tool)
         assert found, tool
         (folder / tool).symlink_to(found)
@@ -260,6 +264,58 @@ def test_build_and_push_reads_the_base_image_from_the_dockerfile(stubs, tmp_path
     assert "--build-arg" not in build and build[-1] == str(copy)
 
 
+def test_build_and_push_cpu_builds_on_a_slim_python_base_under_its_own_tag(stubs):
+    result = stubs(
+        BUILD, "--cpu", "byoc-text", "v1", AWS_REGION="eu-west-1", STUB_ECR_REPO_EXISTS=1
+    )
+    assert result.returncode == 0, result.stderr
+    uri = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/byoc-text:v1-cpu"
+    assert result.stdout.splitlines() == [uri]
+    docker = calls_of(result, "docker")
+    build = next(c for c in docker if c[0] == "build")
+    assert build[build.index("-t") + 1] == "byoc-text:v1-cpu"
+    args = [build[i + 1] for i, a in enumerate(build) if a == "--build-arg"]
+    assert args == ["BASE_IMAGE=python:3.12-slim"], "the Dockerfile's CPU wheel index"
+    assert docker[-1] == ["push", uri]
+    logins = [c[4] for c in docker if c[0] == "login"]
+    assert logins == [f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com"], "Docker Hub needs none"
+
+
+def test_build_and_push_cpu_defaults_to_latest_cpu_and_takes_base_and_index(stubs):
+    result = stubs(
+        BUILD,
+        "--cpu",
+        "x",
+        AWS_REGION="eu-west-1",
+        STUB_ECR_REPO_EXISTS=1,
+        BASE_IMAGE="python:3.11-slim",
+        TORCH_INDEX_URL="https://mirror.example/whl/cpu",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("/x:latest-cpu")
+    build = next(c for c in calls_of(result, "docker") if c[0] == "build")
+    args = [build[i + 1] for i, a in enumerate(build) if a == "--build-arg"]
+    assert args == ["BASE_IMAGE=python:3.11-slim", "TORCH_INDEX_URL=https://mirror.example/whl/cpu"]
+
+
+def test_build_and_push_cpu_base_matches_the_dockerfile_comment():
+    text = BUILD.read_text()
+    base = text.split("\nCPU_BASE_IMAGE=", 1)[1].split()[0]
+    assert f"--build-arg BASE_IMAGE={base} " in (ROOT / "Dockerfile").read_text()
+
+
+def test_build_and_push_with_podman_builds_in_docker_format(stubs):
+    result = stubs(
+        BUILD, "x", tools=("aws", "podman"), AWS_REGION="eu-west-1", STUB_ECR_REPO_EXISTS=1,
+        DOCKER="podman",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    podman = calls_of(result, "podman")
+    assert [c[0] for c in podman] == ["info", "login", "build", "tag", "push"]
+    build = podman[2]
+    assert build[build.index("--format") + 1] == "docker", "else podman drops SHELL"
+
+
 def test_build_and_push_without_credentials_says_so_and_builds_nothing(stubs):
     result = stubs(BUILD, "x", AWS_REGION="eu-west-1", STUB_AWS_NO_CREDENTIALS=1)
     assert result.returncode == 1
@@ -308,8 +364,11 @@ def test_build_and_push_names_a_missing_cli(stubs, missing, message):
     "args, message",
     [
         ([], "missing IMAGE_NAME"),
+        (["--cpu"], "missing IMAGE_NAME"),
         (["a", "b", "c"], "too many arguments"),
+        (["--cpu", "a", "b", "c"], "too many arguments"),
         (["--push"], "unknown option"),
+        (["--cpu", "--cpu", "a"], "unknown option"),
     ],
 )
 def test_build_and_push_usage(stubs, args, message):
@@ -357,11 +416,44 @@ def test_train_local_reports_the_failure_reason_and_exit_status(stubs, tmp_path)
     assert "training failed: stub failure reason" in result.stderr
 
 
-def test_train_local_docker_mode_needs_docker(stubs, tmp_path):
+def test_train_local_docker_mode_needs_docker_or_podman(stubs, tmp_path):
     path = f"{stubs.bin_dir}:{stubs.bare_path}"
     result = stubs(TRAIN, "img", tools=("aws",), TEST_DIR=tmp_path, path=path)
-    assert result.returncode == 1 and "docker not found on PATH" in result.stderr
+    assert result.returncode == 1
+    assert "neither docker nor podman found on PATH" in result.stderr
     assert "--local" in result.stderr
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+@pytest.mark.parametrize("how", ["DOCKER=podman", "no docker on PATH"])
+def test_local_scripts_run_podman(stubs, tmp_path, how, gpu):
+    """DOCKER=podman, or podman alone on PATH: the same runs, GPUs through podman's CDI
+    device instead of Docker's --gpus."""
+    test_dir = tmp_path / "test_dir"
+    path = f"{stubs.bin_dir}:{Path(sys.executable).parent}:{stubs.bare_path}"
+    if how == "DOCKER=podman":
+        tools, env = ("docker", "podman", "nvidia-smi"), {"DOCKER": "podman"}
+    else:
+        tools, env = ("podman", "nvidia-smi"), {}
+    env.update({"STUB_GPU": 1} if gpu else {})
+    gpus = ["--device", "nvidia.com/gpu=all"] if gpu else []
+    result = stubs(TRAIN, "img", tools=tools, path=path, TEST_DIR=test_dir, **env)
+    assert result.returncode == 0, result.stderr
+    assert not calls_of(result, "docker")
+    assert calls_of(result, "podman") == [
+        ["run", "--rm", *gpus, "-v", f"{test_dir}:/opt/ml", "img", "train"]
+    ]
+    (test_dir / "model" / "model.ckpt").write_text("weights")  # what the stub did not train
+    result = stubs(SERVE, "img", tools=tools, path=path, TEST_DIR=test_dir, PORT=9093, **env)
+    assert result.returncode == 0, result.stderr
+    (run,) = calls_of(result, "podman")
+    assert run[: 4 + len(gpus)] == ["run", "--rm", *gpus, "-p", "127.0.0.1:9093:8080"]
+
+
+def test_local_scripts_name_a_missing_docker_cli(stubs, tmp_path):
+    result = stubs(TRAIN, "img", TEST_DIR=tmp_path, DOCKER="nerdctl-missing")
+    assert result.returncode == 1
+    assert "nerdctl-missing not found on PATH" in result.stderr and "DOCKER=" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -396,12 +488,25 @@ def test_serve_local_runs_the_image_on_the_port(stubs, tmp_path, gpu):
         "--rm",
         *gpus,
         "-p",
-        "9091:8080",
+        "127.0.0.1:9091:8080",
         "-v",
         f"{test_dir}:/opt/ml",
         "img",
         "serve",
-    ]
+    ], "published on 127.0.0.1 only"
+
+
+def test_serve_local_publishes_on_another_address_when_asked(stubs, tmp_path):
+    test_dir = tmp_path / "test_dir"
+    (test_dir / "model").mkdir(parents=True)
+    (test_dir / "model" / "model.ckpt").write_text("weights")
+    result = stubs(SERVE, "img", TEST_DIR=test_dir, PORT=9091, PUBLISH_ADDRESS="0.0.0.0")
+    assert result.returncode == 0, result.stderr
+    (run,) = calls_of(result, "docker")
+    assert run[run.index("-p") + 1] == "0.0.0.0:9091:8080"
+    result = stubs(SERVE, "img", TEST_DIR=test_dir, PUBLISH_ADDRESS="localhost; rm")
+    assert result.returncode == 1 and "PUBLISH_ADDRESS must be an IP address" in result.stderr
+    assert not calls_of(result, "docker")
 
 
 @pytest.mark.parametrize("mode", [["img"], ["--local"]])

