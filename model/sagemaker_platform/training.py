@@ -107,13 +107,14 @@ def fit(prepared: Prepared) -> dict:
     logs.quiet_libraries()  # again: importing Lightning installs its own handler and level
     cluster = join_cluster()
     L.seed_everything(prepared.job.settings.seed, workers=True, verbose=False)
-    run = build(prepared, cluster)
-    elapsed = train(run, cluster)
-    if not run.trainer.is_global_zero:
+    built = build(prepared, cluster)
+    elapsed = train(built, cluster)
+    trainer = built.trainer
+    if not trainer.is_global_zero:
         # The best checkpoint is on rank 0's disk; rank 0 writes model/ and output/.
-        log.info("done %s", logs.kv(rank=run.trainer.global_rank, steps=run.trainer.global_step))
+        log.info("done %s", logs.kv(rank=trainer.global_rank, steps=trainer.global_step))
         return {}
-    return export(prepared, run, elapsed)
+    return export(prepared, built, elapsed)
 
 
 # --- the steps of `fit` -----------------------------------------------------------------

@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sagemaker_platform import splitting
 from sagemaker_platform.plugin import Monitor, Plugin, TrainContext, TrainingData
 
 from . import codecs
@@ -63,6 +62,8 @@ class TabularPlugin(Plugin):
         return out
 
     def build(self, hp: Hyperparameters, rows, ctx: TrainContext):
+        from sagemaker_platform.splitting import class_weights
+
         from .lightning_module import TabularDataModule, TabularModule
         from .network import TabularNet
 
@@ -77,7 +78,7 @@ class TabularPlugin(Plugin):
         )
         weights = None
         if classification and hp.class_weighting:
-            weights = splitting.class_weights(rows.train.target, len(schema.labels))
+            weights = class_weights(rows.train.target, len(schema.labels))
         module = TabularModule(
             net,
             schema.task,

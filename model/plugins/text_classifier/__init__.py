@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sagemaker_platform import splitting
 from sagemaker_platform.plugin import Monitor, Plugin, TrainContext, TrainingData
 
 from . import codecs
@@ -67,6 +66,8 @@ class TextClassifierPlugin(Plugin):
         }
 
     def build(self, hp: Hyperparameters, rows: TextRows, ctx: TrainContext):
+        from sagemaker_platform.splitting import class_weights
+
         from . import pretrained
         from .lightning_module import ClassifierModule, TextDataModule
         from .text import TextEncoder
@@ -75,9 +76,7 @@ class TextClassifierPlugin(Plugin):
         tokenizer, settings, net = pretrained.load(rows.backbone, splits.names, hp)
         encoder = TextEncoder(tokenizer, settings)
         weights = (
-            splitting.class_weights(splits.train_labels, splits.num_classes)
-            if hp.class_weighting
-            else None
+            class_weights(splits.train_labels, splits.num_classes) if hp.class_weighting else None
         )
         module = ClassifierModule(
             net,
