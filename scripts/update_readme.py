@@ -44,11 +44,29 @@ def table(cls, first: str) -> str:
 
 def render(text: str) -> str:
     for marker, (cls, first) in sections().items():
+        if f"<!-- {marker}:start" not in text:
+            text = _add_section(text, marker)
         pattern = re.compile(rf"(<!-- {marker}:start[^\n]*-->\n).*?(<!-- {marker}:end -->)", re.S)
         text = pattern.sub(
             lambda m, c=cls, f=first: m.group(1) + table(c, f) + "\n" + m.group(2), text
         )
     return text
+
+
+def _add_section(text: str, marker: str) -> str:
+    """A plug-in new since the README was written (`make new-model`) gets its table
+    after the last one of its kind."""
+    kind, _, plugin = marker.partition("-")
+    ends = list(re.finditer(rf"<!-- {kind}(-\w+)?:end -->", text))
+    if not plugin or not ends:
+        raise SystemExit(f"README.md has no {kind} table to put {marker} after")
+    at = ends[-1].end()
+    block = (
+        f"\n\nThe `{plugin}` plug-in's (`model={plugin}`):\n\n"
+        f"<!-- {marker}:start (generated; tests/unit/test_readme.py checks it) -->\n"
+        f"<!-- {marker}:end -->"
+    )
+    return text[:at] + block + text[at:]
 
 
 def main() -> None:
