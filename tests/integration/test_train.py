@@ -507,3 +507,70 @@ def test_minilm_learns_the_sample_data_in_one_epoch(base_dir, run_train):
     assert float(line["val_f1"]) > 0.8 and metrics["macro_f1"] > 0.8  # chance is ~0.25
     assert float(line["val_f1"]) == pytest.approx(metrics["macro_f1"], abs=1e-3)
     assert_model_dir(base_dir / "model")
+
+
+class _Canary:
+    """A pickle that, if ever unpickled with weights_only=False, writes a file."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path(self.path).write_text, ("ran",))
+
+
+def test_a_planted_pickle_in_checkpoints_never_runs(tiny_backbone, tmp_path):
+    """checkpoints/ comes from checkpoint_s3_uri. A restart of a finished run exports the
+    best epoch from checkpoints/best.ckpt: a pickle planted there must fail the job with a
+    reason, loaded weights-only, and never run (it did, with weights_only=False)."""
+    import torch
+
+    base = tmp_path / "opt_ml"
+    hp = {"backbone": str(tiny_backbone), "epochs": "1", "max_length": "16"}
+    helpers.write_sample_job(base, hp, n_train=32, n_val=8)
+    assert helpers.run_entry("train", base).returncode == 0
+    shutil.rmtree(base / "model")
+    shutil.rmtree(base / "output")
+    canary = tmp_path / "canary"
+    torch.save({"state_dict": _Canary(str(canary))}, base / "checkpoints" / "best.ckpt")
+    result = helpers.run_entry("train", base)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert not canary.exists(), "the planted pickle ran"
+    reason = helpers.failure_reason(base)
+    assert "checkpoints/best.ckpt cannot be loaded weights-only" in reason, reason
+    assert not (base / "model" / "model.ckpt").exists()
+
+
+def test_a_backbone_with_custom_code_fails_with_a_reason_and_never_runs_it(tiny_backbone, tmp_path):
+    """A config.json whose auto_map names code of its own: transformers would ask on stdin
+    whether to run it, and ran it on `y`. Now it is refused, whatever stdin says."""
+    backbone = tmp_path / "custom"
+    shutil.copytree(tiny_backbone, backbone)
+    canary = tmp_path / "canary"
+    config = json.loads((backbone / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}
+    (backbone / "config.json").write_text(json.dumps(config))
+    (backbone / "evil.py").write_text(
+        f"from pathlib import Path\nPath({str(canary)!r}).write_text('ran')\n"
+        "from transformers import BertConfig, BertModel\n"
+        "class EvilConfig(BertConfig):\n    model_type = 'bert'\n"
+        "class EvilModel(BertModel):\n    config_class = EvilConfig\n"
+    )
+    base = tmp_path / "opt_ml"
+    helpers.write_sample_job(base, {"backbone": str(backbone), "max_length": "16"}, 32, 8)
+    result = subprocess.run(
+        [sys.executable, str(helpers.MODEL_DIR / "train")],
+        env=helpers.subprocess_env(base),
+        cwd=str(helpers.MODEL_DIR),
+        input="y\ny\ny\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert not canary.exists(), "the backbone's own code ran"
+    reason = helpers.failure_reason(base)
+    assert reason == (
+        f"backbone={str(backbone)!r} brings its own model code (auto_map in config.json), "
+        "which this image does not run: use a backbone of an architecture transformers ships"
+    )

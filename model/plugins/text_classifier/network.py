@@ -45,7 +45,11 @@ def from_pretrained(source: str, num_classes: int, pooling: str, dropout: float)
     """A fresh classifier on pretrained backbone weights from a folder or a hub id."""
     from transformers import AutoModel
 
-    backbone = AutoModel.from_pretrained(source, local_files_only=Path(source).exists())
+    # trust_remote_code=False: a config whose auto_map names code of its own fails here
+    # with a reason, instead of asking on stdin whether to run it.
+    backbone = AutoModel.from_pretrained(
+        source, local_files_only=Path(source).exists(), trust_remote_code=False
+    )
     # from_pretrained returns eval mode; Lightning keeps each module's mode as it finds it.
     return TextClassifier(backbone, num_classes, pooling, dropout).train()
 
@@ -57,9 +61,11 @@ def from_config(
     training on from an earlier model; its weights are loaded next)."""
     from transformers import AutoConfig, AutoModel
 
-    config = AutoConfig.from_pretrained(str(config_dir), local_files_only=True)
+    config = AutoConfig.from_pretrained(
+        str(config_dir), local_files_only=True, trust_remote_code=False
+    )
     with _skip_init():  # the weights come from the checkpoint next: random init is waste
-        backbone = AutoModel.from_config(config)
+        backbone = AutoModel.from_config(config, trust_remote_code=False)
         return TextClassifier(backbone, num_classes, pooling, dropout)
 
 

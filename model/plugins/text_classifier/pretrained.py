@@ -205,7 +205,13 @@ def _check_model_directory(folder: Path, source: str) -> None:
 
 def check_encoder(config: dict, source: str) -> None:
     """The classifier pools an encoder's token vectors: an encoder-decoder model (T5,
-    BART) has no single stack to pool, and is refused in one line."""
+    BART) has no single stack to pool, and is refused in one line. So is a model folder
+    that brings code of its own (`auto_map`): this image runs no code from its data."""
+    if config.get("auto_map"):
+        raise UserError(
+            f"{source} brings its own model code (auto_map in config.json), which this "
+            "image does not run: use a backbone of an architecture transformers ships"
+        )
     if config.get("is_encoder_decoder"):
         raise UserError(
             f"{source} is an encoder-decoder model ({config.get('model_type', '?')}); the text "
@@ -226,7 +232,8 @@ def load(source: str, labels: list[str | int], cfg: Hyperparameters):
         from transformers import AutoConfig
 
         local = Path(source).exists()
-        check_encoder(AutoConfig.from_pretrained(source, local_files_only=local).to_dict(), source)
+        config = AutoConfig.from_pretrained(source, local_files_only=local, trust_remote_code=False)
+        check_encoder(config.to_dict(), source)
         tokenizer, settings = tokenizer_for_backbone(source, cfg.max_length)
         net = network.from_pretrained(source, len(labels), cfg.pooling, cfg.dropout)
     except UserError:

@@ -42,7 +42,9 @@ def tokenizer_for_backbone(source: str, max_length: int):
     """Training side: the backbone's tokenizer (folder or hub id) and its settings."""
     from transformers import AutoTokenizer
 
-    hf = AutoTokenizer.from_pretrained(str(source), local_files_only=Path(source).exists())
+    hf = AutoTokenizer.from_pretrained(
+        str(source), local_files_only=Path(source).exists(), trust_remote_code=False
+    )
     backend = getattr(hf, "backend_tokenizer", None)
     if backend is None:
         raise ValueError(f"{source} has no fast (Rust) tokenizer; convert it to tokenizer.json")
