@@ -153,6 +153,40 @@ def int_option(options: Mapping[str, str], key: str, lo: int, hi: int) -> int | 
     return value
 
 
+# --- classifiers' answers --------------------------------------------------------------
+ID_KEY = "id"  # a record's own id, echoed first in its answer
+MAX_TOP_K = 1000
+
+
+def top_k(options: Mapping[str, str], num_labels: int) -> int | None:
+    """The custom attribute `top_k=K`: 1 to the number of labels, or None; else a 400."""
+    return int_option(options, "top_k", 1, min(num_labels, MAX_TOP_K))
+
+
+def class_answer(
+    probabilities: Sequence[float], labels: Sequence, k: int | None = None, record_id: Any = None
+) -> dict[str, Any]:
+    """A classifier's answer for one record: its `record_id` when it had one, the top
+    label, its score, every class's probability, and with `k` the k best labels."""
+    p = [float(x) for x in probabilities]
+    order = sorted(range(len(p)), key=p.__getitem__, reverse=True)
+    out: dict[str, Any] = {} if record_id is None else {ID_KEY: record_id}
+    out["label"] = labels[order[0]]
+    out["score"] = round(p[order[0]], 6)
+    out["probabilities"] = {str(name): round(x, 6) for name, x in zip(labels, p, strict=True)}
+    if k:
+        out["top_k"] = [{"label": labels[i], "score": round(p[i], 6)} for i in order[:k]]
+    return out
+
+
+def class_csv_row(answer: dict[str, Any]) -> list[Any]:
+    """`[id,]label,score,p_<class>...`, or with top_k `[id,]label_1,score_1,...`."""
+    head = [answer[ID_KEY]] if ID_KEY in answer else []
+    if "top_k" in answer:
+        return head + [v for t in answer["top_k"] for v in (t["label"], t["score"])]
+    return [*head, answer["label"], answer["score"], *answer["probabilities"].values()]
+
+
 # --- responses -------------------------------------------------------------------------
 def _dumps(value: Any) -> str:
     """JSON text; NaN and infinities (which JSON lacks, and a model may still output)

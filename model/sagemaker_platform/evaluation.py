@@ -74,6 +74,18 @@ def plot_confusion_matrix(cm: list[list[int]], names: Sequence, path: Path) -> N
     plt.close(fig)
 
 
+def classification_evaluation(
+    y_true: np.ndarray, y_pred: np.ndarray, names: Sequence, out_dir: Path
+) -> dict:
+    """A classifier plug-in's `evaluate` result: the report, `val_accuracy` and `val_f1`
+    at its top level (the result line), and confusion_matrix.png in `out_dir`."""
+    report = classification_report(y_true, y_pred, names)
+    plot_confusion_matrix(
+        report["confusion_matrix"], report["labels"], out_dir / "confusion_matrix.png"
+    )
+    return {"val_accuracy": report["accuracy"], "val_f1": report["macro_f1"], **report}
+
+
 def write_metrics(out_dir: Path, report: dict, extra: dict) -> None:
     """metrics.json: the platform's figures of the run, then the plug-in's report."""
     out_dir.mkdir(parents=True, exist_ok=True)

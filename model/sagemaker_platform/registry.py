@@ -13,6 +13,7 @@ import importlib.util
 import re
 from pathlib import Path
 
+from . import artifacts
 from .errors import UserError
 from .plugin import Plugin
 
@@ -63,3 +64,8 @@ def load(name: str) -> Plugin:
             "sagemaker_platform.plugin.Plugin"
         )
     return plugin
+
+
+def plugin_for(model_dir: Path) -> Plugin:
+    """The plug-in that wrote `model_dir`, named by its plugin.json."""
+    return load(artifacts.read_manifest(model_dir)["module"])

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, codecs, contract, cores, registry
+from . import codecs, contract, cores, registry
 from .batching import BatchEngine, NotReady, Stuck
 from .codecs import HTTPError
 from .config import ServeConfig, serve_config_from_env
@@ -28,11 +28,6 @@ from .plugin import Plugin
 from .runtime import Runtime
 
 log = logging.getLogger("serve")
-
-
-def plugin_for(model_dir: Path) -> Plugin:
-    """The plug-in that wrote `model_dir`, from its plugin.json."""
-    return registry.load(artifacts.read_manifest(model_dir)["module"])
 
 
 class LoadedModel:
@@ -62,7 +57,7 @@ class Service:
     ):
         self.cfg = cfg
         self.max_payload_bytes = int(cfg.max_payload_mb * 1024 * 1024)
-        self.plugin = plugin or plugin_for(model_dir)
+        self.plugin = plugin or registry.plugin_for(model_dir)
 
         def load() -> LoadedModel:
             runtime = Runtime.resolve(

@@ -59,7 +59,7 @@ def check_model_dir(model_dir: Path) -> Plugin:
     """Fail before starting anything if the model cannot possibly load: plugin.json names
     an importable plug-in, model.ckpt is a torch checkpoint, and the plug-in's own
     `check` passes. The plug-in, for the log line."""
-    plugin = registry.load(artifacts.read_manifest(model_dir)["module"])
+    plugin = registry.plugin_for(model_dir)
     artifacts.check_weights(model_dir)
     plugin.check(model_dir)
     return plugin

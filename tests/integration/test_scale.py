@@ -104,8 +104,8 @@ def step_of(path: Path) -> int:
 def assert_serves(base: Path) -> None:
     """The model directory loads through its plug-in and answers the sample requests,
     one output per record."""
+    from sagemaker_platform.registry import plugin_for
     from sagemaker_platform.runtime import Runtime
-    from sagemaker_platform.service import plugin_for
 
     plugin = plugin_for(base / "model")
     model = plugin.load(base / "model", Runtime())

@@ -147,13 +147,9 @@ def evaluate(net, rows, out_dir: Path) -> dict:
     with torch.inference_mode():
         out = net.eval()(torch.from_numpy(val.numeric), torch.from_numpy(val.categorical))
     if schema.task == "classification":
-        report = evaluation.classification_report(
-            val.target, out.argmax(-1).numpy(), list(schema.labels)
+        return evaluation.classification_evaluation(
+            val.target, out.argmax(-1).numpy(), list(schema.labels), out_dir
         )
-        evaluation.plot_confusion_matrix(
-            report["confusion_matrix"], report["labels"], out_dir / "confusion_matrix.png"
-        )
-        return {"val_accuracy": report["accuracy"], "val_f1": report["macro_f1"], **report}
     predicted = schema.unscale_target(out[:, 0].double().numpy())
     report = evaluation.regression_report(val.target, predicted)
     evaluation.plot_predicted_vs_actual(val.target, predicted, out_dir / "predicted_vs_actual.png")

@@ -36,8 +36,7 @@ from .schema import CLASSIFICATION, BadValue, Schema
 
 CONTENT_TYPES = (JSON, JSONLINES, CSV)
 ACCEPT_TYPES = (JSON, JSONLINES, CSV)
-ID_KEY = "id"
-MAX_TOP_K = 1000
+ID_KEY = codecs.ID_KEY
 
 
 class Row(NamedTuple):
@@ -173,34 +172,25 @@ def top_k(options: Mapping[str, str], schema: Schema) -> int | None:
     """The custom attribute top_k=K (classification only: regression ignores it)."""
     if schema.task != CLASSIFICATION:
         return None
-    return codecs.int_option(options, "top_k", 1, min(len(schema.labels), MAX_TOP_K))
+    return codecs.top_k(options, len(schema.labels))
 
 
 # --- answers ---------------------------------------------------------------------------
 def answer(schema: Schema, row: Row, output: Any, k: int | None = None) -> dict[str, Any]:
     """One record's answer from its output: class probabilities, or the predicted value."""
+    if schema.task == CLASSIFICATION:
+        return codecs.class_answer(output, schema.labels, k, row.id)
     out: dict[str, Any] = {} if row.id is None else {ID_KEY: row.id}
-    if schema.task != CLASSIFICATION:
-        out["prediction"] = round(float(output), 6)
-        return out
-    labels, p = schema.labels, [float(x) for x in output]
-    order = sorted(range(len(p)), key=p.__getitem__, reverse=True)
-    out["label"] = labels[order[0]]
-    out["score"] = round(p[order[0]], 6)
-    out["probabilities"] = {str(name): round(x, 6) for name, x in zip(labels, p, strict=True)}
-    if k:
-        out["top_k"] = [{"label": labels[i], "score": round(p[i], 6)} for i in order[:k]]
+    out["prediction"] = round(float(output), 6)
     return out
 
 
 def csv_row(answer_: dict[str, Any]) -> list[Any]:
-    """`[id,]prediction`, `[id,]label,score,p_<class>...` or `[id,]label_1,score_1,...`."""
-    head = [answer_[ID_KEY]] if ID_KEY in answer_ else []
+    """`[id,]prediction`, or a classifier's row (`codecs.class_csv_row`)."""
     if "prediction" in answer_:
+        head = [answer_[ID_KEY]] if ID_KEY in answer_ else []
         return [*head, answer_["prediction"]]
-    if "top_k" in answer_:
-        return head + [v for t in answer_["top_k"] for v in (t["label"], t["score"])]
-    return [*head, answer_["label"], answer_["score"], *answer_["probabilities"].values()]
+    return codecs.class_csv_row(answer_)
 
 
 def encode(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sagemaker_platform.codecs import top_k
 from sagemaker_platform.plugin import Monitor, Plugin, TrainContext, TrainingData
 
 from . import codecs
@@ -107,11 +108,11 @@ class TextClassifierPlugin(Plugin):
     def evaluate(self, hp: Hyperparameters, rows: TextRows, module, out_dir: Path) -> dict:
         from sagemaker_platform import evaluation
 
-        report = evaluate(module.network, module.encoder, rows.splits)
-        evaluation.plot_confusion_matrix(
-            report["confusion_matrix"], report["labels"], out_dir / "confusion_matrix.png"
+        splits = rows.splits
+        y_pred = predict_validation(module.network, module.encoder, splits)
+        return evaluation.classification_evaluation(
+            splits.val_labels, y_pred, splits.names, out_dir
         )
-        return {"val_accuracy": report["accuracy"], "val_f1": report["macro_f1"], **report}
 
     # --- serving -------------------------------------------------------------------------
     def check(self, model_dir: Path) -> None:
@@ -135,7 +136,7 @@ class TextClassifierPlugin(Plugin):
         model.warm_up()
 
     def decode(self, model, body: bytes, content_type: str, options: Mapping[str, str]):
-        codecs.top_k(options, len(model.labels))  # a bad top_k is a 400 before any work
+        top_k(options, len(model.labels))  # a bad top_k is a 400 before any work
         return codecs.decode(body, content_type)
 
     def predict(self, model, records: Sequence[codecs.TextRecord]):
@@ -143,23 +144,20 @@ class TextClassifierPlugin(Plugin):
         return model.predict_proba([r.text for r in records])
 
     def encode(self, model, records, outputs, accept: str, options) -> str:
-        k = codecs.top_k(options, len(model.labels))
+        k = top_k(options, len(model.labels))
         return codecs.encode(codecs.answers(records, outputs.tolist(), model.labels, k), accept)
 
 
-def evaluate(net, encoder, splits) -> dict:
-    """The classification report of `net` on the validation rows."""
+def predict_validation(net, encoder, splits):
+    """`net`'s class for each validation text (a numpy array)."""
     import torch
-
-    from sagemaker_platform import evaluation
 
     preds = []
     with torch.inference_mode():
         for start in range(0, len(splits.val_texts), 64):
             batch = encoder(splits.val_texts[start : start + 64])
             preds.append(net(batch["input_ids"], batch["attention_mask"]).argmax(-1))
-    y_pred = torch.cat(preds).numpy()
-    return evaluation.classification_report(splits.val_labels, y_pred, splits.names)
+    return torch.cat(preds).numpy()
 
 
 plugin = TextClassifierPlugin()

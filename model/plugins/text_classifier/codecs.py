@@ -13,7 +13,7 @@ labels with their scores.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from sagemaker_platform import codecs
@@ -22,8 +22,7 @@ from sagemaker_platform.codecs import CSV, JSON, JSONLINES, TEXT, HTTPError
 CONTENT_TYPES = (JSON, JSONLINES, CSV, TEXT)
 ACCEPT_TYPES = (JSON, JSONLINES, CSV)
 _TEXT_KEYS = ("inputs", "text")
-ID_KEY = "id"
-MAX_TOP_K = 1000
+ID_KEY = codecs.ID_KEY
 
 
 class TextRecord(NamedTuple):
@@ -100,41 +99,18 @@ def decode(body: bytes, content_type: str) -> list[TextRecord]:
     return DECODERS[content_type](body)
 
 
-def top_k(options: Mapping[str, str], num_labels: int) -> int | None:
-    """The `top_k` custom attribute: 1 to the number of labels, or None."""
-    return codecs.int_option(options, "top_k", 1, min(num_labels, MAX_TOP_K))
-
-
 # --- answers ---------------------------------------------------------------------------
 def answers(
     records: Sequence[TextRecord], probabilities, labels: Sequence, k: int | None = None
 ) -> list[dict[str, Any]]:
-    """One answer per record: the top label, its score, every class's probability, the
-    `k` best labels with `top_k`, and the record's `id` when it had one."""
-    out = []
-    keys = [str(label) for label in labels]
-    for record, row in zip(records, probabilities, strict=True):
-        row = [float(p) for p in row]
-        order = sorted(range(len(row)), key=row.__getitem__, reverse=True)
-        answer: dict[str, Any] = {} if record.id is None else {ID_KEY: record.id}
-        answer["label"] = labels[order[0]]
-        answer["score"] = round(row[order[0]], 6)
-        answer["probabilities"] = {k_: round(p, 6) for k_, p in zip(keys, row, strict=True)}
-        if k:
-            answer["top_k"] = [{"label": labels[i], "score": round(row[i], 6)} for i in order[:k]]
-        out.append(answer)
-    return out
-
-
-def csv_row(answer: dict[str, Any]) -> list[Any]:
-    """`[id,]label,score,p_<class>...`, or with top_k `[id,]label_1,score_1,...`."""
-    head = [answer[ID_KEY]] if ID_KEY in answer else []
-    if "top_k" in answer:
-        return head + [v for t in answer["top_k"] for v in (t["label"], t["score"])]
-    return [*head, answer["label"], answer["score"], *answer["probabilities"].values()]
+    """One answer per record (`codecs.class_answer`), with the record's `id` if it had one."""
+    return [
+        codecs.class_answer(row, labels, k, record.id)
+        for record, row in zip(records, probabilities, strict=True)
+    ]
 
 
 def encode(answers_: list[dict[str, Any]], accept: str) -> str:
     if accept == CSV:
-        return codecs.encode_csv([csv_row(a) for a in answers_])
+        return codecs.encode_csv([codecs.class_csv_row(a) for a in answers_])
     return codecs.encode_records(answers_, accept)
