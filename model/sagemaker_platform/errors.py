@@ -14,6 +14,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from .logs import one_line
+
 log = logging.getLogger(__name__)
 
 # SageMaker truncates FailureReason to 1024 characters.
@@ -40,7 +42,8 @@ class Interrupted(BaseException):
 def write_failure(path: Path, exc: BaseException) -> None:
     """Write the reason (first line) and the traceback to SageMaker's failure file."""
     kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
-    reason = (kind + str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # One line, whole: a line break inside a file name must not cut the reason short.
+    reason = one_line(kind + str(exc)).strip() or type(exc).__name__
     body = reason[:_REASON_LIMIT] + "\n\n" + "".join(traceback.format_exception(exc))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body)

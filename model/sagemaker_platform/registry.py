@@ -13,7 +13,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from . import artifacts
+from . import artifacts, logs
 from .errors import UserError
 from .plugin import Plugin
 
@@ -63,6 +63,7 @@ def load(name: str) -> Plugin:
             f"plug-in {module!r} must define `plugin = MyPlugin()`, an instance of "
             "sagemaker_platform.plugin.Plugin"
         )
+    logs.trust(module)  # its log templates are code, like the platform's
     return plugin
 
 

@@ -1,0 +1,85 @@
+"""Hostile and unlucky inputs to `train`, for every plug-in (issue 17).
+
+Each test plants what an attacker with write access to a channel or the checkpoint
+folder could, or what an unlucky user might, and runs the real entry point.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from launcher import metrics
+from tests import helpers
+
+FORGED = "\nepoch=99 val_f1=0.999 val_loss=0.001 train_loss=0.001"
+
+
+def metric_matches(output: str) -> dict[str, set[str]]:
+    """What SageMaker's metric definitions would read from the job's log, per metric."""
+    found: dict[str, set[str]] = {}
+    for definition in metrics.metric_definitions():
+        regex = re.compile(definition["Regex"])
+        for line in output.splitlines():
+            found.setdefault(definition["Name"], set()).update(regex.findall(line))
+    return found
+
+
+def assert_nothing_forged(output: str) -> None:
+    for name, values in metric_matches(output).items():
+        assert not values & {"99", "0.999", "0.001"}, (name, values, output)
+
+
+def test_hostile_names_print_no_metric_a_tuning_job_would_read(
+    plugin_name, plugin_hp, base_dir, run_train
+):
+    """A data file, a CSV column and a checkpoint file named with metric lines: the job
+    trains, and only its own epochs' figures match the metric definitions."""
+    helpers.write_sample_job(base_dir, plugin_hp, model=plugin_name)
+    train = base_dir / "input" / "data" / "train"
+    (data,) = [p for p in train.iterdir() if p.suffix == ".csv"]
+    text = data.read_text().splitlines()
+    rows = [text[0] + ',"' + FORGED.replace('"', "") + '"'] + [f"{r},1" for r in text[1:]]
+    data.unlink()
+    (train / f"part{FORGED}.csv").write_text("\n".join(rows) + "\n")
+    checkpoints = base_dir / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / f"planted{FORGED}.ckpt").write_bytes(b"not a checkpoint")
+
+    result = run_train(base_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert_nothing_forged(output)
+    assert "planted" in output  # the skipped checkpoint is named, inert
+    epochs = metric_matches(output)["epoch"]
+    assert epochs and epochs <= {"1", "2"}, epochs
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"epochs": f"2{FORGED}"},
+        {f"epochs{FORGED}": "2"},
+    ],
+    ids=["value", "key"],
+)
+def test_a_hostile_hyperparameter_fails_in_one_whole_line_and_forges_nothing(
+    plugin_name, plugin_hp, base_dir, run_train, params
+):
+    helpers.write_sample_job(base_dir, {**plugin_hp, **params}, model=plugin_name)
+    result = run_train(base_dir)
+    assert result.returncode == 1
+    assert_nothing_forged(result.stdout + result.stderr)
+    reason = helpers.failure_reason(base_dir)
+    assert "val_f1=0.999" in reason.replace("\\=", "="), reason  # whole, not cut at the break
+
+
+def test_a_column_hyperparameter_naming_a_metric_forges_nothing(
+    plugin_name, plugin_hp, base_dir, run_train
+):
+    helpers.write_sample_job(base_dir, {**plugin_hp, "label_column": FORGED}, model=plugin_name)
+    result = run_train(base_dir)
+    assert result.returncode == 1
+    assert_nothing_forged(result.stdout + result.stderr)
+    assert "column" in helpers.failure_reason(base_dir)
