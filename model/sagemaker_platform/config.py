@@ -102,6 +102,13 @@ class ServeConfig:
     max_batch_size: int = setting(
         32, "records merged into one forward pass", lo=1, hi=4096, env=contract.MAX_BATCH_SIZE_ENV
     )
+    max_records: int = setting(
+        10_000,
+        "records one request may hold; more is a 413 (a request's time and memory grow with its records, and the body limit alone lets 6 MB hold 400,000 short texts)",
+        lo=1,
+        hi=1_000_000,
+        env=contract.MAX_RECORDS_ENV,
+    )
     max_batch_delay_ms: float = setting(
         0.0,
         "how long a batch waits for more texts; 0 takes what queued while the last batch ran, and waits up to 5 ms for the clients that batch answered",

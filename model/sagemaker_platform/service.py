@@ -107,6 +107,13 @@ class Service:
             records = plugin.decode(model, body, kind, options)
             if not records:
                 raise HTTPError(400, "the request holds no records")
+            if len(records) > self.cfg.max_records:
+                raise HTTPError(
+                    413,
+                    f"the request holds {len(records)} records, more than "
+                    f"{contract.MAX_RECORDS_ENV}={self.cfg.max_records}; send fewer per request "
+                    "(batch transform: a smaller MaxPayloadInMB)",
+                )
             remaining = max(0.0, deadline - time.monotonic())
             outputs = self.engine.predict(records, timeout=remaining)
         except NotReady as exc:

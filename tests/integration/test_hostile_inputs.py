@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import requests
 
 from launcher import metrics
 from tests import helpers
@@ -83,3 +84,35 @@ def test_a_column_hyperparameter_naming_a_metric_forges_nothing(
     assert result.returncode == 1
     assert_nothing_forged(result.stdout + result.stderr)
     assert "column" in helpers.failure_reason(base_dir)
+
+
+# --- serve -----------------------------------------------------------------------------
+MAX_RECORDS = 40
+JSONLINES = "application/jsonlines"
+
+
+@pytest.fixture(scope="module")
+def capped_server(plugin_trained):
+    env = {"MODEL_SERVER_PRECISION": "fp32", "MODEL_SERVER_MAX_RECORDS": str(MAX_RECORDS)}
+    with helpers.Server(plugin_trained, env=env) as srv:
+        srv.wait_ready()
+        yield srv
+
+
+def jsonl_records(plugin_name: str, n: int) -> bytes:
+    lines = helpers.sample(plugin_name).PAYLOADS[JSONLINES].decode().splitlines()
+    return "".join(lines[i % len(lines)] + "\n" for i in range(n)).encode()
+
+
+def test_a_request_over_the_record_limit_is_a_413_and_one_at_it_is_answered(
+    plugin_name, capped_server
+):
+    url = capped_server.url + "/invocations"
+    headers = {"Content-Type": JSONLINES, "Accept": JSONLINES}
+    at = requests.post(url, data=jsonl_records(plugin_name, MAX_RECORDS), headers=headers)
+    assert at.status_code == 200, at.text
+    assert len(at.text.splitlines()) == MAX_RECORDS
+    over = requests.post(url, data=jsonl_records(plugin_name, MAX_RECORDS + 1), headers=headers)
+    assert over.status_code == 413, over.text
+    assert "MODEL_SERVER_MAX_RECORDS=40" in over.json()["error"]
+    assert requests.get(capped_server.url + "/ping").status_code == 200
