@@ -51,7 +51,7 @@ class TrainSettings:
         lo=0,
         hi=10_000,
     )
-    seed: int = setting(42, "seed for the split, initialisation and shuffling", lo=0)
+    seed: int = setting(42, "seed for the split, initialisation and shuffling", lo=0, hi=2**32 - 1)
     # hardware
     precision: str = setting(
         "auto",
@@ -64,6 +64,13 @@ class TrainSettings:
         "also rewrite the resumable checkpoints/last.ckpt every N optimizer steps (spot "
         "training); 0 saves it once per epoch",
         lo=0,
+    )
+    # archives a channel holds (the pretrained channel's model.tar.gz)
+    max_unpacked_gb: float = setting(
+        100.0, "a channel's .tar.gz may expand to at most this much", lo=0.001, hi=10_000.0
+    )
+    max_unpacked_files: int = setting(
+        100_000, "a channel's .tar.gz may hold at most this many files", lo=1, hi=10_000_000
     )
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import codecs
+from . import archives, codecs
 
 if TYPE_CHECKING:
     import lightning as L
@@ -62,6 +62,8 @@ class TrainingData:
     seed: int
     channels: dict[str, Path] = field(default_factory=dict)  # every channel, by name
     scratch: Path | None = None  # a temporary folder for this job (removed at its end)
+    # what a channel's .tar.gz may expand to: pass to `archives.extract`
+    archive_limits: archives.Limits = field(default_factory=archives.Limits)
 
 
 @dataclass(frozen=True)

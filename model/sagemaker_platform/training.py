@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import contract, distributed, logs
+from . import archives, contract, distributed, logs
 from .channels import read_channel
 from .errors import UserError, exit_with, run_job
 from .hyperparameters import JobConfig, parse
@@ -75,6 +75,9 @@ def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
         seed=job.settings.seed,
         channels=channels,
         scratch=scratch,
+        archive_limits=archives.Limits.of(
+            job.settings.max_unpacked_gb, job.settings.max_unpacked_files
+        ),
     )
 
 

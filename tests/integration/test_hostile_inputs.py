@@ -116,3 +116,17 @@ def test_a_request_over_the_record_limit_is_a_413_and_one_at_it_is_answered(
     assert over.status_code == 413, over.text
     assert "MODEL_SERVER_MAX_RECORDS=40" in over.json()["error"]
     assert requests.get(capped_server.url + "/ping").status_code == 200
+
+
+def test_the_archive_limits_reach_the_pretrained_channel(trained_model, tiny_backbone, base_dir):
+    """max_unpacked_files is a hyperparameter of every job; the text plug-in's pretrained
+    channel extracts through the platform's archives with it."""
+    hp = helpers.test_hyperparameters("text_classifier", tiny_backbone)
+    helpers.write_sample_job(base_dir, {**hp, "max_unpacked_files": "2"})
+    channel = base_dir / "input" / "data" / "pretrained"
+    helpers.tar_like_sagemaker(trained_model / "model", channel / "model.tar.gz")
+    result = helpers.run_entry("train", base_dir)
+    assert result.returncode == 1, result.stdout + result.stderr
+    reason = helpers.failure_reason(base_dir)
+    assert reason.startswith("pretrained/model.tar.gz is refused"), reason
+    assert "max_unpacked_files" in reason

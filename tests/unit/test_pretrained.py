@@ -11,6 +11,7 @@ import torch
 from plugins.text_classifier import artifacts, network, pretrained
 from plugins.text_classifier.config import Hyperparameters as TrainConfig
 from plugins.text_classifier.text import TextSettings, load_tokenizer
+from sagemaker_platform import archives
 from sagemaker_platform import artifacts as platform_artifacts
 from sagemaker_platform.errors import UserError
 from tests import helpers
@@ -189,7 +190,7 @@ def test_extract_tarball_writes_regular_files_only_inside(tmp_path):
     with tarfile.open(tarball, "w:gz") as tar:
         tar.addfile(*member("./x/config.json"))
         tar.addfile(*member("x/link.json", tarfile.SYMTYPE, "config.json"))  # stays inside
-    pretrained.extract_tarball(tarball, tmp_path / "out")
+    archives.extract(tarball, tmp_path / "out", "pretrained/a.tar.gz")
     assert (tmp_path / "out" / "x" / "config.json").read_text() == "gotcha\n"
     assert (tmp_path / "out" / "x" / "link.json").read_text() == "gotcha\n"
 

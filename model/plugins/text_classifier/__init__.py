@@ -54,7 +54,7 @@ class TextClassifierPlugin(Plugin):
         from .data import load_splits
 
         splits = load_splits(data, hp.text_column, hp.label_column)
-        return TextRows(splits, pretrained.resolve(hp, data.scratch))
+        return TextRows(splits, pretrained.resolve(hp, data.scratch, data.archive_limits))
 
     def summary(self, rows: TextRows) -> dict[str, Any]:
         s = rows.splits

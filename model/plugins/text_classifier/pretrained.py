@@ -11,8 +11,8 @@ A starting model is one of:
 
 either at the top of the folder or in its single subfolder. The `pretrained` channel may
 also hold one `*.tar.gz` of either instead: the `model.tar.gz` an earlier training job
-left in S3. It is extracted, refusing absolute paths, `..` and links that leave it, into a
-temporary folder outside the channel.
+left in S3. It is extracted by `sagemaker_platform.archives` (no path out of it, no bomb, a
+checked gzip trailer) into a temporary folder outside the channel.
 
 `resolve` runs before torch is imported (a bad channel fails in about a second); `load`
 builds the tokenizer and the network from what `resolve` found.
@@ -23,12 +23,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import tarfile
 import tempfile
-import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from sagemaker_platform import contract, logs
+from sagemaker_platform import archives, contract, logs
 from sagemaker_platform.artifacts import CHECKPOINT
 from sagemaker_platform.errors import UserError
 
@@ -97,42 +95,16 @@ def single_tarball(channel: Path) -> Path | None:
     return None
 
 
-# --- model.tar.gz -----------------------------------------------------------------------
-def extract_tarball(tarball: Path, dest: Path) -> None:
-    """Extract `tarball` into `dest`, refusing any member that would land outside it.
-
-    Absolute names and `..` are refused outright; tarfile's "data" filter then refuses
-    links that leave `dest`, device files and the like. Either way the job fails with a
-    UserError naming the member (a partial extraction is left in `dest`, a scratch folder).
-    """
-    where = f"{contract.PRETRAINED_CHANNEL}/{tarball.name}"
-
-    def safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
-        name = member.name.replace("\\", "/")
-        if name.startswith("/") or PurePosixPath(name).is_absolute():
-            raise UserError(f"{where} is refused: member {member.name!r} has an absolute path")
-        if ".." in PurePosixPath(name).parts:
-            raise UserError(f"{where} is refused: member {member.name!r} contains '..'")
-        return tarfile.data_filter(member, path)
-
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(tarball, "r:*") as tar:
-            tar.extractall(dest, filter=safe)
-    except tarfile.FilterError as exc:
-        raise UserError(f"{where} is refused: {exc}") from exc
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise UserError(f"cannot read {where} as a gzipped tar archive: {exc}") from exc
-
-
 # --- resolve: before torch --------------------------------------------------------------
-def resolve(cfg: Hyperparameters, scratch: Path | None = None) -> str:
+def resolve(
+    cfg: Hyperparameters, scratch: Path | None = None, limits: archives.Limits = archives.Limits()
+) -> str:
     """The folder (or hub id) to start from: the `pretrained` channel wins, then
     `backbone`. A model.tar.gz in the channel is extracted under `scratch` (a new
     temporary folder when None)."""
     channel = contract.find_channel((contract.PRETRAINED_CHANNEL,))
     if channel is not None:
-        return str(_from_channel(channel, scratch))
+        return str(_from_channel(channel, scratch, limits))
     if cfg.backbone == "default":
         return str(default_backbone())
     path = Path(cfg.backbone)
@@ -152,7 +124,7 @@ def resolve(cfg: Hyperparameters, scratch: Path | None = None) -> str:
     return cfg.backbone  # a hub id: needs network access at training time
 
 
-def _from_channel(channel: Path, scratch: Path | None) -> Path:
+def _from_channel(channel: Path, scratch: Path | None, limits: archives.Limits) -> Path:
     name = contract.PRETRAINED_CHANNEL
     tarball = single_tarball(channel)
     if tarball is None:
@@ -166,7 +138,7 @@ def _from_channel(channel: Path, scratch: Path | None) -> Path:
     else:
         scratch = scratch or Path(tempfile.mkdtemp(prefix="pretrained-"))
         dest = scratch / tarball.name.removesuffix(TARBALL_SUFFIX)
-        extract_tarball(tarball, dest)
+        archives.extract(tarball, dest, f"{name}/{tarball.name}", limits)
         folder = find_model(dest)
         if folder is None:
             raise UserError(
