@@ -57,16 +57,41 @@ def write_manifest(out: Path, plugin: str, module: str) -> None:
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file of the model directory; a UserError naming it when missing or broken."""
+def read_json(path: Path, expect: type | None = None) -> Any:
+    """A JSON file of the model directory, holding an `expect` (dict, list) when given;
+    a UserError naming it when missing, broken or of another shape."""
     if not path.is_file():
         raise UserError(f"model directory is incomplete: {path.name} is missing from {path.parent}")
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(
             f"model directory is corrupt: {path.name} is not valid JSON ({exc})"
         ) from exc
+    except RecursionError:
+        raise UserError(f"model directory is corrupt: {path.name} is nested too deeply") from None
+    if expect is not None and not isinstance(value, expect):
+        shape = {dict: "a JSON object", list: "a JSON list"}.get(expect, expect.__name__)
+        raise UserError(
+            f"model directory is corrupt: {path.name} must hold {shape}, not {type(value).__name__}"
+        )
+    return value
+
+
+def check_labels(labels: Any, where: str) -> list[str | int]:
+    """A classifier's labels as read back: a non-empty list of distinct strings or integers
+    (a null or an object in labels.json must never be answered as a class)."""
+    if (
+        not isinstance(labels, list | tuple)
+        or not labels
+        or not all(type(x) in (str, int) for x in labels)
+        or len(set(labels)) < len(labels)
+    ):
+        raise UserError(
+            f"model directory is corrupt: {where} must list distinct labels, "
+            "each a string or an integer"
+        )
+    return list(labels)
 
 
 # Model directories written before plugin.json existed: the text classifier's.
@@ -80,7 +105,7 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
         raise UserError(f"no model directory at {model_dir}; run training first")
     if not (model_dir / MANIFEST).exists() and (model_dir / _LEGACY_MARKER).is_file():
         return {"format_version": FORMAT_VERSION, **_LEGACY}
-    manifest = read_json(model_dir / MANIFEST)
+    manifest = read_json(model_dir / MANIFEST, expect=dict)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("module"), str):
         raise UserError(f"model directory is corrupt: {MANIFEST} names no plug-in module")
     if manifest.get("format_version") != FORMAT_VERSION:

@@ -139,9 +139,11 @@ def _read_json(path: Path, default: Any) -> Any:
     if not path.exists():
         return default
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ContractFileError(f"{path.name} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ContractFileError(f"{path.name} is not valid JSON: nested too deeply") from None
 
 
 def read_hyperparameters() -> dict[str, str]:

@@ -39,7 +39,27 @@ def check_names(plugin: Plugin) -> None:
         )
 
 
+# Far above anything SageMaker accepts in CreateTrainingJob; a local or hand-made
+# hyperparameters.json past it gets a reason instead of an OS error from deep inside.
+MAX_KEY_LENGTH, MAX_VALUE_LENGTH = 256, 4096
+
+
+def _check_lengths(raw: Mapping[str, str]) -> None:
+    for key, value in raw.items():
+        if len(key) > MAX_KEY_LENGTH:
+            raise ConfigError(
+                f"hyperparameter name {key[:40]!r}... is {len(key)} characters long; "
+                f"at most {MAX_KEY_LENGTH}"
+            )
+        if len(value) > MAX_VALUE_LENGTH:
+            raise ConfigError(
+                f"hyperparameter {key!r} is {len(value)} characters long; "
+                f"at most {MAX_VALUE_LENGTH}"
+            )
+
+
 def parse(raw: Mapping[str, str]) -> JobConfig:
+    _check_lengths(raw)
     reserved = {k: v for k, v in raw.items() if is_reserved(k)}
     ours = {k: v for k, v in raw.items() if not is_reserved(k)}
     name = parse_fields(TrainSettings, {"model": ours["model"]}).model if "model" in ours else None

@@ -6,7 +6,10 @@ folder could, or what an unlucky user might, and runs the real entry point.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 import requests
@@ -130,3 +133,98 @@ def test_the_archive_limits_reach_the_pretrained_channel(trained_model, tiny_bac
     reason = helpers.failure_reason(base_dir)
     assert reason.startswith("pretrained/model.tar.gz is refused"), reason
     assert "max_unpacked_files" in reason
+
+
+# --- unclean failures: each a one-line reason naming the file or key (item 7) ---------
+def _deep(depth: int) -> bytes:
+    return b'{"epochs": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize(
+    "raw,reason",
+    [
+        (_deep(100_000), r"^hyperparameters\.json is not valid JSON: nested too deeply$"),
+        (b'{"epochs": "\xff\xfe"}', r"^hyperparameters\.json is not valid JSON: .*utf-8"),
+        (b'{"seed": "1e30"}', r"^seed='1e30' is out of range"),
+        (b'{"seed": "-1"}', r"^seed='-1' is out of range"),
+    ],
+    ids=["deep", "not-utf8", "huge-seed", "negative-seed"],
+)
+def test_a_broken_hyperparameters_file_fails_with_a_reason_naming_it(
+    plugin_name, base_dir, run_train, raw, reason
+):
+    helpers.write_sample_job(base_dir, {"model": plugin_name}, model=plugin_name)
+    (base_dir / "input" / "config" / "hyperparameters.json").write_bytes(raw)
+    result = run_train(base_dir)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(reason, helpers.failure_reason(base_dir)), helpers.failure_reason(base_dir)
+    assert "Traceback" not in result.stdout  # a UserError: the reason is the whole story
+
+
+@pytest.mark.parametrize(
+    "backbone,reason",
+    [
+        ("x" * 5000, r"^hyperparameter 'backbone' is 5000 characters long; at most 4096$"),
+        ("/tmp/" + "x" * 300, r"^backbone is not a usable path: File name too long$"),
+    ],
+    ids=["5000-characters", "300-character-name"],
+)
+def test_an_unusable_backbone_fails_with_a_reason_naming_it(base_dir, run_train, backbone, reason):
+    helpers.write_sample_job(base_dir, {"backbone": backbone})
+    result = run_train(base_dir)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(reason, helpers.failure_reason(base_dir)), helpers.failure_reason(base_dir)
+
+
+WRONG_SHAPES = {"list": "[]", "string": '"x"', "null": "null", "number": "7"}
+
+
+@pytest.fixture
+def model_copy(plugin_trained, tmp_path) -> Path:
+    out = tmp_path / "model"
+    shutil.copytree(plugin_trained / "model", out)
+    return out
+
+
+def load(model_dir: Path):
+    from sagemaker_platform import registry
+    from sagemaker_platform.runtime import Runtime
+
+    runtime = Runtime.resolve("fp32", "cpu", 1, 8, None)
+    return registry.plugin_for(model_dir).load(model_dir, runtime)
+
+
+@pytest.mark.parametrize("shape", WRONG_SHAPES)
+def test_every_json_file_of_a_model_directory_of_the_wrong_shape_is_named(model_copy, shape):
+    """Each JSON file the plug-in wrote, replaced by JSON of another shape: loading fails
+    with a UserError naming that file, never an AttributeError from deep inside."""
+    from sagemaker_platform.errors import UserError
+
+    files = sorted(model_copy.rglob("*.json"))
+    assert files
+    for path in files:
+        good = path.read_text()
+        path.write_text(WRONG_SHAPES[shape])
+        try:
+            with pytest.raises(UserError, match=re.escape(path.name)):
+                load(model_copy)
+        finally:
+            path.write_text(good)
+    load(model_copy)  # and whole again, it loads
+
+
+@pytest.mark.parametrize("labels", [[None, "b"], [{"a": 1}, "b"], ["a", "a"], [True, False]])
+def test_labels_that_are_no_labels_are_refused_not_served(plugin_name, model_copy, labels):
+    from sagemaker_platform.errors import UserError
+
+    if plugin_name == "text_classifier":
+        path, doc = model_copy / "labels.json", labels
+    else:
+        path = model_copy / "schema.json"
+        doc = json.loads(path.read_text())
+        if not doc.get("labels"):
+            pytest.skip("a regression schema has no labels")
+        doc["labels"] = labels + doc["labels"][2:]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match="must list distinct labels"):
+        load(model_copy)

@@ -32,11 +32,11 @@ def write_model_dir(out: Path, schema: Schema, network_config: dict[str, Any]) -
 
 
 def read_schema(model_dir: Path) -> Schema:
-    return Schema.from_dict(read_json(model_dir / SCHEMA))
+    return Schema.from_dict(read_json(model_dir / SCHEMA, expect=dict))
 
 
 def read_network_config(model_dir: Path, schema: Schema | None = None) -> dict[str, Any]:
-    config = read_json(model_dir / NETWORK)
+    config = read_json(model_dir / NETWORK, expect=dict)
     if not isinstance(config, dict) or set(config) != _NETWORK_KEYS:
         raise UserError(f"model directory is corrupt: {NETWORK} has other keys than expected")
     schema = schema or read_schema(model_dir)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from sagemaker_platform.artifacts import check_labels
 from sagemaker_platform.errors import UserError
 
 FORMAT_VERSION = 1
@@ -217,6 +218,8 @@ class Schema:
             )
         except (KeyError, TypeError) as exc:
             raise UserError(f"model directory is corrupt: schema.json lacks {exc}") from None
+        if not regression:
+            check_labels(list(schema.labels), "schema.json's labels")
         encoded = {c.name for c in schema.numeric} | {c.name for c in schema.categorical}
         if schema.task not in (CLASSIFICATION, REGRESSION) or encoded != set(schema.features):
             raise UserError("model directory is corrupt: schema.json's columns do not add up")

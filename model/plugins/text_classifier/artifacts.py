@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sagemaker_platform.artifacts import CHECKPOINT, load_state_dict, read_json
+from sagemaker_platform.artifacts import CHECKPOINT, check_labels, load_state_dict, read_json
 from sagemaker_platform.errors import UserError
 
 from .text import TextSettings, save_tokenizer
@@ -64,9 +64,9 @@ def write_model_dir(out: Path, spec: ModelSpec, backbone_config, tokenizer) -> N
 def read_spec(model_dir: Path) -> ModelSpec:
     if not model_dir.is_dir():
         raise UserError(f"no model directory at {model_dir}; run training first")
-    labels = read_json(model_dir / LABELS)
-    text = TextSettings.from_dict(read_json(model_dir / PREPROCESSING))
-    head = read_json(model_dir / CLASSIFIER)
+    labels = check_labels(read_json(model_dir / LABELS, expect=list), LABELS)
+    text = TextSettings.from_dict(read_json(model_dir / PREPROCESSING, expect=dict))
+    head = read_json(model_dir / CLASSIFIER, expect=dict)
     if head.get("format_version") != FORMAT_VERSION:
         raise UserError(
             f"model directory has format {head.get('format_version')}, expected {FORMAT_VERSION}"
@@ -81,7 +81,7 @@ def read_spec(model_dir: Path) -> ModelSpec:
 
 def read_backbone_config(model_dir: Path) -> dict[str, Any]:
     """backbone/config.json: the architecture serving rebuilds."""
-    config = read_json(model_dir / BACKBONE / "config.json")
+    config = read_json(model_dir / BACKBONE / "config.json", expect=dict)
     if not isinstance(config, dict) or "model_type" not in config:
         raise UserError(f"model directory is corrupt: {BACKBONE}/config.json has no model_type")
     return config

@@ -108,7 +108,11 @@ def resolve(
     if cfg.backbone == "default":
         return str(default_backbone())
     path = Path(cfg.backbone)
-    if path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long for the file system, say
+        raise UserError(f"backbone is not a usable path: {exc.strerror}") from None
+    if exists:
         folder = find_model(path) if path.is_dir() else None
         if folder is None:
             raise UserError(f"backbone={cfg.backbone!r} is a path but not {EXPECTED}")

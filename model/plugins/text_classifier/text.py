@@ -61,7 +61,18 @@ def load_tokenizer(folder: Path):
     """Serving side: the saved tokenizer.json; never reaches for the network."""
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(str(Path(folder) / TOKENIZER_FILE))
+    from sagemaker_platform.artifacts import read_json
+    from sagemaker_platform.errors import UserError
+
+    path = Path(folder) / TOKENIZER_FILE
+    read_json(path, expect=dict)  # missing, broken or not an object: named, as a UserError
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # the tokenizers library raises a bare Exception
+        raise UserError(
+            f"model directory is corrupt: {path.parent.name}/{TOKENIZER_FILE} cannot be "
+            f"loaded: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def save_tokenizer(tokenizer, folder: Path) -> None:
