@@ -609,3 +609,42 @@ def test_cli_delete_can_keep_the_model(sm, trained, capsys):
         sm.describe_endpoint(EndpointName=name)
     assert sm.describe_model(ModelName=name)["ModelName"] == name
     assert f"deleted endpoint config {name}" in capsys.readouterr().out
+
+
+# --- batch transform joins (issue 14) --------------------------------------------------------
+def test_cli_transform_keeps_the_id_column_next_to_each_answer(aws, sm, endpoint, capsys):
+    code = main(
+        [
+            "transform", "--model-name", endpoint, "--name", "batch-joined",
+            "--input", f"s3://{BUCKET}/batch/ids/", "--output", f"s3://{BUCKET}/batch/joined/",
+            "--content-type", "text/csv", "--instance-type", "ml.m5.xlarge",
+            "--input-filter", "$[1:]", "--join-source", "input", "--output-filter", "$[0,-1]",
+            "--no-wait",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    d = described(sm.describe_transform_job(TransformJobName="batch-joined"))
+    assert d["DataProcessing"] == {
+        "InputFilter": "$[1:]",
+        "JoinSource": "Input",
+        "OutputFilter": "$[0,-1]",
+    }
+    assert (d["TransformInput"]["SplitType"], d["TransformOutput"]["AssembleWith"]) == (
+        "Line",
+        "Line",
+    )
+    assert "join source Input, output filter $[0,-1]" in capsys.readouterr().out
+
+
+def test_transform_without_joins_sends_no_data_processing(aws, endpoint):
+    launcher.transform(
+        model_name=endpoint,
+        input_s3_uri=f"s3://{BUCKET}/batch/in/",
+        output_s3_uri=f"s3://{BUCKET}/batch/plain/",
+        name="batch-plain",
+        instance_type="ml.m5.xlarge",
+        boto_session=aws.session,
+        wait=False,
+    )
+    (request,) = aws.sent("CreateTransformJob")
+    assert "DataProcessing" not in request
