@@ -2,9 +2,9 @@
 
 `deploy` creates three SageMaker resources with the SDK v3's `sagemaker.core.resources`
 (one API call each, nothing hidden): a Model (our image, the model.tar.gz, the serving
-knobs as environment variables), an EndpointConfig (real-time instances, asynchronous
-with an S3 output path, or serverless) and the Endpoint. `delete` removes all three.
-Calling a deployed endpoint is `invoking`'s.
+knobs and the mode as environment variables), an EndpointConfig (real-time instances,
+asynchronous with an S3 output path, or serverless) and the Endpoint. `delete` removes
+all three. Calling a deployed endpoint is `invoking`'s.
 
 `sagemaker.serve.ModelBuilder` is not used: it builds and packages the serving side
 itself, while this image already is the serving side; the resources map one to one to
@@ -93,7 +93,7 @@ def plan_deployment(
     check_model_source(training_job, model_data)
     if mode not in MODES:
         raise LauncherError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    environment = serving_environment(serving, env)
+    environment = serving_environment(serving, env, mode=mode)
     serverless = mode == "serverless"
     if serverless:
         if serverless_memory_mb not in SERVERLESS_MEMORY_MB:

@@ -380,6 +380,7 @@ def test_deploy_realtime_creates_model_config_and_endpoint(aws, sm, trained):
         "LOG_LEVEL": "DEBUG",
         "MODEL_SERVER_MAX_BATCH_DELAY_MS": "5",
         "MODEL_SERVER_MAX_BATCH_SIZE": "64",
+        "MODEL_SERVER_MODE": "realtime",
         "MODEL_SERVER_PRECISION": "bf16",
         "MODEL_SERVER_WORKERS": "1",
     }
@@ -609,6 +610,15 @@ def test_cli_delete_can_keep_the_model(sm, trained, capsys):
         sm.describe_endpoint(EndpointName=name)
     assert sm.describe_model(ModelName=name)["ModelName"] == name
     assert f"deleted endpoint config {name}" in capsys.readouterr().out
+
+
+# --- the mode variable (issue 14) -------------------------------------------
+@pytest.mark.parametrize("mode", ["realtime", "async", "serverless"])
+def test_deploy_tells_the_container_its_mode(sm, trained, mode):
+    extra = {"async_output_s3_uri": f"s3://{BUCKET}/o/"} if mode == "async" else {}
+    name = deployed(trained, f"mode-{mode}", mode=mode, **extra)
+    environment = sm.describe_model(ModelName=name)["PrimaryContainer"]["Environment"]
+    assert environment["MODEL_SERVER_MODE"] == mode
 
 
 # --- batch transform joins (issue 14) --------------------------------------------------------
