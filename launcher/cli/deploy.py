@@ -6,7 +6,17 @@ import argparse
 from typing import Any
 
 from .. import endpoints
-from .options import add_command, add_serving, add_target, add_wait, serving, target, waiting
+from .options import (
+    add_autoscaling,
+    add_command,
+    add_serving,
+    add_target,
+    add_wait,
+    autoscaling,
+    serving,
+    target,
+    waiting,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -53,6 +63,8 @@ def add_parser(sub: Any) -> None:
     )
     add_serving(p)
     add_wait(p)
+    # issue 14: autoscaling
+    add_autoscaling(p)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -71,4 +83,5 @@ def run(args: argparse.Namespace) -> None:
         async_max_concurrent_invocations=args.async_max_concurrent,
         serverless_memory_mb=args.serverless_memory_mb,
         serverless_max_concurrency=args.serverless_max_concurrency,
+        **autoscaling(args),  # issue 14
     )
