@@ -3,7 +3,7 @@
 `deploy` creates three SageMaker resources with the SDK v3's `sagemaker.core.resources`
 (one API call each, nothing hidden): a Model (our image, the model.tar.gz, the serving
 knobs and the mode as environment variables), an EndpointConfig (real-time instances,
-asynchronous with an S3 output path, or serverless) and the
+asynchronous with an S3 output path, or serverless; data capture if asked) and the
 Endpoint; once it is InService, its autoscaling (`autoscaling`). `delete` removes all of
 it. Calling a deployed endpoint is `invoking`'s.
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .autoscaling import ScalingPlan, apply_scaling, plan_scaling, remove_scaling
+from .capture import CapturePlan, plan_capture
 from .models import check_model_source, create_model, model_data_of
 from .params import serving_environment
 from .settings import (
@@ -67,6 +68,7 @@ class DeploymentPlan:
     async_failure_s3_uri: str | None
     async_max_concurrent_invocations: int | None
     scaling: ScalingPlan | None = None  # realtime and async, registered once InService
+    capture: CapturePlan | None = None  # realtime and async
 
 
 def plan_deployment(
@@ -90,6 +92,9 @@ def plan_deployment(
     target_backlog_per_instance: float | None = None,
     scale_in_cooldown: int | None = None,
     scale_out_cooldown: int | None = None,
+    capture_s3_uri: str | None = None,
+    capture_percent: int | None = None,
+    capture_content_types: list[str] | None = None,
     region: str | None = None,
     role: str | None = None,
     image_uri: str | None = None,
@@ -101,6 +106,9 @@ def plan_deployment(
     target_invocations_per_instance= (realtime: requests per instance per minute) or
     target_backlog_per_instance= (async: queued requests per instance; min_instances=0
     lets it scale to zero), scale_in_cooldown= / scale_out_cooldown= in seconds (300).
+    Data capture (realtime and async): capture_s3_uri=, capture_percent= (100) and
+    capture_content_types= (CSV and JSON types kept as text; default text/csv,
+    application/json, application/jsonlines).
     """
     target = resolve(
         region, role, image_uri, need_role=True, need_image=True, boto_session=boto_session
@@ -152,6 +160,7 @@ def plan_deployment(
             scale_in_cooldown=scale_in_cooldown,
             scale_out_cooldown=scale_out_cooldown,
         ),
+        capture=plan_capture(mode, capture_s3_uri, capture_percent, capture_content_types),
     )
 
 
@@ -215,6 +224,7 @@ def deploy(
             endpoint_config_name=plan.name,
             production_variants=[_instance_variant(plan)],
             async_inference_config=_async_config(plan),
+            data_capture_config=plan.capture.shape() if plan.capture else None,
             session=session,
             region=plan.target.region,
         )

@@ -9,6 +9,9 @@ Where moto falls short of SageMaker (each is worked around here, never in the la
 - DescribeModel/DescribeEndpointConfig/DescribeEndpoint answer an unset VpcConfig or
   DataCaptureConfig as `{}`; SageMaker leaves them out, and the SDK's resources reject
   the empty form. The fixture drops empty structures from those answers.
+- DescribeEndpoint answers an endpoint's DataCaptureConfig as its endpoint config holds
+  it; SageMaker answers a DataCaptureConfigSummary (CaptureStatus,
+  CurrentSamplingPercentage), which the SDK requires. The fixture answers the summary.
 - CreateTrainingJob replaces AlgorithmSpecification.MetricDefinitions with a fixed
   `test:dcg` entry, so metric definitions are checked on the request.
 - iam:SimulatePrincipalPolicy is not implemented, so the SDK's client-side role check is
@@ -59,7 +62,16 @@ def moto(tmp_path_factory):
 
     def omit_empty_structures(describe):
         def patched(self):
-            return ActionResult({k: v for k, v in describe(self).result.items() if v != {}})
+            result = {k: v for k, v in describe(self).result.items() if v != {}}
+            capture = result.get("DataCaptureConfig")
+            if describe.__name__ == "describe_endpoint" and capture:
+                result["DataCaptureConfig"] = {
+                    "EnableCapture": capture["EnableCapture"],
+                    "CaptureStatus": "Started",
+                    "CurrentSamplingPercentage": capture["InitialSamplingPercentage"],
+                    "DestinationS3Uri": capture["DestinationS3Uri"],
+                }
+            return ActionResult(result)
 
         return patched
 
@@ -806,13 +818,57 @@ def test_autoscale_reads_the_mode_of_the_endpoint(trained, capsys):
     assert scaling_of(name) == ([], [])
 
 
-# --- the mode variable (issue 14) -------------------------------------------
+# --- the mode variable and data capture (issue 14) -------------------------------------------
 @pytest.mark.parametrize("mode", ["realtime", "async", "serverless"])
 def test_deploy_tells_the_container_its_mode(sm, trained, mode):
     extra = {"async_output_s3_uri": f"s3://{BUCKET}/o/"} if mode == "async" else {}
     name = deployed(trained, f"mode-{mode}", mode=mode, **extra)
     environment = sm.describe_model(ModelName=name)["PrimaryContainer"]["Environment"]
     assert environment["MODEL_SERVER_MODE"] == mode
+
+
+def test_deploy_with_data_capture_sets_the_endpoint_config(aws, sm, trained):
+    launcher.deploy(
+        training_job=trained,
+        name="captured",
+        instance_type=GPU_INSTANCE,
+        capture_s3_uri=f"s3://{BUCKET}/capture/",
+        capture_percent=25,
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=aws.session,
+        wait=False,
+    )
+    config = sm.describe_endpoint_config(EndpointConfigName="captured")
+    assert config["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 25,
+        "DestinationS3Uri": f"s3://{BUCKET}/capture/",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "CsvContentTypes": ["text/csv"],
+            "JsonContentTypes": ["application/json", "application/jsonlines"],
+        },
+    }
+
+
+def test_cli_data_capture_on_async_with_chosen_content_types(sm, trained, capsys):
+    code = main(
+        [
+            "deploy", "--training-job", trained, "--name", "captured-async", "--mode", "async",
+            "--async-output-s3-uri", f"s3://{BUCKET}/o/", "--instance-type", GPU_INSTANCE,
+            "--capture-s3-uri", f"s3://{BUCKET}/capture/", "--capture-content-types",
+            "application/x-jsonlines", "--role", ROLE, "--image-uri", IMAGE, "--no-wait",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    capture = sm.describe_endpoint_config(EndpointConfigName="captured-async")["DataCaptureConfig"]
+    assert capture["InitialSamplingPercentage"] == 100
+    assert capture["CaptureContentTypeHeader"] == {"JsonContentTypes": ["application/x-jsonlines"]}
+
+
+def test_deploy_without_data_capture_leaves_it_out(sm, endpoint):
+    assert "DataCaptureConfig" not in sm.describe_endpoint_config(EndpointConfigName=endpoint)
 
 
 # --- batch transform joins (issue 14) --------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Issue 14's launch options, checked before any request: autoscaling, the
+"""Issue 14's launch options, checked before any request: autoscaling, data capture, the
 mode variable and batch transform joins (what reaches AWS: tests/integration/test_launcher.py)."""
 
 import pytest
@@ -46,6 +46,14 @@ TRANSFORM = ["transform", "--model-name", "m", "--input", "s3://b-1/i/", "--outp
          "scale-in cooldown -5"),
         ([*DEPLOY, "--mode", "serverless", *SCALE, "--target-invocations-per-instance", "9"],
          "a serverless endpoint scales by itself"),
+        ([*DEPLOY, "--capture-percent", "50"], "data capture needs an S3 URI"),
+        ([*DEPLOY, "--capture-s3-uri", "s3://b-1/c/", "--capture-percent", "101"],
+         "capture percent 101: expected a whole number 0 to 100"),
+        ([*DEPLOY, "--capture-s3-uri", "bucket/c/"], "data capture: 'bucket/c/' is not an s3://"),
+        ([*DEPLOY, "--capture-s3-uri", "s3://b-1/c/", "--mode", "serverless"],
+         "does not capture serverless endpoints"),
+        ([*DEPLOY, "--capture-s3-uri", "s3://b-1/c/", "--capture-content-types", "text/plain"],
+         "only CSV and JSON types are listed"),
         ([*DEPLOY, "--env", "MODEL_SERVER_MODE=async"], "set from the endpoint's mode"),
         ([*TRANSFORM, "--input-filter", "[1:]"], "a JSONPath starts with `$`"),
         ([*TRANSFORM, "--output-filter", ""], "an empty JSONPath"),
@@ -93,6 +101,22 @@ def test_deployment_plan_carries_autoscaling():
         False,
     )
     assert launcher.plan_deployment(training_job="j", **TARGET).scaling is None
+
+
+def test_deployment_plan_carries_data_capture():
+    plan = launcher.plan_deployment(
+        training_job="j",
+        capture_s3_uri="s3://b-1/capture/",
+        capture_percent=0,  # capture off for now, switchable later without a new config
+        capture_content_types=["Text/CSV", "application/json", "application/json"],
+        **TARGET,
+    )
+    assert (plan.capture.percent, plan.capture.csv_types, plan.capture.json_types) == (
+        0,
+        ("text/csv",),
+        ("application/json",),
+    )
+    assert launcher.plan_deployment(training_job="j", **TARGET).capture is None
 
 
 def test_the_mode_variable_is_no_serving_flag():
