@@ -160,3 +160,13 @@ def test_transform_plan_joins():
         )
     args = build_parser().parse_args([*TRANSFORM, "--join-source", "input"])
     assert args.join_source == "Input"
+
+
+def test_help_lists_the_autoscale_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "    autoscale" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["autoscale", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--target-backlog-per-instance" in out and "--scale-in-cooldown" in out
