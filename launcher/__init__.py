@@ -25,7 +25,7 @@ if (_MODEL_DIR / "sagemaker_platform").is_dir() and str(_MODEL_DIR) not in sys.p
     sys.path.append(str(_MODEL_DIR))
 
 from .batch import plan_transform, transform, wait_for_transform  # noqa: E402
-from .endpoints import delete, deploy, plan_deployment, wait_for_endpoint  # noqa: E402
+from .endpoints import autoscale, delete, deploy, plan_deployment, wait_for_endpoint  # noqa: E402
 from .invoking import invoke, invoke_async  # noqa: E402
 from .jobs import plan_training, train, wait_for_training  # noqa: E402
 from .metrics import metric_definitions  # noqa: E402
@@ -36,6 +36,7 @@ __all__ = [
     "JobFailed",
     "LauncherError",
     "WaitTimeout",
+    "autoscale",
     "delete",
     "deploy",
     "invoke",

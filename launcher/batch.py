@@ -5,6 +5,12 @@ fit in MaxPayloadInMB into one request (MultiRecord), sends up to
 MaxConcurrentTransforms requests to each instance at once, and joins the answers line
 for line (AssembleWith Line) under the output prefix. The launcher sets those three
 limits explicitly, to the values the container's GET /execution-parameters reports.
+
+SageMaker can also keep each input record next to its answer (DataProcessing): an input
+filter picks what the model sees (`$[1:]`: all CSV columns but the first, an id), the
+join source `Input` appends the answer to the whole input record (CSV: its columns after
+the input's; JSON: a `SageMakerOutput` field), and an output filter picks what is written
+(`$[0,-1]`: the id and the last column).
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ CONTENT_TYPES = ("application/jsonlines", "text/csv")
 # CreateTransformJob accepts at most 16 environment variables.
 MAX_ENVIRONMENT = 16
 TERMINAL = ("Completed", "Failed", "Stopped")
+JOIN_SOURCES = ("None", "Input")
+MAX_FILTER_LENGTH = 63  # DataProcessing's InputFilter and OutputFilter
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,9 @@ class TransformPlan:
     instance_count: int
     environment: dict[str, str]
     limits: TransformLimits
+    input_filter: str | None = None  # DataProcessing, each None when not set
+    join_source: str | None = None
+    output_filter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,9 @@ def plan_transform(
     max_payload_mb: int | None = None,
     serving: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    input_filter: str | None = None,
+    join_source: str | None = None,
+    output_filter: str | None = None,
     region: str | None = None,
     role: str | None = None,
     image_uri: str | None = None,
@@ -86,6 +100,8 @@ def plan_transform(
 
     Give `model_name` (an existing SageMaker model, e.g. one `deploy` made) or a
     `training_job` / `model_data` to create a model first (then role and image are needed).
+    `input_filter`, `join_source` ("Input" or "None") and `output_filter` are SageMaker's
+    DataProcessing: keep ids and other columns next to each answer.
     """
     creates_model = model_name is None
     target = resolve(
@@ -127,6 +143,7 @@ def plan_transform(
         max_concurrent_transforms=max_concurrent_transforms,
         max_payload_mb=max_payload_mb,
     )
+    join_source = _join_source(join_source, content_type, accept or content_type)
     return TransformPlan(
         target=target,
         name=check_name(name or timestamped(DEFAULT_NAME), "transform job name"),
@@ -141,7 +158,49 @@ def plan_transform(
         instance_count=instance_count,
         environment=environment,
         limits=limits,
+        input_filter=_check_filter(input_filter, "input filter"),
+        join_source=join_source,
+        output_filter=_check_filter(output_filter, "output filter"),
     )
+
+
+def _join_source(value: str | None, content_type: str, accept: str) -> str | None:
+    if value is None:
+        return None
+    spelled = {s.lower(): s for s in JOIN_SOURCES}.get(str(value).lower())
+    if spelled is None:
+        raise LauncherError(f"join source {value!r}: expected {' or '.join(JOIN_SOURCES)}")
+    if spelled == "Input" and accept != content_type:
+        # CSV joins append columns, JSON joins add a field: one format in and out.
+        raise LauncherError(
+            f"join source Input joins each answer to its input record, so the answers must "
+            f"be {content_type} like the input, not {accept}"
+        )
+    return spelled
+
+
+def _check_filter(expression: str | None, what: str) -> str | None:
+    """A JSONPath as DataProcessing takes it: `$`, `$[1:]`, `$[0,-1]`, `$.features`,
+    `$['id','SageMakerOutput']`. Checked for its shape only; SageMaker parses it."""
+    if expression is None:
+        return None
+    if not isinstance(expression, str) or not expression.strip():
+        raise LauncherError(f"{what}: an empty JSONPath; `$` selects the whole record")
+    if not expression.startswith("$"):
+        raise LauncherError(f"{what} {expression!r}: a JSONPath starts with `$`, e.g. `$[1:]`")
+    if len(expression) > MAX_FILTER_LENGTH:
+        raise LauncherError(
+            f"{what} {expression!r}: {len(expression)} characters, SageMaker takes at most "
+            f"{MAX_FILTER_LENGTH}"
+        )
+    depth = 0
+    for char in expression:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth < 0 or depth > 1:
+            break
+    if depth != 0 or expression.count("'") % 2 or expression.count('"') % 2:
+        raise LauncherError(f"{what} {expression!r}: unbalanced brackets or quotes")
+    return expression
 
 
 @takes_plan_arguments(plan_transform)
@@ -157,6 +216,7 @@ def transform(
     plan = plan_transform(boto_session=boto_session, **launch)
     from sagemaker.core.resources import TransformJob
     from sagemaker.core.shapes import (
+        DataProcessing,
         TransformDataSource,
         TransformInput,
         TransformOutput,
@@ -199,12 +259,22 @@ def transform(
         max_payload_in_mb=limits.max_payload_in_mb,
         batch_strategy=limits.api_batch_strategy,
         environment=plan.environment or None,
+        data_processing=_data_processing(plan, DataProcessing),
         session=session,
         region=plan.target.region,
     )
     say(
         f"transform job {plan.name} created: {limits.max_concurrent_transforms} concurrent "
         f"x {limits.max_payload_in_mb} MB, {limits.batch_strategy}, {plan.content_type}"
+        + "".join(
+            f", {name} {value}"
+            for name, value in (
+                ("input filter", plan.input_filter),
+                ("join source", plan.join_source),
+                ("output filter", plan.output_filter),
+            )
+            if value is not None
+        )
     )
     info = _info(job, plan.output_s3_uri)
     if not wait:
@@ -215,6 +285,16 @@ def transform(
         poll_seconds=poll_seconds,
         timeout_seconds=timeout_seconds,
     )
+
+
+def _data_processing(plan: TransformPlan, shape: Any):
+    given = {
+        "input_filter": plan.input_filter,
+        "join_source": plan.join_source,
+        "output_filter": plan.output_filter,
+    }
+    given = {key: value for key, value in given.items() if value is not None}
+    return shape(**given) if given else None
 
 
 def wait_for_transform(

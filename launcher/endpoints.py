@@ -2,9 +2,10 @@
 
 `deploy` creates three SageMaker resources with the SDK v3's `sagemaker.core.resources`
 (one API call each, nothing hidden): a Model (our image, the model.tar.gz, the serving
-knobs as environment variables), an EndpointConfig (real-time instances, asynchronous
-with an S3 output path, or serverless) and the Endpoint. `delete` removes all three.
-Calling a deployed endpoint is `invoking`'s.
+knobs and the mode as environment variables), an EndpointConfig (real-time instances,
+asynchronous with an S3 output path, or serverless; data capture if asked) and the
+Endpoint; once it is InService, its autoscaling (`autoscaling`). `delete` removes all of
+it. Calling a deployed endpoint is `invoking`'s.
 
 `sagemaker.serve.ModelBuilder` is not used: it builds and packages the serving side
 itself, while this image already is the serving side; the resources map one to one to
@@ -16,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .autoscaling import ScalingPlan, apply_scaling, plan_scaling, remove_scaling
+from .capture import CapturePlan, plan_capture
 from .models import check_model_source, create_model, model_data_of
 from .params import serving_environment
 from .settings import (
@@ -27,7 +30,7 @@ from .settings import (
     takes_plan_arguments,
     timestamped,
 )
-from .waiting import JobFailed, follow, say
+from .waiting import JobFailed, WaitTimeout, follow, say
 
 DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
 DEFAULT_NAME = "text-classifier"
@@ -64,6 +67,8 @@ class DeploymentPlan:
     async_output_s3_uri: str | None  # async
     async_failure_s3_uri: str | None
     async_max_concurrent_invocations: int | None
+    scaling: ScalingPlan | None = None  # realtime and async, registered once InService
+    capture: CapturePlan | None = None  # realtime and async
 
 
 def plan_deployment(
@@ -81,19 +86,37 @@ def plan_deployment(
     async_max_concurrent_invocations: int | None = None,
     serverless_memory_mb: int = 6144,
     serverless_max_concurrency: int = 5,
+    min_instances: int | None = None,
+    max_instances: int | None = None,
+    target_invocations_per_instance: float | None = None,
+    target_backlog_per_instance: float | None = None,
+    scale_in_cooldown: int | None = None,
+    scale_out_cooldown: int | None = None,
+    capture_s3_uri: str | None = None,
+    capture_percent: int | None = None,
+    capture_content_types: list[str] | None = None,
     region: str | None = None,
     role: str | None = None,
     image_uri: str | None = None,
     boto_session: Any = None,
 ) -> DeploymentPlan:
-    """Check and resolve a deployment; raises LauncherError, sends nothing."""
+    """Check and resolve a deployment; raises LauncherError, sends nothing.
+
+    Autoscaling (realtime and async): min_instances= and max_instances=, with
+    target_invocations_per_instance= (realtime: requests per instance per minute) or
+    target_backlog_per_instance= (async: queued requests per instance; min_instances=0
+    lets it scale to zero), scale_in_cooldown= / scale_out_cooldown= in seconds (300).
+    Data capture (realtime and async): capture_s3_uri=, capture_percent= (100) and
+    capture_content_types= (CSV and JSON types kept as text; default text/csv,
+    application/json, application/jsonlines).
+    """
     target = resolve(
         region, role, image_uri, need_role=True, need_image=True, boto_session=boto_session
     )
     check_model_source(training_job, model_data)
     if mode not in MODES:
         raise LauncherError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    environment = serving_environment(serving, env)
+    environment = serving_environment(serving, env, mode=mode)
     serverless = mode == "serverless"
     if serverless:
         if serverless_memory_mb not in SERVERLESS_MEMORY_MB:
@@ -127,6 +150,17 @@ def plan_deployment(
         async_output_s3_uri=async_output_s3_uri if mode == "async" else None,
         async_failure_s3_uri=async_failure_s3_uri if mode == "async" else None,
         async_max_concurrent_invocations=async_max_concurrent_invocations,
+        scaling=plan_scaling(
+            mode,
+            None if serverless else instance_count,
+            min_instances=min_instances,
+            max_instances=max_instances,
+            target_invocations_per_instance=target_invocations_per_instance,
+            target_backlog_per_instance=target_backlog_per_instance,
+            scale_in_cooldown=scale_in_cooldown,
+            scale_out_cooldown=scale_out_cooldown,
+        ),
+        capture=plan_capture(mode, capture_s3_uri, capture_percent, capture_content_types),
     )
 
 
@@ -146,9 +180,16 @@ def deploy(
     CPU only), instance_type=, instance_count=, serving= (the server's knobs by
     ServeConfig field name: workers, max_batch_size, max_batch_delay_ms, precision, ...)
     and env= (further variables). The model, config and endpoint all take `name`
-    (default text-classifier-<time>).
+    (default text-classifier-<time>). Autoscaling is registered once the endpoint is
+    InService, so it needs `wait` (else deploy, then `autoscale`).
     """
     plan = plan_deployment(boto_session=boto_session, **launch)
+    if plan.scaling is not None and not wait:
+        raise LauncherError(
+            "autoscaling is registered once the endpoint is InService, so deploy must wait: "
+            "drop --no-wait, or deploy without autoscaling and run `autoscale` when it is "
+            "InService"
+        )
     from sagemaker.core.resources import Endpoint, EndpointConfig
 
     session = boto_session or plan.target.boto_session()
@@ -183,6 +224,7 @@ def deploy(
             endpoint_config_name=plan.name,
             production_variants=[_instance_variant(plan)],
             async_inference_config=_async_config(plan),
+            data_capture_config=plan.capture.shape() if plan.capture else None,
             session=session,
             region=plan.target.region,
         )
@@ -196,12 +238,21 @@ def deploy(
     say(f"endpoint {plan.name} is {endpoint.endpoint_status}")
     status = str(endpoint.endpoint_status)
     if wait:
-        status = wait_for_endpoint(
-            plan.name,
-            boto_session=session,
-            poll_seconds=poll_seconds,
-            timeout_seconds=timeout_seconds,
-        )
+        try:
+            status = wait_for_endpoint(
+                plan.name,
+                boto_session=session,
+                poll_seconds=poll_seconds,
+                timeout_seconds=timeout_seconds,
+            )
+        except WaitTimeout:
+            if plan.scaling is not None:
+                say(
+                    f"autoscaling of {plan.name} not registered yet: run `autoscale` once InService"
+                )
+            raise
+    if plan.scaling is not None:
+        apply_scaling(plan.name, VARIANT, plan.scaling, session)
     return Deployment(plan.name, plan.name, plan.name, plan.mode, status)
 
 
@@ -264,6 +315,63 @@ def wait_for_endpoint(
     return final.state
 
 
+def autoscale(
+    endpoint_name: str,
+    *,
+    min_instances: int | None = None,
+    max_instances: int | None = None,
+    target_invocations_per_instance: float | None = None,
+    target_backlog_per_instance: float | None = None,
+    scale_in_cooldown: int | None = None,
+    scale_out_cooldown: int | None = None,
+    region: str | None = None,
+    boto_session: Any = None,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float | None = None,
+) -> list[str]:
+    """Autoscale an existing endpoint (e.g. one deployed with wait=False), replacing any
+    autoscaling it had: waits until it is InService, then registers each variant as
+    `deploy` would (the keyword arguments of `plan_deployment`'s autoscaling).
+
+    Returns what was put, e.g. ["scalable target endpoint/x/variant/AllTraffic", ...].
+    """
+    target = resolve(region, boto_session=boto_session)
+    session = boto_session or target.boto_session()
+    sagemaker = session.client("sagemaker")
+    config_name = sagemaker.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+    variants = config["ProductionVariants"]
+    if any(v.get("ServerlessConfig") for v in variants):
+        mode = "serverless"
+    else:
+        mode = "async" if config.get("AsyncInferenceConfig") else "realtime"
+    plan = plan_scaling(
+        mode,
+        None,  # a running endpoint: its count moves into the range by itself
+        min_instances=min_instances,
+        max_instances=max_instances,
+        target_invocations_per_instance=target_invocations_per_instance,
+        target_backlog_per_instance=target_backlog_per_instance,
+        scale_in_cooldown=scale_in_cooldown,
+        scale_out_cooldown=scale_out_cooldown,
+    )
+    if plan is None:
+        raise LauncherError("autoscale: give min and max instances and a target")
+    wait_for_endpoint(
+        endpoint_name,
+        boto_session=session,
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+    )
+    names = [v["VariantName"] for v in variants]
+    for line in remove_scaling(endpoint_name, names, session):
+        say(f"replaced {line}")
+    done: list[str] = []
+    for name in names:
+        done += apply_scaling(endpoint_name, name, plan, session)
+    return done
+
+
 def delete(
     endpoint_name: str,
     *,
@@ -271,9 +379,11 @@ def delete(
     region: str | None = None,
     boto_session: Any = None,
 ) -> list[str]:
-    """Delete an endpoint, its endpoint config and (unless `keep_model`) its models.
+    """Delete an endpoint's autoscaling, the endpoint, its endpoint config and (unless
+    `keep_model`) its models.
 
-    Returns what was deleted, e.g. ["endpoint x", "endpoint config x", "model x"].
+    Returns what was deleted, e.g. ["endpoint x", "endpoint config x", "model x"], after
+    any "scaling policy ...", "scalable target ..." and "alarm ..." entries.
     """
     from botocore.exceptions import ClientError
     from sagemaker.core.resources import Endpoint, EndpointConfig, Model
@@ -291,7 +401,15 @@ def delete(
         if exc.response["Error"]["Code"] != "ValidationException":  # already gone
             raise
         config = None
-    deleted = []
+    variants = [str(v.variant_name) for v in (config.production_variants or [])] if config else []
+    # Autoscaling first: a target left behind would outlive its endpoint.
+    try:
+        deleted = remove_scaling(endpoint_name, variants or [VARIANT], session)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("AccessDeniedException", "AccessDenied"):
+            raise
+        say(f"autoscaling of {endpoint_name} not checked (no permission): {exc}")
+        deleted = []
     endpoint.delete()
     deleted.append(f"endpoint {endpoint_name}")
     if config is not None:

@@ -74,12 +74,20 @@ _SET_BY_SAGEMAKER = (
 )
 
 
+# The endpoint mode (realtime, async, serverless), from which the container takes its
+# limits: body size, timeouts, workers. `deploy --mode` sets it, so it is no knob of its own.
+# (contract.MODE_ENV is where the container spells it; the literal covers a checkout of the
+# platform from before that constant.)
+MODE_ENV = getattr(contract, "MODE_ENV", "MODEL_SERVER_MODE")
+_SET_BY_LAUNCHER = (MODE_ENV,)
+
+
 def serving_knobs() -> dict[str, str]:
     """{ServeConfig field: environment variable} for the settings a user may choose."""
     return {
         f.name: f.metadata["env"]
         for f in fields(ServeConfig)
-        if f.metadata["env"] not in _SET_BY_SAGEMAKER
+        if f.metadata["env"] not in _SET_BY_SAGEMAKER + _SET_BY_LAUNCHER
     }
 
 
@@ -88,12 +96,14 @@ def serving_environment(
     env: Mapping[str, str] | None = None,
     *,
     sagemaker_sets: tuple[str, ...] = (),
+    mode: str | None = None,
 ) -> dict[str, str]:
     """The model's Environment: knobs by field name (`workers=2`) plus raw variables.
 
     The result is parsed with `serve_config_from_env`, exactly as the server will parse
     it at start-up. `sagemaker_sets` names further variables that SageMaker fills in for
-    this kind of job (batch transform sets the payload limit from MaxPayloadInMB).
+    this kind of job (batch transform sets the payload limit from MaxPayloadInMB). An
+    endpoint's `mode` goes in as MODEL_SERVER_MODE.
     """
     known = serving_knobs()
     reserved = set(_SET_BY_SAGEMAKER) | set(sagemaker_sets)
@@ -115,6 +125,10 @@ def serving_environment(
         raise LauncherError(
             f"{', '.join(clash)}: set by SageMaker itself for this kind of job{hint}"
         )
+    if MODE_ENV in result:
+        raise LauncherError(f"{MODE_ENV}: set from the endpoint's mode (--mode, mode=)")
+    if mode is not None:
+        result[MODE_ENV] = mode
     try:
         serve_config_from_env(result)
     except ConfigError as exc:

@@ -6,7 +6,17 @@ import argparse
 from typing import Any
 
 from .. import endpoints
-from .options import add_command, add_serving, add_target, add_wait, serving, target, waiting
+from .options import (
+    add_autoscaling,
+    add_command,
+    add_serving,
+    add_target,
+    add_wait,
+    autoscaling,
+    serving,
+    target,
+    waiting,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -53,6 +63,9 @@ def add_parser(sub: Any) -> None:
     )
     add_serving(p)
     add_wait(p)
+    # issue 14: autoscaling and data capture
+    add_autoscaling(p)
+    _add_capture(p)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -71,4 +84,32 @@ def run(args: argparse.Namespace) -> None:
         async_max_concurrent_invocations=args.async_max_concurrent,
         serverless_memory_mb=args.serverless_memory_mb,
         serverless_max_concurrency=args.serverless_max_concurrency,
+        **autoscaling(args),  # issue 14
+        **_capture(args),
     )
+
+
+# --- issue 14: data capture ----------------------------------------------------------------
+def _add_capture(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data capture (realtime and async)")
+    g.add_argument(
+        "--capture-s3-uri", metavar="S3_URI", help="capture requests and answers under here"
+    )
+    g.add_argument(
+        "--capture-percent", type=int, metavar="P", help="of invocations captured, 0-100 (100)"
+    )
+    g.add_argument(
+        "--capture-content-types",
+        metavar="TYPES",
+        help="comma-separated CSV and JSON types kept as text (text/csv,application/json,"
+        "application/jsonlines); others are kept base64-encoded",
+    )
+
+
+def _capture(args: argparse.Namespace) -> dict[str, Any]:
+    types = args.capture_content_types
+    return {
+        "capture_s3_uri": args.capture_s3_uri,
+        "capture_percent": args.capture_percent,
+        "capture_content_types": [t for t in types.split(",") if t.strip()] if types else None,
+    }

@@ -119,3 +119,43 @@ def serving(args: argparse.Namespace) -> dict[str, Any]:
         if key.startswith("knob_") and value is not None
     }
     return {"serving": knobs, "env": parse_pairs(args.env, "--env")}
+
+
+# --- autoscaling (deploy, autoscale) ---------------------------------------------------------
+def add_autoscaling(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "autoscaling (realtime and async; registered once the endpoint is InService)"
+    )
+    g.add_argument("--min-instances", type=int, metavar="N", help="0 only for async")
+    g.add_argument("--max-instances", type=int, metavar="N", help="at most this many")
+    g.add_argument(
+        "--target-invocations-per-instance",
+        type=float,
+        metavar="T",
+        help="realtime: requests per instance per minute to hold (README: choosing T)",
+    )
+    g.add_argument(
+        "--target-backlog-per-instance",
+        type=float,
+        metavar="B",
+        help="async: queued requests per instance to hold",
+    )
+    g.add_argument(
+        "--scale-in-cooldown", type=int, metavar="SECONDS", help="after a scale-in (300)"
+    )
+    g.add_argument(
+        "--scale-out-cooldown", type=int, metavar="SECONDS", help="after a scale-out (300)"
+    )
+
+
+def autoscaling(args: argparse.Namespace) -> dict[str, Any]:
+    """The `add_autoscaling` flags as keyword arguments."""
+    keys = (
+        "min_instances",
+        "max_instances",
+        "target_invocations_per_instance",
+        "target_backlog_per_instance",
+        "scale_in_cooldown",
+        "scale_out_cooldown",
+    )
+    return {key: getattr(args, key) for key in keys}

@@ -49,6 +49,7 @@ def add_parser(sub: Any) -> None:
     )
     add_serving(p, skip=("max_payload_mb",))
     add_wait(p)
+    _add_joins(p)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -68,4 +69,29 @@ def run(args: argparse.Namespace) -> None:
         instance_count=args.instance_count,
         max_concurrent_transforms=args.max_concurrent_transforms,
         max_payload_mb=args.max_payload_mb,
+        input_filter=args.input_filter,
+        join_source=args.join_source,
+        output_filter=args.output_filter,
+    )
+
+
+def _add_joins(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "keeping input next to each answer (SageMaker's DataProcessing; README: batch joins)"
+    )
+    g.add_argument(
+        "--input-filter",
+        metavar="JSONPATH",
+        help="what of each record the model sees, e.g. '$[1:]' (CSV: all columns but an id)",
+    )
+    g.add_argument(
+        "--join-source",
+        type=str.capitalize,
+        choices=batch.JOIN_SOURCES,
+        help="Input: append each answer to its whole input record (None: the answer alone)",
+    )
+    g.add_argument(
+        "--output-filter",
+        metavar="JSONPATH",
+        help="what of the joined record is written, e.g. '$[0,-1]' (CSV: the id, the last column)",
     )

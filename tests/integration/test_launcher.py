@@ -9,6 +9,9 @@ Where moto falls short of SageMaker (each is worked around here, never in the la
 - DescribeModel/DescribeEndpointConfig/DescribeEndpoint answer an unset VpcConfig or
   DataCaptureConfig as `{}`; SageMaker leaves them out, and the SDK's resources reject
   the empty form. The fixture drops empty structures from those answers.
+- DescribeEndpoint answers an endpoint's DataCaptureConfig as its endpoint config holds
+  it; SageMaker answers a DataCaptureConfigSummary (CaptureStatus,
+  CurrentSamplingPercentage), which the SDK requires. The fixture answers the summary.
 - CreateTrainingJob replaces AlgorithmSpecification.MetricDefinitions with a fixed
   `test:dcg` entry, so metric definitions are checked on the request.
 - iam:SimulatePrincipalPolicy is not implemented, so the SDK's client-side role check is
@@ -59,7 +62,16 @@ def moto(tmp_path_factory):
 
     def omit_empty_structures(describe):
         def patched(self):
-            return ActionResult({k: v for k, v in describe(self).result.items() if v != {}})
+            result = {k: v for k, v in describe(self).result.items() if v != {}}
+            capture = result.get("DataCaptureConfig")
+            if describe.__name__ == "describe_endpoint" and capture:
+                result["DataCaptureConfig"] = {
+                    "EnableCapture": capture["EnableCapture"],
+                    "CaptureStatus": "Started",
+                    "CurrentSamplingPercentage": capture["InitialSamplingPercentage"],
+                    "DestinationS3Uri": capture["DestinationS3Uri"],
+                }
+            return ActionResult(result)
 
         return patched
 
@@ -380,6 +392,7 @@ def test_deploy_realtime_creates_model_config_and_endpoint(aws, sm, trained):
         "LOG_LEVEL": "DEBUG",
         "MODEL_SERVER_MAX_BATCH_DELAY_MS": "5",
         "MODEL_SERVER_MAX_BATCH_SIZE": "64",
+        "MODEL_SERVER_MODE": "realtime",
         "MODEL_SERVER_PRECISION": "bf16",
         "MODEL_SERVER_WORKERS": "1",
     }
@@ -609,3 +622,289 @@ def test_cli_delete_can_keep_the_model(sm, trained, capsys):
         sm.describe_endpoint(EndpointName=name)
     assert sm.describe_model(ModelName=name)["ModelName"] == name
     assert f"deleted endpoint config {name}" in capsys.readouterr().out
+
+
+# --- autoscaling (issue 14) ------------------------------------------------------------------
+def scaling_of(name: str) -> tuple[list[dict], list[dict]]:
+    """The scalable targets and scaling policies moto holds for an endpoint's variant."""
+    aas = new_session().client("application-autoscaling")
+    resource = f"endpoint/{name}/variant/AllTraffic"
+    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])
+    policies = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)
+    policies = [p for p in policies["ScalingPolicies"] if p["ResourceId"] == resource]
+    return targets["ScalableTargets"], sorted(policies, key=lambda p: p["PolicyName"])
+
+
+def alarms_named(*names: str) -> list[dict]:
+    cloudwatch = new_session().client("cloudwatch")
+    return cloudwatch.describe_alarms(AlarmNames=list(names))["MetricAlarms"]
+
+
+def test_deploy_realtime_with_autoscaling_tracks_invocations_per_instance(aws, sm, trained):
+    launcher.deploy(
+        training_job=trained,
+        name="scaled-rt",
+        instance_type=GPU_INSTANCE,
+        instance_count=2,
+        min_instances=1,
+        max_instances=4,
+        target_invocations_per_instance=3000,
+        scale_in_cooldown=600,
+        scale_out_cooldown=60,
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=aws.session,
+        poll_seconds=0.01,
+    )
+    (target,), (policy,) = scaling_of("scaled-rt")
+    assert (target["ScalableDimension"], target["MinCapacity"], target["MaxCapacity"]) == (
+        "sagemaker:variant:DesiredInstanceCount",
+        1,
+        4,
+    )
+    assert (policy["PolicyName"], policy["PolicyType"]) == (
+        "invocations-per-instance",
+        "TargetTrackingScaling",
+    )
+    assert policy["TargetTrackingScalingPolicyConfiguration"] == {
+        "TargetValue": 3000.0,
+        "PredefinedMetricSpecification": {
+            "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+        },
+        "ScaleInCooldown": 600,
+        "ScaleOutCooldown": 60,
+    }
+    # Registered after the endpoint was seen InService, never before.
+    operations = aws.operations()
+    assert operations.index("RegisterScalableTarget") > operations.index("DescribeEndpoint")
+    assert sm.describe_endpoint(EndpointName="scaled-rt")["EndpointStatus"] == "InService"
+
+
+def test_async_endpoint_scales_to_zero_on_its_backlog_and_wakes_on_an_alarm(aws, trained):
+    launcher.deploy(
+        training_job=trained,
+        name="scaled-async",
+        mode="async",
+        instance_type=GPU_INSTANCE,
+        async_output_s3_uri=f"s3://{BUCKET}/async/out/",
+        min_instances=0,
+        max_instances=3,
+        target_backlog_per_instance=5,
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=aws.session,
+        poll_seconds=0.01,
+    )
+    (target,), (backlog, wake) = scaling_of("scaled-async")
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (0, 3)
+    assert backlog["PolicyName"] == "backlog-per-instance"
+    assert backlog["TargetTrackingScalingPolicyConfiguration"] == {
+        "TargetValue": 5.0,
+        "CustomizedMetricSpecification": {
+            "MetricName": "ApproximateBacklogSizePerInstance",
+            "Namespace": "AWS/SageMaker",
+            "Dimensions": [{"Name": "EndpointName", "Value": "scaled-async"}],
+            "Statistic": "Average",
+        },
+        "ScaleInCooldown": 300,
+        "ScaleOutCooldown": 300,
+    }
+    assert (wake["PolicyName"], wake["PolicyType"]) == ("wake-from-zero", "StepScaling")
+    assert wake["StepScalingPolicyConfiguration"] == {
+        "AdjustmentType": "ChangeInCapacity",
+        "MetricAggregationType": "Average",
+        "Cooldown": 300,
+        "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+    }
+    (alarm,) = alarms_named("scaled-async-HasBacklogWithoutCapacity")
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        "AWS/SageMaker",
+        "HasBacklogWithoutCapacity",
+    )
+    assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": "scaled-async"}]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "GreaterThanOrEqualToThreshold",
+        1.0,
+    )
+    assert alarm["AlarmActions"] == [wake["PolicyARN"]]  # the alarm fires the step policy
+
+
+def test_async_autoscaling_above_zero_has_no_wake_policy(aws, trained):
+    launcher.deploy(
+        training_job=trained,
+        name="scaled-async-warm",
+        mode="async",
+        instance_type=GPU_INSTANCE,
+        async_output_s3_uri=f"s3://{BUCKET}/async/out/",
+        min_instances=1,
+        max_instances=2,
+        target_backlog_per_instance=2.5,
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=aws.session,
+        poll_seconds=0.01,
+    )
+    _, policies = scaling_of("scaled-async-warm")
+    assert [p["PolicyName"] for p in policies] == ["backlog-per-instance"]
+    assert alarms_named("scaled-async-warm-HasBacklogWithoutCapacity") == []
+
+
+def test_delete_deregisters_autoscaling_its_policies_and_the_wake_alarm(aws, sm, trained):
+    name = deployed(
+        trained,
+        "scaled-then-deleted",
+        mode="async",
+        async_output_s3_uri=f"s3://{BUCKET}/o/",
+        min_instances=0,
+        max_instances=2,
+        target_backlog_per_instance=5,
+        wait=True,
+        poll_seconds=0.01,
+    )
+    assert scaling_of(name) != ([], [])
+    deleted = launcher.delete(name, boto_session=aws.session)
+    assert deleted == [
+        "scaling policy backlog-per-instance",
+        "scaling policy wake-from-zero",
+        f"scalable target endpoint/{name}/variant/AllTraffic",
+        f"alarm {name}-HasBacklogWithoutCapacity",
+        f"endpoint {name}",
+        f"endpoint config {name}",
+        f"model {name}",
+    ]
+    assert scaling_of(name) == ([], [])
+    assert alarms_named(f"{name}-HasBacklogWithoutCapacity") == []
+    with pytest.raises(ClientError):
+        sm.describe_endpoint(EndpointName=name)
+
+
+def test_deploy_no_wait_refuses_autoscaling_then_autoscale_registers_it(sm, trained, capsys):
+    base = ["deploy", "--training-job", trained, "--name", "scaled-later", "--role", ROLE,
+            "--image-uri", IMAGE, "--instance-type", GPU_INSTANCE, "--no-wait"]  # fmt: skip
+    scaling = ["--min-instances", "1", "--max-instances", "3",
+               "--target-invocations-per-instance", "1200"]  # fmt: skip
+    assert main([*base, *scaling]) == 2
+    assert "drop --no-wait" in capsys.readouterr().err
+    with pytest.raises(ClientError):  # refused before anything was created
+        sm.describe_model(ModelName="scaled-later")
+
+    assert main(base) == 0
+    assert scaling_of("scaled-later") == ([], [])
+    code = main(["autoscale", "--endpoint", "scaled-later", "--poll-seconds", "0.01", *scaling])
+    assert code == 0, capsys.readouterr().err
+    (target,), (policy,) = scaling_of("scaled-later")
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 3)
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 1200.0
+
+    # Again, with other figures: the autoscaling is replaced, not stacked.
+    scaling[1], scaling[5] = "2", "900"
+    assert (
+        main(["autoscale", "--endpoint", "scaled-later", "--poll-seconds", "0.01", *scaling]) == 0
+    )
+    (target,), (policy,) = scaling_of("scaled-later")
+    assert target["MinCapacity"] == 2
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 900.0
+    out = capsys.readouterr().out
+    assert "replaced scaling policy invocations-per-instance" in out
+    assert "min_instances=2 max_instances=3" in out
+
+
+def test_autoscale_reads_the_mode_of_the_endpoint(trained, capsys):
+    name = deployed(trained, "serverless-no-scaling", mode="serverless")
+    code = main(["autoscale", "--endpoint", name, "--min-instances", "1", "--max-instances",
+                 "2", "--target-invocations-per-instance", "100"])  # fmt: skip
+    assert code == 2
+    assert "serverless endpoint scales by itself" in capsys.readouterr().err
+    assert scaling_of(name) == ([], [])
+
+
+# --- the mode variable and data capture (issue 14) -------------------------------------------
+@pytest.mark.parametrize("mode", ["realtime", "async", "serverless"])
+def test_deploy_tells_the_container_its_mode(sm, trained, mode):
+    extra = {"async_output_s3_uri": f"s3://{BUCKET}/o/"} if mode == "async" else {}
+    name = deployed(trained, f"mode-{mode}", mode=mode, **extra)
+    environment = sm.describe_model(ModelName=name)["PrimaryContainer"]["Environment"]
+    assert environment["MODEL_SERVER_MODE"] == mode
+
+
+def test_deploy_with_data_capture_sets_the_endpoint_config(aws, sm, trained):
+    launcher.deploy(
+        training_job=trained,
+        name="captured",
+        instance_type=GPU_INSTANCE,
+        capture_s3_uri=f"s3://{BUCKET}/capture/",
+        capture_percent=25,
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=aws.session,
+        wait=False,
+    )
+    config = sm.describe_endpoint_config(EndpointConfigName="captured")
+    assert config["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 25,
+        "DestinationS3Uri": f"s3://{BUCKET}/capture/",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "CsvContentTypes": ["text/csv"],
+            "JsonContentTypes": ["application/json", "application/jsonlines"],
+        },
+    }
+
+
+def test_cli_data_capture_on_async_with_chosen_content_types(sm, trained, capsys):
+    code = main(
+        [
+            "deploy", "--training-job", trained, "--name", "captured-async", "--mode", "async",
+            "--async-output-s3-uri", f"s3://{BUCKET}/o/", "--instance-type", GPU_INSTANCE,
+            "--capture-s3-uri", f"s3://{BUCKET}/capture/", "--capture-content-types",
+            "application/x-jsonlines", "--role", ROLE, "--image-uri", IMAGE, "--no-wait",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    capture = sm.describe_endpoint_config(EndpointConfigName="captured-async")["DataCaptureConfig"]
+    assert capture["InitialSamplingPercentage"] == 100
+    assert capture["CaptureContentTypeHeader"] == {"JsonContentTypes": ["application/x-jsonlines"]}
+
+
+def test_deploy_without_data_capture_leaves_it_out(sm, endpoint):
+    assert "DataCaptureConfig" not in sm.describe_endpoint_config(EndpointConfigName=endpoint)
+
+
+# --- batch transform joins (issue 14) --------------------------------------------------------
+def test_cli_transform_keeps_the_id_column_next_to_each_answer(aws, sm, endpoint, capsys):
+    code = main(
+        [
+            "transform", "--model-name", endpoint, "--name", "batch-joined",
+            "--input", f"s3://{BUCKET}/batch/ids/", "--output", f"s3://{BUCKET}/batch/joined/",
+            "--content-type", "text/csv", "--instance-type", "ml.m5.xlarge",
+            "--input-filter", "$[1:]", "--join-source", "input", "--output-filter", "$[0,-1]",
+            "--no-wait",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    d = described(sm.describe_transform_job(TransformJobName="batch-joined"))
+    assert d["DataProcessing"] == {
+        "InputFilter": "$[1:]",
+        "JoinSource": "Input",
+        "OutputFilter": "$[0,-1]",
+    }
+    assert (d["TransformInput"]["SplitType"], d["TransformOutput"]["AssembleWith"]) == (
+        "Line",
+        "Line",
+    )
+    assert "join source Input, output filter $[0,-1]" in capsys.readouterr().out
+
+
+def test_transform_without_joins_sends_no_data_processing(aws, endpoint):
+    launcher.transform(
+        model_name=endpoint,
+        input_s3_uri=f"s3://{BUCKET}/batch/in/",
+        output_s3_uri=f"s3://{BUCKET}/batch/plain/",
+        name="batch-plain",
+        instance_type="ml.m5.xlarge",
+        boto_session=aws.session,
+        wait=False,
+    )
+    (request,) = aws.sent("CreateTransformJob")
+    assert "DataProcessing" not in request
