@@ -114,6 +114,29 @@ def test_records_get_the_same_answer_alone_and_batched(plugin_name, plugin_serve
         assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) or _close(a, b)
 
 
+@pytest.mark.parametrize("content_type", [JSONLINES, CSV])
+def test_a_line_body_reads_the_same_with_or_without_its_last_newline_and_with_crlf(
+    plugin_name, plugin_server, content_type
+):
+    """Batch transform hands over the lines as they are in S3: the last may lack its
+    newline, and a file written on Windows ends each in CRLF. Every line is one record."""
+    if content_type not in plugin_of(plugin_name).content_types:
+        pytest.skip(f"{plugin_name} takes no {content_type}")
+    lines = helpers.sample(plugin_name).PAYLOADS[content_type].decode().splitlines()
+    variants = {
+        "newline": "\n".join(lines) + "\n",
+        "none": "\n".join(lines),
+        "crlf": "\r\n".join(lines) + "\r\n",
+    }
+    got = {}
+    for name, body in variants.items():
+        r = post(plugin_server, body.encode(), content_type, JSONLINES)
+        assert r.status_code == 200, (name, r.text)
+        got[name] = answers(r)
+        assert len(got[name]) == len(lines), (name, got[name])
+    assert got["none"] == got["newline"] == got["crlf"]
+
+
 def _close(a: dict, b: dict) -> bool:
     flat = lambda d: {k: v for k, v in d.items() if not isinstance(v, (dict, list))}  # noqa: E731
     fa, fb = flat(a), flat(b)

@@ -226,3 +226,35 @@ def test_clients_that_resend_when_answered_fill_whole_batches(monkeypatch, refil
         assert mean >= 6, model.batch_sizes
     else:
         assert mean < 5, model.batch_sizes  # the behaviour the wait exists to fix
+
+
+def test_ping_stays_503_until_warm_up_has_finished(tmp_path):
+    """The service is healthy only once the plug-in's warm_up returned: a ready flag set
+    before warm-up would send traffic to a worker still paying its first passes."""
+    from sagemaker_platform.config import ServeConfig
+    from sagemaker_platform.plugin import Plugin
+    from sagemaker_platform.service import Service
+
+    warming, gate = threading.Event(), threading.Event()
+
+    class SlowWarmUp(Plugin):
+        name = "slow_warm_up"
+
+        def load(self, model_dir, runtime):
+            return Doubler()
+
+        def warm_up(self, model):
+            warming.set()
+            gate.wait(10)
+
+        def predict(self, model, records):
+            return model.predict(records)
+
+    service = Service(ServeConfig(workers=1, threads=1), tmp_path, plugin=SlowWarmUp())
+    assert warming.wait(10), "warm_up never started"
+    time.sleep(0.1)
+    assert not service.healthy()
+    with pytest.raises(NotReady):
+        service.engine.predict(["x"], timeout=0.05)
+    gate.set()
+    assert service.engine.wait_ready(10) and service.healthy()

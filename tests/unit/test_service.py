@@ -1,0 +1,61 @@
+"""The Flask-free service on a stand-in plug-in: its own limits, which nginx's answer
+first on the real stack (nginx's body limit is the same figure), so only here does a
+test reach them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sagemaker_platform.codecs import HTTPError
+from sagemaker_platform.config import ServeConfig
+from sagemaker_platform.plugin import Plugin
+from sagemaker_platform.service import Service
+
+JSON = "application/json"
+
+
+class Lengths(Plugin):
+    name = "lengths"
+
+    def load(self, model_dir, runtime):
+        return "model"
+
+    def predict(self, model, records):
+        return [len(str(r)) for r in records]
+
+
+@pytest.fixture
+def service(tmp_path):
+    def make(**settings) -> Service:
+        s = Service(ServeConfig(workers=1, threads=1, **settings), tmp_path, plugin=Lengths())
+        assert s.engine.wait_ready(10)
+        return s
+
+    return make
+
+
+def body_of(size: int) -> bytes:
+    """A JSON list of one string, exactly `size` bytes long."""
+    body = json.dumps(["x" * (size - 4)]).encode()
+    assert len(body) == size
+    return body
+
+
+def test_the_payload_limit_is_megabytes_to_the_byte(service):
+    svc = service(max_payload_mb=0.01)  # 10485.76 bytes
+    answer, _ = svc.invoke(body_of(10485), JSON, JSON)
+    assert json.loads(answer) == {"predictions": [10481]}
+    with pytest.raises(HTTPError) as exc:
+        svc.invoke(body_of(10486), JSON, JSON)
+    assert exc.value.status == 413 and "0.01 MB" in str(exc.value)
+
+
+def test_the_record_limit_counts_records_not_bytes(service):
+    svc = service(max_records=3)
+    answer, _ = svc.invoke(json.dumps(["a", "bb", "ccc"]).encode(), JSON, JSON)
+    assert json.loads(answer) == {"predictions": [1, 2, 3]}
+    with pytest.raises(HTTPError) as exc:
+        svc.invoke(json.dumps(["a"] * 4).encode(), JSON, JSON)
+    assert exc.value.status == 413 and "MODEL_SERVER_MAX_RECORDS=3" in str(exc.value)
