@@ -374,7 +374,12 @@ def test_worker_past_the_timeout_answers_5xx_and_is_replaced(trained_model):
     timeout never fires: the heartbeat goes on while the forward pass is stuck), /ping
     is 200 again within RECOVERY_S, and a good request gets its old answer."""
     timeout = 2
-    env = {**FP32, "MODEL_SERVER_TIMEOUT": str(timeout), "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"}
+    env = {
+        **FP32,
+        "MODEL_SERVER_TIMEOUT": str(timeout),
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20",
+        "MODEL_SERVER_MAX_RECORDS": "20000",  # past the default 10,000: this is about time
+    }
     with helpers.Server(trained_model, env=env) as srv:
         srv.wait_ready()
         before = requests.post(srv.url + "/invocations", json={"inputs": TEXTS[0]}, timeout=30)
