@@ -3,8 +3,8 @@
 SageMaker turns any log line that matches a metric definition (`\\bval_f1=NUMBER`) into
 a metric, and a tuning job optimises it. So only the job's own metric lines may hold
 `name=number`: every value that comes from outside the code (a file or folder name, a CSV
-header, a hyperparameter, a library's message, an exception) is printed *inert*, with
-its `=` after a word character escaped as `\\=` and its line breaks and other control
+header, a hyperparameter, a library's message, an exception) is printed *inert*: an `=`
+between a word character and a number is escaped as `\\=`, line breaks and other control
 characters as `\\n`, `\\x1b`. The code's own templates and `kv` lines stay as written.
 Log outside values as `%s` arguments or through `kv`, never pasted into the template.
 """
@@ -24,7 +24,8 @@ _TRUSTED = {"sagemaker_platform", "plugins", "train", "serve", "predictor", "wsg
 # Breaks CloudWatch or a terminal would honour: C0 controls (tab kept), DEL, NEL, LS, PS.
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127, 0x85] if c != 9}
 _CONTROL.update({10: "\\n", 13: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
-_METRIC_EQUALS = re.compile(r"(?<=\w)=")
+# `name=` then what a metric definition's number starts with: the only `=` a regex reads.
+_METRIC_EQUALS = re.compile(r"(?<=\w)=(?=[-+.0-9])")
 
 
 def inert(text: object, keep_newlines: bool = False) -> str:
