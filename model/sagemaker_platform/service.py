@@ -56,6 +56,7 @@ class Service:
         plugin: Plugin | None = None,
     ):
         self.cfg = cfg
+        codecs.set_one_record_per_line(cfg.batch)  # batch transform splits at newlines
         self.max_payload_bytes = int(cfg.max_payload_mb * 1024 * 1024)
         self.plugin = plugin or registry.plugin_for(model_dir)
 
