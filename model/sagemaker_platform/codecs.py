@@ -101,10 +101,6 @@ def json_records(body: bytes, keys: Sequence[str] = RECORD_KEYS) -> list[Any] | 
 # in batch transform's SplitType=Line: a lone CR is text. It travels through the parser
 # as this private-use character, and back (bodies that contain it are parsed as they are).
 _LONE_CR = "\ue000"
-# Appended as a last line of its own to find a quote left open: the parser then takes
-# it into the open field instead of reading it as a row.
-_END = "\ue001"
-
 # Under batch transform SageMaker splits the input at newlines (SplitType=Line) whatever
 # the quoting, so each line is one record there; elsewhere a quoted field may hold a
 # newline. Set once per worker from the configuration (`Service`).
@@ -123,7 +119,7 @@ def csv_rows(body: bytes, one_per_line: bool | None = None) -> list[list[str]]:
     whatever its quotes, so that the answer has a line for each line of the input; a
     quote a line leaves open closes at its end. Otherwise a quoted field may span
     lines, and a quote never closed is a 400 naming the line it opens on, rather than
-    one record swallowing every line after it."""
+    one record swallowing every line after it (as is text after a closing quote)."""
     text = body_text(body)
     hide = _LONE_CR not in text
     if hide:
@@ -152,20 +148,20 @@ def _rows_by_line(text: str) -> list[list[str]]:
 
 
 def _rows(text: str) -> list[list[str]]:
-    marked = _END not in text
-    reader = csv.reader(io.StringIO(text + "\n" + _END if marked else text, newline=""))
-    rows, start, last_start = [], 1, 1  # the lines the next and the last row begin on
+    # strict: a quote never closed, or text after a closing quote, is an error (RFC 4180)
+    # instead of a field that runs on over the lines after it.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows, start = [], 1  # the line the next row begins on
     try:
         for row in reader:
             rows.append(row)
-            last_start, start = start, reader.line_num + 1
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise HTTPError(400, f"body is not valid CSV: {exc}") from None
-    if not marked:
-        return rows
-    if rows and rows[-1] == [_END]:
-        return rows[:-1]
-    raise HTTPError(400, f"CSV line {last_start} opens a quote that is never closed")
+        if str(exc) == "unexpected end of data":
+            raise HTTPError(400, f"CSV line {start} opens a quote that is never closed") from None
+        where = f" (in a quoted field from line {start})" if start < reader.line_num else ""
+        raise HTTPError(400, f"CSV line {reader.line_num} is not valid CSV: {exc}{where}") from None
+    return rows
 
 
 def decode_records(body: bytes, content_type: str) -> list[Any]:

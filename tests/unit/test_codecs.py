@@ -265,3 +265,12 @@ def test_a_malformed_content_type_is_a_415_not_read_as_json(header):
 @pytest.mark.parametrize("header", [None, "", "  "])
 def test_no_content_type_is_json(header):
     assert decode(b'"x"', header) == ["x"]
+
+
+def test_text_after_a_closing_quote_is_a_400_naming_its_line():
+    """`"a` then `"b` on the next line would otherwise close the quote and make one
+    record of two lines."""
+    with pytest.raises(
+        HTTPError, match=r"CSV line 3 is not valid CSV: ',' expected.*quoted field from line 2"
+    ):
+        codecs.csv_rows(b'ok\n"open\n"I was charged\nthird\n')
