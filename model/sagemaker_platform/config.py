@@ -111,7 +111,7 @@ class ServeConfig:
     )
     workers: int = setting(
         0,
-        "gunicorn workers, each with its own copy of the model; 0 is one per GPU, or on CPU one per core (at most 4)",
+        "gunicorn workers, each with its own copy of the model; 0 is one per GPU, or on CPU one per core (at most 4), and 1 on a serverless endpoint",
         lo=0,
         hi=256,
         env=contract.WORKERS_ENV,
@@ -161,7 +161,10 @@ class ServeConfig:
         env=contract.PRECISION_ENV,
     )
     device: str = setting(
-        "auto", "cuda, cpu, or auto", choices=("auto", "cuda", "cpu"), env=contract.DEVICE_ENV
+        "auto",
+        "cuda, cpu, or auto (a GPU if there is one; always the CPU on a serverless endpoint)",
+        choices=("auto", "cuda", "cpu"),
+        env=contract.DEVICE_ENV,
     )
     max_payload_mb: float = setting(
         6.0,
