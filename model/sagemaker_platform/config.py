@@ -79,9 +79,10 @@ class ModeLimits:
     client_timeout: int  # seconds nginx waits on a silent client
 
 
-# Real-time: InvokeEndpoint's 6 MB body and 60 s. Serverless: 4 MB and 60 s. Async: 1 GB
-# bodies (from S3) and InvocationTimeoutSeconds up to 3600 (async_timeout). Batch
-# transform: MaxPayloadInMB at most 100, and InvocationsTimeoutInSeconds 600 by default.
+# Real-time: InvokeEndpoint's 6 MB body and 60 s (ServeConfig's defaults). Serverless: 4 MB
+# and 60 s. Async: 1 GB bodies (from S3) and InvocationTimeoutSeconds up to 3600 (the
+# default of its own setting, async_timeout). Batch transform: MaxPayloadInMB at most 100,
+# and InvocationsTimeoutInSeconds 600 by default.
 # SageMaker's front end hands over a real-time body in well under a second, so a client
 # silent for 10 s is gone; async and batch bodies are larger and come from S3.
 MODE_LIMITS = {
@@ -117,21 +118,21 @@ class ServeConfig:
         env=contract.WORKERS_ENV,
     )
     timeout: int = setting(
-        60,
+        MODE_LIMITS["realtime"].timeout,
         "seconds a request may take on a real-time or serverless endpoint (600 by default under batch transform); a forward pass still running then gets 504 and its worker is replaced",
         lo=1,
         hi=3600,
         env=contract.TIMEOUT_ENV,
     )
     async_timeout: int = setting(
-        3600,
+        MODE_LIMITS["async"].timeout,
         "seconds a request may take on an async endpoint, in place of MODEL_SERVER_TIMEOUT (SageMaker's InvocationTimeoutSeconds is at most 3600)",
         lo=1,
         hi=3600,
         env=contract.ASYNC_TIMEOUT_ENV,
     )
     client_timeout: int = setting(
-        10,
+        MODE_LIMITS["realtime"].client_timeout,
         "seconds nginx waits for a client's next bytes (headers, body) or for it to take more of the answer, then closes the connection; unset, the mode's: 10 real-time and serverless, 60 async and batch transform",
         lo=1,
         hi=3600,
@@ -167,7 +168,7 @@ class ServeConfig:
         env=contract.DEVICE_ENV,
     )
     max_payload_mb: float = setting(
-        6.0,
+        MODE_LIMITS["realtime"].payload_mb,
         "largest request body accepted; unset, the mode's: 6 real-time, 4 serverless, 1024 async, 100 batch transform",
         lo=0.0,
         hi=1024.0,
