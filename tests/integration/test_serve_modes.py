@@ -236,7 +236,5 @@ def _seconds_until_closed(port: int, data: bytes) -> tuple[float, bytes]:
 def test_a_silent_client_is_cut_off_after_the_client_timeout(impatient, data):
     took, answer = _seconds_until_closed(impatient.port, data)
     assert 1.5 < took < 5, took
-    if answer:  # nginx resets a timed-out connection, or answers 408
-        status, error = status_and_json(answer)
-        assert status == 408 and "sent nothing for 2 s" in error["error"]
+    assert answer == b""  # reset_timedout_connection: no answer to a client that is gone
     assert requests.get(impatient.url + "/ping", timeout=5).status_code == 200
