@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration image-test lint format readme new-model bench-train bench-serve bench-defaults clean
+.PHONY: help setup demo test test-unit test-integration image-test lint format readme new-model bench-train bench-serve bench-serverless bench-defaults clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ bench-train: $(STAMP) ## training samples/s: the train entry point vs a bare PyT
 bench-serve: $(STAMP) ## serving throughput, latency and cold start through nginx (wrk)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) benchmarks/bench_serve.py
+
+bench-serverless: $(STAMP) ## a serverless endpoint's memory (RSS, peak) and start, to choose its size
+	$(PY) benchmarks/bench_serverless.py
 
 new-model: $(STAMP) ## write a working plug-in skeleton to fill in: make new-model NAME=my_model
 	@test -n "$(NAME)" || { echo "usage: make new-model NAME=my_model" >&2; exit 2; }

@@ -43,6 +43,15 @@ def media_type(header: str | None) -> str:
     return _ALIASES.get(base, base)
 
 
+# A media type is `type/subtype`, each an RFC 9110 token.
+_TOKEN = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _well_formed(kind: str) -> bool:
+    top, slash, sub = kind.partition("/")
+    return bool(slash and top and sub) and all(c in _TOKEN for c in top + sub)
+
+
 # --- request bodies --------------------------------------------------------------------
 def body_text(body: bytes) -> str:
     try:
@@ -92,24 +101,66 @@ def json_records(body: bytes, keys: Sequence[str] = RECORD_KEYS) -> list[Any] | 
 # in batch transform's SplitType=Line: a lone CR is text. It travels through the parser
 # as this private-use character, and back (bodies that contain it are parsed as they are).
 _LONE_CR = "\ue000"
+# Under batch transform SageMaker splits the input at newlines (SplitType=Line) whatever
+# the quoting, so each line is one record there; elsewhere a quoted field may hold a
+# newline. Set once per worker from the configuration (`Service`).
+_one_record_per_line = False
 
 
-def csv_rows(body: bytes) -> list[list[str]]:
-    """The body's CSV rows (no header is assumed), trailing empty lines dropped."""
+def set_one_record_per_line(on: bool) -> None:
+    global _one_record_per_line
+    _one_record_per_line = on
+
+
+def csv_rows(body: bytes, one_per_line: bool | None = None) -> list[list[str]]:
+    """The body's CSV rows (no header is assumed), trailing empty lines dropped.
+
+    With `one_per_line` (by default: under batch transform) each line is one row
+    whatever its quotes, so that the answer has a line for each line of the input; a
+    quote a line leaves open closes at its end. Otherwise a quoted field may span
+    lines, and a quote never closed is a 400 naming the line it opens on, rather than
+    one record swallowing every line after it (as is text after a closing quote)."""
     text = body_text(body)
     hide = _LONE_CR not in text
     if hide:
         text = text.replace("\r\n", "\n").replace("\r", _LONE_CR)
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise HTTPError(400, f"body is not valid CSV: {exc}") from None
+    if _one_record_per_line if one_per_line is None else one_per_line:
+        rows = _rows_by_line(text)
+    else:
+        rows = _rows(text)
     if hide:
         rows = [[field.replace(_LONE_CR, "\r") for field in row] for row in rows]
     while rows and not rows[-1]:
         rows.pop()
     if not rows:
         raise HTTPError(400, "body has no CSV rows")
+    return rows
+
+
+def _rows_by_line(text: str) -> list[list[str]]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    try:
+        return [next(csv.reader([line]), []) for line in lines]
+    except csv.Error as exc:
+        raise HTTPError(400, f"body is not valid CSV: {exc}") from None
+
+
+def _rows(text: str) -> list[list[str]]:
+    # strict: a quote never closed, or text after a closing quote, is an error (RFC 4180)
+    # instead of a field that runs on over the lines after it.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows, start = [], 1  # the line the next row begins on
+    try:
+        for row in reader:
+            rows.append(row)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if str(exc) == "unexpected end of data":
+            raise HTTPError(400, f"CSV line {start} opens a quote that is never closed") from None
+        where = f" (in a quoted field from line {start})" if start < reader.line_num else ""
+        raise HTTPError(400, f"CSV line {reader.line_num} is not valid CSV: {exc}{where}") from None
     return rows
 
 
@@ -264,8 +315,15 @@ def choose_accept(header: str | None, supported: Sequence[str]) -> str:
 
 
 def check_content_type(header: str | None, supported: Sequence[str]) -> str:
-    """The request's media type (the first of `supported` when absent), or 415."""
-    kind = media_type(header) or supported[0]
+    """The request's media type (the first of `supported` when absent), or 415; a header
+    that is there but names no type (`;;;`, `; charset=utf-8`) is a 415 too."""
+    if header is None or not header.strip():
+        return supported[0]
+    kind = media_type(header)
+    if not _well_formed(kind):
+        raise HTTPError(
+            415, f"malformed Content-Type {header[:100]!r}; use one of {', '.join(supported)}"
+        )
     if kind not in supported:
         raise HTTPError(
             415, f"unsupported Content-Type {kind!r}; use one of {', '.join(supported)}"

@@ -74,6 +74,32 @@ class TrainSettings:
     )
 
 
+MODES = ("realtime", "async", "serverless")
+
+
+@dataclass(frozen=True)
+class ModeLimits:
+    """What each kind of endpoint accepts by default: SageMaker's own limits for it."""
+
+    payload_mb: float  # request body
+    timeout: int  # seconds a request may take
+    client_timeout: int  # seconds nginx waits on a silent client
+
+
+# Real-time: InvokeEndpoint's 6 MB body and 60 s (ServeConfig's defaults). Serverless: 4 MB
+# and 60 s. Async: 1 GB bodies (from S3) and InvocationTimeoutSeconds up to 3600 (the
+# default of its own setting, async_timeout). Batch transform: MaxPayloadInMB at most 100,
+# and InvocationsTimeoutInSeconds 600 by default.
+# SageMaker's front end hands over a real-time body in well under a second, so a client
+# silent for 10 s is gone; async and batch bodies are larger and come from S3.
+MODE_LIMITS = {
+    "realtime": ModeLimits(payload_mb=6.0, timeout=60, client_timeout=10),
+    "serverless": ModeLimits(payload_mb=4.0, timeout=60, client_timeout=10),
+    "async": ModeLimits(payload_mb=1024.0, timeout=3600, client_timeout=60),
+    "batch": ModeLimits(payload_mb=100.0, timeout=600, client_timeout=60),
+}
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """Serving settings. Each field is an environment variable (see `env`)."""
@@ -85,19 +111,39 @@ class ServeConfig:
         hi=65535,
         env=contract.BIND_TO_PORT_ENV,
     )
+    endpoint_mode: str = setting(
+        "realtime",
+        "the kind of endpoint (the launcher's deploy --mode sets it); it chooses the body limit, timeout and workers by default (README: Endpoint modes). Batch transform is recognised by SAGEMAKER_BATCH whatever this says",
+        choices=MODES,
+        env=contract.MODE_ENV,
+    )
     workers: int = setting(
         0,
-        "gunicorn workers, each with its own copy of the model; 0 is one per GPU, or on CPU one per core (at most 4)",
+        "gunicorn workers, each with its own copy of the model; 0 is one per GPU, or on CPU one per core (at most 4), and 1 on a serverless endpoint",
         lo=0,
         hi=256,
         env=contract.WORKERS_ENV,
     )
     timeout: int = setting(
-        60,
-        "seconds a request may take; a forward pass still running then gets 504 and its worker is replaced",
+        MODE_LIMITS["realtime"].timeout,
+        "seconds a request may take on a real-time or serverless endpoint (600 by default under batch transform); a forward pass still running then gets 504 and its worker is replaced",
         lo=1,
         hi=3600,
         env=contract.TIMEOUT_ENV,
+    )
+    async_timeout: int = setting(
+        MODE_LIMITS["async"].timeout,
+        "seconds a request may take on an async endpoint, in place of MODEL_SERVER_TIMEOUT (SageMaker's InvocationTimeoutSeconds is at most 3600)",
+        lo=1,
+        hi=3600,
+        env=contract.ASYNC_TIMEOUT_ENV,
+    )
+    client_timeout: int = setting(
+        MODE_LIMITS["realtime"].client_timeout,
+        "seconds nginx waits for a client's next bytes (headers, body) or for it to take more of the answer, then closes the connection; unset, the mode's: 10 real-time and serverless, 60 async and batch transform",
+        lo=1,
+        hi=3600,
+        env=contract.CLIENT_TIMEOUT_ENV,
     )
     threads: int = setting(
         0,
@@ -130,10 +176,20 @@ class ServeConfig:
         env=contract.PRECISION_ENV,
     )
     device: str = setting(
-        "auto", "cuda, cpu, or auto", choices=("auto", "cuda", "cpu"), env=contract.DEVICE_ENV
+        "auto",
+        "cuda, cpu, or auto (a GPU if there is one; always the CPU on a serverless endpoint)",
+        choices=("auto", "cuda", "cpu"),
+        env=contract.DEVICE_ENV,
     )
     max_payload_mb: float = setting(
-        6.0, "largest request body accepted", lo=0.0, hi=100.0, env=contract.MAX_PAYLOAD_ENV
+        MODE_LIMITS["realtime"].payload_mb,
+        "largest request body accepted; unset, the mode's: 6 real-time, 4 serverless, 1024 async, 100 batch transform",
+        lo=0.0,
+        hi=1024.0,
+        env=contract.MAX_PAYLOAD_ENV,
+    )
+    batch: bool = setting(
+        False, "set by SageMaker in a batch transform job", env=contract.BATCH_ENV
     )
     batch_strategy: str = setting(
         "MULTI_RECORD",
@@ -148,6 +204,11 @@ class ServeConfig:
         hi=1024,
         env=contract.MAX_CONCURRENT_TRANSFORMS_ENV,
     )
+
+    @property
+    def kind(self) -> str:
+        """realtime, async, serverless or batch: what the defaults were chosen for."""
+        return "batch" if self.batch else self.endpoint_mode
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -246,14 +307,37 @@ def parse_env(cls, env: Mapping[str, str] | None = None):
 
 
 def serve_config_from_env(env: Mapping[str, str] | None = None) -> ServeConfig:
-    """ServeConfig from the process environment; empty variables take the default."""
+    """ServeConfig from the process environment; empty variables take the default, and
+    the settings the endpoint's kind decides (`MODE_LIMITS`) take that kind's unless set.
+    The result holds the values in force: `timeout` is the async one on an async
+    endpoint, and a serverless endpoint runs one worker on the CPU."""
     env = os.environ if env is None else env
     cfg = parse_env(ServeConfig, env)
-    if not env.get(contract.MAX_PAYLOAD_ENV, "").strip() and env.get(
-        contract.BATCH_ENV, ""
-    ).lower() in ("true", "1"):
-        cfg = replace(cfg, max_payload_mb=100.0)  # batch transform's own limit
-    return cfg
+    limits = MODE_LIMITS[cfg.kind]
+
+    def unset(name: str) -> bool:
+        return not env.get(name, "").strip()
+
+    changes: dict[str, Any] = {}
+    if unset(contract.MAX_PAYLOAD_ENV):
+        changes["max_payload_mb"] = limits.payload_mb
+    if cfg.kind == "async":
+        changes["timeout"] = cfg.async_timeout
+    elif unset(contract.TIMEOUT_ENV):
+        changes["timeout"] = limits.timeout
+    if unset(contract.CLIENT_TIMEOUT_ENV):
+        changes["client_timeout"] = limits.client_timeout
+    if cfg.kind == "serverless":
+        # No GPU there, and memory is what a serverless endpoint is billed by: one copy
+        # of the model.
+        if cfg.device == "cuda":
+            raise ConfigError(
+                f"{contract.DEVICE_ENV}=cuda is not valid: a serverless endpoint has no GPU"
+            )
+        changes["device"] = "cpu"
+        if unset(contract.WORKERS_ENV):
+            changes["workers"] = 1
+    return replace(cfg, **changes)
 
 
 def describe(cls) -> list[tuple[str, str, str]]:

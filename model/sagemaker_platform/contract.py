@@ -47,6 +47,11 @@ MAX_RECORDS_ENV = "MODEL_SERVER_MAX_RECORDS"
 MAX_BATCH_DELAY_ENV = "MODEL_SERVER_MAX_BATCH_DELAY_MS"
 PRECISION_ENV = "MODEL_SERVER_PRECISION"
 DEVICE_ENV = "MODEL_SERVER_DEVICE"
+# The kind of endpoint: realtime (default), async or serverless; set by the launcher's
+# `deploy --mode`. Batch transform is recognised by SageMaker's own BATCH_ENV instead.
+MODE_ENV = "MODEL_SERVER_MODE"
+ASYNC_TIMEOUT_ENV = "MODEL_SERVER_ASYNC_TIMEOUT"
+CLIENT_TIMEOUT_ENV = "MODEL_SERVER_CLIENT_TIMEOUT"
 BACKBONE_ENV = "MODEL_SERVER_BACKBONE"
 
 # Training, multi-host (set by the user on the job; the README's "Multi-host training"):

@@ -56,6 +56,7 @@ class Service:
         plugin: Plugin | None = None,
     ):
         self.cfg = cfg
+        codecs.set_one_record_per_line(cfg.batch)  # batch transform splits at newlines
         self.max_payload_bytes = int(cfg.max_payload_mb * 1024 * 1024)
         self.plugin = plugin or registry.plugin_for(model_dir)
 
@@ -105,6 +106,10 @@ class Service:
             # model loads (a worker gunicorn just replaced) waits for it, within the timeout
             model = self.engine.loaded(timeout=self.cfg.timeout).model
             records = plugin.decode(model, body, kind, options)
+            # The records hold what the body said: let the body go (the caller passed
+            # it straight in, so this is its last reference) before the forward pass
+            # and the answer, which on an async endpoint's 1 GB body is a copy saved.
+            del body
             if not records:
                 raise HTTPError(400, "the request holds no records")
             if len(records) > self.cfg.max_records:

@@ -80,6 +80,7 @@ def render_nginx(cfg: ServeConfig, runtime_dir: Path, socket: Path) -> Path:
         "port": str(cfg.port),
         "max_body_mb": str(max(1, int(cfg.max_payload_mb + 0.999))),
         "timeout": str(cfg.timeout + 5),
+        "client_timeout": str(cfg.client_timeout),
     }
     text = NGINX_TEMPLATE.read_text()
     for key, value in values.items():
@@ -180,6 +181,7 @@ def serve() -> int:
         "config %s",
         logs.kv(
             plugin=plugin.name,
+            mode=cfg.kind,
             port=cfg.port,
             workers=cfg.workers,
             threads=cfg.threads,
@@ -190,6 +192,7 @@ def serve() -> int:
             max_batch_delay_ms=cfg.max_batch_delay_ms,
             max_payload_mb=cfg.max_payload_mb,
             timeout=cfg.timeout,
+            client_timeout=cfg.client_timeout,
             model_dir=contract.model_dir(),
         ),
     )

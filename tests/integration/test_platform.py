@@ -211,3 +211,54 @@ def test_short_soak_every_answer_is_its_own(plugin_name, plugin_server):
         t.join(timeout=120)
     assert not problems, problems[:3]
     assert len(done) == 240
+
+
+# --- every record in its place ---------------------------------------------------------
+def _quote_left_open(csv_body: bytes) -> bytes:
+    """The plug-in's CSV payload with a quote opened before the first line's last field
+    and never closed: read line by line, each line is the record it was."""
+    lines = csv_body.decode().splitlines(keepends=True)
+    head, comma, last = lines[0].rpartition(",")
+    assert '"' not in last, "the sample's first line must end in an unquoted field"
+    lines[0] = head + comma + '"' + last
+    return "".join(lines).encode()
+
+
+def test_a_csv_quote_left_open_is_a_400_naming_its_line(plugin_name, plugin_server):
+    if CSV not in plugin_of(plugin_name).content_types:
+        pytest.skip(f"{plugin_name} takes no CSV")
+    body = _quote_left_open(helpers.sample(plugin_name).PAYLOADS[CSV])
+    r = post(plugin_server, body, CSV)
+    assert r.status_code == 400, r.text
+    assert re.match(r"CSV line \d", r.json()["error"]), r.json()
+
+
+@pytest.fixture(scope="module")
+def batch_server(plugin_trained):
+    """The plug-in's model as batch transform runs it (SAGEMAKER_BATCH=true)."""
+    env = {"MODEL_SERVER_PRECISION": "fp32", "SAGEMAKER_BATCH": "true"}
+    with helpers.Server(plugin_trained, env=env) as srv:
+        srv.wait_ready()
+        yield srv
+
+
+@pytest.mark.parametrize("accept", [JSONLINES, CSV])
+def test_under_batch_transform_each_input_line_gets_its_answer_line(
+    plugin_name, batch_server, accept
+):
+    """SageMaker splits batch input at newlines whatever the quoting: a line that opens
+    a quote is still one record, answered on its own line, with the answer it had."""
+    plugin = plugin_of(plugin_name)
+    if CSV not in plugin.content_types or accept not in plugin.accept_types:
+        pytest.skip(f"{plugin_name} takes no CSV or answers no {accept}")
+    original = helpers.sample(plugin_name).PAYLOADS[CSV]
+    expected = post(batch_server, original, CSV, accept)
+    assert expected.status_code == 200, expected.text
+    r = post(batch_server, _quote_left_open(original), CSV, accept)
+    assert r.status_code == 200, r.text
+    assert len(r.text.splitlines()) == len(original.decode().splitlines()) == 3
+    for got, want in zip(answers(r), answers(expected), strict=True):
+        if accept == CSV:
+            assert got[0] == want[0] and float(got[1]) == pytest.approx(float(want[1]), abs=1e-4)
+        else:
+            assert _close(got, want)

@@ -193,6 +193,12 @@ BATTERY = [
     ),
     ("csv-no-rows", {"body": b"\n", "content_type": "text/csv"}, 400, "no CSV rows"),
     (
+        "csv-quote-left-open",
+        {"body": b'"unterminated\nline two\nline three\n', "content_type": "text/csv"},
+        400,
+        "CSV line 1 opens a quote that is never closed",
+    ),
+    (
         "csv-empty-row",
         {"body": b"a\n\nb\n", "content_type": "text/csv"},
         400,
@@ -242,6 +248,18 @@ BATTERY = [
         {"body": b"<p>x</p>", "content_type": "text/html"},
         415,
         "unsupported Content-Type",
+    ),
+    (
+        "content-type-no-type",
+        {"body": b'"x"', "content_type": ";;;"},
+        415,
+        "malformed Content-Type",
+    ),
+    (
+        "content-type-only-parameters",
+        {"body": b'"x"', "content_type": "; charset=utf-8"},
+        415,
+        "malformed Content-Type",
     ),
     ("accept-html", {"body": b'"x"', "Accept": "text/html"}, 406, "unsupported Accept"),
     (
@@ -442,3 +460,27 @@ def test_fuzzed_valid_texts_get_one_record_each(server, texts, kind, ascii_only)
 
 def test_healthy_after_the_fuzzing(server, still_healthy):
     """Runs last in this module: the checks are in `still_healthy`."""
+
+
+@pytest.mark.parametrize(
+    "data,status,message",
+    [
+        (
+            b"GET /ping?" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            414,
+            "request line too long",
+        ),
+        (
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Transfer-Encoding: gzip\r\n\r\n",
+            501,
+            "unsupported Transfer-Encoding",
+        ),
+    ],
+    ids=["uri-too-long", "unknown-transfer-encoding"],
+)
+def test_nginx_own_refusals_are_json(server, still_healthy, data, status, message):
+    got, content_type, body = raw(server, data)
+    assert got == status
+    assert content_type.startswith(JSON)
+    assert message in json.loads(body)["error"]

@@ -196,3 +196,81 @@ def test_answers_are_valid_json_even_when_a_model_outputs_nan_or_infinity():
         {"prediction": [1.0, None]},
     ]
     assert "NaN" not in codecs.encode_json(records)
+
+
+UNTERMINATED = b'"unterminated\nline two\nline three\n'
+
+
+@pytest.mark.parametrize(
+    "body,line",
+    [
+        (UNTERMINATED, 1),
+        (b'ok\n"spans\ntwo lines"\n"open\nand on\n', 4),
+        (b'a\r\n"b\r\n', 2),
+    ],
+)
+def test_a_csv_quote_left_open_is_a_400_naming_its_line(body, line):
+    with pytest.raises(HTTPError) as err:
+        codecs.csv_rows(body)
+    assert err.value.status == 400
+    assert err.value.message == f"CSV line {line} opens a quote that is never closed"
+
+
+def test_a_quoted_newline_is_one_record_outside_batch_transform():
+    assert codecs.csv_rows(b'a\n"b\nc"\nd\n') == [["a"], ["b\nc"], ["d"]]
+
+
+def test_under_batch_transform_each_line_is_one_record_whatever_the_quoting():
+    """SageMaker splits batch input at newlines: the answer must have a line per line."""
+    assert codecs.csv_rows(UNTERMINATED, one_per_line=True) == [
+        ["unterminated"],
+        ["line two"],
+        ["line three"],
+    ]
+    assert codecs.csv_rows(b'a,"b\nc"\r\nd\re\n', one_per_line=True) == [
+        ["a", "b"],
+        ['c"'],
+        ["d\re"],
+    ]
+    assert codecs.csv_rows(b"x\n\ny\n", one_per_line=True) == [["x"], [], ["y"]]
+
+
+def test_the_service_turns_line_records_on_under_batch_transform(monkeypatch):
+    from sagemaker_platform import service
+    from sagemaker_platform.config import ServeConfig
+
+    class Engine:  # the engine's load never runs here
+        def __init__(self, *args, **kwargs):
+            pass
+
+    monkeypatch.setattr(service, "BatchEngine", Engine)
+    monkeypatch.setattr(codecs, "_one_record_per_line", False)
+    service.Service(ServeConfig(batch=True), None, plugin=plugin)
+    assert decode(UNTERMINATED, "text/csv") == ["unterminated", "line two", "line three"]
+    service.Service(ServeConfig(), None, plugin=plugin)
+    with pytest.raises(HTTPError, match="CSV line 1 opens a quote"):
+        decode(UNTERMINATED, "text/csv")
+
+
+@pytest.mark.parametrize(
+    "header", [";;;", ";", " ; charset=utf-8", "json", "text/", "/csv", "a b/c"]
+)
+def test_a_malformed_content_type_is_a_415_not_read_as_json(header):
+    with pytest.raises(HTTPError) as err:
+        decode(b'"x"', header)
+    assert err.value.status == 415
+    assert "malformed Content-Type" in err.value.message
+
+
+@pytest.mark.parametrize("header", [None, "", "  "])
+def test_no_content_type_is_json(header):
+    assert decode(b'"x"', header) == ["x"]
+
+
+def test_text_after_a_closing_quote_is_a_400_naming_its_line():
+    """`"a` then `"b` on the next line would otherwise close the quote and make one
+    record of two lines."""
+    with pytest.raises(
+        HTTPError, match=r"CSV line 3 is not valid CSV: ',' expected.*quoted field from line 2"
+    ):
+        codecs.csv_rows(b'ok\n"open\n"I was charged\nthird\n')

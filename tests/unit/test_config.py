@@ -153,3 +153,60 @@ def test_describe_lists_every_field():
     assert [r[0] for r in describe(TextHyperparameters)][:2] == ["text_column", "label_column"]
     assert all(r[2] for r in rows)
     assert "MODEL_SERVER_WORKERS" in [r[0] for r in describe(ServeConfig)]
+
+
+@pytest.mark.parametrize(
+    "env,payload_mb,timeout,client_timeout",
+    [
+        ({}, 6, 60, 10),
+        ({"MODEL_SERVER_MODE": "realtime"}, 6, 60, 10),
+        ({"MODEL_SERVER_MODE": "serverless"}, 4, 60, 10),
+        ({"MODEL_SERVER_MODE": "async"}, 1024, 3600, 60),
+        ({"SAGEMAKER_BATCH": "true"}, 100, 600, 60),
+        # batch transform is batch transform, whatever the model's mode says
+        ({"SAGEMAKER_BATCH": "true", "MODEL_SERVER_MODE": "async"}, 100, 600, 60),
+        # an async endpoint takes its own timeout, never the real-time one
+        ({"MODEL_SERVER_MODE": "async", "MODEL_SERVER_TIMEOUT": "2"}, 1024, 3600, 60),
+        ({"MODEL_SERVER_MODE": "async", "MODEL_SERVER_ASYNC_TIMEOUT": "900"}, 1024, 900, 60),
+        (
+            {
+                "MODEL_SERVER_MODE": "async",
+                "SAGEMAKER_MAX_PAYLOAD_IN_MB": "50",
+                "MODEL_SERVER_CLIENT_TIMEOUT": "5",
+            },
+            50,
+            3600,
+            5,
+        ),
+        ({"MODEL_SERVER_TIMEOUT": "30", "MODEL_SERVER_CLIENT_TIMEOUT": "3"}, 6, 30, 3),
+    ],
+)
+def test_each_endpoint_mode_has_its_own_limits(env, payload_mb, timeout, client_timeout):
+    cfg = serve_config_from_env(env)
+    assert (cfg.max_payload_mb, cfg.timeout, cfg.client_timeout) == (
+        payload_mb,
+        timeout,
+        client_timeout,
+    )
+
+
+def test_serverless_runs_one_worker_on_the_cpu():
+    cfg = serve_config_from_env({"MODEL_SERVER_MODE": "serverless"})
+    assert (cfg.workers, cfg.device, cfg.kind) == (1, "cpu", "serverless")
+    assert (
+        serve_config_from_env(
+            {"MODEL_SERVER_MODE": "serverless", "MODEL_SERVER_WORKERS": "2"}
+        ).workers
+        == 2
+    )
+    with pytest.raises(
+        ConfigError, match="MODEL_SERVER_DEVICE=cuda .* serverless endpoint has no GPU"
+    ):
+        serve_config_from_env({"MODEL_SERVER_MODE": "serverless", "MODEL_SERVER_DEVICE": "cuda"})
+
+
+def test_an_unknown_mode_names_the_choices():
+    with pytest.raises(
+        ConfigError, match="MODEL_SERVER_MODE='batch'.*one of realtime, async, serverless"
+    ):
+        serve_config_from_env({"MODEL_SERVER_MODE": "batch"})

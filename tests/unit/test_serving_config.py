@@ -45,3 +45,23 @@ def test_nginx_config_is_rendered_with_every_placeholder(tmp_path):
     assert f"server unix:{tmp_path}/g.sock" in text
     assert "server_tokens off" in text
     assert "~^/ping 0" in text
+
+
+@pytest.mark.parametrize(
+    "env,body,read_timeout,client_timeout",
+    [
+        ({}, "6m", "65s", "10s"),
+        ({"MODEL_SERVER_MODE": "serverless"}, "4m", "65s", "10s"),
+        ({"MODEL_SERVER_MODE": "async"}, "1024m", "3605s", "60s"),
+        ({"SAGEMAKER_BATCH": "true"}, "100m", "605s", "60s"),
+    ],
+)
+def test_nginx_takes_each_modes_limits(tmp_path, env, body, read_timeout, client_timeout):
+    from sagemaker_platform.config import serve_config_from_env
+
+    text = render_nginx(serve_config_from_env(env), tmp_path, tmp_path / "g.sock").read_text()
+    assert f"client_max_body_size {body};" in text
+    assert f"proxy_read_timeout {read_timeout};" in text
+    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        assert f"{directive} {client_timeout};" in text
+    assert "proxy_request_buffering on;" in text
