@@ -76,9 +76,7 @@ _SET_BY_SAGEMAKER = (
 
 # The endpoint mode (realtime, async, serverless), from which the container takes its
 # limits: body size, timeouts, workers. `deploy --mode` sets it, so it is no knob of its own.
-# (contract.MODE_ENV is where the container spells it; the literal covers a checkout of the
-# platform from before that constant.)
-MODE_ENV = getattr(contract, "MODE_ENV", "MODEL_SERVER_MODE")
+MODE_ENV = contract.MODE_ENV
 _SET_BY_LAUNCHER = (MODE_ENV,)
 
 

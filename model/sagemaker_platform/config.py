@@ -84,6 +84,7 @@ class ModeLimits:
     payload_mb: float  # request body
     timeout: int  # seconds a request may take
     client_timeout: int  # seconds nginx waits on a silent client
+    max_records: int  # per request: its time and memory grow with them, not with its bytes
 
 
 # Real-time: InvokeEndpoint's 6 MB body and 60 s (ServeConfig's defaults). Serverless: 4 MB
@@ -92,11 +93,14 @@ class ModeLimits:
 # and InvocationsTimeoutInSeconds 600 by default.
 # SageMaker's front end hands over a real-time body in well under a second, so a client
 # silent for 10 s is gone; async and batch bodies are larger and come from S3.
+# Records: 10,000 texts fit a real-time minute on two cores with room to spare; async and
+# batch transform requests are whole files (a 6 MB mini-batch of short lines holds
+# 100,000), with their longer timeouts.
 MODE_LIMITS = {
-    "realtime": ModeLimits(payload_mb=6.0, timeout=60, client_timeout=10),
-    "serverless": ModeLimits(payload_mb=4.0, timeout=60, client_timeout=10),
-    "async": ModeLimits(payload_mb=1024.0, timeout=3600, client_timeout=60),
-    "batch": ModeLimits(payload_mb=100.0, timeout=600, client_timeout=60),
+    "realtime": ModeLimits(payload_mb=6.0, timeout=60, client_timeout=10, max_records=10_000),
+    "serverless": ModeLimits(payload_mb=4.0, timeout=60, client_timeout=10, max_records=10_000),
+    "async": ModeLimits(payload_mb=1024.0, timeout=3600, client_timeout=60, max_records=100_000),
+    "batch": ModeLimits(payload_mb=100.0, timeout=600, client_timeout=60, max_records=100_000),
 }
 
 
@@ -156,8 +160,8 @@ class ServeConfig:
         32, "records merged into one forward pass", lo=1, hi=4096, env=contract.MAX_BATCH_SIZE_ENV
     )
     max_records: int = setting(
-        10_000,
-        "records one request may hold; more is a 413 (a request's time and memory grow with its records, and the body limit alone lets 6 MB hold 400,000 short texts)",
+        MODE_LIMITS["realtime"].max_records,
+        "records one request may hold; more is a 413 (a request's time and memory grow with its records, and the body limit alone lets 6 MB hold 400,000 short texts); unset, the mode's: 10000 real-time and serverless, 100000 async and batch transform",
         lo=1,
         hi=1_000_000,
         env=contract.MAX_RECORDS_ENV,
@@ -327,6 +331,8 @@ def serve_config_from_env(env: Mapping[str, str] | None = None) -> ServeConfig:
         changes["timeout"] = limits.timeout
     if unset(contract.CLIENT_TIMEOUT_ENV):
         changes["client_timeout"] = limits.client_timeout
+    if unset(contract.MAX_RECORDS_ENV):
+        changes["max_records"] = limits.max_records
     if cfg.kind == "serverless":
         # No GPU there, and memory is what a serverless endpoint is billed by: one copy
         # of the model.
