@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class Prepared:
     job: JobConfig
     rows: Any  # what the plug-in's `prepare` returned
     train_rows: int  # rows read from the train channel
+    checkpoints: Path  # where this job's checkpoints are written and resumed from
 
 
 def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
@@ -85,6 +87,7 @@ def prepare(scratch: Path | None = None) -> Prepared:
     log.info("hyperparameters %s", logs.kv(**job.log_values()))
     if job.reserved:
         log.info("sagemaker_hyperparameters %s", logs.kv(**job.reserved))
+    checkpoints = checkpoints_dir(job)
     data = read_data(job, scratch)
     rows = job.plugin.prepare(job.hp, data)
     log.info(
@@ -96,7 +99,7 @@ def prepare(scratch: Path | None = None) -> Prepared:
             **job.plugin.summary(rows),
         ),
     )
-    return Prepared(job, rows, len(data.train))
+    return Prepared(job, rows, len(data.train), checkpoints)
 
 
 def fit(prepared: Prepared) -> dict:
@@ -162,7 +165,9 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     )
     module, datamodule = job.plugin.build(job.hp, prepared.rows, ctx)
     monitor = job.plugin.monitor(job.hp, prepared.rows)
-    best, resume_from, spot = _checkpointing(settings.checkpoint_every_n_steps, monitor, module)
+    best, resume_from, spot = _checkpointing(
+        prepared.checkpoints, settings.checkpoint_every_n_steps, monitor, module
+    )
     log_lines = LogLines()
     # A logging cadence for TensorBoard: at most every 50 steps, at least once an epoch.
     steps_per_epoch = -(-prepared.train_rows // (settings.batch_size * cluster.world_size))
@@ -190,12 +195,43 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     )
 
 
-def _checkpointing(every_n_steps: int, monitor: Monitor | None, module):
-    """checkpoints/: the best epoch, the checkpoint to resume (refused when it is of
+# SageMaker's job names: letters, digits and hyphens (safe as one folder name).
+_JOB_NAME = re.compile(r"^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$")
+
+
+def checkpoints_dir(job: JobConfig) -> Path:
+    """checkpoints/, or checkpoints/<training job name>/ for a trial of a tuning job.
+
+    The trials of one tuning job share its checkpoint_s3_uri, which SageMaker copies into
+    checkpoints/ of every trial: each trial keeps its own subfolder, so it never resumes
+    another trial's run, while a spot restart of the same trial (the same job name)
+    finds its own. Outside a tuning job the folder itself is used, as before: a new job
+    given the URI of an earlier one resumes it. A trial ignores checkpoints at the top.
+    """
+    top = contract.checkpoints_dir()
+    if job.tuning_objective is None:
+        return top
+    name = contract.training_job_name()
+    if name is None:
+        log.warning(
+            "checkpoints %s",
+            logs.kv(dir=top, reason=f"{contract.TRAINING_JOB_NAME_ENV} is not set"),
+        )
+        return top
+    if not _JOB_NAME.match(name):
+        raise UserError(
+            f"{contract.TRAINING_JOB_NAME_ENV}={name!r} is not a SageMaker job name "
+            "(letters, digits and hyphens): it names the trial's checkpoint folder"
+        )
+    log.info("checkpoints %s", logs.kv(dir=top / name, trial=name))
+    return top / name
+
+
+def _checkpointing(checkpoints: Path, every_n_steps: int, monitor: Monitor | None, module):
+    """`checkpoints`: the best epoch, the checkpoint to resume (refused when it is of
     another model) and the step and SIGTERM checkpoints."""
     from . import resume
 
-    checkpoints = contract.checkpoints_dir()
     best = resume.EpochCheckpoints(
         dirpath=checkpoints,
         filename="best",
