@@ -9,6 +9,7 @@ Where moto falls short of SageMaker (each is worked around here, never in the la
 - DescribeModel/DescribeEndpointConfig/DescribeEndpoint answer an unset VpcConfig or
   DataCaptureConfig as `{}`; SageMaker leaves them out, and the SDK's resources reject
   the empty form. The fixture drops empty structures from those answers.
+- DescribeTrainingJob leaves out Environment, so it is checked on the request.
 - CreateTrainingJob replaces AlgorithmSpecification.MetricDefinitions with a fixed
   `test:dcg` entry, so metric definitions are checked on the request.
 - iam:SimulatePrincipalPolicy is not implemented, so the SDK's client-side role check is
@@ -38,6 +39,7 @@ from botocore.exceptions import ClientError
 import launcher
 from launcher import metrics
 from launcher.cli import build_parser, main
+from launcher.cli import train as train_cli
 from sagemaker_platform import logs
 from tests import helpers
 
@@ -229,6 +231,57 @@ def test_on_demand_training_defaults_output_next_to_the_data_without_spot(aws, s
     assert d["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/text-classifier"
     assert d["StoppingCondition"] == {"MaxRuntimeInSeconds": 24 * 3600}
     assert d["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
+
+
+def test_warm_pool_and_mlflow_reach_the_training_job(aws, sm):
+    job = launch_training(
+        aws,
+        keep_alive_seconds=1800,
+        mlflow_tracking_uri="http://10.0.0.8:5000",
+        mlflow_experiment="support-tickets",
+    )
+    d = described(sm.describe_training_job(TrainingJobName=job.name))
+    assert d["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 1800
+    (request,) = aws.sent("CreateTrainingJob")
+    assert request["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 1800
+    assert request["Environment"] == {
+        "MLFLOW_TRACKING_URI": "http://10.0.0.8:5000",
+        "MLFLOW_EXPERIMENT_NAME": "support-tickets",
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ({"keep_alive_seconds": 3601}, "keep alive 3601 s: expected a whole number of seconds"),
+        ({"keep_alive_seconds": -1}, "from 0 to 3600"),
+        ({"mlflow_tracking_uri": "file:///tmp/mlruns"}, "MLflow tracking URI 'file:///tmp"),
+        ({"mlflow_experiment": "x"}, "an MLflow experiment needs a tracking URI"),
+    ],
+)
+def test_bad_warm_pool_or_mlflow_settings_are_refused_before_any_request(aws, overrides, expected):
+    with pytest.raises(launcher.LauncherError, match=expected):
+        launch_training(aws, **overrides)
+    assert aws.calls == []
+
+
+def test_cli_keep_alive_and_mlflow_flags(sm):
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/t"
+    flags = ["--keep-alive-seconds", "600", "--mlflow-tracking-uri", arn]
+    result = run_cli(
+        "train", "--train", TRAIN, "--role", ROLE, "--image-uri", IMAGE, *flags, "--no-wait"
+    )
+    assert result.returncode == 0, result.stderr
+    name = result.stdout.split("training job ", 1)[1].split()[0]
+    d = described(sm.describe_training_job(TrainingJobName=name))
+    assert d["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
+    # moto keeps no Environment: the flags' way into the request is checked on the plan.
+    args = build_parser().parse_args(["train", "--train", TRAIN, *flags])
+    plan = launcher.plan_training(
+        **{**train_cli.training_arguments(args), "role": ROLE, "image_uri": IMAGE}
+    )
+    assert plan.environment == {"MLFLOW_TRACKING_URI": arn}
+    assert plan.keep_alive_seconds == 600
 
 
 def test_wait_streams_the_job_log_and_reports_status_metrics_and_model(aws, capsys):
