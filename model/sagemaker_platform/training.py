@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import contract, distributed, logs
+from . import contract, distributed, logs, tracking
 from .channels import read_channel
 from .errors import UserError, exit_with, run_job
 from .hyperparameters import JobConfig, parse
 from .plugin import Monitor, TrainContext, TrainingData
+from .tracking import Tracking
 
 if TYPE_CHECKING:  # imported where they are used, after the input has been checked
     import lightning as L
@@ -55,6 +56,7 @@ class Prepared:
     rows: Any  # what the plug-in's `prepare` returned
     train_rows: int  # rows read from the train channel
     checkpoints: Path  # where this job's checkpoints are written and resumed from
+    tracking: Tracking | None = None  # MLflow, when MLFLOW_TRACKING_URI is set
 
 
 def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
@@ -99,7 +101,7 @@ def prepare(scratch: Path | None = None) -> Prepared:
             **job.plugin.summary(rows),
         ),
     )
-    return Prepared(job, rows, len(data.train), checkpoints)
+    return Prepared(job, rows, len(data.train), checkpoints, tracking.from_env(job))
 
 
 def fit(prepared: Prepared) -> dict:
@@ -134,6 +136,7 @@ class Run:
     resume_from: Found | None  # the checkpoint in checkpoints/ this run continues, if any
     monitor: Monitor | None
     precision: str
+    mlflow: Any = None  # the MLFlowLogger, when the job tracks to MLflow
 
 
 def join_cluster() -> distributed.Cluster:
@@ -171,7 +174,15 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     log_lines = LogLines()
     # A logging cadence for TensorBoard: at most every 50 steps, at least once an epoch.
     steps_per_epoch = -(-prepared.train_rows // (settings.batch_size * cluster.world_size))
-    trainer = _trainer(job, cluster, [best, log_lines, spot], precision, monitor, steps_per_epoch)
+    loggers = [_tensorboard()]
+    mlflow = tracking.logger(prepared.tracking, job) if prepared.tracking else None
+    if mlflow is not None:
+        loggers.append(mlflow)
+    trainer = _trainer(
+        job, cluster, [best, log_lines, spot], precision, monitor, steps_per_epoch, loggers
+    )
+    if mlflow is not None:
+        tracking.start(mlflow, prepared.tracking, job)
     log.info(
         "fit %s",
         logs.kv(
@@ -192,7 +203,14 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
         resume_from=resume_from,
         monitor=monitor,
         precision=precision,
+        mlflow=mlflow,
     )
+
+
+def _tensorboard():
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(str(contract.tensorboard_dir()), name="", version="")
 
 
 # SageMaker's job names: letters, digits and hyphens (safe as one folder name).
@@ -260,12 +278,12 @@ def _trainer(
     precision: str,
     monitor: Monitor | None,
     steps_per_epoch: int,
+    loggers: list,
 ) -> L.Trainer:
     """One Trainer for one process or DDP; early stopping on the plug-in's metric when
     there is validation; no progress bar (the log lines say it all)."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     settings = job.settings
     if monitor is not None and settings.early_stopping_patience:
@@ -279,7 +297,7 @@ def _trainer(
         precision=precision,
         accumulate_grad_batches=settings.gradient_accumulation,
         callbacks=callbacks,
-        logger=TensorBoardLogger(str(contract.tensorboard_dir()), name="", version=""),
+        logger=loggers,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -348,6 +366,8 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
             train_samples_per_sec=extra["train_samples_per_sec"],
         ),
     )
+    if run.mlflow is not None:
+        tracking.finish(run.mlflow, {**extra, **report}, out_dir)
     return {**extra, **report}
 
 
