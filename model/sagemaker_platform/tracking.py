@@ -50,6 +50,14 @@ def from_env(job: JobConfig, env: Mapping[str, str] | None = None) -> Tracking |
 
 def logger(tracking: Tracking, job: JobConfig):
     """Lightning's MLFlowLogger for the run; the first hyperparameters logged win."""
+    # The run's URL is in the `mlflow ...` line; mlflow would also print it to stdout,
+    # decorated, at every end of the run.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    if not tracking.uri.startswith("arn:"):
+        # sagemaker-mlflow 0.5's request header provider takes every tracking URI for an
+        # ARN and fails on a URL, which mlflow logs as a warning on every request; its
+        # header only matters for an ARN.
+        logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
     from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
     from lightning.pytorch.loggers import MLFlowLogger
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -103,7 +111,7 @@ def start(mlflow_logger: Any, tracking: Tracking, job: JobConfig) -> None:
 
 def finish(mlflow_logger: Any, report: Mapping[str, Any], out_dir: Path) -> None:
     """Rank 0, after export: the final report as `final_*` metrics and output/data/ as
-    artifacts; the run is then closed as finished."""
+    artifacts (Lightning has closed the run as FINISHED at the end of `fit`)."""
     final = {
         f"final_{name}": float(value)
         for name, value in report.items()
@@ -111,9 +119,7 @@ def finish(mlflow_logger: Any, report: Mapping[str, Any], out_dir: Path) -> None
         and not isinstance(value, bool)
         and math.isfinite(float(value))
     }
-    client, run_id = mlflow_logger.experiment, mlflow_logger.run_id
     if final:
         mlflow_logger.log_metrics(final)
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        client.log_artifacts(run_id, str(out_dir))
-    client.set_terminated(run_id, "FINISHED")
+        mlflow_logger.experiment.log_artifacts(mlflow_logger.run_id, str(out_dir))
