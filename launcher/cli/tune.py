@@ -66,7 +66,6 @@ def add_parser(sub: Any) -> None:
     g.add_argument(
         "--warm-start-from",
         nargs="+",
-        default=(),
         metavar="TUNING_JOB",
         help="earlier tuning jobs whose trials this one learns from (at most 5)",
     )
@@ -91,7 +90,7 @@ def run(args: argparse.Namespace) -> None:
         max_jobs=args.max_jobs,
         max_parallel_jobs=args.max_parallel_jobs,
         early_stopping=args.early_stopping,
-        warm_start_from=args.warm_start_from,
+        warm_start_from=args.warm_start_from or (),
         warm_start_type=args.warm_start_type,
         name=args.name,
     )
