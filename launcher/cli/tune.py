@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from .. import tuning
+from ..ranges import parse_range_flags
 from .options import add_command, add_wait, waiting
 from .train import _hyperparameter_table, add_training_arguments, training_arguments
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> None:
     tuning.tune(
         **waiting(args),
         **training_arguments(args),
-        ranges=tuning.parse_range_flags(args.ranges),
+        ranges=parse_range_flags(args.ranges),
         objective=args.objective,
         direction=args.direction,
         strategy=args.strategy,

@@ -6,7 +6,7 @@ import pytest
 
 from launcher import LauncherError, metrics, plan_tuning
 from launcher.cli import build_parser
-from launcher.tuning import check_ranges, parse_range_flags
+from launcher.ranges import check_ranges, parse_range_flags
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/text-classifier:latest"
