@@ -342,15 +342,29 @@ def _trials(client: Any, name: str) -> list[Trial]:
 
 
 def best_training_job(name: str, boto_session: Any) -> str:
-    """The name of the best trial of tuning job `name`: the one `deploy` takes."""
+    """The best trial of tuning job `name` that left a model: the one `deploy` takes.
+
+    SageMaker's BestTrainingJob, unless it was stopped early (a stopped trial writes no
+    model.tar.gz): then the best of the trials that completed.
+    """
     info = describe_tuning(name, boto_session=boto_session, trials=False)
-    if info.best is None:
-        raise LauncherError(
-            f"tuning job {name} ({info.status}) has no best training job yet: a trial must "
-            f"complete and log its objective ({info.objective}) first"
+    best = info.best
+    if best is not None and best.status != "Completed":
+        info = describe_tuning(name, boto_session=boto_session)
+        done = [t for t in info.trials if t.status == "Completed" and t.objective is not None]
+        pick = max if info.direction == "Maximize" else min
+        say(
+            f"best trial of tuning job {name}, {best.name}, is {best.status} and left no "
+            "model" + ("; taking the best completed one" if done else "")
         )
-    say(f"best trial of tuning job {name}: {info.best.name} {_objective(info, info.best)}")
-    return info.best.name
+        best = pick(done, key=lambda t: t.objective) if done else None
+    if best is None:
+        raise LauncherError(
+            f"tuning job {name} ({info.status}) has no completed best training job yet: a "
+            f"trial must complete and log its objective ({info.objective}) first"
+        )
+    say(f"best trial of tuning job {name}: {best.name} {_objective(info, best)}")
+    return best.name
 
 
 def _objective(info: TuningJobInfo, trial: Trial) -> str:

@@ -669,7 +669,9 @@ def test_cli_delete_can_keep_the_model(sm, trained, capsys):
 # BestTrainingJob is a fixed placeholder and ListTrainingJobsForHyperParameterTuningJob is
 # not implemented. `ran_trials` plays SageMaker's part: it starts the trials as training
 # jobs and records them (with their objective) where moto's answers come from.
-def ran_trials(monkeypatch, name: str, trials: dict[str, tuple[dict, float]]) -> None:
+def ran_trials(
+    monkeypatch, name: str, trials: dict[str, tuple[dict, float]], stopped: tuple[str, ...] = ()
+) -> None:
     from moto.backends import get_backend
     from moto.core.responses import ActionResult
     from moto.sagemaker.responses import SageMakerResponse
@@ -689,7 +691,7 @@ def ran_trials(monkeypatch, name: str, trials: dict[str, tuple[dict, float]]) ->
                 "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{job.name}",
                 "TuningJobName": name,
                 "CreationTime": time.time(),
-                "TrainingJobStatus": "Completed",
+                "TrainingJobStatus": "Stopped" if trial in stopped else "Completed",
                 "TunedHyperParameters": {k: str(v) for k, v in tuned.items()},
                 "FinalHyperParameterTuningJobObjectiveMetric": {
                     "Type": objective["Type"], "MetricName": objective["MetricName"],
@@ -702,7 +704,8 @@ def ran_trials(monkeypatch, name: str, trials: dict[str, tuple[dict, float]]) ->
     tuning_job.best_training_job = better(
         summaries, key=lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
     )
-    tuning_job.training_job_status_counters["Completed"] = len(summaries)
+    tuning_job.training_job_status_counters["Completed"] = len(summaries) - len(stopped)
+    tuning_job.training_job_status_counters["Stopped"] = len(stopped)
 
     def list_trials(self):
         assert self._get_param("HyperParameterTuningJobName") == name
@@ -852,8 +855,36 @@ def test_deploy_from_a_tuning_job_without_a_best_trial_creates_nothing(aws, sm):
     get_backend("sagemaker")["123456789012"][REGION].hyper_parameter_tuning_jobs[
         "tune-empty"
     ].best_training_job = None  # as SageMaker answers before a trial completes
-    with pytest.raises(launcher.LauncherError, match="tune-empty .* has no best training job"):
+    with pytest.raises(launcher.LauncherError, match="tune-empty .* has no completed best"):
         launcher.deploy(
             tuning_job="tune-empty", role=ROLE, image_uri=IMAGE, boto_session=aws.session
         )
     assert aws.operations() == ["DescribeHyperParameterTuningJob"]
+
+
+def test_deploy_takes_the_best_completed_trial_when_the_best_was_stopped_early(
+    aws, sm, monkeypatch, capsys
+):
+    launcher.tune(
+        train=TRAIN, ranges={"dropout": "0:0.5"}, objective="val_f1", name="tune-stopped",
+        early_stopping="Auto", role=ROLE, image_uri=IMAGE, boto_session=new_session(),
+        wait=False,
+    )  # fmt: skip
+    ran_trials(monkeypatch, "tune-stopped", {
+        "early": ({"dropout": 0.1}, 0.9),  # stopped early: no model.tar.gz
+        "second": ({"dropout": 0.2}, 0.8),
+        "third": ({"dropout": 0.3}, 0.7),
+    }, stopped=("early",))  # fmt: skip
+    capsys.readouterr()
+    launcher.deploy(
+        tuning_job="tune-stopped", name="tuned-after-stop", instance_type=GPU_INSTANCE,
+        role=ROLE, image_uri=IMAGE, boto_session=aws.session, wait=False,
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "is Stopped and left no model; taking the best completed one" in out
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("best trial of tuning job")][-1:]
+    second = line.split(": ", 1)[1].split()[0]
+    assert second.startswith("second-") and line.endswith("val_f1=0.8")
+    model = sm.describe_model(ModelName="tuned-after-stop")
+    artifacts = sm.describe_training_job(TrainingJobName=second)["ModelArtifacts"]
+    assert model["PrimaryContainer"]["ModelDataUrl"] == artifacts["S3ModelArtifacts"]
