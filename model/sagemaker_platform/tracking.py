@@ -9,7 +9,8 @@ own `MLFlowLogger`: the job's hyperparameters (the platform's and the plug-in's 
 parsed, and the keys SageMaker added), every metric the LightningModule logs at the
 TensorBoard cadence and at each epoch end (`train_loss_epoch`, `val_*`), and at the end
 the final report as `final_*` metrics with output/data/ (metrics.json, plots) as
-artifacts. Without the variable nothing here runs and mlflow is never imported.
+artifacts. Only the job's rank 0 (the first host's first process) logs. Without the
+variable nothing here runs and mlflow is never imported.
 """
 
 from __future__ import annotations

@@ -175,7 +175,10 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     # A logging cadence for TensorBoard: at most every 50 steps, at least once an epoch.
     steps_per_epoch = -(-prepared.train_rows // (settings.batch_size * cluster.world_size))
     loggers = [_tensorboard()]
-    mlflow = tracking.logger(prepared.tracking, job) if prepared.tracking else None
+    # MLflow on the job's rank 0 only: Lightning learns the ranks of the other hosts in
+    # `fit`, after the run would have been opened on each of them.
+    tracked = prepared.tracking and distributed.is_global_zero(cluster.node_rank)
+    mlflow = tracking.logger(prepared.tracking, job) if tracked else None
     if mlflow is not None:
         loggers.append(mlflow)
     trainer = _trainer(
