@@ -7,6 +7,11 @@
     print(invoke(endpoint.endpoint_name, {"text": "my parcel never arrived"}).json())
     delete(endpoint.endpoint_name)
 
+    best = tune(train="s3://bucket/data/train/", validation="s3://bucket/data/val/",
+                ranges={"learning_rate": "1e-5:1e-3:log", "pooling": ["mean", "cls"]},
+                objective="val_f1", max_jobs=8, max_parallel_jobs=2)
+    endpoint = deploy(tuning_job=best.name)
+
 The same from a shell: `python -m launcher --help` (or `byoc-launch` once installed).
 
 Hyperparameters and serving settings are checked with the container's own parsers
@@ -30,6 +35,7 @@ from .invoking import invoke, invoke_async  # noqa: E402
 from .jobs import plan_training, train, wait_for_training  # noqa: E402
 from .metrics import metric_definitions  # noqa: E402
 from .settings import LauncherError  # noqa: E402
+from .tuning import describe_tuning, plan_tuning, tune, wait_for_tuning  # noqa: E402
 from .waiting import JobFailed, WaitTimeout  # noqa: E402
 
 __all__ = [
@@ -39,15 +45,19 @@ __all__ = [
     "autoscale",
     "delete",
     "deploy",
+    "describe_tuning",
     "invoke",
     "invoke_async",
     "metric_definitions",
     "plan_deployment",
     "plan_training",
     "plan_transform",
+    "plan_tuning",
     "train",
     "transform",
+    "tune",
     "wait_for_endpoint",
     "wait_for_training",
     "wait_for_transform",
+    "wait_for_tuning",
 ]

@@ -69,12 +69,14 @@ class DeploymentPlan:
     async_max_concurrent_invocations: int | None
     scaling: ScalingPlan | None = None  # realtime and async, registered once InService
     capture: CapturePlan | None = None  # realtime and async
+    tuning_job: str | None = None  # deploy its best trial's model
 
 
 def plan_deployment(
     *,
     training_job: str | None = None,
     model_data: str | None = None,
+    tuning_job: str | None = None,
     name: str | None = None,
     mode: str = "realtime",
     instance_type: str = DEFAULT_INSTANCE_TYPE,
@@ -113,7 +115,7 @@ def plan_deployment(
     target = resolve(
         region, role, image_uri, need_role=True, need_image=True, boto_session=boto_session
     )
-    check_model_source(training_job, model_data)
+    check_model_source(training_job, model_data, tuning_job)
     if mode not in MODES:
         raise LauncherError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
     environment = serving_environment(serving, env, mode=mode)
@@ -161,6 +163,7 @@ def plan_deployment(
             scale_out_cooldown=scale_out_cooldown,
         ),
         capture=plan_capture(mode, capture_s3_uri, capture_percent, capture_content_types),
+        tuning_job=tuning_job,
     )
 
 
@@ -175,8 +178,8 @@ def deploy(
 ) -> Deployment:
     """Model + endpoint config + endpoint from a training job (or a model.tar.gz URI).
 
-    `launch` takes the keyword arguments of `plan_deployment`: training_job= or
-    model_data=, name=, mode= (realtime, async with async_output_s3_uri=, or serverless:
+    `launch` takes the keyword arguments of `plan_deployment`: training_job=,
+    tuning_job= (its best trial) or model_data=, name=, mode= (realtime, async with async_output_s3_uri=, or serverless:
     CPU only), instance_type=, instance_count=, serving= (the server's knobs by
     ServeConfig field name: workers, max_batch_size, max_batch_delay_ms, precision, ...)
     and env= (further variables). The model, config and endpoint all take `name`
@@ -193,7 +196,12 @@ def deploy(
     from sagemaker.core.resources import Endpoint, EndpointConfig
 
     session = boto_session or plan.target.boto_session()
-    model_data = plan.model_data or model_data_of(plan.training_job, session)
+    training_job = plan.training_job
+    if plan.tuning_job:
+        from .tuning import best_training_job
+
+        training_job = best_training_job(plan.tuning_job, session)
+    model_data = plan.model_data or model_data_of(training_job, session)
     create_model(
         plan.name,
         model_data=model_data,

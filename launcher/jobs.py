@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,8 @@ TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = ("Completed", "Failed", "Stopped")
 # ModelTrainer names the job `<base>-<YYYYmmddHHMMSS>` and cuts it at 63 characters.
 MAX_BASE_JOB_NAME = 63 - 15
+# ResourceConfig.KeepAlivePeriodInSeconds: how long a warm pool keeps the instances.
+MAX_KEEP_ALIVE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class TrainingPlan:
     spot: bool
     max_wait_seconds: int | None
     checkpoint_s3_uri: str | None
+    keep_alive_seconds: int | None = None  # warm pool after the job; None: none
+    environment: dict[str, str] = field(default_factory=dict)  # the job's Environment
     metric_definitions: list[dict[str, str]] = field(default_factory=metrics.metric_definitions)
     # Container-side paths, derived from the contract rather than spelled here.
     checkpoint_local_path: str = field(
@@ -88,6 +93,9 @@ def plan_training(
     checkpoint_s3_uri: str | None = None,
     output_s3_uri: str | None = None,
     tensorboard_s3_uri: str | None = None,
+    keep_alive_seconds: int | None = None,
+    mlflow_tracking_uri: str | None = None,
+    mlflow_experiment: str | None = None,
     base_job_name: str = DEFAULT_BASE_JOB_NAME,
     region: str | None = None,
     role: str | None = None,
@@ -134,6 +142,15 @@ def plan_training(
             )
     elif max_wait_seconds is not None:
         raise LauncherError("max wait only applies to managed spot training (--spot)")
+    if keep_alive_seconds is not None and (
+        not isinstance(keep_alive_seconds, int)
+        or isinstance(keep_alive_seconds, bool)
+        or not 0 <= keep_alive_seconds <= MAX_KEEP_ALIVE_SECONDS
+    ):
+        raise LauncherError(
+            f"keep alive {keep_alive_seconds!r} s: expected a whole number of seconds from 0 "
+            f"to {MAX_KEEP_ALIVE_SECONDS} (SageMaker's longest warm pool)"
+        )
     return TrainingPlan(
         target=target,
         base_job_name=base_job_name,
@@ -151,7 +168,32 @@ def plan_training(
         spot=spot,
         max_wait_seconds=max_wait_seconds,
         checkpoint_s3_uri=checkpoint,
+        keep_alive_seconds=keep_alive_seconds or None,
+        environment=tracking_environment(mlflow_tracking_uri, mlflow_experiment),
     )
+
+
+# An MLflow tracking server the training container can reach: a URL, or the ARN of a
+# SageMaker managed MLflow tracking server or app (read through the sagemaker-mlflow plug-in).
+_MLFLOW_URI = re.compile(r"^(https?://\S+|arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-\S+)$")
+
+
+def tracking_environment(uri: str | None, experiment: str | None) -> dict[str, str]:
+    """The job's MLFLOW_* variables: training logs to MLflow when the URI is set."""
+    if not uri:
+        if experiment:
+            raise LauncherError("an MLflow experiment needs a tracking URI (--mlflow-tracking-uri)")
+        return {}
+    if not _MLFLOW_URI.match(uri):
+        raise LauncherError(
+            f"MLflow tracking URI {uri!r}: expected an http(s):// URL the training job can "
+            "reach, or the ARN of a SageMaker managed MLflow tracking server "
+            "(arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>)"
+        )
+    env = {contract.MLFLOW_TRACKING_URI_ENV: uri}
+    if experiment:
+        env[contract.MLFLOW_EXPERIMENT_ENV] = experiment
+    return env
 
 
 def model_trainer(plan: TrainingPlan, boto_session: Any):
@@ -174,6 +216,7 @@ def model_trainer(plan: TrainingPlan, boto_session: Any):
         training_image=plan.target.image_uri,
         base_job_name=plan.base_job_name,
         hyperparameters=dict(plan.hyperparameters),
+        environment=dict(plan.environment),
         input_data_config=[
             InputData(channel_name=name, data_source=uri) for name, uri in plan.channels.items()
         ],
@@ -182,6 +225,7 @@ def model_trainer(plan: TrainingPlan, boto_session: Any):
             instance_count=plan.instance_count,
             volume_size_in_gb=plan.volume_size_gb,
             enable_managed_spot_training=plan.spot or None,
+            keep_alive_period_in_seconds=plan.keep_alive_seconds,
         ),
         stopping_condition=StoppingCondition(
             max_runtime_in_seconds=plan.max_run_seconds,

@@ -29,6 +29,22 @@ def metric_names(model: str | None = None) -> tuple[str, ...]:
     return tuple(names)
 
 
+# Names that are counters, not measures of a model: never a tuning objective.
+NOT_OBJECTIVES = ("epoch",)
+# Metrics that are better lower (the rest are better higher: accuracy, F1, throughput).
+_LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "error")
+
+
+def objective_names(model: str | None = None) -> tuple[str, ...]:
+    """The metrics a tuning job may optimise for plug-in `model`."""
+    return tuple(n for n in metric_names(model) if n not in NOT_OBJECTIVES)
+
+
+def direction(name: str) -> str:
+    """Minimize or Maximize: the way metric `name` gets better."""
+    return "Minimize" if name.endswith(_LOWER_IS_BETTER) else "Maximize"
+
+
 # A decimal or scientific number: 3, 0.8300, 45.12, 1.000e-04, -0.5.
 NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 

@@ -54,8 +54,13 @@ def create_model(
     return model
 
 
-def check_model_source(training_job: str | None, model_data: str | None) -> None:
-    if bool(training_job) == bool(model_data):
-        raise LauncherError("give exactly one of a training job name or a model.tar.gz S3 URI")
+def check_model_source(
+    training_job: str | None, model_data: str | None, tuning_job: str | None = None
+) -> None:
+    if sum(map(bool, (training_job, model_data, tuning_job))) != 1:
+        raise LauncherError(
+            "give exactly one of a training job name, a tuning job name (its best trial) "
+            "or a model.tar.gz S3 URI"
+        )
     if model_data:
         check_s3_uri(model_data, "model data")

@@ -1,4 +1,4 @@
-"""`python -m launcher` (or `byoc-launch`): train, deploy, invoke, transform, delete, ...
+"""`python -m launcher` (or `byoc-launch`): train, tune, deploy, invoke, transform, delete, ...
 
 Each subcommand is a thin layer over the Python function of the same name, in the module
 of this package named after it (its flags, then the call); run one with `--help` for its
@@ -14,7 +14,18 @@ import sys
 
 from ..settings import LauncherError
 from ..waiting import JobFailed, WaitTimeout
-from . import autoscale, delete, deploy, invoke, metrics, train, transform, wait
+from . import (
+    autoscale,
+    delete,
+    deploy,
+    describe,
+    invoke,
+    metrics,
+    train,
+    transform,
+    tune,
+    wait,
+)
 
 EPILOG = """\
 region, role and image URI come from the flags or from AWS_REGION / AWS_DEFAULT_REGION,
@@ -22,9 +33,12 @@ SAGEMAKER_ROLE_ARN and IMAGE_URI. Examples:
 
   python -m launcher train --train s3://bucket/data/train/ --validation s3://bucket/data/val/ \\
       --hp epochs=5 --hp learning_rate=5e-5 --spot --checkpoint-s3-uri s3://bucket/ckpt/run-1/
+  python -m launcher tune --train s3://bucket/data/train/ --validation s3://bucket/data/val/ \
+      --range learning_rate=1e-5:1e-3:log --range pooling=mean,cls --objective val_f1
   python -m launcher deploy --training-job text-classifier-20250101120000 --max-batch-size 64
   python -m launcher deploy --training-job text-classifier-20250101120000 \\
       --min-instances 1 --max-instances 4 --target-invocations-per-instance 3000
+  python -m launcher deploy --tuning-job text-classifier-250101-120000
   python -m launcher invoke --endpoint text-classifier-20250101-130000 --data '{"text": "hi"}'
   python -m launcher transform --model-name text-classifier-20250101-130000 \\
       --input s3://bucket/batch/in/ --output s3://bucket/batch/out/ --content-type text/csv
@@ -34,12 +48,14 @@ SAGEMAKER_ROLE_ARN and IMAGE_URI. Examples:
 # In the order `--help` lists them.
 COMMANDS = {
     "train": train,
+    "tune": tune,
     "deploy": deploy,
     "invoke": invoke,
     "transform": transform,
     "delete": delete,
     "autoscale": autoscale,
     "wait": wait,
+    "describe": describe,
     "metrics": metrics,
 }
 

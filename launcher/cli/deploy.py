@@ -31,6 +31,7 @@ def add_parser(sub: Any) -> None:
     add_target(p, role_and_image=True)
     g = p.add_argument_group("model").add_mutually_exclusive_group(required=True)
     g.add_argument("--training-job", metavar="NAME", help="a Completed training job")
+    g.add_argument("--tuning-job", metavar="NAME", help="a tuning job: its best trial's model")
     g.add_argument("--model-data", metavar="S3_URI", help="a model.tar.gz")
     g = p.add_argument_group("endpoint")
     g.add_argument(
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> None:
         **waiting(args),
         **serving(args),
         training_job=args.training_job,
+        tuning_job=args.tuning_job,
         model_data=args.model_data,
         name=args.name,
         mode=args.mode,

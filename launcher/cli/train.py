@@ -40,6 +40,12 @@ def add_parser(sub: Any) -> None:
         "are checked with the container's own parser before anything is sent.",
         _hyperparameter_table(),
     )
+    add_training_arguments(p)
+    add_wait(p, logs=True)
+
+
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """Where, data and job flags: every setting of a training job (`tune` takes them too)."""
     add_target(p, role_and_image=True)
     g = p.add_argument_group("data")
     g.add_argument("--train", required=True, metavar="S3_URI", help="the train channel (S3 prefix)")
@@ -98,26 +104,51 @@ def add_parser(sub: Any) -> None:
         metavar="S3_URI",
         help="TensorBoard event files (default: <output>/tensorboard)",
     )
-    add_wait(p, logs=True)
+    g.add_argument(
+        "--keep-alive-seconds",
+        type=int,
+        metavar="SECONDS",
+        help=f"keep the instances in a warm pool this long after the job (0 to "
+        f"{jobs.MAX_KEEP_ALIVE_SECONDS}): a next job of the same instance type and count "
+        "starts on them in seconds",
+    )
+    g = p.add_argument_group("experiment tracking")
+    g.add_argument(
+        "--mlflow-tracking-uri",
+        metavar="URI",
+        help="MLflow server URL or SageMaker managed MLflow ARN: training logs its "
+        "hyperparameters, per-epoch metrics and final report there",
+    )
+    g.add_argument(
+        "--mlflow-experiment",
+        metavar="NAME",
+        help="the MLflow experiment (default: the plug-in's name)",
+    )
+
+
+def training_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The `add_training_arguments` flags as the keyword arguments of `plan_training`."""
+    return {
+        **target(args),
+        "train": args.train,
+        "validation": args.validation,
+        "pretrained": args.pretrained,
+        "output_s3_uri": args.output_s3_uri,
+        "hyperparameters": parse_pairs(args.hp, "--hp"),
+        "base_job_name": args.base_job_name,
+        "instance_type": args.instance_type,
+        "instance_count": args.instance_count,
+        "volume_size_gb": args.volume_size_gb,
+        "max_run_seconds": args.max_run,
+        "spot": args.spot,
+        "max_wait_seconds": args.max_wait,
+        "checkpoint_s3_uri": args.checkpoint_s3_uri,
+        "tensorboard_s3_uri": args.tensorboard_s3_uri,
+        "keep_alive_seconds": args.keep_alive_seconds,
+        "mlflow_tracking_uri": args.mlflow_tracking_uri,
+        "mlflow_experiment": args.mlflow_experiment,
+    }
 
 
 def run(args: argparse.Namespace) -> None:
-    jobs.train(
-        **target(args),
-        **waiting(args),
-        logs=args.logs,
-        train=args.train,
-        validation=args.validation,
-        pretrained=args.pretrained,
-        output_s3_uri=args.output_s3_uri,
-        hyperparameters=parse_pairs(args.hp, "--hp"),
-        base_job_name=args.base_job_name,
-        instance_type=args.instance_type,
-        instance_count=args.instance_count,
-        volume_size_gb=args.volume_size_gb,
-        max_run_seconds=args.max_run,
-        spot=args.spot,
-        max_wait_seconds=args.max_wait,
-        checkpoint_s3_uri=args.checkpoint_s3_uri,
-        tensorboard_s3_uri=args.tensorboard_s3_uri,
-    )
+    jobs.train(**waiting(args), logs=args.logs, **training_arguments(args))

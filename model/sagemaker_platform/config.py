@@ -294,6 +294,11 @@ def parse_fields(cls, raw: Mapping[str, str], what: str = "hyperparameter"):
     return cls(**{k: _parse_value(by_name[k], k, str(v)) for k, v in raw.items()})
 
 
+def field_type(f) -> str:
+    """ "int", "float", "bool" or "str": what a setting's strings parse to."""
+    return _type(f)
+
+
 def field_names(cls) -> set[str]:
     return {f.name for f in fields(cls)}
 

@@ -14,6 +14,7 @@ tree.
     <base>/output/failure                       why training failed
     <base>/output/data/                         evaluation results
     <base>/checkpoints/                         synced to checkpoint_s3_uri by SageMaker
+    <base>/checkpoints/<job name>/              a tuning job's trial checkpoints here
 """
 
 from __future__ import annotations
@@ -60,6 +61,18 @@ BACKBONE_ENV = "MODEL_SERVER_BACKBONE"
 HOST_ADDRESSES_ENV = "TRAINING_HOST_ADDRESSES"
 MASTER_PORT_ENV = "TRAINING_MASTER_PORT"
 DIST_TIMEOUT_ENV = "TRAINING_DIST_TIMEOUT"
+
+# Training: set by SageMaker in every training container (the TrainingJobName of
+# CreateTrainingJob; a tuning job's trials each have their own).
+TRAINING_JOB_NAME_ENV = "TRAINING_JOB_NAME"
+# The key a hyperparameter tuning job adds to each trial's hyperparameters.json.
+TUNING_OBJECTIVE_KEY = "_tuning_objective_metric"
+
+# Training, experiment tracking (set by the user, or by the launcher, on the job's
+# Environment): an MLflow tracking server URL or a SageMaker managed MLflow ARN, and the
+# experiment the runs go to.
+MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+MLFLOW_EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 
 DEFAULT_PORT = 8080
 TRAIN_CHANNELS = ("train", "training")
@@ -119,6 +132,11 @@ def failure_path() -> Path:
 
 def checkpoints_dir() -> Path:
     return base_dir() / "checkpoints"
+
+
+def training_job_name() -> str | None:
+    """The job's name as SageMaker sets it in the container; None outside SageMaker."""
+    return os.environ.get(TRAINING_JOB_NAME_ENV, "").strip() or None
 
 
 def as_container_path(path: Path) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from . import registry
+from . import contract, registry
 from .config import ConfigError, TrainSettings, field_names, is_reserved, parse_fields
 from .plugin import Plugin
 
@@ -27,6 +27,11 @@ class JobConfig:
 
     def log_values(self) -> dict[str, Any]:
         return {**asdict(self.settings), **asdict(self.hp)}
+
+    @property
+    def tuning_objective(self) -> str | None:
+        """The objective metric when this job is a trial of a hyperparameter tuning job."""
+        return self.reserved.get(contract.TUNING_OBJECTIVE_KEY) or None
 
 
 def check_names(plugin: Plugin) -> None:

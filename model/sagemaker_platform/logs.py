@@ -101,7 +101,8 @@ def quiet_libraries() -> None:
     # makes more or fewer examples than rows (windows, say) would get this at every start.
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated")
-    for name in ("lightning.pytorch", "lightning.fabric", "transformers", "urllib3", "matplotlib"):
+    names = ("lightning", "lightning.pytorch", "lightning.fabric", "transformers", "urllib3")
+    for name in (*names, "matplotlib"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.WARNING)
         logger.handlers[:] = []

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import archives, contract, distributed, logs
+from . import archives, contract, distributed, logs, tracking
 from .channels import read_channel
 from .errors import UserError, exit_with, run_job
 from .hyperparameters import JobConfig, parse
 from .plugin import Monitor, TrainContext, TrainingData
+from .tracking import Tracking
 
 if TYPE_CHECKING:  # imported where they are used, after the input has been checked
     import lightning as L
@@ -53,6 +55,8 @@ class Prepared:
     job: JobConfig
     rows: Any  # what the plug-in's `prepare` returned
     train_rows: int  # rows read from the train channel
+    checkpoints: Path  # where this job's checkpoints are written and resumed from
+    tracking: Tracking | None = None  # MLflow, when MLFLOW_TRACKING_URI is set
 
 
 def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
@@ -88,6 +92,7 @@ def prepare(scratch: Path | None = None) -> Prepared:
     log.info("hyperparameters %s", logs.kv(**job.log_values()))
     if job.reserved:
         log.info("sagemaker_hyperparameters %s", logs.kv(**job.reserved))
+    checkpoints = checkpoints_dir(job)
     data = read_data(job, scratch)
     rows = job.plugin.prepare(job.hp, data)
     log.info(
@@ -99,7 +104,7 @@ def prepare(scratch: Path | None = None) -> Prepared:
             **job.plugin.summary(rows),
         ),
     )
-    return Prepared(job, rows, len(data.train))
+    return Prepared(job, rows, len(data.train), checkpoints, tracking.from_env(job))
 
 
 def fit(prepared: Prepared) -> dict:
@@ -134,6 +139,7 @@ class Run:
     resume_from: Found | None  # the checkpoint in checkpoints/ this run continues, if any
     monitor: Monitor | None
     precision: str
+    mlflow: Any = None  # the MLFlowLogger, when the job tracks to MLflow
 
 
 def join_cluster() -> distributed.Cluster:
@@ -165,11 +171,24 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     )
     module, datamodule = job.plugin.build(job.hp, prepared.rows, ctx)
     monitor = job.plugin.monitor(job.hp, prepared.rows)
-    best, resume_from, spot = _checkpointing(settings.checkpoint_every_n_steps, monitor, module)
+    best, resume_from, spot = _checkpointing(
+        prepared.checkpoints, settings.checkpoint_every_n_steps, monitor, module
+    )
     log_lines = LogLines()
     # A logging cadence for TensorBoard: at most every 50 steps, at least once an epoch.
     steps_per_epoch = -(-prepared.train_rows // (settings.batch_size * cluster.world_size))
-    trainer = _trainer(job, cluster, [best, log_lines, spot], precision, monitor, steps_per_epoch)
+    loggers = [_tensorboard()]
+    # MLflow on the job's rank 0 only: Lightning learns the ranks of the other hosts in
+    # `fit`, after the run would have been opened on each of them.
+    tracked = prepared.tracking and distributed.is_global_zero(cluster.node_rank)
+    mlflow = tracking.logger(prepared.tracking, job) if tracked else None
+    if mlflow is not None:
+        loggers.append(mlflow)
+    trainer = _trainer(
+        job, cluster, [best, log_lines, spot], precision, monitor, steps_per_epoch, loggers
+    )
+    if mlflow is not None:
+        tracking.start(mlflow, prepared.tracking, job)
     log.info(
         "fit %s",
         logs.kv(
@@ -190,15 +209,53 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
         resume_from=resume_from,
         monitor=monitor,
         precision=precision,
+        mlflow=mlflow,
     )
 
 
-def _checkpointing(every_n_steps: int, monitor: Monitor | None, module):
-    """checkpoints/: the best epoch, the checkpoint to resume (refused when it is of
+def _tensorboard():
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(str(contract.tensorboard_dir()), name="", version="")
+
+
+# SageMaker's job names: letters, digits and hyphens (safe as one folder name).
+_JOB_NAME = re.compile(r"^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$")
+
+
+def checkpoints_dir(job: JobConfig) -> Path:
+    """checkpoints/, or checkpoints/<training job name>/ for a trial of a tuning job.
+
+    The trials of one tuning job share its checkpoint_s3_uri, which SageMaker copies into
+    checkpoints/ of every trial: each trial keeps its own subfolder, so it never resumes
+    another trial's run, while a spot restart of the same trial (the same job name)
+    finds its own. Outside a tuning job the folder itself is used, as before: a new job
+    given the URI of an earlier one resumes it. A trial ignores checkpoints at the top.
+    """
+    top = contract.checkpoints_dir()
+    if job.tuning_objective is None:
+        return top
+    name = contract.training_job_name()
+    if name is None:
+        log.warning(
+            "checkpoints %s",
+            logs.kv(dir=top, reason=f"{contract.TRAINING_JOB_NAME_ENV} is not set"),
+        )
+        return top
+    if not _JOB_NAME.match(name):
+        raise UserError(
+            f"{contract.TRAINING_JOB_NAME_ENV}={name!r} is not a SageMaker job name "
+            "(letters, digits and hyphens): it names the trial's checkpoint folder"
+        )
+    log.info("checkpoints %s", logs.kv(dir=top / name, trial=name))
+    return top / name
+
+
+def _checkpointing(checkpoints: Path, every_n_steps: int, monitor: Monitor | None, module):
+    """`checkpoints`: the best epoch, the checkpoint to resume (refused when it is of
     another model) and the step and SIGTERM checkpoints."""
     from . import resume
 
-    checkpoints = contract.checkpoints_dir()
     best = resume.EpochCheckpoints(
         dirpath=checkpoints,
         filename="best",
@@ -227,12 +284,12 @@ def _trainer(
     precision: str,
     monitor: Monitor | None,
     steps_per_epoch: int,
+    loggers: list,
 ) -> L.Trainer:
     """One Trainer for one process or DDP; early stopping on the plug-in's metric when
     there is validation; no progress bar (the log lines say it all)."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     settings = job.settings
     if monitor is not None and settings.early_stopping_patience:
@@ -246,7 +303,7 @@ def _trainer(
         precision=precision,
         accumulate_grad_batches=settings.gradient_accumulation,
         callbacks=callbacks,
-        logger=TensorBoardLogger(str(contract.tensorboard_dir()), name="", version=""),
+        logger=loggers,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -315,6 +372,8 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
             train_samples_per_sec=extra["train_samples_per_sec"],
         ),
     )
+    if run.mlflow is not None:
+        tracking.finish(run.mlflow, {**extra, **report}, out_dir)
     return {**extra, **report}
 
 

@@ -12,6 +12,7 @@ Where moto falls short of SageMaker (each is worked around here, never in the la
 - DescribeEndpoint answers an endpoint's DataCaptureConfig as its endpoint config holds
   it; SageMaker answers a DataCaptureConfigSummary (CaptureStatus,
   CurrentSamplingPercentage), which the SDK requires. The fixture answers the summary.
+- DescribeTrainingJob leaves out Environment, so it is checked on the request.
 - CreateTrainingJob replaces AlgorithmSpecification.MetricDefinitions with a fixed
   `test:dcg` entry, so metric definitions are checked on the request.
 - iam:SimulatePrincipalPolicy is not implemented, so the SDK's client-side role check is
@@ -41,6 +42,7 @@ from botocore.exceptions import ClientError
 import launcher
 from launcher import metrics
 from launcher.cli import build_parser, main
+from launcher.cli import train as train_cli
 from sagemaker_platform import logs
 from tests import helpers
 
@@ -241,6 +243,57 @@ def test_on_demand_training_defaults_output_next_to_the_data_without_spot(aws, s
     assert d["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/text-classifier"
     assert d["StoppingCondition"] == {"MaxRuntimeInSeconds": 24 * 3600}
     assert d["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
+
+
+def test_warm_pool_and_mlflow_reach_the_training_job(aws, sm):
+    job = launch_training(
+        aws,
+        keep_alive_seconds=1800,
+        mlflow_tracking_uri="http://10.0.0.8:5000",
+        mlflow_experiment="support-tickets",
+    )
+    d = described(sm.describe_training_job(TrainingJobName=job.name))
+    assert d["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 1800
+    (request,) = aws.sent("CreateTrainingJob")
+    assert request["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 1800
+    assert request["Environment"] == {
+        "MLFLOW_TRACKING_URI": "http://10.0.0.8:5000",
+        "MLFLOW_EXPERIMENT_NAME": "support-tickets",
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ({"keep_alive_seconds": 3601}, "keep alive 3601 s: expected a whole number of seconds"),
+        ({"keep_alive_seconds": -1}, "from 0 to 3600"),
+        ({"mlflow_tracking_uri": "file:///tmp/mlruns"}, "MLflow tracking URI 'file:///tmp"),
+        ({"mlflow_experiment": "x"}, "an MLflow experiment needs a tracking URI"),
+    ],
+)
+def test_bad_warm_pool_or_mlflow_settings_are_refused_before_any_request(aws, overrides, expected):
+    with pytest.raises(launcher.LauncherError, match=expected):
+        launch_training(aws, **overrides)
+    assert aws.calls == []
+
+
+def test_cli_keep_alive_and_mlflow_flags(sm):
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/t"
+    flags = ["--keep-alive-seconds", "600", "--mlflow-tracking-uri", arn]
+    result = run_cli(
+        "train", "--train", TRAIN, "--role", ROLE, "--image-uri", IMAGE, *flags, "--no-wait"
+    )
+    assert result.returncode == 0, result.stderr
+    name = result.stdout.split("training job ", 1)[1].split()[0]
+    d = described(sm.describe_training_job(TrainingJobName=name))
+    assert d["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
+    # moto keeps no Environment: the flags' way into the request is checked on the plan.
+    args = build_parser().parse_args(["train", "--train", TRAIN, *flags])
+    plan = launcher.plan_training(
+        **{**train_cli.training_arguments(args), "role": ROLE, "image_uri": IMAGE}
+    )
+    assert plan.environment == {"MLFLOW_TRACKING_URI": arn}
+    assert plan.keep_alive_seconds == 600
 
 
 def test_wait_streams_the_job_log_and_reports_status_metrics_and_model(aws, capsys):
@@ -908,3 +961,229 @@ def test_transform_without_joins_sends_no_data_processing(aws, endpoint):
     )
     (request,) = aws.sent("CreateTransformJob")
     assert "DataProcessing" not in request
+
+
+# --- tuning --------------------------------------------------------------------------------
+# moto 5.2.5 stores a tuning job and answers Describe/List for it, but runs no trials: its
+# BestTrainingJob is a fixed placeholder and ListTrainingJobsForHyperParameterTuningJob is
+# not implemented. `ran_trials` plays SageMaker's part: it starts the trials as training
+# jobs and records them (with their objective) where moto's answers come from.
+def ran_trials(
+    monkeypatch, name: str, trials: dict[str, tuple[dict, float]], stopped: tuple[str, ...] = ()
+) -> None:
+    from moto.backends import get_backend
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.responses import SageMakerResponse
+
+    backend = get_backend("sagemaker")["123456789012"][REGION]
+    tuning_job = backend.hyper_parameter_tuning_jobs[name]
+    objective = tuning_job.hyper_parameter_tuning_job_config["HyperParameterTuningJobObjective"]
+    summaries = []
+    for trial, (tuned, value) in trials.items():
+        job = launcher.train(
+            train=TRAIN, role=ROLE, image_uri=IMAGE, base_job_name=trial,
+            hyperparameters=tuned, boto_session=new_session(), wait=False,
+        )  # fmt: skip
+        summaries.append(
+            {
+                "TrainingJobName": job.name,
+                "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{job.name}",
+                "TuningJobName": name,
+                "CreationTime": time.time(),
+                "TrainingJobStatus": "Stopped" if trial in stopped else "Completed",
+                "TunedHyperParameters": {k: str(v) for k, v in tuned.items()},
+                "FinalHyperParameterTuningJobObjectiveMetric": {
+                    "Type": objective["Type"], "MetricName": objective["MetricName"],
+                    "Value": value,
+                },
+                "ObjectiveStatus": "Succeeded",
+            }
+        )  # fmt: skip
+    better = max if objective["Type"] == "Maximize" else min
+    tuning_job.best_training_job = better(
+        summaries, key=lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    )
+    tuning_job.training_job_status_counters["Completed"] = len(summaries) - len(stopped)
+    tuning_job.training_job_status_counters["Stopped"] = len(stopped)
+
+    def list_trials(self):
+        assert self._get_param("HyperParameterTuningJobName") == name
+        return ActionResult({"TrainingJobSummaries": summaries})
+
+    monkeypatch.setattr(
+        SageMakerResponse,
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+        list_trials,
+        raising=False,
+    )
+
+
+def test_tune_sends_ranges_objective_strategy_and_the_training_definition(aws, sm):
+    info = launcher.tune(
+        train=TRAIN,
+        validation=VALIDATION,
+        hyperparameters={"epochs": 4, "model": "text_classifier"},
+        ranges={"learning_rate": "1e-5:1e-3:log", "batch_size": [16, 32], "max_length": "64:256"},
+        objective="val_f1",
+        strategy="Random",
+        max_jobs=6,
+        max_parallel_jobs=3,
+        early_stopping="Auto",
+        spot=True,
+        checkpoint_s3_uri=f"s3://{BUCKET}/checkpoints/tune-1/",
+        mlflow_tracking_uri="https://mlflow.example.com",
+        name="tune-request",
+        role=ROLE,
+        image_uri=IMAGE,
+        boto_session=aws.session,
+        wait=False,
+    )
+    assert (info.name, info.objective, info.direction) == ("tune-request", "val_f1", "Maximize")
+    d = described(
+        sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-request")
+    )
+    config = d["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Random"
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": "Maximize",
+        "MetricName": "val_f1",
+    }
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 3}
+    assert config["TrainingJobEarlyStoppingType"] == "Auto"
+    assert config["ParameterRanges"] == {
+        "IntegerParameterRanges": [
+            {"Name": "max_length", "MinValue": "64", "MaxValue": "256", "ScalingType": "Auto"}
+        ],
+        "ContinuousParameterRanges": [
+            {"Name": "learning_rate", "MinValue": "1e-05", "MaxValue": "0.001",
+             "ScalingType": "Logarithmic"}
+        ],
+        "CategoricalParameterRanges": [{"Name": "batch_size", "Values": ["16", "32"]}],
+    }  # fmt: skip
+    definition = d["TrainingJobDefinition"]
+    assert definition["StaticHyperParameters"] == {"epochs": "4", "model": "text_classifier"}
+    spec = definition["AlgorithmSpecification"]
+    assert spec["TrainingImage"] == IMAGE and spec["TrainingInputMode"] == "File"
+    assert spec["MetricDefinitions"] == metrics.metric_definitions("text_classifier")
+    assert definition["RoleArn"] == ROLE
+    assert [c["ChannelName"] for c in definition["InputDataConfig"]] == ["train", "validation"]
+    assert definition["EnableManagedSpotTraining"] is True
+    assert definition["CheckpointConfig"] == {
+        "S3Uri": f"s3://{BUCKET}/checkpoints/tune-1/",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    assert definition["Environment"] == {"MLFLOW_TRACKING_URI": "https://mlflow.example.com"}
+    assert definition["StoppingCondition"]["MaxWaitTimeInSeconds"] == 2 * 24 * 3600
+
+
+def test_bad_ranges_send_nothing(aws):
+    with pytest.raises(launcher.LauncherError, match="range 'learnig_rate': no such"):
+        launcher.tune(
+            train=TRAIN, ranges={"learnig_rate": "1e-5:1e-3"}, objective="val_f1",
+            role=ROLE, image_uri=IMAGE, boto_session=aws.session,
+        )  # fmt: skip
+    assert aws.calls == []
+
+
+def test_cli_tune_wait_describe_and_deploy_the_best_trial(sm, capsys, monkeypatch):
+    code = main(
+        [
+            "tune", "--train", TRAIN, "--role", ROLE, "--image-uri", IMAGE,
+            "--hp", "epochs=3",
+            "--range", "learning_rate=1e-5:1e-3:log", "--range", "pooling=mean,cls",
+            "--objective", "val_loss", "--strategy", "Hyperband",
+            "--max-jobs", "4", "--max-parallel-jobs", "2",
+            "--warm-start-from", "tune-earlier", "--warm-start-type", "TransferLearning",
+            "--name", "tune-cli", "--no-wait",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert "tuning job tune-cli created" in capsys.readouterr().out
+    d = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-cli")
+    config = d["HyperParameterTuningJobConfig"]
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": "Minimize", "MetricName": "val_loss"
+    }  # fmt: skip
+    assert config["StrategyConfig"] == {
+        "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 3}
+    }
+    assert d["WarmStartConfig"] == {
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "tune-earlier"}],
+        "WarmStartType": "TransferLearning",
+    }
+
+    ran_trials(monkeypatch, "tune-cli", {
+        "trial-a": ({"learning_rate": 1e-4, "pooling": "mean"}, 0.42),
+        "trial-b": ({"learning_rate": 3e-4, "pooling": "cls"}, 0.31),
+    })  # fmt: skip
+    assert main(["wait", "--tuning-job", "tune-cli", "--poll-seconds", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "tuning job tune-cli: Completed - trials: Completed 2; best trial-b-" in out
+    (a,) = [line for line in out.splitlines() if line.startswith("trial trial-a-")]
+    assert a.endswith("Completed val_loss=0.42 learning_rate=0.0001 pooling=mean")
+    (best,) = [line for line in out.splitlines() if line.startswith("best ")]
+    assert best.startswith("best trial-b-") and "val_loss=0.31 (Minimize)" in best
+
+    assert main(["describe", "--tuning-job", "tune-cli"]) == 0
+    out = capsys.readouterr().out
+    assert "tuning job tune-cli: Completed (Minimize val_loss; trials: Completed 2)" in out
+    assert sum(line.startswith("trial ") for line in out.splitlines()) == 2
+
+    info = launcher.describe_tuning("tune-cli", boto_session=new_session())
+    best_job = info.best.name
+    code = main(
+        [
+            "deploy", "--tuning-job", "tune-cli", "--name", "tuned-endpoint",
+            "--instance-type", GPU_INSTANCE, "--role", ROLE, "--image-uri", IMAGE, "--no-wait",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert f"best trial of tuning job tune-cli: {best_job} val_loss=0.31" in capsys.readouterr().out
+    model = sm.describe_model(ModelName="tuned-endpoint")
+    artifacts = sm.describe_training_job(TrainingJobName=best_job)["ModelArtifacts"]
+    assert model["PrimaryContainer"]["ModelDataUrl"] == artifacts["S3ModelArtifacts"]
+
+
+def test_deploy_from_a_tuning_job_without_a_best_trial_creates_nothing(aws, sm):
+    launcher.tune(
+        train=TRAIN, ranges={"pooling": "mean,cls"}, objective="val_f1", name="tune-empty",
+        role=ROLE, image_uri=IMAGE, boto_session=new_session(), wait=False,
+    )  # fmt: skip
+    from moto.backends import get_backend
+
+    get_backend("sagemaker")["123456789012"][REGION].hyper_parameter_tuning_jobs[
+        "tune-empty"
+    ].best_training_job = None  # as SageMaker answers before a trial completes
+    with pytest.raises(launcher.LauncherError, match="tune-empty .* has no completed best"):
+        launcher.deploy(
+            tuning_job="tune-empty", role=ROLE, image_uri=IMAGE, boto_session=aws.session
+        )
+    assert aws.operations() == ["DescribeHyperParameterTuningJob"]
+
+
+def test_deploy_takes_the_best_completed_trial_when_the_best_was_stopped_early(
+    aws, sm, monkeypatch, capsys
+):
+    launcher.tune(
+        train=TRAIN, ranges={"dropout": "0:0.5"}, objective="val_f1", name="tune-stopped",
+        early_stopping="Auto", role=ROLE, image_uri=IMAGE, boto_session=new_session(),
+        wait=False,
+    )  # fmt: skip
+    ran_trials(monkeypatch, "tune-stopped", {
+        "early": ({"dropout": 0.1}, 0.9),  # stopped early: no model.tar.gz
+        "second": ({"dropout": 0.2}, 0.8),
+        "third": ({"dropout": 0.3}, 0.7),
+    }, stopped=("early",))  # fmt: skip
+    capsys.readouterr()
+    launcher.deploy(
+        tuning_job="tune-stopped", name="tuned-after-stop", instance_type=GPU_INSTANCE,
+        role=ROLE, image_uri=IMAGE, boto_session=aws.session, wait=False,
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "is Stopped and left no model; taking the best completed one" in out
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("best trial of tuning job")][-1:]
+    second = line.split(": ", 1)[1].split()[0]
+    assert second.startswith("second-") and line.endswith("val_f1=0.8")
+    model = sm.describe_model(ModelName="tuned-after-stop")
+    artifacts = sm.describe_training_job(TrainingJobName=second)["ModelArtifacts"]
+    assert model["PrimaryContainer"]["ModelDataUrl"] == artifacts["S3ModelArtifacts"]

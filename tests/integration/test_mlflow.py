@@ -1,0 +1,160 @@
+"""Training logs to MLflow when MLFLOW_TRACKING_URI is set: a real `mlflow server` on
+loopback (sqlite backend and artifact store in a temporary folder), read back through
+MlflowClient. Without the variable, mlflow is not even imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests import helpers
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """`mlflow server` on a free loopback port; its start takes tens of seconds."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = helpers.free_port()
+    log = (root / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "artifacts"),
+        ],
+        cwd=str(root),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its workers go with it at the end
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, (root / "server.log").read_text()[-3000:]
+            try:
+                if requests.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, (root / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def tabular_job(tmp_path, epochs: int = 3):
+    base = tmp_path / "opt_ml"
+    hp = {
+        **helpers.test_hyperparameters("tabular"),
+        "epochs": str(epochs),
+        "early_stopping_patience": "0",
+    }
+    helpers.write_sample_job(base, hp, model="tabular")
+    return base
+
+
+def test_a_job_logs_hyperparameters_epoch_metrics_and_its_report(mlflow_server, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    base = tabular_job(tmp_path)
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server,
+        "MLFLOW_EXPERIMENT_NAME": "support-tickets",
+        "TRAINING_JOB_NAME": "tabular-20261202-0001",
+    }
+    result = helpers.run_entry("train", base, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "INFO train: mlflow experiment=support-tickets run_id=" in result.stdout
+
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("support-tickets")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "tabular-20261202-0001"
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["model"] == "tabular"
+    params = run.data.params
+    # The job's hyperparameters as parsed (defaults too), the given value before the
+    # LightningModule's resolved one (task=auto, not classification).
+    assert params["model"] == "tabular" and params["epochs"] == "3"
+    assert params["batch_size"] == "32" and params["task"] == "auto"
+    assert params["learning_rate"] == "0.003"
+    # Each epoch's validation metrics and train loss, one point per epoch.
+    for name in ("val_loss", "val_f1", "train_loss_epoch"):
+        history = client.get_metric_history(run.info.run_id, name)
+        assert len(history) == 3, (name, history)
+    # The final report, as metrics.json has it, and metrics.json itself.
+    report = json.loads((base / "output" / "data" / "metrics.json").read_text())
+    metrics = run.data.metrics
+    assert metrics["final_val_f1"] == pytest.approx(report["val_f1"])
+    assert metrics["final_best_epoch"] == report["best_epoch"]
+    assert metrics["final_train_rows"] == report["train_rows"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "metrics.json" in artifacts
+    # TensorBoard still gets its events beside MLflow.
+    assert list((base / "output" / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_the_experiment_defaults_to_the_plugin_name(mlflow_server, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    base = tabular_job(tmp_path, epochs=1)
+    result = helpers.run_entry("train", base, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    assert result.returncode == 0, result.stdout[-3000:]
+    experiment = MlflowClient(mlflow_server).get_experiment_by_name("tabular")
+    assert experiment is not None
+    assert "INFO train: mlflow experiment=tabular " in result.stdout
+
+
+def test_an_unreachable_tracking_server_fails_the_job_before_it_trains(tmp_path):
+    base = tabular_job(tmp_path, epochs=1)
+    env = {
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    }
+    result = helpers.run_entry("train", base, env=env)
+    assert result.returncode == 1
+    assert helpers.failure_reason(base).startswith(
+        "MLflow at MLFLOW_TRACKING_URI=http://127.0.0.1:9 cannot be used: "
+    )
+    assert "train_loss=" not in result.stdout  # no epoch ran
+
+
+def test_without_the_variable_mlflow_is_never_imported(tmp_path):
+    base = tabular_job(tmp_path, epochs=1)
+    # The entry point as the image runs it, reporting at exit what it had imported.
+    code = (
+        "import atexit, sys, runpy\n"
+        "atexit.register(lambda: print('mlflow imported:', 'mlflow' in sys.modules))\n"
+        f"runpy.run_path({str(helpers.MODEL_DIR / 'train')!r}, run_name='__main__')\n"
+    )
+    env = helpers.subprocess_env(base)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=str(helpers.MODEL_DIR),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "INFO train: result " in result.stdout
+    assert "mlflow imported: False" in result.stdout
+    assert "mlflow" not in result.stdout.replace("mlflow imported: False", "")
