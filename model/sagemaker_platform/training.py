@@ -16,11 +16,11 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import contract, distributed, logs
+from . import contract, distributed, logs, sharding
 from .channels import read_channel
 from .errors import UserError, exit_with, run_job
 from .hyperparameters import JobConfig, parse
@@ -52,7 +52,8 @@ class Prepared:
 
     job: JobConfig
     rows: Any  # what the plug-in's `prepare` returned
-    train_rows: int  # rows read from the train channel
+    train_rows: int  # rows read from the train channel (this host's shard, when sharded)
+    layout: sharding.Layout = field(default_factory=sharding.Layout)  # rows that differ by host
 
 
 def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
@@ -78,6 +79,25 @@ def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
     )
 
 
+def read_layout() -> sharding.Layout:
+    """inputdataconfig.json: Pipe mode refused, one `input ...` line, and which rows
+    differ from host to host (sharded channels)."""
+    configs = contract.read_input_data_config()
+    sharding.check_input_modes(configs)
+    if configs:
+        log.info(
+            "input %s",
+            logs.kv(**{n: f"{c.input_mode}/{c.distribution}" for n, c in configs.items()}),
+        )
+    train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
+    val_dir = contract.find_channel(contract.VALIDATION_CHANNELS)
+    return sharding.layout(
+        configs,
+        train_dir.name if train_dir else contract.TRAIN_CHANNELS[0],
+        val_dir.name if val_dir else None,
+    )
+
+
 def prepare(scratch: Path | None = None) -> Prepared:
     """Everything that can fail because of the input, before any heavy import."""
     raw = contract.read_hyperparameters()
@@ -85,6 +105,7 @@ def prepare(scratch: Path | None = None) -> Prepared:
     log.info("hyperparameters %s", logs.kv(**job.log_values()))
     if job.reserved:
         log.info("sagemaker_hyperparameters %s", logs.kv(**job.reserved))
+    layout = read_layout()
     data = read_data(job, scratch)
     rows = job.plugin.prepare(job.hp, data)
     log.info(
@@ -96,7 +117,7 @@ def prepare(scratch: Path | None = None) -> Prepared:
             **job.plugin.summary(rows),
         ),
     )
-    return Prepared(job, rows, len(data.train))
+    return Prepared(job, rows, len(data.train), layout)
 
 
 def fit(prepared: Prepared) -> dict:
@@ -165,8 +186,12 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     best, resume_from, spot = _checkpointing(settings.checkpoint_every_n_steps, monitor, module)
     log_lines = LogLines()
     # A logging cadence for TensorBoard: at most every 50 steps, at least once an epoch.
-    steps_per_epoch = -(-prepared.train_rows // (settings.batch_size * cluster.world_size))
-    trainer = _trainer(job, cluster, [best, log_lines, spot], precision, monitor, steps_per_epoch)
+    # (A sharded train channel: this host's rows, among its own processes.)
+    splits = cluster.devices if prepared.layout.train_local else cluster.world_size
+    steps_per_epoch = -(-prepared.train_rows // (settings.batch_size * splits))
+    trainer = _trainer(
+        job, cluster, [best, log_lines, spot], precision, monitor, steps_per_epoch, prepared.layout
+    )
     log.info(
         "fit %s",
         logs.kv(
@@ -224,6 +249,7 @@ def _trainer(
     precision: str,
     monitor: Monitor | None,
     steps_per_epoch: int,
+    layout: sharding.Layout,
 ) -> L.Trainer:
     """One Trainer for one process or DDP; early stopping on the plug-in's metric when
     there is validation; no progress bar (the log lines say it all)."""
@@ -239,7 +265,7 @@ def _trainer(
         callbacks = [*callbacks, stop]
     return L.Trainer(
         max_epochs=settings.epochs,
-        **distributed.trainer_kwargs(cluster),
+        **distributed.trainer_kwargs(cluster, layout),
         precision=precision,
         accumulate_grad_batches=settings.gradient_accumulation,
         callbacks=callbacks,

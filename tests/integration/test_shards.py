@@ -1,0 +1,256 @@
+"""Issue 13, sharded and streamed input, for real: two `train` processes as two hosts on
+loopback (gloo), each given a different, unequal shard of the train and validation
+channels and an inputdataconfig.json that says ShardedByS3Key.
+
+Which rows each process saw comes from a throwaway plug-in written to a temporary folder
+on PYTHONPATH (as in test_own_plugin.py), whose training and validation steps append the
+ids of their batch's rows to a file under the host's SAGEMAKER_BASE_DIR: nothing in the
+platform knows about it."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests import helpers
+from tests.integration.test_scale import HOSTS, finish, start_train
+
+ROW_IDS_PLUGIN = '''
+"""Row ids: a linear model whose steps write down which rows they were given."""
+from sagemaker_platform.plugin import Monitor, Plugin
+
+
+class RowIds(Plugin):
+    name = "row_ids"
+
+    def columns(self, hp):
+        return ["id", "x", "y"]
+
+    def prepare(self, hp, data):
+        def arrays(frame):
+            return frame["id"].tolist(), frame["x"].tolist(), frame["y"].tolist()
+
+        return arrays(data.train), arrays(data.validation)
+
+    def build(self, hp, rows, ctx):
+        from .model import build
+
+        return build(rows, ctx.batch_size, ctx.seed)
+
+    def monitor(self, hp, rows):
+        return Monitor("val_loss", "min")
+
+
+plugin = RowIds()
+'''
+
+ROW_IDS_MODEL = """
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+from torchmetrics import SumMetric
+
+from sagemaker_platform import loaders
+
+
+def record(kind, module, ids):
+    seen = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "seen"
+    seen.mkdir(exist_ok=True)
+    name = f"{kind}-epoch{module.current_epoch + 1}-rank{module.global_rank}.txt"
+    with open(seen / name, "a") as f:
+        f.write("".join(f"{i}\\n" for i in ids.tolist()))
+
+
+class Module(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(1, 1)
+        self.val_rows = SumMetric()
+
+    def training_step(self, batch, batch_idx):
+        ids, x, y = batch
+        record("train", self, ids)
+        loss = nn.functional.mse_loss(self.layer(x[:, None]).squeeze(-1), y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        ids, x, y = batch
+        record("val", self, ids)
+        loss = nn.functional.mse_loss(self.layer(x[:, None]).squeeze(-1), y)
+        self.log("val_loss", loss, on_epoch=True, sync_dist=True, batch_size=len(ids))
+        self.val_rows(torch.ones(len(ids)).sum())
+        self.log("val_rows", self.val_rows, on_epoch=True)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def dataset(part):
+    ids, x, y = part
+    return TensorDataset(torch.tensor(ids), torch.tensor(x), torch.tensor(y))
+
+
+class Data(L.LightningDataModule):
+    def __init__(self, rows, batch_size, seed):
+        super().__init__()
+        self.rows, self.batch_size, self.seed = rows, batch_size, seed
+
+    def train_dataloader(self):
+        return loaders.train_loader(dataset(self.rows[0]), self.batch_size, seed=self.seed)
+
+    def val_dataloader(self):
+        return loaders.eval_loader(dataset(self.rows[1]), self.batch_size)
+
+
+def build(rows, batch_size, seed):
+    return Module(), Data(rows, batch_size, seed)
+"""
+
+# Unequal shards: 40 and 60 training rows, 10 and 17 validation rows. Batches of 8: the
+# larger host takes ceil(60 / 8) = 8 steps per epoch, and so must the smaller one.
+TRAIN_SHARDS = {"algo-1": range(0, 40), "algo-2": range(40, 100)}
+VAL_SHARDS = {"algo-1": range(1000, 1010), "algo-2": range(1010, 1027)}
+SHARDED = {"TrainingInputMode": "FastFile", "S3DistributionType": "ShardedByS3Key"}
+
+
+def write_plugin(root: Path) -> dict[str, str]:
+    plugins = root / "plugins"
+    (plugins / "row_ids").mkdir(parents=True)
+    (plugins / "row_ids" / "__init__.py").write_text(textwrap.dedent(ROW_IDS_PLUGIN))
+    (plugins / "row_ids" / "model.py").write_text(textwrap.dedent(ROW_IDS_MODEL))
+    return {"PYTHONPATH": str(plugins)}
+
+
+def write_rows(channel: Path, ids: range) -> None:
+    channel.mkdir(parents=True)
+    lines = ["id,x,y"] + [f"{i},{i % 7 / 7:.4f},{(i % 7) / 3.5:.4f}" for i in ids]
+    (channel / "part.csv").write_text("\n".join(lines) + "\n")
+
+
+def write_host(base: Path, host: str, input_config: dict, hyperparameters: dict) -> None:
+    write_rows(base / "input" / "data" / "train", TRAIN_SHARDS[host])
+    write_rows(base / "input" / "data" / "validation", VAL_SHARDS[host])
+    helpers.write_hyperparameters(base, hyperparameters)
+    config = base / "input" / "config"
+    (config / "inputdataconfig.json").write_text(json.dumps(input_config))
+    resource = {"current_host": host, "hosts": HOSTS, "network_interface_name": "lo"}
+    (config / "resourceconfig.json").write_text(json.dumps(resource))
+
+
+def seen(root: Path, kind: str, epoch: int) -> Counter:
+    """The row ids every process of the job was given in `epoch`."""
+    counts: Counter = Counter()
+    for host in HOSTS:
+        for path in (root / host / "seen").glob(f"{kind}-epoch{epoch}-rank*.txt"):
+            counts.update(int(line) for line in path.read_text().split())
+    return counts
+
+
+def test_sharded_hosts_see_every_row_once_per_epoch(tmp_path):
+    env = {
+        **write_plugin(tmp_path),
+        "TRAINING_HOST_ADDRESSES": ",".join(f"{h}=127.0.0.1" for h in HOSTS),
+        "TRAINING_MASTER_PORT": str(helpers.free_port()),
+        "TRAINING_DIST_TIMEOUT": "60",
+    }
+    hp = {"model": "row_ids", "epochs": "2", "batch_size": "8"}
+    config = {"train": SHARDED, "validation": SHARDED}
+    procs = {}
+    for host in HOSTS:
+        write_host(tmp_path / host, host, config, hp)
+        procs[host] = start_train(tmp_path / host, env)
+    results = finish(procs, timeout=240)
+    for host in HOSTS:
+        code, out, _ = results[host]
+        assert code == 0, f"{host}:\n{out[-4000:]}"
+        assert "input train=FastFile/ShardedByS3Key validation=FastFile/ShardedByS3Key" in out
+    # One line per host says how many of its rows it repeated to even the steps.
+    assert (
+        "shard channel=train host=algo-1 rows=40 rows_per_process=60 repeated_rows=20 "
+        "job_rows=100 job_repeated_rows=20 dropped_rows=0"
+    ) in results["algo-1"][1]
+    assert (
+        "shard channel=train host=algo-2 rows=60 rows_per_process=60 repeated_rows=0"
+        in (results["algo-2"][1])
+    )
+    # Both hosts took 8 steps per epoch (60 rows in batches of 8): none waited on the other.
+    assert "done rank=1 steps=16" in results["algo-2"][1]
+
+    every_train_row = set(TRAIN_SHARDS["algo-1"]) | set(TRAIN_SHARDS["algo-2"])
+    every_val_row = set(VAL_SHARDS["algo-1"]) | set(VAL_SHARDS["algo-2"])
+    for epoch in (1, 2):
+        train = seen(tmp_path, "train", epoch)
+        assert set(train) == every_train_row  # no row dropped, none of the other host's
+        repeats = {i: n for i, n in train.items() if n > 1}
+        # Exactly the 20 logged repeats, all on the smaller host's own rows, once each.
+        assert sum(train.values()) == 120 and sum(n - 1 for n in repeats.values()) == 20
+        assert set(repeats) <= set(TRAIN_SHARDS["algo-1"]) and max(repeats.values()) == 2
+        # Validation: each host its own shard, every row exactly once in the job.
+        assert seen(tmp_path, "val", epoch) == Counter(every_val_row)
+    # The validation metric is reduced across the hosts: it counts all 27 rows.
+    assert "val_rows=27" in results["algo-1"][1]
+
+
+def test_replicated_channels_keep_the_job_wide_split(tmp_path):
+    """No inputdataconfig.json (a local run): FullyReplicated, so the same rows on every
+    host are split across the job, not per host."""
+    env = {
+        **write_plugin(tmp_path),
+        "TRAINING_HOST_ADDRESSES": ",".join(f"{h}=127.0.0.1" for h in HOSTS),
+        "TRAINING_MASTER_PORT": str(helpers.free_port()),
+        "TRAINING_DIST_TIMEOUT": "60",
+    }
+    hp = {"model": "row_ids", "epochs": "1", "batch_size": "8"}
+    procs = {}
+    for host in HOSTS:
+        base = tmp_path / host
+        write_host(base, "algo-2", {}, hp)  # the same 60 + 17 rows on both hosts
+        (base / "input" / "config" / "inputdataconfig.json").unlink()
+        resource = {"current_host": host, "hosts": HOSTS, "network_interface_name": "lo"}
+        (base / "input" / "config" / "resourceconfig.json").write_text(json.dumps(resource))
+        procs[host] = start_train(base, env)
+    results = finish(procs, timeout=240)
+    for host in HOSTS:
+        code, out, _ = results[host]
+        assert code == 0, f"{host}:\n{out[-4000:]}"
+        assert "shard channel=" not in out
+    assert seen(tmp_path, "train", 1) == Counter(TRAIN_SHARDS["algo-2"])
+    assert "done rank=1 steps=4" in results["algo-2"][1]  # 30 rows per rank, batches of 8
+
+
+def test_pipe_mode_fails_at_once_naming_the_channel(tmp_path):
+    base = tmp_path / "opt_ml"
+    helpers.write_sample_job(base, {"epochs": "1"}, model="tabular")
+    config = {"train": {"TrainingInputMode": "Pipe", "S3DistributionType": "FullyReplicated"}}
+    (base / "input" / "config" / "inputdataconfig.json").write_text(json.dumps(config))
+    started = time.monotonic()
+    result = helpers.run_entry("train", base)
+    assert result.returncode == 1
+    assert time.monotonic() - started < 30
+    assert helpers.failure_reason(base) == (
+        "channel 'train' has TrainingInputMode=Pipe, which this image does not read: "
+        "use File or FastFile (launcher: --input-mode File or FastFile)"
+    )
+    assert "fit model=" not in result.stdout  # failed before the Trainer was built
+
+
+def test_fast_file_mode_trains_like_file(tmp_path):
+    base = tmp_path / "opt_ml"
+    helpers.write_sample_job(base, {"epochs": "1"}, model="tabular")
+    fast = {"TrainingInputMode": "FastFile", "S3DistributionType": "FullyReplicated"}
+    config = {"train": fast, "validation": fast}
+    (base / "input" / "config" / "inputdataconfig.json").write_text(json.dumps(config))
+    result = helpers.run_entry("train", base)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "input train=FastFile/FullyReplicated validation=FastFile/FullyReplicated" in (
+        result.stdout
+    )
+    assert (base / "model" / "plugin.json").is_file()
