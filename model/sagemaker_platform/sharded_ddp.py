@@ -38,6 +38,7 @@ class HostSplitDDP(DDPStrategy):
     def __init__(self, layout: sharding.Layout, host: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.layout, self.host = layout, host
+        self.train_splits: list[sharding.Split] = []  # every host's, once agreed
 
     def process_dataloader(self, dataloader: object) -> object:
         dataloader = super().process_dataloader(dataloader)
@@ -52,7 +53,8 @@ class HostSplitDDP(DDPStrategy):
         devices = self.num_processes
         if training and self.layout.train_local:
             every = gather_rows(rows, self.root_device)
-            split = sharding.train_split(every, devices, self.host, self.global_rank)
+            self.train_splits = sharding.train_split(every, devices, self.host, self.global_rank)
+            split = self.train_splits[self.node_rank]
             processes, process = devices, self.local_rank
         elif not training and self.layout.validation_local:
             split, processes, process = (

@@ -110,14 +110,13 @@ def take(order: Sequence[int], processes: int, process: int, per_process: int) -
     return extended[process::processes]
 
 
-def train_split(every_rank_rows: list[int], devices: int, host: str, rank: int) -> Split:
-    """This host's even split from every process's row count (the processes of a host
+def train_split(every_rank_rows: list[int], devices: int, host: str, rank: int) -> list[Split]:
+    """Every host's even split, from every process's row count (the processes of a host
     report the same count), and the one `shard ...` line per host that says how many of
     its rows it repeats to take as many steps as the largest host."""
     host_rows = every_rank_rows[::devices]
-    node = rank // devices
     splits = even_split(host_rows, devices)
-    split = splits[node]
+    split = splits[rank // devices]
     if rank % devices == 0:
         log.info(
             "shard %s",
@@ -132,4 +131,4 @@ def train_split(every_rank_rows: list[int], devices: int, host: str, rank: int) 
                 dropped_rows=0,
             ),
         )
-    return split
+    return splits

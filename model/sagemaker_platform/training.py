@@ -324,6 +324,7 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
         "train_step_cpu_seconds": round(run.log_lines.train_cpu_seconds, 3),
         "train_rows": prepared.train_rows,
         "precision": run.precision,
+        **_shard_figures(prepared, run),
     }
     out_dir = contract.output_data_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -339,6 +340,20 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
         ),
     )
     return {**extra, **report}
+
+
+def _shard_figures(prepared: Prepared, run: Run) -> dict:
+    """With sharded channels on several hosts: the job's training rows (this host holds
+    only its shard), the rows repeated per epoch to even the steps, and whose validation
+    rows the plug-in's evaluation covers (the per-epoch val_* metrics cover every host's)."""
+    figures: dict = {}
+    splits = getattr(run.trainer.strategy, "train_splits", None)
+    if splits:
+        figures["train_rows"] = sum(split.rows for split in splits)
+        figures["train_rows_repeated_per_epoch"] = sum(split.repeated for split in splits)
+    if prepared.layout.validation_local and run.trainer.num_nodes > 1:
+        figures["evaluation_rows"] = f"validation rows of {run.trainer.strategy.host} only"
+    return figures
 
 
 def _best_checkpoint(run: Run) -> dict:

@@ -21,6 +21,7 @@ from tests.integration.test_scale import HOSTS, finish, start_train
 ROW_IDS_PLUGIN = '''
 """Row ids: a linear model whose steps write down which rows they were given."""
 from sagemaker_platform.plugin import Monitor, Plugin
+from sagemaker_platform.splitting import random_split
 
 
 class RowIds(Plugin):
@@ -33,7 +34,10 @@ class RowIds(Plugin):
         def arrays(frame):
             return frame["id"].tolist(), frame["x"].tolist(), frame["y"].tolist()
 
-        return arrays(data.train), arrays(data.validation)
+        if data.validation is not None:
+            return arrays(data.train), arrays(data.validation)
+        train, val = random_split(len(data.train), data.validation_fraction, data.seed)
+        return arrays(data.train.iloc[train]), arrays(data.train.iloc[val])
 
     def build(self, hp, rows, ctx):
         from .model import build
@@ -73,6 +77,14 @@ class Module(L.LightningModule):
         super().__init__()
         self.layer = nn.Linear(1, 1)
         self.val_rows = SumMetric()
+
+    def on_train_start(self):
+        # What Lightning iterates: still resumable mid-epoch, split by the platform.
+        loader = self.trainer.train_dataloader
+        seen = Path(os.environ["SAGEMAKER_BASE_DIR"]) / "seen"
+        seen.mkdir(exist_ok=True)
+        kinds = f"{type(loader).__name__} {type(loader.sampler).__name__}"
+        (seen / f"loader-rank{self.global_rank}.txt").write_text(kinds)
 
     def training_step(self, batch, batch_idx):
         ids, x, y = batch
@@ -135,9 +147,12 @@ def write_rows(channel: Path, ids: range) -> None:
     (channel / "part.csv").write_text("\n".join(lines) + "\n")
 
 
-def write_host(base: Path, host: str, input_config: dict, hyperparameters: dict) -> None:
+def write_host(
+    base: Path, host: str, input_config: dict, hyperparameters: dict, validation: bool = True
+) -> None:
     write_rows(base / "input" / "data" / "train", TRAIN_SHARDS[host])
-    write_rows(base / "input" / "data" / "validation", VAL_SHARDS[host])
+    if validation:
+        write_rows(base / "input" / "data" / "validation", VAL_SHARDS[host])
     helpers.write_hyperparameters(base, hyperparameters)
     config = base / "input" / "config"
     (config / "inputdataconfig.json").write_text(json.dumps(input_config))
@@ -154,13 +169,17 @@ def seen(root: Path, kind: str, epoch: int) -> Counter:
     return counts
 
 
-def test_sharded_hosts_see_every_row_once_per_epoch(tmp_path):
-    env = {
-        **write_plugin(tmp_path),
+def cluster_env(root: Path) -> dict[str, str]:
+    return {
+        **write_plugin(root),
         "TRAINING_HOST_ADDRESSES": ",".join(f"{h}=127.0.0.1" for h in HOSTS),
         "TRAINING_MASTER_PORT": str(helpers.free_port()),
         "TRAINING_DIST_TIMEOUT": "60",
     }
+
+
+def test_sharded_hosts_see_every_row_once_per_epoch(tmp_path):
+    env = cluster_env(tmp_path)
     hp = {"model": "row_ids", "epochs": "2", "batch_size": "8"}
     config = {"train": SHARDED, "validation": SHARDED}
     procs = {}
@@ -183,6 +202,9 @@ def test_sharded_hosts_see_every_row_once_per_epoch(tmp_path):
     )
     # Both hosts took 8 steps per epoch (60 rows in batches of 8): none waited on the other.
     assert "done rank=1 steps=16" in results["algo-2"][1]
+    for rank, host in enumerate(HOSTS):  # resumable mid-epoch (resume.SpotCheckpoints)
+        loader = (tmp_path / host / "seen" / f"loader-rank{rank}.txt").read_text()
+        assert loader == "ResumableLoader HostSplit"
 
     every_train_row = set(TRAIN_SHARDS["algo-1"]) | set(TRAIN_SHARDS["algo-2"])
     every_val_row = set(VAL_SHARDS["algo-1"]) | set(VAL_SHARDS["algo-2"])
@@ -197,17 +219,40 @@ def test_sharded_hosts_see_every_row_once_per_epoch(tmp_path):
         assert seen(tmp_path, "val", epoch) == Counter(every_val_row)
     # The validation metric is reduced across the hosts: it counts all 27 rows.
     assert "val_rows=27" in results["algo-1"][1]
+    metrics = json.loads((tmp_path / "algo-1" / "output" / "data" / "metrics.json").read_text())
+    assert metrics["train_rows"] == 100 and metrics["train_rows_repeated_per_epoch"] == 20
+    assert metrics["evaluation_rows"] == "validation rows of algo-1 only"
+
+
+def test_rows_held_out_of_sharded_train_are_evaluated_once_across_hosts(tmp_path):
+    """No validation channel: each host holds out a quarter of its own shard (10 of 40,
+    15 of 60); the job evaluates the 25 held-out rows once each and trains on the rest."""
+    env = cluster_env(tmp_path)
+    hp = {"model": "row_ids", "epochs": "1", "batch_size": "8", "validation_fraction": "0.25"}
+    procs = {}
+    for host in HOSTS:
+        write_host(tmp_path / host, host, {"train": SHARDED}, hp, validation=False)
+        procs[host] = start_train(tmp_path / host, env)
+    results = finish(procs, timeout=240)
+    for host in HOSTS:
+        code, out, _ = results[host]
+        assert code == 0, f"{host}:\n{out[-4000:]}"
+    assert (
+        "shard channel=train host=algo-1 rows=30 rows_per_process=45 repeated_rows=15"
+        in (results["algo-1"][1])
+    )
+    assert "done rank=1 steps=6" in results["algo-2"][1]  # ceil(45 / 8) on both hosts
+    train, val = seen(tmp_path, "train", 1), seen(tmp_path, "val", 1)
+    assert len(val) == 25 and set(val.values()) == {1}
+    assert set(train) | set(val) == set(range(100)) and not set(train) & set(val)
+    assert sum(train.values()) == 90  # 75 rows, 15 of them twice
+    assert "val_rows=25" in results["algo-1"][1]
 
 
 def test_replicated_channels_keep_the_job_wide_split(tmp_path):
     """No inputdataconfig.json (a local run): FullyReplicated, so the same rows on every
     host are split across the job, not per host."""
-    env = {
-        **write_plugin(tmp_path),
-        "TRAINING_HOST_ADDRESSES": ",".join(f"{h}=127.0.0.1" for h in HOSTS),
-        "TRAINING_MASTER_PORT": str(helpers.free_port()),
-        "TRAINING_DIST_TIMEOUT": "60",
-    }
+    env = cluster_env(tmp_path)
     hp = {"model": "row_ids", "epochs": "1", "batch_size": "8"}
     procs = {}
     for host in HOSTS:

@@ -73,8 +73,8 @@ def test_a_host_split_keeps_the_epoch_order_of_its_sampler():
 
 def test_the_shard_line_says_what_was_repeated(caplog):
     caplog.set_level("INFO", logger="train")
-    split = sharding.train_split([40, 40, 60, 60], devices=2, host="algo-1", rank=0)
-    assert split == sharding.Split(rows=40, processes=2, per_process=30)
+    splits = sharding.train_split([40, 40, 60, 60], devices=2, host="algo-1", rank=0)
+    assert splits == [sharding.Split(40, 2, 30), sharding.Split(60, 2, 30)]
     assert caplog.messages == [
         "shard channel=train host=algo-1 rows=40 rows_per_process=30 repeated_rows=20 "
         "job_rows=100 job_repeated_rows=20 dropped_rows=0"
