@@ -56,7 +56,9 @@ class Prepared:
     layout: sharding.Layout = field(default_factory=sharding.Layout)  # rows that differ by host
 
 
-def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
+def read_data(
+    job: JobConfig, scratch: Path | None, layout: sharding.Layout | None = None
+) -> TrainingData:
     """The train and validation channels as DataFrames, with the plug-in's columns."""
     train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
     if train_dir is None:
@@ -69,8 +71,17 @@ def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
     val_dir = contract.find_channel(contract.VALIDATION_CHANNELS)
     data_dir = contract.data_dir()
     channels = {p.name: p for p in sorted(data_dir.iterdir()) if p.is_dir()}
+    try:
+        train = read_channel(train_dir, columns)
+    except UserError as exc:
+        if layout is None or not layout.train_local or "has no data files" not in str(exc):
+            raise
+        raise UserError(
+            f"{exc}; the channel is ShardedByS3Key and this host got none of its S3 objects: "
+            "give it at least as many objects as hosts"
+        ) from exc
     return TrainingData(
-        train=read_channel(train_dir, columns),
+        train=train,
         validation=read_channel(val_dir, columns) if val_dir else None,
         validation_fraction=job.settings.validation_fraction,
         seed=job.settings.seed,
@@ -106,7 +117,7 @@ def prepare(scratch: Path | None = None) -> Prepared:
     if job.reserved:
         log.info("sagemaker_hyperparameters %s", logs.kv(**job.reserved))
     layout = read_layout()
-    data = read_data(job, scratch)
+    data = read_data(job, scratch, layout)
     rows = job.plugin.prepare(job.hp, data)
     log.info(
         "data %s",

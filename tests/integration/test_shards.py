@@ -299,3 +299,18 @@ def test_fast_file_mode_trains_like_file(tmp_path):
         result.stdout
     )
     assert (base / "model" / "plugin.json").is_file()
+
+
+def test_a_host_given_no_object_of_a_sharded_channel_says_so(tmp_path):
+    base = tmp_path / "opt_ml"
+    (base / "input" / "data" / "train").mkdir(parents=True)
+    helpers.write_hyperparameters(base, {"model": "tabular"})
+    config = {"train": {"TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key"}}
+    (base / "input" / "config" / "inputdataconfig.json").write_text(json.dumps(config))
+    result = helpers.run_entry("train", base)
+    assert result.returncode == 1
+    assert helpers.failure_reason(base) == (
+        "channel 'train' has no data files (it is empty); expected files ending in .csv, "
+        ".tsv, .jsonl, .json, .parquet; the channel is ShardedByS3Key and this host got none "
+        "of its S3 objects: give it at least as many objects as hosts"
+    )
