@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests import helpers
-from tests.integration.test_scale import HOSTS, finish, start_train
+from tests.integration.test_scale import HOSTS, assert_serves, finish, small, start_train
 
 ROW_IDS_PLUGIN = '''
 """Row ids: a linear model whose steps write down which rows they were given."""
@@ -247,6 +247,35 @@ def test_rows_held_out_of_sharded_train_are_evaluated_once_across_hosts(tmp_path
     assert set(train) | set(val) == set(range(100)) and not set(train) & set(val)
     assert sum(train.values()) == 90  # 75 rows, 15 of them twice
     assert "val_rows=25" in results["algo-1"][1]
+
+
+def test_each_shipped_plugin_trains_on_sharded_hosts_and_serves(
+    tmp_path, tiny_backbone, plugin_name
+):
+    """The shipped plug-ins' own loaders (the text classifier's reads the step count for
+    its LR schedule before training starts) under the sharded strategy: each host's 96
+    rows in batches of 8 are 12 steps per epoch on each host, not 6."""
+    env = {k: v for k, v in cluster_env(tmp_path).items() if k != "PYTHONPATH"}
+    hp = small(plugin_name, tiny_backbone, epochs="1")
+    sharded = {"TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key"}
+    procs = {}
+    for host in HOSTS:
+        base = tmp_path / host
+        helpers.write_sample_job(base, hp, model=plugin_name)
+        config = base / "input" / "config"
+        (config / "inputdataconfig.json").write_text(json.dumps({"train": sharded}))
+        resource = {"current_host": host, "hosts": HOSTS, "network_interface_name": "lo"}
+        (config / "resourceconfig.json").write_text(json.dumps(resource))
+        procs[host] = start_train(base, env)
+    results = finish(procs, timeout=240)
+    for host in HOSTS:
+        code, out, _ = results[host]
+        assert code == 0, f"{host}:\n{out[-4000:]}"
+        assert f"shard channel=train host={host} rows=96 rows_per_process=96 repeated_rows=0" in (
+            out
+        )
+    assert "done rank=1 steps=12" in results["algo-2"][1]
+    assert_serves(tmp_path / "algo-1")
 
 
 def test_replicated_channels_keep_the_job_wide_split(tmp_path):
