@@ -82,3 +82,27 @@ def test_the_shard_line_says_what_was_repeated(caplog):
     caplog.clear()
     sharding.train_split([40, 40, 60, 60], devices=2, host="algo-2", rank=3)
     assert caplog.messages == []  # one line per host, from its first process
+
+
+def test_a_resumed_epoch_of_a_host_split_goes_on_with_the_batches_it_had_not_seen():
+    """What resume.SpotCheckpoints does after a restart: the same epoch's order, less the
+    batches the interrupted run had handed out."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from sagemaker_platform.loaders import ResumableLoader
+
+    data = TensorDataset(torch.arange(23))
+
+    def loader():
+        split = HostSplit(EpochShuffle(23, seed=7), processes=2, process=0, per_process=15)
+        return ResumableLoader(data, sampler=split, batch_size=4)
+
+    whole = loader()
+    whole.sampler.set_epoch(2)
+    batches = [b[0].tolist() for b in whole]
+    assert len(batches) == 4 and whole.position == 4  # 15 rows in batches of 4
+    resumed = loader()
+    resumed.sampler.set_epoch(2)
+    resumed.skip_next(3)
+    assert [b[0].tolist() for b in resumed] == batches[3:]
