@@ -18,6 +18,7 @@ from lightning.pytorch.utilities.data import _update_dataloader
 from torch.utils.data import DataLoader, DistributedSampler
 
 from . import sharding
+from .errors import UserError
 from .loaders import HostSplit
 
 
@@ -39,6 +40,20 @@ class HostSplitDDP(DDPStrategy):
         super().__init__(**kwargs)
         self.layout, self.host = layout, host
         self.train_splits: list[sharding.Split] = []  # every host's, once agreed
+
+    def configure_ddp(self) -> None:
+        # Each host prepared its own shard: a plug-in that learns its classes or a
+        # vocabulary from the rows may have built a model of another shape. DDP would
+        # fail on one host with a shape error and leave the others "connection closed";
+        # every host says why instead.
+        import torch.distributed as dist
+
+        shapes = [(n, tuple(p.shape)) for n, p in self.model.named_parameters()]
+        every: list[Any] = [None] * self.world_size
+        dist.all_gather_object(every, (self.host, shapes))
+        if reason := sharding.model_mismatch(every):
+            raise UserError(reason)
+        super().configure_ddp()
 
     def process_dataloader(self, dataloader: object) -> object:
         dataloader = super().process_dataloader(dataloader)

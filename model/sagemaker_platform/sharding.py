@@ -132,3 +132,23 @@ def train_split(every_rank_rows: list[int], devices: int, host: str, rank: int) 
             ),
         )
     return splits
+
+
+def model_mismatch(every: list[tuple[str, list[tuple[str, tuple[int, ...]]]]]) -> str | None:
+    """Why the hosts' models differ (from each process's host and parameter shapes), or
+    None when they agree."""
+    first_host, first = every[0]
+    for host, shapes in every[1:]:
+        if shapes == first:
+            continue
+        theirs, ours = dict(shapes), dict(first)
+        name = next(
+            (n for n in [*ours, *theirs] if ours.get(n) != theirs.get(n)), "the parameter list"
+        )
+        return (
+            f"the hosts built different models from their shards of a sharded channel: "
+            f"{name} is {ours.get(name)} on {first_host} and {theirs.get(name)} on {host}. "
+            "A plug-in learns its classes (and vocabularies) from the rows it is given: "
+            "shard by S3 objects that each hold every class"
+        )
+    return None

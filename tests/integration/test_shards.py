@@ -343,3 +343,37 @@ def test_a_host_given_no_object_of_a_sharded_channel_says_so(tmp_path):
         ".tsv, .jsonl, .json, .parquet; the channel is ShardedByS3Key and this host got none "
         "of its S3 objects: give it at least as many objects as hosts"
     )
+
+
+def test_hosts_whose_shards_lack_a_class_fail_saying_why(tmp_path):
+    """The tabular model learns its classes from its host's shard: a shard without one
+    builds a smaller head, and every host fails with the reason (not a lost peer)."""
+    import pandas as pd
+
+    env = {k: v for k, v in cluster_env(tmp_path).items() if k != "PYTHONPATH"}
+    env["TRAINING_DIST_TIMEOUT"] = "30"
+    sharded = {"TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key"}
+    procs = {}
+    for host in HOSTS:
+        base = tmp_path / host
+        hp = {"model": "tabular", "epochs": "1", "batch_size": "8"}
+        helpers.write_sample_job(base, hp, model="tabular")
+        config = base / "input" / "config"
+        (config / "inputdataconfig.json").write_text(json.dumps({"train": sharded}))
+        resource = {"current_host": host, "hosts": HOSTS, "network_interface_name": "lo"}
+        (config / "resourceconfig.json").write_text(json.dumps(resource))
+        if host == "algo-2":
+            for channel in ("train", "validation"):
+                for path in (base / "input" / "data" / channel).iterdir():
+                    frame = pd.read_csv(path)
+                    first = sorted(frame["label"].unique())[0]
+                    frame[frame["label"] != first].to_csv(path, index=False)
+        procs[host] = start_train(base, env)
+    results = finish(procs, timeout=240)
+    assert [results[host][0] for host in HOSTS] == [1, 1]
+    assert helpers.failure_reason(tmp_path / "algo-1") == (
+        "the hosts built different models from their shards of a sharded channel: "
+        "network.head.weight is (3, 64) on algo-1 and (2, 64) on algo-2. A plug-in learns "
+        "its classes (and vocabularies) from the rows it is given: shard by S3 objects "
+        "that each hold every class"
+    )

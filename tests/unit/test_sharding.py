@@ -106,3 +106,13 @@ def test_a_resumed_epoch_of_a_host_split_goes_on_with_the_batches_it_had_not_see
     resumed.sampler.set_epoch(2)
     resumed.skip_next(3)
     assert [b[0].tolist() for b in resumed] == batches[3:]
+
+
+def test_models_that_differ_between_hosts_are_named():
+    same = [("w", (3, 4)), ("b", (3,))]
+    assert sharding.model_mismatch([("algo-1", same), ("algo-2", same)]) is None
+    reason = sharding.model_mismatch([("algo-1", same), ("algo-2", [("w", (2, 4)), ("b", (2,))])])
+    assert reason.startswith(
+        "the hosts built different models from their shards of a sharded channel: "
+        "w is (3, 4) on algo-1 and (2, 4) on algo-2."
+    )
