@@ -14,6 +14,7 @@ from typing import Any
 from sagemaker_platform import contract
 from sagemaker_platform.config import TrainSettings
 
+from . import channels as channel_settings
 from . import metrics
 from .params import hyperparameter_strings
 from .settings import (
@@ -66,6 +67,10 @@ class TrainingPlan:
     tensorboard_local_path: str = field(
         default_factory=lambda: contract.as_container_path(contract.tensorboard_dir())
     )
+    # How each channel reaches the hosts (launcher/channels.py): S3DataDistributionType
+    # by channel (FullyReplicated unless sharded) and the channels' input mode.
+    distribution: dict[str, str] = field(default_factory=dict)
+    input_mode: str = contract.FILE_MODE
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,13 @@ def plan_training(
     role: str | None = None,
     image_uri: str | None = None,
     boto_session: Any = None,
+    distribution: str | dict[str, str] | None = None,
+    input_mode: str = contract.FILE_MODE,
 ) -> TrainingPlan:
-    """Check and resolve a training launch; raises LauncherError, sends nothing."""
+    """Check and resolve a training launch; raises LauncherError, sends nothing.
+
+    `distribution`: "sharded" (the train channel) or {channel: "sharded"|"replicated"};
+    `input_mode`: "File" or "FastFile" (launcher/channels.py)."""
     target = resolve(
         region, role, image_uri, need_role=True, need_image=True, boto_session=boto_session
     )
@@ -112,6 +122,8 @@ def plan_training(
         if uri:
             channels[name] = check_s3_uri(uri, f"{name} channel")
     check_name(base_job_name, "base job name", MAX_BASE_JOB_NAME)
+    distribution_types = channel_settings.distribution_types(distribution, channels)
+    input_mode = channel_settings.check_input_mode(input_mode)
     # Default output next to the training data, so no extra bucket is created or looked up.
     output = check_s3_uri(output_s3_uri, "output", required=False)
     output = output or f"s3://{s3_bucket(train)}/{base_job_name}"
@@ -170,6 +182,8 @@ def plan_training(
         checkpoint_s3_uri=checkpoint,
         keep_alive_seconds=keep_alive_seconds or None,
         environment=tracking_environment(mlflow_tracking_uri, mlflow_experiment),
+        distribution=distribution_types,
+        input_mode=input_mode,
     )
 
 
@@ -203,7 +217,6 @@ def model_trainer(plan: TrainingPlan, boto_session: Any):
     from sagemaker.core.training.configs import (
         CheckpointConfig,
         Compute,
-        InputData,
         OutputDataConfig,
         StoppingCondition,
         TensorBoardOutputConfig,
@@ -217,9 +230,10 @@ def model_trainer(plan: TrainingPlan, boto_session: Any):
         base_job_name=plan.base_job_name,
         hyperparameters=dict(plan.hyperparameters),
         environment=dict(plan.environment),
-        input_data_config=[
-            InputData(channel_name=name, data_source=uri) for name, uri in plan.channels.items()
-        ],
+        input_data_config=channel_settings.sdk_channels(
+            plan.channels, plan.distribution, plan.input_mode
+        ),
+        training_input_mode=plan.input_mode,
         compute=Compute(
             instance_type=plan.instance_type,
             instance_count=plan.instance_count,

@@ -94,7 +94,7 @@ def training_definition(plan: TrainingPlan) -> dict[str, Any]:
         "StaticHyperParameters": dict(plan.hyperparameters),
         "AlgorithmSpecification": {
             "TrainingImage": plan.target.image_uri,
-            "TrainingInputMode": "File",
+            "TrainingInputMode": plan.input_mode,
             "MetricDefinitions": list(plan.metric_definitions),
         },
         "RoleArn": plan.target.role,
@@ -105,9 +105,10 @@ def training_definition(plan: TrainingPlan) -> dict[str, Any]:
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri": uri,
-                        "S3DataDistributionType": "FullyReplicated",
+                        "S3DataDistributionType": plan.distribution.get(name, "FullyReplicated"),
                     }
                 },
+                "InputMode": plan.input_mode,
             }
             for name, uri in plan.channels.items()
         ],

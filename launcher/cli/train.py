@@ -8,7 +8,7 @@ from typing import Any
 from sagemaker_platform import registry
 from sagemaker_platform.config import TrainSettings, describe
 
-from .. import jobs
+from .. import channels, jobs
 from ..params import parse_pairs
 from .options import add_command, add_target, add_wait, target, waiting
 
@@ -59,6 +59,20 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         "--output-s3-uri",
         metavar="S3_URI",
         help="where model.tar.gz goes (default: s3://<train bucket>/<base job name>)",
+    )
+    g.add_argument(
+        "--distribution",
+        action="append",
+        metavar="[CHANNEL=]sharded|replicated",
+        help="sharded: each host gets part of the channel's S3 objects (ShardedByS3Key); "
+        "a bare value applies to train (repeatable; default: replicated)",
+    )
+    g.add_argument(
+        "--input-mode",
+        default="File",
+        metavar="File|FastFile",
+        help="File downloads the channels before training; FastFile streams them from S3 "
+        "(Pipe is refused: the image reads files)",
     )
     g = p.add_argument_group("job")
     g.add_argument(
@@ -147,6 +161,8 @@ def training_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "keep_alive_seconds": args.keep_alive_seconds,
         "mlflow_tracking_uri": args.mlflow_tracking_uri,
         "mlflow_experiment": args.mlflow_experiment,
+        "distribution": channels.parse_distribution(args.distribution),
+        "input_mode": args.input_mode,
     }
 
 

@@ -186,6 +186,66 @@ def find_channel(names: tuple[str, ...]) -> Path | None:
     return None
 
 
+# inputdataconfig.json, one object per channel:
+#   {"train": {"TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key",
+#              "RecordWrapperType": "None", "ContentType": "text/csv"}, ...}
+FILE_MODE, FAST_FILE_MODE, PIPE_MODE = "File", "FastFile", "Pipe"
+INPUT_MODES = (FILE_MODE, FAST_FILE_MODE, PIPE_MODE)
+FULLY_REPLICATED, SHARDED_BY_S3_KEY = "FullyReplicated", "ShardedByS3Key"
+DISTRIBUTIONS = (FULLY_REPLICATED, SHARDED_BY_S3_KEY)
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One channel of inputdataconfig.json: how SageMaker hands its files over."""
+
+    # File: downloaded before the job starts; FastFile: streamed from S3 behind ordinary
+    # files (this image reads both the same way); Pipe: a FIFO per epoch (not read here).
+    input_mode: str = FILE_MODE
+    # FullyReplicated: every host has every file; ShardedByS3Key: each host a part.
+    distribution: str = FULLY_REPLICATED
+    content_type: str | None = None
+    record_wrapper: str = "None"  # RecordIO is for Pipe mode
+    compression: str = "None"  # Gzip is for Pipe mode
+
+    @property
+    def sharded(self) -> bool:
+        return self.distribution == SHARDED_BY_S3_KEY
+
+
+def _choice(channel: str, raw: dict, key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = raw.get(key, default)
+    if value not in allowed:
+        raise ContractFileError(
+            f"inputdataconfig.json: channel '{channel}' has {key}={value!r}; "
+            f"expected one of {', '.join(allowed)}"
+        )
+    return value
+
+
+def read_input_data_config() -> dict[str, ChannelConfig]:
+    """inputdataconfig.json by channel name; {} when the file is missing (a local run:
+    every channel then reads as File and FullyReplicated, see `channel_config`)."""
+    raw = _read_json(input_data_config_path(), {})
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ContractFileError("inputdataconfig.json must map each channel name to an object")
+    return {
+        str(name): ChannelConfig(
+            input_mode=_choice(name, spec, "TrainingInputMode", INPUT_MODES, FILE_MODE),
+            distribution=_choice(name, spec, "S3DistributionType", DISTRIBUTIONS, FULLY_REPLICATED),
+            content_type=spec.get("ContentType"),
+            record_wrapper=str(spec.get("RecordWrapperType", "None")),
+            compression=str(spec.get("CompressionType", "None")),
+        )
+        for name, spec in raw.items()
+    }
+
+
+def channel_config(configs: dict[str, ChannelConfig], name: str) -> ChannelConfig:
+    """A channel's settings; File and FullyReplicated for one the file does not name."""
+    return configs.get(name, ChannelConfig())
+
+
 @dataclass(frozen=True)
 class ResourceConfig:
     """resourceconfig.json: which host this is among the training cluster."""

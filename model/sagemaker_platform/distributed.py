@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import contract
+from . import contract, sharding
 from .errors import UserError
 
 DEFAULT_MASTER_PORT = 29500
@@ -174,13 +174,15 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def trainer_kwargs(cluster: Cluster) -> dict[str, Any]:
+def trainer_kwargs(cluster: Cluster, layout: sharding.Layout | None = None) -> dict[str, Any]:
     """accelerator, devices, num_nodes and strategy for `L.Trainer`.
 
     A single process keeps `accelerator="auto", devices=1` (no DDP). Otherwise DDP with
     Lightning's plain environment (rendezvous from MASTER_ADDR/MASTER_PORT/NODE_RANK, set
     by `process_env`) and a process-group timeout, so that a host whose peers died or
-    never came fails after `timeout_s` instead of waiting forever.
+    never came fails after `timeout_s` instead of waiting forever. With a sharded channel
+    (`layout`), DDP that splits each host's rows among its own processes
+    (`sharded_ddp.HostSplitDDP`) in place of Lightning's DistributedSampler.
     """
     if not cluster.distributed:
         return {"accelerator": "auto", "devices": 1}
@@ -189,17 +191,22 @@ def trainer_kwargs(cluster: Cluster) -> dict[str, Any]:
     from lightning.fabric.plugins.environments import LightningEnvironment
     from lightning.pytorch.strategies import DDPStrategy
 
-    strategy = DDPStrategy(
-        cluster_environment=LightningEnvironment(),
-        process_group_backend=cluster.backend,
-        timeout=timedelta(seconds=cluster.timeout_s),
-    )
-    return {
+    options = {
+        "cluster_environment": LightningEnvironment(),
+        "process_group_backend": cluster.backend,
+        "timeout": timedelta(seconds=cluster.timeout_s),
+    }
+    kwargs: dict[str, Any] = {
         "accelerator": "gpu" if cluster.gpu else "cpu",
         "devices": cluster.devices,
         "num_nodes": cluster.num_nodes,
-        "strategy": strategy,
     }
+    if layout is not None and layout.any_local:
+        from .sharded_ddp import HostSplitDDP
+
+        strategy = HostSplitDDP(layout, cluster.current_host, **options)
+        return {**kwargs, "strategy": strategy, "use_distributed_sampler": False}
+    return {**kwargs, "strategy": DDPStrategy(**options)}
 
 
 def describe(cluster: Cluster) -> dict[str, str | int]:

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler
+
+from . import sharding
 
 
 class EpochShuffle(Sampler[int]):
@@ -36,6 +38,37 @@ class EpochShuffle(Sampler[int]):
 
     def __len__(self) -> int:
         return self.size
+
+
+class HostSplit(DistributedSampler):
+    """One process's share of another sampler's order: `per_process` indices per epoch.
+
+    Installed by `sharded_ddp.HostSplitDDP` in jobs with a sharded channel (the plug-in
+    keeps calling `train_loader` and `eval_loader`). A DistributedSampler subclass, so
+    that Lightning does not split it again; the order still comes from the wrapped
+    sampler (`EpochShuffle`, a plug-in's own), whose `set_epoch` it passes on, so that a
+    resumed epoch has the order it had and `ResumableLoader` skips the right batches.
+    """
+
+    def __init__(self, inner: Sampler[int], processes: int, process: int, per_process: int):
+        # Not DistributedSampler.__init__, which reads the process group: the fields it
+        # sets are all Lightning and torch look at.
+        self.inner = inner
+        self.num_replicas, self.rank = processes, process
+        self.num_samples, self.total_size = per_process, per_process * processes
+        self.epoch, self.shuffle, self.drop_last, self.seed = 0, False, False, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        order = list(self.inner)
+        return iter(sharding.take(order, self.num_replicas, self.rank, self.num_samples))
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 class ResumableLoader(DataLoader):

@@ -17,11 +17,11 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import archives, contract, distributed, logs, tracking
+from . import archives, contract, distributed, logs, sharding, tracking
 from .channels import read_channel
 from .errors import UserError, exit_with, run_job
 from .hyperparameters import JobConfig, parse
@@ -54,12 +54,15 @@ class Prepared:
 
     job: JobConfig
     rows: Any  # what the plug-in's `prepare` returned
-    train_rows: int  # rows read from the train channel
+    train_rows: int  # rows read from the train channel (this host's shard, when sharded)
     checkpoints: Path  # where this job's checkpoints are written and resumed from
     tracking: Tracking | None = None  # MLflow, when MLFLOW_TRACKING_URI is set
+    layout: sharding.Layout = field(default_factory=sharding.Layout)  # rows that differ by host
 
 
-def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
+def read_data(
+    job: JobConfig, scratch: Path | None, layout: sharding.Layout | None = None
+) -> TrainingData:
     """The train and validation channels as DataFrames, with the plug-in's columns."""
     train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
     if train_dir is None:
@@ -72,8 +75,17 @@ def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
     val_dir = contract.find_channel(contract.VALIDATION_CHANNELS)
     data_dir = contract.data_dir()
     channels = {p.name: p for p in sorted(data_dir.iterdir()) if p.is_dir()}
+    try:
+        train = read_channel(train_dir, columns)
+    except UserError as exc:
+        if layout is None or not layout.train_local or "has no data files" not in str(exc):
+            raise
+        raise UserError(
+            f"{exc}; the channel is ShardedByS3Key and this host got none of its S3 objects: "
+            "give it at least as many objects as hosts"
+        ) from exc
     return TrainingData(
-        train=read_channel(train_dir, columns),
+        train=train,
         validation=read_channel(val_dir, columns) if val_dir else None,
         validation_fraction=job.settings.validation_fraction,
         seed=job.settings.seed,
@@ -85,6 +97,25 @@ def read_data(job: JobConfig, scratch: Path | None) -> TrainingData:
     )
 
 
+def read_layout() -> sharding.Layout:
+    """inputdataconfig.json: Pipe mode refused, one `input ...` line, and which rows
+    differ from host to host (sharded channels)."""
+    configs = contract.read_input_data_config()
+    sharding.check_input_modes(configs)
+    if configs:
+        log.info(
+            "input %s",
+            logs.kv(**{n: f"{c.input_mode}/{c.distribution}" for n, c in configs.items()}),
+        )
+    train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
+    val_dir = contract.find_channel(contract.VALIDATION_CHANNELS)
+    return sharding.layout(
+        configs,
+        train_dir.name if train_dir else contract.TRAIN_CHANNELS[0],
+        val_dir.name if val_dir else None,
+    )
+
+
 def prepare(scratch: Path | None = None) -> Prepared:
     """Everything that can fail because of the input, before any heavy import."""
     raw = contract.read_hyperparameters()
@@ -93,7 +124,8 @@ def prepare(scratch: Path | None = None) -> Prepared:
     if job.reserved:
         log.info("sagemaker_hyperparameters %s", logs.kv(**job.reserved))
     checkpoints = checkpoints_dir(job)
-    data = read_data(job, scratch)
+    layout = read_layout()
+    data = read_data(job, scratch, layout)
     rows = job.plugin.prepare(job.hp, data)
     log.info(
         "data %s",
@@ -104,7 +136,7 @@ def prepare(scratch: Path | None = None) -> Prepared:
             **job.plugin.summary(rows),
         ),
     )
-    return Prepared(job, rows, len(data.train), checkpoints, tracking.from_env(job))
+    return Prepared(job, rows, len(data.train), checkpoints, tracking.from_env(job), layout)
 
 
 def fit(prepared: Prepared) -> dict:
@@ -176,7 +208,9 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     )
     log_lines = LogLines()
     # A logging cadence for TensorBoard: at most every 50 steps, at least once an epoch.
-    steps_per_epoch = -(-prepared.train_rows // (settings.batch_size * cluster.world_size))
+    # (A sharded train channel: this host's rows, among its own processes.)
+    splits = cluster.devices if prepared.layout.train_local else cluster.world_size
+    steps_per_epoch = -(-prepared.train_rows // (settings.batch_size * splits))
     loggers = [_tensorboard()]
     # MLflow on the job's rank 0 only: Lightning learns the ranks of the other hosts in
     # `fit`, after the run would have been opened on each of them.
@@ -185,7 +219,14 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     if mlflow is not None:
         loggers.append(mlflow)
     trainer = _trainer(
-        job, cluster, [best, log_lines, spot], precision, monitor, steps_per_epoch, loggers
+        job,
+        cluster,
+        [best, log_lines, spot],
+        precision,
+        monitor,
+        steps_per_epoch,
+        loggers,
+        prepared.layout,
     )
     if mlflow is not None:
         tracking.start(mlflow, prepared.tracking, job)
@@ -285,6 +326,7 @@ def _trainer(
     monitor: Monitor | None,
     steps_per_epoch: int,
     loggers: list,
+    layout: sharding.Layout,
 ) -> L.Trainer:
     """One Trainer for one process or DDP; early stopping on the plug-in's metric when
     there is validation; no progress bar (the log lines say it all)."""
@@ -299,7 +341,7 @@ def _trainer(
         callbacks = [*callbacks, stop]
     return L.Trainer(
         max_epochs=settings.epochs,
-        **distributed.trainer_kwargs(cluster),
+        **distributed.trainer_kwargs(cluster, layout),
         precision=precision,
         accumulate_grad_batches=settings.gradient_accumulation,
         callbacks=callbacks,
@@ -358,6 +400,7 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
         "train_step_cpu_seconds": round(run.log_lines.train_cpu_seconds, 3),
         "train_rows": prepared.train_rows,
         "precision": run.precision,
+        **_shard_figures(prepared, run),
     }
     out_dir = contract.output_data_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -375,6 +418,20 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
     if run.mlflow is not None:
         tracking.finish(run.mlflow, {**extra, **report}, out_dir)
     return {**extra, **report}
+
+
+def _shard_figures(prepared: Prepared, run: Run) -> dict:
+    """With sharded channels on several hosts: the job's training rows (this host holds
+    only its shard), the rows repeated per epoch to even the steps, and whose validation
+    rows the plug-in's evaluation covers (the per-epoch val_* metrics cover every host's)."""
+    figures: dict = {}
+    splits = getattr(run.trainer.strategy, "train_splits", None)
+    if splits:
+        figures["train_rows"] = sum(split.rows for split in splits)
+        figures["train_rows_repeated_per_epoch"] = sum(split.repeated for split in splits)
+    if prepared.layout.validation_local and run.trainer.num_nodes > 1:
+        figures["evaluation_rows"] = f"validation rows of {run.trainer.strategy.host} only"
+    return figures
 
 
 def _best_checkpoint(run: Run) -> dict:

@@ -336,6 +336,30 @@ def test_train_waits_by_default_and_returns_the_completed_job(aws):
     assert info.model_data.endswith(f"/{info.name}/output/model.tar.gz")
 
 
+def test_sharded_fast_file_channels_reach_create_training_job(aws, sm):
+    job = launch_training(
+        aws, instance_count=2, distribution={"train": "sharded"}, input_mode="FastFile"
+    )
+    d = described(sm.describe_training_job(TrainingJobName=job.name))
+    channels = {c["ChannelName"]: c for c in d["InputDataConfig"]}
+    distribution = {
+        name: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for name, c in channels.items()
+    }
+    assert distribution == {
+        "train": "ShardedByS3Key",
+        "validation": "FullyReplicated",
+        "pretrained": "FullyReplicated",
+    }
+    (request,) = aws.sent("CreateTrainingJob")
+    assert {c["ChannelName"]: c["InputMode"] for c in request["InputDataConfig"]} == {
+        "train": "FastFile",
+        "validation": "FastFile",
+        "pretrained": "FastFile",
+    }
+    assert request["AlgorithmSpecification"]["TrainingInputMode"] == "FastFile"
+
+
 def test_missing_role_is_refused_before_any_request(aws, sm, monkeypatch):
     before = len(sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"])
     with pytest.raises(launcher.LauncherError, match="no IAM role"):
@@ -383,6 +407,27 @@ def test_cli_train_no_wait_creates_the_job_and_returns(sm):
     assert d["EnableManagedSpotTraining"] is True
     assert d["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
     assert "Completed" not in result.stdout  # --no-wait: no status polling
+
+
+def test_cli_sharded_validation_channel(sm):
+    result = run_cli(
+        "train",
+        "--train", TRAIN,
+        "--validation", VALIDATION,
+        "--distribution", "sharded",
+        "--distribution", "validation=sharded",
+        "--instance-count", "2",
+        "--role", ROLE,
+        "--image-uri", IMAGE,
+        "--no-wait",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    name = result.stdout.split("training job ", 1)[1].split()[0]
+    d = described(sm.describe_training_job(TrainingJobName=name))
+    assert {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for c in d["InputDataConfig"]
+    } == {"train": "ShardedByS3Key", "validation": "ShardedByS3Key"}
 
 
 def test_cli_refuses_a_launch_without_role_or_region_before_any_request(sm):

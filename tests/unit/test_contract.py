@@ -81,3 +81,62 @@ def test_relative_base_dir_becomes_absolute(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", "local/tree")
     assert contract.model_dir() == tmp_path / "local" / "tree" / "model"
+
+
+def test_input_data_config_missing_reads_as_file_and_replicated(base):
+    configs = contract.read_input_data_config()
+    assert configs == {}
+    train = contract.channel_config(configs, "train")
+    assert (train.input_mode, train.distribution, train.sharded) == (
+        "File",
+        "FullyReplicated",
+        False,
+    )
+
+
+def test_input_data_config_is_typed_per_channel(base):
+    # The shape SageMaker writes: one object per channel, every key optional but the mode.
+    (base / "input/config/inputdataconfig.json").write_text(
+        json.dumps(
+            {
+                "train": {
+                    "ContentType": "text/csv",
+                    "TrainingInputMode": "FastFile",
+                    "S3DistributionType": "ShardedByS3Key",
+                    "RecordWrapperType": "None",
+                },
+                "validation": {"TrainingInputMode": "File"},
+            }
+        )
+    )
+    configs = contract.read_input_data_config()
+    assert configs["train"] == contract.ChannelConfig(
+        input_mode="FastFile",
+        distribution="ShardedByS3Key",
+        content_type="text/csv",
+        record_wrapper="None",
+    )
+    assert configs["train"].sharded and not configs["validation"].sharded
+    assert configs["validation"].distribution == "FullyReplicated"
+    assert contract.channel_config(configs, "pretrained") == contract.ChannelConfig()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"train": {"TrainingInputMode": "Stream"}},
+            "channel 'train' has TrainingInputMode='Stream'",
+        ),
+        (
+            {"val": {"S3DistributionType": "Sharded"}},
+            "channel 'val' has S3DistributionType='Sharded'; expected one of FullyReplicated",
+        ),
+        (["train"], "must map each channel name to an object"),
+        ({"train": "File"}, "must map each channel name to an object"),
+    ],
+)
+def test_a_bad_input_data_config_names_the_channel_and_key(base, spec, message):
+    (base / "input/config/inputdataconfig.json").write_text(json.dumps(spec))
+    with pytest.raises(UserError, match=message):
+        contract.read_input_data_config()

@@ -128,6 +128,35 @@ def test_ddp_strategy_for_several_hosts():
     assert strategy._timeout == timedelta(seconds=distributed.DEFAULT_TIMEOUT_S)
 
 
+def test_a_sharded_channel_takes_the_host_split_strategy():
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from sagemaker_platform import sharding
+    from sagemaker_platform.sharded_ddp import HostSplitDDP
+
+    cluster = distributed.resolve(resource("algo-2", ["algo-1", "algo-2"]), env=LOOPBACK)
+    replicated = distributed.trainer_kwargs(cluster, sharding.Layout())
+    assert type(replicated["strategy"]) is DDPStrategy
+    assert "use_distributed_sampler" not in replicated  # Lightning's DistributedSampler
+    kwargs = distributed.trainer_kwargs(cluster, sharding.Layout(train_local=True))
+    strategy = kwargs.pop("strategy")
+    assert isinstance(strategy, HostSplitDDP) and strategy.host == "algo-2"
+    assert strategy.layout == sharding.Layout(train_local=True)
+    assert strategy._process_group_backend == "gloo"
+    assert kwargs == {
+        "accelerator": "cpu",
+        "devices": 1,
+        "num_nodes": 2,
+        "use_distributed_sampler": False,
+    }
+    # One process: no DDP at all, whatever the channels say.
+    single = distributed.resolve(resource(), env={})
+    assert distributed.trainer_kwargs(single, sharding.Layout(True, True)) == {
+        "accelerator": "auto",
+        "devices": 1,
+    }
+
+
 def test_a_cluster_failure_names_the_host_rendezvous_and_timeout():
     cluster = distributed.resolve(resource("algo-2", ["algo-1", "algo-2"]), env=LOOPBACK)
     err = distributed.explain_failure(cluster, RuntimeError("Timed out after 601 seconds\nmore"))

@@ -154,3 +154,19 @@ def test_cli_ranges_parse_and_repeat():
         ["tune", "--train", TRAIN, "--range", "dropout=0:0.3", "--objective", "val_f1"]
     )
     assert args.ranges == ["dropout=0:0.3"] and args.strategy == "Bayesian"
+
+
+def test_trials_take_the_jobs_sharding_and_input_mode(offline_aws):
+    from launcher.tuning import training_definition
+
+    tuned = plan(validation="s3://bucket/data/val/", distribution="sharded", input_mode="FastFile")
+    definition = training_definition(tuned.training)
+    assert definition["AlgorithmSpecification"]["TrainingInputMode"] == "FastFile"
+    by_channel = {
+        c["ChannelName"]: (c["DataSource"]["S3DataSource"]["S3DataDistributionType"], c["InputMode"])
+        for c in definition["InputDataConfig"]
+    }
+    assert by_channel == {
+        "train": ("ShardedByS3Key", "FastFile"),
+        "validation": ("FullyReplicated", "FastFile"),
+    }
