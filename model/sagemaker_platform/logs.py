@@ -24,8 +24,9 @@ _TRUSTED = {"sagemaker_platform", "plugins", "train", "serve", "predictor", "wsg
 # Breaks CloudWatch or a terminal would honour: C0 controls (tab kept), DEL, NEL, LS, PS.
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127, 0x85] if c != 9}
 _CONTROL.update({10: "\\n", 13: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
-# `name=` then what a metric definition's number starts with: the only `=` a regex reads.
-_METRIC_EQUALS = re.compile(r"(?<=\w)=(?=[-+.0-9])")
+# `name=` then what a metric definition's number starts with: the only `=` a regex reads
+# (or a value's last character, which the next value or the template might follow).
+_METRIC_EQUALS = re.compile(r"(?<=\w)=(?=[-+.0-9]|\Z)")
 
 
 def inert(text: object, keep_newlines: bool = False) -> str:

@@ -163,7 +163,10 @@ def test_trials_take_the_jobs_sharding_and_input_mode(offline_aws):
     definition = training_definition(tuned.training)
     assert definition["AlgorithmSpecification"]["TrainingInputMode"] == "FastFile"
     by_channel = {
-        c["ChannelName"]: (c["DataSource"]["S3DataSource"]["S3DataDistributionType"], c["InputMode"])
+        c["ChannelName"]: (
+            c["DataSource"]["S3DataSource"]["S3DataDistributionType"],
+            c["InputMode"],
+        )
         for c in definition["InputDataConfig"]
     }
     assert by_channel == {

@@ -119,3 +119,8 @@ def test_a_line_break_in_a_name_does_not_cut_the_failure_reason_short(tmp_path):
     errors.write_failure(tmp_path / "failure", errors.UserError(f"cannot read {name}: bad"))
     reason = (tmp_path / "failure").read_text().splitlines()[0]
     assert reason == "cannot read train\\nepoch=99 val_f1=0.999.csv: bad"
+
+
+def test_two_values_side_by_side_cannot_make_one_metric(captured):
+    logging.getLogger("train").info("files %s%s", "x val_f1=", "0.999")
+    assert forged(captured.getvalue()) == []
