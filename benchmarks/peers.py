@@ -66,6 +66,9 @@ def peers(model, work: Path, threads: int) -> tuple[dict[str, Callable], dict[st
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle threads block instead of spinning: a spinning pool takes the cores from
+        # whichever runtime runs next in the alternating rounds.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         int8_path = work / "model-int8.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -95,6 +98,7 @@ def peers(model, work: Path, threads: int) -> tuple[dict[str, Callable], dict[st
                     "INFERENCE_PRECISION_HINT": hint,
                     "INFERENCE_NUM_THREADS": threads,
                     "PERFORMANCE_HINT": "LATENCY",
+                    "ENABLE_CPU_PINNING": False,  # see allow_spinning above
                 },
             )
             runners[name] = wrap(lambda ids, mask, c=compiled: c([ids, mask])[0])
