@@ -264,9 +264,9 @@ ONEDNN_ACTIVATIONS = {
 
 class OneDNNLinear(nn.Module):
     """A bf16 linear layer run by oneDNN's matmul directly, its bias and activation
-    fused into the kernel (the op torch.compile's CPU backend emits): half the time of
-    `addmm`, which copies the bias into the output first, then a separate activation
-    pass. CPU only."""
+    fused into the kernel (the op torch.compile's CPU backend emits). Measured alone on
+    MiniLM's first feed-forward layer, half the time of `addmm` (which copies the bias
+    into the output first) followed by a separate GELU pass. CPU only."""
 
     def __init__(self, linear: nn.Linear, activation: str = "none", algorithm: str = ""):
         super().__init__()
