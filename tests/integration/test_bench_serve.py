@@ -29,8 +29,9 @@ def run_benchmark(script: str, model_dir, tmp_path, *args: str) -> str:
 
 
 def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
+    model = trained_model / "model"
     out = run_benchmark(
-        "bench_serve.py", trained_model / "model", tmp_path, "--seconds=1", "--rounds=2"
+        "bench_serve.py", model, tmp_path, "--seconds=1", "--rounds=2", f"--weak-model-dir={model}"
     )
     assert len(re.findall(r"round \d: in-process fp32 limit", out)) >= 2
     for figure in (
@@ -39,9 +40,16 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
         "c=16 / in-process fp32 limit",
         "p50 c=1 - in-process fp32 batch-1 (ms)",
         "cold start median (s)",
-        "bf16 argmax agreement with fp32",
+        "argmax agreement with fp32",
+        "c=16 / best peer in process",
     ):
         assert re.search(re.escape(figure) + r"\s+[-+]?\d", out), figure
+    # The runtimes table: texts/s, ratio to fp32, agreement on the model and the weak one.
+    for runtime in ("this project, fp32", "ONNX Runtime fp32", "OpenVINO bf16 hint"):
+        assert re.search(
+            re.escape(runtime) + r"\s+[\d.]+\s+[\d.]+\s+[01]\.\d{3}\s+[01]\.\d{3}", out
+        ), runtime
+    assert len(re.findall(r"^  runtimes round \d:", out, re.M)) == 2
     assert "errors 0" in out and not re.search(r"errors [1-9]", out)
     assert re.search(r"server: workers=\d+ threads=\d+ shared_cores=\d+", out)
 
