@@ -137,3 +137,9 @@ def test_for_inference_chooses_plain_torch_or_transformers(tmp_path):
     assert isinstance(forced.backbone, BertModel)
     fallback = network.for_inference(distil_dir, config(distil_dir), 3, "cls")
     assert type(fallback.backbone).__name__ == "DistilBertModel"
+
+
+def test_every_activation_a_backbone_may_name_has_its_fused_onednn_form():
+    from plugins.text_classifier import bert
+
+    assert set(bert.ONEDNN_ACTIVATIONS) == set(bert.ACTIVATIONS)

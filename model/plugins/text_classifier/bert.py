@@ -133,12 +133,9 @@ def _to(x: torch.Tensor, linear: nn.Module) -> torch.Tensor:
 
 
 class Residual(nn.Module):
-    (
-        """transformers' BertSelfOutput / BertOutput: dense, then LayerNorm(x + residual).
+    """transformers' BertSelfOutput / BertOutput: dense, then LayerNorm(x + residual).
     With bf16 matmuls the sum promotes to the residual's fp32 and the LayerNorm runs in
     fp32."""
-        ""
-    )
 
     def __init__(self, d_in: int, d_out: int, eps: float):
         super().__init__()
@@ -298,7 +295,9 @@ def bf16_matmuls(net: nn.Module, encoder: BertEncoder) -> nn.Module:
     for linear in matmuls(fast_encoder):
         linear.to(torch.bfloat16)
     if encoder.embeddings.word_embeddings.weight.is_cpu and torch.backends.mkldnn.is_available():
-        fused = ONEDNN_ACTIVATIONS[fast_encoder.config.hidden_act]
+        fused = ONEDNN_ACTIVATIONS[
+            fast_encoder.config.hidden_act
+        ]  # every ACTIVATIONS key (test_bert)
         for layer in fast_encoder.encoder.layer:
             attention, ffn = layer.attention, layer.intermediate
             attention.self.qkv = OneDNNLinear(attention.self.qkv)
