@@ -42,32 +42,20 @@ def status_mb(pid: int, key: str) -> float:
     return int(re.search(rf"^{key}:\s+(\d+) kB", text, re.M).group(1)) / 1024
 
 
-def children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
 def processes(srv: helpers.Server) -> dict[str, int]:
     """{name: pid} for serve, nginx's processes, the gunicorn master and its worker."""
     named = {"serve": srv.proc.pid}
-    for pid in children(srv.proc.pid):
+    for pid in helpers.child_pids(srv.proc.pid):
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         if "gunicorn" in cmd:
             named["gunicorn master"] = pid
-            workers = children(pid)
+            workers = helpers.child_pids(pid)
             if len(workers) != 1:
                 sys.exit(f"expected one worker in serverless mode, found {len(workers)}")
             named["worker"] = workers[0]
         elif "nginx" in cmd:
             named["nginx master"] = pid
-            for i, worker in enumerate(children(pid)):
+            for i, worker in enumerate(helpers.child_pids(pid)):
                 named[f"nginx worker {i + 1}"] = worker
     return named
 

@@ -116,6 +116,19 @@ def failure_reason(base: Path) -> str:
     return path.read_text().splitlines()[0]
 
 
+def child_pids(parent: int) -> list[int]:
+    """The live (not zombie) child processes of `parent`, read from /proc."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone while we looked
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

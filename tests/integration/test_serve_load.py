@@ -94,15 +94,7 @@ def matches(rec: dict, ref: dict) -> bool:
 def worker_pids(srv) -> list[int]:
     """The gunicorn master's live children (its workers)."""
     master = int(re.findall(r"Listening at: \S+ \((\d+)\)", srv.output())[0])
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
-    return pids
+    return helpers.child_pids(master)
 
 
 def the_worker(srv, timeout: float = 10) -> int:
