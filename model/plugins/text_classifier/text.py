@@ -65,10 +65,11 @@ def load_tokenizer(folder: Path):
     from sagemaker_platform.errors import UserError
 
     path = Path(folder) / TOKENIZER_FILE
-    read_json(path, expect=dict)  # missing, broken or not an object: named, as a UserError
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:  # the tokenizers library raises a bare Exception
+        # Parsed again only to say what is wrong: missing, broken or not an object.
+        read_json(path, expect=dict)
         raise UserError(
             f"model directory is corrupt: {path.parent.name}/{TOKENIZER_FILE} cannot be "
             f"loaded: {str(exc).splitlines()[0]}"
