@@ -69,6 +69,18 @@ def test_near_ties_are_recomputed_in_fp32(trained_model, fp32):
     assert torch.allclose(probs, fp32.predict_proba(TEXTS), atol=1e-5)
 
 
+@pytest.mark.parametrize("precision,skips", [("fp32", True), ("int8", True), ("bf16", False)])
+def test_cpu_fp32_and_int8_skip_padded_tokens_and_answer_the_same(trained_model, precision, skips):
+    """A padded token costs a CPU in fp32 or int8 what a real one does: those encoders
+    compute real tokens only. bf16 keeps its fixed shapes (inference.pad_multiple)."""
+    model = helpers.text_model(trained_model / "model", precision, "cpu", threads=1)
+    assert model.net.backbone.skip_padding is skips
+    texts = [t * (1 + 4 * (i % 2)) for i, t in enumerate(TEXTS)]  # padded by half
+    packed = model.predict_proba(texts, bucket=False)
+    model.net.backbone.skip_padding = not skips
+    assert torch.allclose(model.predict_proba(texts, bucket=False), packed, atol=1e-5)
+
+
 def test_chunks_of_similar_length_keep_input_order(fp32):
     texts = [t * (i + 1) for i, t in enumerate(TEXTS * 3)]  # 12 texts > max_batch_size 2
     together = fp32.predict_proba(texts)

@@ -71,15 +71,35 @@ def assert_same_outputs(reference, native, ids, mask):
     torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("skip_padding", [False, True], ids=["padded grid", "real tokens only"])
 @pytest.mark.parametrize("name", list(REFERENCES))
-def test_matches_transformers_with_and_without_padding(name):
+def test_matches_transformers_with_and_without_padding(name, skip_padding):
     torch.manual_seed(0)
     reference = REFERENCES[name]().eval()
     native = native_copy(reference)
+    native.skip_padding = skip_padding
     pad = reference.config.pad_token_id or 0
     assert_same_outputs(reference, native, *batch(pad, [20, 7, 1, 13], 20))  # padded rows
     assert_same_outputs(reference, native, *batch(pad, [16, 16], 16, seed=1))  # none padded
     assert_same_outputs(reference, native, *batch(pad, [9], 9, seed=2))  # one text
+
+
+def test_skipping_padding_computes_only_the_real_tokens():
+    """The packed path runs every matrix multiply on the real tokens alone (so that a
+    change routing the padded grid through them fails here), and leaves zeros where
+    the padding was."""
+    reference = REFERENCES["bert gelu"]().eval()
+    native = native_copy(reference)
+    native.skip_padding = True
+    rows_seen = []
+    for linear in bert.matmuls(native):
+        linear.register_forward_hook(lambda m, args, out: rows_seen.append(args[0].shape[0]))
+    ids, mask = batch(0, [20, 7, 1, 13], 20)
+    with torch.inference_mode():
+        out = native(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert set(rows_seen) == {20 + 7 + 1 + 13}
+    assert out.shape == (4, 20, SMALL["hidden_size"])
+    assert not out[~mask.bool()].any()
 
 
 def test_matches_the_packaged_minilm_on_real_text():
@@ -91,7 +111,8 @@ def test_matches_the_packaged_minilm_on_real_text():
     native = native_copy(reference)
     texts = ["my package never arrived", "I was charged twice for one order, refund me", "hi"]
     encoded = TextEncoder(*tokenizer_for_backbone(source, max_length=64))(texts)
-    assert_same_outputs(reference, native, encoded["input_ids"], encoded["attention_mask"])
+    for native.skip_padding in (False, True):
+        assert_same_outputs(reference, native, encoded["input_ids"], encoded["attention_mask"])
 
 
 @pytest.mark.parametrize(

@@ -132,6 +132,34 @@ def _to(x: torch.Tensor, linear: nn.Module) -> torch.Tensor:
     return x.to(weight.dtype) if isinstance(weight, torch.Tensor) else x
 
 
+class Packing(NamedTuple):
+    """Where a padded batch's real tokens sit, for an encoder that skips padding: every
+    layer but attention works on the real tokens alone, packed into one [tokens, hidden]
+    matrix; attention scatters them back into the batch x length grid, masked, and
+    gathers its output. In fp32 on a CPU a padded token costs what a real one does, so a
+    batch padded by 15% (the benchmark's texts in input order) runs 15-20% faster."""
+
+    rows: torch.Tensor  # flat indices of the real tokens in the batch x length grid
+    batch: int
+    length: int
+    mask: torch.Tensor  # attention's key mask, [batch, 1, 1, length]
+
+    @classmethod
+    def of(cls, attention_mask: torch.Tensor) -> Packing:
+        b, n = attention_mask.shape
+        rows = attention_mask.reshape(-1).nonzero().squeeze(1)
+        return cls(rows, b, n, attention_mask.bool()[:, None, None, :])
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """[batch, length, d] -> [tokens, d]: the real tokens' rows."""
+        return x.reshape(self.batch * self.length, x.shape[-1]).index_select(0, self.rows)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """[tokens, d] -> [batch, length, d], zeros at the padded positions."""
+        grid = x.new_zeros(self.batch * self.length, x.shape[-1])
+        return grid.index_copy_(0, self.rows, x).view(self.batch, self.length, -1)
+
+
 class Residual(nn.Module):
     """transformers' BertSelfOutput / BertOutput: dense, then LayerNorm(x + residual).
     With bf16 matmuls the sum promotes to the residual's fp32 and the LayerNorm runs in
@@ -155,15 +183,16 @@ class SelfAttention(nn.Module):
         self.heads = s.num_attention_heads
         self.qkv = nn.Linear(s.hidden_size, 3 * s.hidden_size, device=META)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = (
-            self.qkv(_to(x, self.qkv))
-            .view(b, n, 3, self.heads, d // self.heads)
-            .permute(2, 0, 3, 1, 4)
-        )
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | Packing | None) -> torch.Tensor:
+        qkv = self.qkv(_to(x, self.qkv))
+        packing = mask if isinstance(mask, Packing) else None
+        if packing is not None:  # attention needs the batch x length grid back
+            qkv, mask = packing.pad(qkv), packing.mask
+        b, n, d = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+        q, k, v = qkv.view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return out.transpose(1, 2).reshape(b, n, d)
+        out = out.transpose(1, 2).reshape(b, n, d)
+        return packing.pack(out) if packing is not None else out
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         names = [f"{prefix}{part}." for part in ("query", "key", "value")]
@@ -180,7 +209,7 @@ class Attention(nn.Module):
         self.self = SelfAttention(s)
         self.output = Residual(s.hidden_size, s.hidden_size, s.layer_norm_eps)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | Packing | None) -> torch.Tensor:
         return self.output(self.self(x, mask), x)
 
 
@@ -201,7 +230,7 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(s)
         self.output = Residual(s.intermediate_size, s.hidden_size, s.layer_norm_eps)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | Packing | None) -> torch.Tensor:
         x = self.attention(x, mask)
         return self.output(self.intermediate(x), x)
 
@@ -224,13 +253,23 @@ class BertEncoder(nn.Module):
         self.embeddings = Embeddings(s)
         self.encoder = Layers(s)
 
+    # Set by serving where padded tokens cost as much as real ones (see `Packing`). Off,
+    # every layer computes the whole padded grid (its output at padded positions is
+    # meaningless either way, and zeros when skipped).
+    skip_padding = False
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Output:
         x = self.embeddings(input_ids)
         # Keys at padded positions are masked out; without padding, no mask at all.
-        mask = None if bool(attention_mask.all()) else attention_mask.bool()[:, None, None, :]
+        mask: torch.Tensor | Packing | None = None
+        if not bool(attention_mask.all()):
+            mask = attention_mask.bool()[:, None, None, :]
+            if self.skip_padding:
+                mask = Packing.of(attention_mask)
+                x = mask.pack(x)
         for layer in self.encoder.layer:
             x = layer(x, mask)
-        return Output(x)
+        return Output(mask.pad(x) if isinstance(mask, Packing) else x)
 
 
 def matmuls(encoder: BertEncoder) -> list[nn.Module]:
@@ -294,7 +333,7 @@ def bf16_matmuls(net: nn.Module, encoder: BertEncoder) -> nn.Module:
     fast_encoder = next(m for m in fast.modules() if isinstance(m, BertEncoder))
     for linear in matmuls(fast_encoder):
         linear.to(torch.bfloat16)
-    if encoder.embeddings.word_embeddings.weight.is_cpu and torch.backends.mkldnn.is_available():
+    if encoder.embeddings.word_embeddings.weight.is_cpu and onednn_bf16():
         fused = ONEDNN_ACTIVATIONS[
             fast_encoder.config.hidden_act
         ]  # every ACTIVATIONS key (test_bert)
@@ -305,6 +344,13 @@ def bf16_matmuls(net: nn.Module, encoder: BertEncoder) -> nn.Module:
             ffn.dense, ffn.act = OneDNNLinear(ffn.dense, *fused), _identity
             layer.output.dense = OneDNNLinear(layer.output.dense)
     return fast
+
+
+def onednn_bf16() -> bool:
+    """oneDNN's own answer to whether it runs bf16 matmuls on this CPU (AVX512 or AMX).
+    Elsewhere (AVX2) it cannot build the kernel, and bf16 linears stay torch's: slow but
+    right, for a user who asks for bf16 where `auto` would not choose it."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:

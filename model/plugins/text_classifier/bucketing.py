@@ -4,7 +4,8 @@ A batch is padded to its longest text, so one long text makes every short one be
 pay for its length. `plan` sorts a batch's texts by token count and cuts the sorted run
 into sub-batches wherever that is cheaper, judged by a `CostCurve`: forward-pass time per
 token of length against batch size, measured on this hardware when the model warms up.
-On a CPU in fp32 a text costs about the same in any batch, so cutting out padding pays;
+On a CPU in fp32 a text costs about the same in any batch, so cutting out padding pays
+(less since the encoder skips padded tokens: attention still computes them);
 in bf16 (AMX) or on a GPU a large batch costs far less per text, and the plan keeps the
 batch whole. Pure functions of lengths and times: nothing here touches torch.
 """

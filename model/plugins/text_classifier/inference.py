@@ -29,11 +29,18 @@ def pad_multiple(precision: str, device: str) -> int:
     which builds kernels for each new input shape (a batch of 16 at every length from
     1 to max_length is a new shape); 16-token steps keep the shapes few and suit AMX
     tiles, for 12-19% more served throughput at concurrency 16 here. GPUs' tensor cores
-    want multiples of 8. fp32 and int8 on a CPU pay for every padded token and need
-    no step."""
+    want multiples of 8. fp32 and int8 on a CPU skip padded tokens (`skips_padding`)
+    and need no step."""
     if device == "cuda":
         return 8
     return 16 if precision == "bf16" else 1
+
+
+def skips_padding(precision: str, device: str) -> bool:
+    """Whether the plain-torch encoder computes real tokens only (`bert.Packing`): where a
+    padded token costs what a real one does, fp32 and int8 on a CPU. bf16 there keeps its
+    few fixed shapes (`pad_multiple`); GPUs are unmeasured."""
+    return device == "cpu" and precision in ("fp32", "int8")
 
 
 # A row whose two highest logits are closer than this fraction of its largest |logit| is
@@ -72,6 +79,8 @@ class Model:
         self.cost: bucketing.CostCurve | None = None  # measured by warm_up
         self.encoder = TextEncoder(load_tokenizer(model_dir / artifacts.TOKENIZER), self.spec.text)
         net = artifacts.load_network(model_dir, self.spec, backbone).to(self.device)
+        if isinstance(net.backbone, bert.BertEncoder):
+            net.backbone.skip_padding = skips_padding(self.precision, self.device)
         # bf16 with a plain-torch encoder: bf16 matrix multiplies, fp32 everywhere else,
         # and near-tied rows recomputed by the fp32 network (`exact`), which shares all
         # but the matmuls' weights with the bf16 one. See `bert.bf16_matmuls`.
