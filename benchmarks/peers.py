@@ -18,24 +18,31 @@ from pathlib import Path
 
 def export_onnx(model, path: Path) -> Path:
     """`model.net` (fp32) as ONNX, batch and length dynamic. Traced on a padded batch,
-    so the attention mask is part of the graph."""
+    so the attention mask is part of the graph, and with the encoder computing the
+    whole padded grid, as transformers' own export does (the gather of the real tokens
+    would trace with the sample batch's shape fixed)."""
     import torch
 
     batch = model.encoder.pad(model.encoder.token_ids(["a short one", "a longer text " * 8]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's warnings about the unpadded branch
-        torch.onnx.export(
-            model.net,
-            (batch["input_ids"], batch["attention_mask"]),
-            str(path),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["logits"],
-            dynamic_axes={
-                name: {0: "batch", 1: "tokens"} for name in ("input_ids", "attention_mask")
-            },
-            opset_version=17,
-            dynamo=False,
-        )
+    backbone = model.net.backbone
+    skip_padding, backbone.skip_padding = getattr(backbone, "skip_padding", False), False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's warnings about the unpadded branch
+            torch.onnx.export(
+                model.net,
+                (batch["input_ids"], batch["attention_mask"]),
+                str(path),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["logits"],
+                dynamic_axes={
+                    name: {0: "batch", 1: "tokens"} for name in ("input_ids", "attention_mask")
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+    finally:
+        backbone.skip_padding = skip_padding
     return path
 
 

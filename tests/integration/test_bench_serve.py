@@ -45,11 +45,18 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
     ):
         assert re.search(re.escape(figure) + r"\s+[-+]?\d", out), figure
     # The runtimes table: texts/s, ratio to fp32, agreement on the model and the weak one.
-    for runtime in ("this project, fp32", "ONNX Runtime fp32", "OpenVINO bf16 hint"):
+    for runtime in (
+        "torch fp32, padded tokens computed (reference)",
+        "this project, fp32",
+        "ONNX Runtime fp32",
+        "OpenVINO bf16 hint",
+    ):
         assert re.search(
             re.escape(runtime) + r"\s+[\d.]+\s+[\d.]+\s+[01]\.\d{3}\s+[01]\.\d{3}", out
         ), runtime
     assert len(re.findall(r"^  runtimes round \d:", out, re.M)) == 2
+    # The best peer is the fastest that answers as fp32 does: never int8's flipped answers.
+    assert re.search(r"/ best peer \((ONNX Runtime fp32|OpenVINO [^)]+)\)", out)
     assert "errors 0" in out and not re.search(r"errors [1-9]", out)
     assert re.search(r"server: workers=\d+ threads=\d+ shared_cores=\d+", out)
 
