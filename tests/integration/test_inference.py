@@ -93,9 +93,11 @@ def test_bucketed_passes_answer_like_one_text_at_a_time(trained_model):
     model.warm_up()
     assert model.cost is not None  # measured at warm-up
     model.cost = CostCurve((1, 8), (1e-3, 8e-3))  # linear: every cut that saves padding pays
+    model.net.backbone.skip_padding = False  # so that padding costs, and the plan cuts
     texts = [t * (1 + 5 * (i % 2)) for i, t in enumerate(TEXTS * 2)]  # short and long, mixed
     rows = model.encoder.token_ids(texts)
     assert len(plan([len(r) for r in rows], 8, model.cost)) > 1
+    assert len(plan([len(r) for r in rows], 8, model.cost, padded=False)) == 1
     alone = torch.cat([model.predict_proba([t]) for t in texts])
     assert torch.allclose(model.predict_proba(texts), alone, atol=1e-4)
     assert torch.allclose(model.predict_proba(texts, bucket=False), alone, atol=1e-4)

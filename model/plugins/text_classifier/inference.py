@@ -141,7 +141,9 @@ class Model:
         rows = self.encoder.token_ids(texts)
         if bucket:
             widths = [self.encoder.width(len(r), self.pad_multiple) for r in rows]
-            passes = bucketing.plan(widths, self.max_batch_size, self.cost)
+            backbone = getattr(self.net, "backbone", None)
+            padded = not getattr(backbone, "skip_padding", False)
+            passes = bucketing.plan(widths, self.max_batch_size, self.cost, padded)
         else:
             passes = [
                 list(range(i, min(i + self.max_batch_size, len(rows))))
