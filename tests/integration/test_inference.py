@@ -53,6 +53,18 @@ def test_bf16_computes_only_the_matmuls_in_bf16_and_shares_the_rest(trained_mode
     assert layer.output.LayerNorm.weight is exact_layer.output.LayerNorm.weight
 
 
+def test_bf16_without_onednn_bf16_falls_back_to_torch_linears(trained_model, fp32, monkeypatch):
+    """An AVX2 CPU: oneDNN cannot build a bf16 matmul there (it raised on every request
+    before), so an explicit MODEL_SERVER_PRECISION=bf16 runs torch's bf16 linears."""
+    from plugins.text_classifier import bert
+
+    monkeypatch.setattr(bert, "onednn_bf16", lambda: False)
+    model = helpers.text_model(trained_model / "model", "bf16", "cpu", threads=1)
+    assert not any(isinstance(m, bert.OneDNNLinear) for m in model.net.modules())
+    assert model.net.backbone.encoder.layer[0].attention.self.qkv.weight.dtype == torch.bfloat16
+    assert (model.predict_proba(TEXTS) - fp32.predict_proba(TEXTS)).abs().max() < 0.1
+
+
 def test_near_ties_are_recomputed_in_fp32(trained_model, fp32):
     from plugins.text_classifier.inference import near_ties
 

@@ -6,8 +6,9 @@ into sub-batches wherever that is cheaper, judged by a `CostCurve`: forward-pass
 token of length against batch size, measured on this hardware when the model warms up.
 On a CPU in fp32 a text costs about the same in any batch, so cutting out padding would
 pay, but there the encoder skips padded tokens itself, and the plan judges a pass by its
-mean length instead of its longest (which keeps batches whole: +5-11% served); in bf16 (AMX) or on a GPU a large batch costs far less per text, and the plan keeps the
-batch whole. Pure functions of lengths and times: nothing here touches torch.
+mean length instead of its longest (which keeps batches whole: +5-11% served). In bf16
+(AMX) or on a GPU a large batch costs far less per text, and the plan keeps the batch
+whole. Pure functions of lengths and times: nothing here touches torch.
 """
 
 from __future__ import annotations
