@@ -264,10 +264,11 @@ class BertEncoder(nn.Module):
         # Keys at padded positions are masked out; without padding, no mask at all.
         mask: torch.Tensor | Packing | None = None
         if not bool(attention_mask.all()):
-            mask = attention_mask.bool()[:, None, None, :]
             if self.skip_padding:
                 mask = Packing.of(attention_mask)
                 x = mask.pack(x)
+            else:
+                mask = attention_mask.bool()[:, None, None, :]
         for layer in self.encoder.layer:
             x = layer(x, mask)
         return Output(mask.pad(x) if isinstance(mask, Packing) else x)
