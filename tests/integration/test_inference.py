@@ -102,17 +102,32 @@ def test_chunks_of_similar_length_keep_input_order(fp32):
 
 def test_bucketed_passes_answer_like_one_text_at_a_time(trained_model):
     model = helpers.text_model(trained_model / "model", "fp32", "cpu", threads=1, max_batch_size=8)
+    model.net.backbone.skip_padding = False  # so that padding costs, and the plan cuts
     model.warm_up()
     assert model.cost is not None  # measured at warm-up
     model.cost = CostCurve((1, 8), (1e-3, 8e-3))  # linear: every cut that saves padding pays
-    model.net.backbone.skip_padding = False  # so that padding costs, and the plan cuts
     texts = [t * (1 + 5 * (i % 2)) for i, t in enumerate(TEXTS * 2)]  # short and long, mixed
     rows = model.encoder.token_ids(texts)
     assert len(plan([len(r) for r in rows], 8, model.cost)) > 1
-    assert len(plan([len(r) for r in rows], 8, model.cost, padded=False)) == 1
     alone = torch.cat([model.predict_proba([t]) for t in texts])
     assert torch.allclose(model.predict_proba(texts), alone, atol=1e-4)
     assert torch.allclose(model.predict_proba(texts, bucket=False), alone, atol=1e-4)
+
+
+def test_an_encoder_that_skips_padding_measures_no_curve_and_keeps_batches_whole(trained_model):
+    """Its passes cost their real tokens however they are grouped: the warm-up times no
+    cost curve (most of its seconds), and mixed lengths share one pass in input order."""
+    model = helpers.text_model(trained_model / "model", "fp32", "cpu", threads=1, max_batch_size=8)
+    assert model.net.backbone.skip_padding and not model.padded
+    model.warm_up()
+    assert model.cost is None
+    passes = []
+    model.net.backbone.register_forward_hook(lambda m, args, out: passes.append(1))
+    texts = [t * (1 + 5 * (i % 2)) for i, t in enumerate(TEXTS * 2)]  # short and long, mixed
+    together = model.predict_proba(texts)
+    assert len(passes) == 1
+    alone = torch.cat([model.predict_proba([t]) for t in texts])
+    assert torch.allclose(together, alone, atol=1e-4)
 
 
 def test_padding_to_a_step_changes_no_answer(fp32):

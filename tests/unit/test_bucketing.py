@@ -47,16 +47,6 @@ def test_mixed_lengths_are_split_when_cost_is_linear_in_tokens():
     assert padded_tokens(lengths, passes) == 8 * 12 + 8 * 128
 
 
-def test_an_encoder_that_skips_padding_keeps_mixed_lengths_together():
-    """Padding costs such an encoder (almost) nothing: a pass costs its mean length, and
-    the lower per-text cost of the larger pass decides."""
-    lengths = [12] * 8 + [128] * 8
-    random.Random(0).shuffle(lengths)
-    passes = plan(lengths, 16, LINEAR, padded=False)
-    check_partition(lengths, passes, 16)
-    assert len(passes) == 1
-
-
 def test_a_large_fixed_cost_keeps_similar_lengths_in_one_pass():
     lengths = [random.Random(1).randint(60, 100) for _ in range(16)]
     assert len(plan(lengths, 16, FLAT)) == 1

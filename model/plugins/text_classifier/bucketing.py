@@ -4,11 +4,11 @@ A batch is padded to its longest text, so one long text makes every short one be
 pay for its length. `plan` sorts a batch's texts by token count and cuts the sorted run
 into sub-batches wherever that is cheaper, judged by a `CostCurve`: forward-pass time per
 token of length against batch size, measured on this hardware when the model warms up.
-On a CPU in fp32 a text costs about the same in any batch, so cutting out padding would
-pay, but there the encoder skips padded tokens itself, and the plan judges a pass by its
-mean length instead of its longest (which keeps batches whole: +5-11% served). In bf16
-(AMX) or on a GPU a large batch costs far less per text, and the plan keeps the batch
-whole. Pure functions of lengths and times: nothing here touches torch.
+In bf16 (AMX) or on a GPU a large batch costs far less per text, and the plan keeps the
+batch whole. On a CPU in fp32 a text costs about the same in any batch, so cutting out
+padding would pay, but there the encoder skips padded tokens itself: a pass costs its
+real tokens however they are grouped, the model measures no curve, and the plan keeps
+full windows. Pure functions of lengths and times: nothing here touches torch.
 """
 
 from __future__ import annotations
@@ -76,32 +76,24 @@ def measure(
     return CostCurve(tuple(batches), tuple(per_token))
 
 
-def plan(
-    lengths: Sequence[int], max_batch: int, cost: CostCurve | None, padded: bool = True
-) -> list[list[int]]:
+def plan(lengths: Sequence[int], max_batch: int, cost: CostCurve | None) -> list[list[int]]:
     """Indices into `lengths`, grouped into forward passes of at most `max_batch`.
 
     Without a cost curve (or for very large requests) the texts are sorted by length and
     cut into full windows; with one, the cuts minimise the summed cost (an exact dynamic
-    programme over the sorted run: each pass costs cost(its size, its longest length)).
-    For an encoder that skips padded tokens (`padded=False`) a pass costs cost(its size,
-    its mean length): padding is nearly free, and cuts pay only where batch size does."""
+    programme over the sorted run: each pass costs cost(its size, its longest length))."""
     n = len(lengths)
     order = sorted(range(n), key=lengths.__getitem__)
     if cost is None or n * max_batch > SEARCH_LIMIT:
         return [order[i : i + max_batch] for i in range(0, n, max_batch)]
     width = [max(1, lengths[i]) for i in order]
     g = [0.0] + [cost.per_token(b) for b in range(1, min(n, max_batch) + 1)]
-    summed = [0]  # summed[j]: the j shortest widths added up
-    for w in width:
-        summed.append(summed[-1] + w)
     best = [0.0] + [float("inf")] * n  # best[j]: cheapest way to run the j shortest
     cut = [0] * (n + 1)
     for j in range(1, n + 1):
         longest = width[j - 1]
         for i in range(max(0, j - max_batch), j):
-            length = longest if padded else (summed[j] - summed[i]) / (j - i)
-            total = best[i] + g[j - i] * length
+            total = best[i] + g[j - i] * longest
             if total < best[j]:
                 best[j], cut[j] = total, i
     passes, j = [], n
