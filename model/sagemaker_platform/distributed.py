@@ -174,7 +174,9 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def trainer_kwargs(cluster: Cluster, layout: sharding.Layout | None = None) -> dict[str, Any]:
+def trainer_kwargs(
+    cluster: Cluster, layout: sharding.Layout | None = None, vocabulary: Any = None
+) -> dict[str, Any]:
     """accelerator, devices, num_nodes and strategy for `L.Trainer`.
 
     A single process keeps `accelerator="auto", devices=1` (no DDP). Otherwise DDP with
@@ -182,7 +184,8 @@ def trainer_kwargs(cluster: Cluster, layout: sharding.Layout | None = None) -> d
     by `process_env`) and a process-group timeout, so that a host whose peers died or
     never came fails after `timeout_s` instead of waiting forever. With a sharded channel
     (`layout`), DDP that splits each host's rows among its own processes
-    (`sharded_ddp.HostSplitDDP`) in place of Lightning's DistributedSampler.
+    (`sharded_ddp.HostSplitDDP`) in place of Lightning's DistributedSampler, and checks
+    that the hosts' shards taught the plug-in the same `vocabulary`.
     """
     if not cluster.distributed:
         return {"accelerator": "auto", "devices": 1}
@@ -204,7 +207,7 @@ def trainer_kwargs(cluster: Cluster, layout: sharding.Layout | None = None) -> d
     if layout is not None and layout.any_local:
         from .sharded_ddp import HostSplitDDP
 
-        strategy = HostSplitDDP(layout, cluster.current_host, **options)
+        strategy = HostSplitDDP(layout, cluster.current_host, vocabulary, **options)
         return {**kwargs, "strategy": strategy, "use_distributed_sampler": False}
     return {**kwargs, "strategy": DDPStrategy(**options)}
 

@@ -122,6 +122,14 @@ class Plugin:
         """Figures for the `data ...` log line (e.g. `train_rows`, `classes`)."""
         return {}
 
+    def vocabulary(self, rows: Any) -> Any:
+        """What the rows taught the plug-in that gives its inputs and outputs their
+        meaning (class names in output order, category indices), or None. With a sharded
+        train channel each host prepares its own shard: the hosts compare this before
+        training, and fail saying how they differ, since equal shapes with other meanings
+        (a class in place of another) would train one model on misaligned labels."""
+        return None
+
     # --- training, with torch and Lightning ---------------------------------------------
     def build(self, hp: Any, rows: Any, ctx: TrainContext) -> tuple[L.LightningModule, Any]:
         """The LightningModule and LightningDataModule to fit. Use `loaders.train_loader`

@@ -36,21 +36,22 @@ def gather_rows(rows: int, device: Any) -> list[int]:
 class HostSplitDDP(DDPStrategy):
     """DDPStrategy whose `process_dataloader` splits loaders by the job's layout."""
 
-    def __init__(self, layout: sharding.Layout, host: str, **kwargs: Any):
+    def __init__(self, layout: sharding.Layout, host: str, vocabulary: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.layout, self.host = layout, host
+        self.layout, self.host, self.vocabulary = layout, host, vocabulary
         self.train_splits: list[sharding.Split] = []  # every host's, once agreed
 
     def configure_ddp(self) -> None:
         # Each host prepared its own shard: a plug-in that learns its classes or a
-        # vocabulary from the rows may have built a model of another shape. DDP would
-        # fail on one host with a shape error and leave the others "connection closed";
-        # every host says why instead.
+        # vocabulary from the rows may have learned other ones, and built a model of
+        # another shape (DDP would fail on one host with a shape error and leave the
+        # others "connection closed") or, worse, of the same shape with other meanings.
+        # Every host says why instead.
         import torch.distributed as dist
 
         shapes = [(n, tuple(p.shape)) for n, p in self.model.named_parameters()]
         every: list[Any] = [None] * self.world_size
-        dist.all_gather_object(every, (self.host, shapes))
+        dist.all_gather_object(every, (self.host, shapes, self.vocabulary))
         if reason := sharding.model_mismatch(every):
             raise UserError(reason)
         super().configure_ddp()

@@ -29,6 +29,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import contract, logs
 from .errors import UserError
@@ -134,11 +135,27 @@ def train_split(every_rank_rows: list[int], devices: int, host: str, rank: int) 
     return splits
 
 
-def model_mismatch(every: list[tuple[str, list[tuple[str, tuple[int, ...]]]]]) -> str | None:
-    """Why the hosts' models differ (from each process's host and parameter shapes), or
-    None when they agree."""
-    first_host, first = every[0]
-    for host, shapes in every[1:]:
+HINT = (
+    "A plug-in learns its classes (and vocabularies) from the rows it is given: "
+    "shard by S3 objects that each hold every class"
+)
+
+
+def model_mismatch(every: list[tuple[str, list[tuple[str, tuple[int, ...]]], Any]]) -> str | None:
+    """Why the hosts' models differ, or None when they agree: from each process's host,
+    parameter shapes and `Plugin.vocabulary` (what its shard taught the plug-in). The
+    vocabulary is compared first: it names the classes, where a shape only counts them,
+    and it catches a shard with another class in place of one, which a shape cannot."""
+    first_host, first, first_vocabulary = every[0]
+    for host, shapes, vocabulary in every[1:]:
+        if vocabulary != first_vocabulary:
+            ours, theirs = _entries(first_vocabulary), _entries(vocabulary)
+            name = next(n for n in [*ours, *theirs] if ours.get(n) != theirs.get(n))
+            return (
+                f"the hosts learned different {name} from their shards of a sharded channel: "
+                f"{_short(ours.get(name))} on {first_host} and {_short(theirs.get(name))} on "
+                f"{host}. {HINT}"
+            )
         if shapes == first:
             continue
         theirs, ours = dict(shapes), dict(first)
@@ -148,7 +165,15 @@ def model_mismatch(every: list[tuple[str, list[tuple[str, tuple[int, ...]]]]]) -
         return (
             f"the hosts built different models from their shards of a sharded channel: "
             f"{name} is {ours.get(name)} on {first_host} and {theirs.get(name)} on {host}. "
-            "A plug-in learns its classes (and vocabularies) from the rows it is given: "
-            "shard by S3 objects that each hold every class"
+            f"{HINT}"
         )
     return None
+
+
+def _entries(vocabulary: Any) -> dict[str, Any]:
+    return vocabulary if isinstance(vocabulary, dict) else {"vocabulary": vocabulary}
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -227,6 +227,7 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
         steps_per_epoch,
         loggers,
         prepared.layout,
+        job.plugin.vocabulary(prepared.rows),
     )
     if mlflow is not None:
         tracking.start(mlflow, prepared.tracking, job)
@@ -327,6 +328,7 @@ def _trainer(
     steps_per_epoch: int,
     loggers: list,
     layout: sharding.Layout,
+    vocabulary: Any,
 ) -> L.Trainer:
     """One Trainer for one process or DDP; early stopping on the plug-in's metric when
     there is validation; no progress bar (the log lines say it all)."""
@@ -341,7 +343,7 @@ def _trainer(
         callbacks = [*callbacks, stop]
     return L.Trainer(
         max_epochs=settings.epochs,
-        **distributed.trainer_kwargs(cluster, layout),
+        **distributed.trainer_kwargs(cluster, layout, vocabulary),
         precision=precision,
         accumulate_grad_batches=settings.gradient_accumulation,
         callbacks=callbacks,

@@ -345,9 +345,11 @@ def test_a_host_given_no_object_of_a_sharded_channel_says_so(tmp_path):
     )
 
 
-def test_hosts_whose_shards_lack_a_class_fail_saying_why(tmp_path):
-    """The tabular model learns its classes from its host's shard: a shard without one
-    builds a smaller head, and every host fails with the reason (not a lost peer)."""
+def test_hosts_whose_shards_hold_other_classes_fail_saying_why(tmp_path):
+    """The tabular model learns its classes from its host's shard. A shard with another
+    class in place of one builds a head of the same shape whose rows mean other classes:
+    DDP would train it on misaligned labels without a word. Every host fails with the
+    reason instead (not a lost peer)."""
     import pandas as pd
 
     env = {k: v for k, v in cluster_env(tmp_path).items() if k != "PYTHONPATH"}
@@ -367,13 +369,14 @@ def test_hosts_whose_shards_lack_a_class_fail_saying_why(tmp_path):
                 for path in (base / "input" / "data" / channel).iterdir():
                     frame = pd.read_csv(path)
                     first = sorted(frame["label"].unique())[0]
-                    frame[frame["label"] != first].to_csv(path, index=False)
+                    frame["label"] = frame["label"].replace(first, "zz_other")
+                    frame.to_csv(path, index=False)
         procs[host] = start_train(base, env)
     results = finish(procs, timeout=240)
     assert [results[host][0] for host in HOSTS] == [1, 1]
     assert helpers.failure_reason(tmp_path / "algo-1") == (
-        "the hosts built different models from their shards of a sharded channel: "
-        "network.head.weight is (3, 64) on algo-1 and (2, 64) on algo-2. A plug-in learns "
-        "its classes (and vocabularies) from the rows it is given: shard by S3 objects "
-        "that each hold every class"
+        "the hosts learned different classes from their shards of a sharded channel: "
+        "['budget', 'premium', 'standard'] on algo-1 and ['premium', 'standard', "
+        "'zz_other'] on algo-2. A plug-in learns its classes (and vocabularies) from the "
+        "rows it is given: shard by S3 objects that each hold every class"
     )

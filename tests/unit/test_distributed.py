@@ -138,9 +138,10 @@ def test_a_sharded_channel_takes_the_host_split_strategy():
     replicated = distributed.trainer_kwargs(cluster, sharding.Layout())
     assert type(replicated["strategy"]) is DDPStrategy
     assert "use_distributed_sampler" not in replicated  # Lightning's DistributedSampler
-    kwargs = distributed.trainer_kwargs(cluster, sharding.Layout(train_local=True))
+    kwargs = distributed.trainer_kwargs(cluster, sharding.Layout(train_local=True), {"c": [1]})
     strategy = kwargs.pop("strategy")
     assert isinstance(strategy, HostSplitDDP) and strategy.host == "algo-2"
+    assert strategy.vocabulary == {"c": [1]}  # compared across hosts before DDP starts
     assert strategy.layout == sharding.Layout(train_local=True)
     assert strategy._process_group_backend == "gloo"
     assert kwargs == {

@@ -110,9 +110,33 @@ def test_a_resumed_epoch_of_a_host_split_goes_on_with_the_batches_it_had_not_see
 
 def test_models_that_differ_between_hosts_are_named():
     same = [("w", (3, 4)), ("b", (3,))]
-    assert sharding.model_mismatch([("algo-1", same), ("algo-2", same)]) is None
-    reason = sharding.model_mismatch([("algo-1", same), ("algo-2", [("w", (2, 4)), ("b", (2,))])])
+    assert sharding.model_mismatch([("algo-1", same, None), ("algo-2", same, None)]) is None
+    reason = sharding.model_mismatch(
+        [("algo-1", same, None), ("algo-2", [("w", (2, 4)), ("b", (2,))], None)]
+    )
     assert reason.startswith(
         "the hosts built different models from their shards of a sharded channel: "
         "w is (3, 4) on algo-1 and (2, 4) on algo-2."
     )
+
+
+def test_hosts_whose_shards_taught_other_classes_are_named_even_at_equal_shapes():
+    """A class in place of another keeps every shape: only the vocabulary tells, and
+    without comparing it the hosts would train one head on misaligned labels."""
+    same = [("w", (3, 4))]
+    ours = {"classes": ["billing", "delivery", "login"], "categories of city": ["a"]}
+    theirs = {"classes": ["billing", "delivery", "refund"], "categories of city": ["a"]}
+    every = [("algo-1", same, ours), ("algo-1", same, ours), ("algo-2", same, theirs)]
+    assert sharding.model_mismatch(every[:2]) is None
+    assert sharding.model_mismatch(every) == (
+        "the hosts learned different classes from their shards of a sharded channel: "
+        "['billing', 'delivery', 'login'] on algo-1 and ['billing', 'delivery', 'refund'] "
+        f"on algo-2. {sharding.HINT}"
+    )
+    many = {"categories of city": [f"city-{i}" for i in range(100)]}
+    reason = sharding.model_mismatch([("algo-1", same, many), ("algo-2", same, {})])
+    assert (
+        "different categories of city from their shards of a sharded channel: ['city-0'," in reason
+        and "... on algo-1" in reason
+    )
+    assert "None on algo-2" in reason and len(reason) < 400

@@ -61,6 +61,15 @@ class TabularPlugin(Plugin):
             out["classes"] = len(schema.labels)
         return out
 
+    def vocabulary(self, rows) -> dict[str, Any]:
+        # Column statistics are left out: every shard's differ a little, and the
+        # network's inputs keep their meaning.
+        schema = rows.schema
+        return {
+            "classes": list(schema.labels),
+            **{f"categories of {c.name}": list(c.categories) for c in schema.categorical},
+        }
+
     def build(self, hp: Hyperparameters, rows, ctx: TrainContext):
         from sagemaker_platform.splitting import class_weights
 

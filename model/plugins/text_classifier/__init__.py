@@ -66,6 +66,9 @@ class TextClassifierPlugin(Plugin):
             "backbone": Path(rows.backbone).name,
         }
 
+    def vocabulary(self, rows: TextRows) -> dict[str, Any]:
+        return {"classes": list(rows.splits.names)}
+
     def build(self, hp: Hyperparameters, rows: TextRows, ctx: TrainContext):
         from sagemaker_platform.splitting import class_weights
 
