@@ -124,10 +124,11 @@ class Plugin:
 
     def vocabulary(self, rows: Any) -> Any:
         """What the rows taught the plug-in that gives its inputs and outputs their
-        meaning (class names in output order, category indices), or None. With a sharded
-        train channel each host prepares its own shard: the hosts compare this before
-        training, and fail saying how they differ, since equal shapes with other meanings
-        (a class in place of another) would train one model on misaligned labels."""
+        meaning (class names in output order, category lists: plain lists in a dict), or
+        None. With a sharded train channel each host prepares its own shard: the hosts
+        compare this before training, and fail saying how they differ, since equal
+        shapes with other meanings (a class in place of another) would train one model
+        on misaligned labels."""
         return None
 
     # --- training, with torch and Lightning ---------------------------------------------

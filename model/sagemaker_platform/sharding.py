@@ -150,7 +150,7 @@ def model_mismatch(every: list[tuple[str, list[tuple[str, tuple[int, ...]]], Any
     for host, shapes, vocabulary in every[1:]:
         if vocabulary != first_vocabulary:
             ours, theirs = _entries(first_vocabulary), _entries(vocabulary)
-            name = next(n for n in [*ours, *theirs] if ours.get(n) != theirs.get(n))
+            name = next((n for n in [*ours, *theirs] if ours.get(n) != theirs.get(n)), "vocabulary")
             return (
                 f"the hosts learned different {name} from their shards of a sharded channel: "
                 f"{_short(ours.get(name))} on {first_host} and {_short(theirs.get(name))} on "
