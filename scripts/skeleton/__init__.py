@@ -99,6 +99,10 @@ class SkeletonPlugin(Plugin):
     def summary(self, rows: Rows) -> dict[str, Any]:
         return {"features": len(rows.features), "val_rows_used": len(rows.val_y)}
 
+    # TODO: if `prepare` learns classes or a vocabulary from the rows, return them from
+    # `vocabulary(self, rows)` (e.g. {"classes": [...]}): hosts that each read their own
+    # shard of a sharded channel compare it before training. This model learns none.
+
     # --- training: with torch and Lightning -------------------------------------------
     def build(self, hp: Hyperparameters, rows: Rows, ctx: TrainContext):
         from .model import DataModule, Module, Net
