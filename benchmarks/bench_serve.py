@@ -149,9 +149,10 @@ def padded(model):
     return model
 
 
-def runtimes(model_dir: Path, work: Path, precision: str) -> tuple[dict, dict]:
-    """{name: predict(texts)} for the project's fp32, its default `precision` and each
-    peer runtime on the same network, batch 16, THREADS threads; and the skipped peers."""
+def runtimes(model_dir: Path, work: Path, precision: str) -> tuple[dict, dict, dict]:
+    """{name: predict(texts)} for the reference and the project's fp32 and default
+    `precision`, the same for each peer runtime on the same network, batch 16, THREADS
+    threads; and the skipped peers."""
     own = load(model_dir, "fp32", 16)
     reference = padded(load(model_dir, "fp32", 16))
     found = {
@@ -166,7 +167,7 @@ def runtimes(model_dir: Path, work: Path, precision: str) -> tuple[dict, dict]:
             m.predict_proba(t, bucket=False)
         )
     others, skipped = peers.peers(own, work, THREADS)
-    return {**found, **others}, skipped
+    return found, others, skipped
 
 
 def own_row(precision: str) -> str:
@@ -176,21 +177,22 @@ def own_row(precision: str) -> str:
 
 def compare_runtimes(
     model_dir: Path, weak_dir: Path, work: Path, texts: list[str], held_out: list[str], rounds: int
-) -> dict:
+) -> tuple[dict, dict, object]:
     """Texts/s of every runtime in alternating rounds (tokenization included), and its
-    argmax agreement with the project's fp32 on `held_out`, for the trained model and
-    for the weakly trained one."""
+    argmax agreement with the reference on `held_out`, for the trained model and for the
+    weakly trained one (`peer` marks the other runtimes' rows). Also the trained model's
+    runners and the reference's argmaxes on `held_out`."""
     from sagemaker_platform.runtime import resolve_precision
 
     precision = resolve_precision("auto", "cpu")
     table = {}
     for which, folder in (("weak", weak_dir), ("trained", model_dir)):
-        found, skipped = runtimes(folder, work / which, precision)
+        own, others, skipped = runtimes(folder, work / which, precision)
+        found = {**own, **others}
         reference = torch_argmax(found[REFERENCE], held_out)
         for name, predict in found.items():
-            table.setdefault(name, {"rates": []})[which] = peers.argmax_agreement(
-                predict, held_out, reference
-            )
+            row = table.setdefault(name, {"rates": [], "peer": name in others})
+            row[which] = peers.argmax_agreement(predict, held_out, reference)
     for name, why in skipped.items():
         print(f"  {name}: skipped, {why}")
     for i in range(rounds):  # the trained model's runners, one after another, each round
@@ -216,7 +218,7 @@ def compare_runtimes(
             f"  {name:50s} {row['texts_per_s']:8.1f} {row['ratio']:8.2f} "
             f"{row['trained']:10.3f} {row['weak']:7.3f}   (rounds {min(ratios):.2f}-{max(ratios):.2f})"
         )
-    return table, found
+    return table, found, reference
 
 
 def torch_argmax(predict, texts: list[str], batch: int = 16):
@@ -396,19 +398,17 @@ def main() -> None:
         shutil.copytree(args.weak_model_dir, work / "weak" / "opt_ml" / "model")
     else:
         train_model(work / "weak" / "opt_ml", weak=True)
-    table, found = compare_runtimes(
+    table, found, reference = compare_runtimes(
         model_dir, work / "weak" / "opt_ml" / "model", work / "peers", texts, held_out, args.rounds
     )
     if args.runtimes_only:
         shutil.rmtree(work, ignore_errors=True)
         return
-    # int8 (opt-in) against the same reference as the table (`found`: the trained model's).
+    # int8 (opt-in) against the same reference as the table (the trained model's).
     int8 = load(model_dir, "int8", 16)
     agree = {
         "int8": peers.argmax_agreement(
-            lambda t: int8.predict_proba(t, bucket=False),
-            held_out,
-            torch_argmax(found[REFERENCE], held_out),
+            lambda t: int8.predict_proba(t, bucket=False), held_out, reference
         )
     }
     default = resolve_precision("auto", "cpu")
@@ -418,9 +418,8 @@ def main() -> None:
     # trained model and on the weak one; int8's speed comes with flipped answers.
     faithful = [
         n
-        for n in table
-        if not n.startswith(("this project", "whole", "torch"))
-        and min(table[n]["trained"], table[n]["weak"]) >= FIDELITY
+        for n, row in table.items()
+        if row["peer"] and min(row["trained"], row["weak"]) >= FIDELITY
     ]
     best_peer = max(faithful, key=lambda n: table[n]["texts_per_s"], default=None)
     precisions = ["fp32"] + ([default] if default != "fp32" else [])
