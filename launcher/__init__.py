@@ -12,6 +12,8 @@
                 objective="val_f1", max_jobs=8, max_parallel_jobs=2)
     endpoint = deploy(tuning_job=best.name)
 
+    print(dry_run(train, train="s3://bucket/data/train/").as_json())  # checked, not sent
+
 The same from a shell: `python -m launcher --help` (or `byoc-launch` once installed).
 
 Hyperparameters and serving settings are checked with the container's own parsers
@@ -30,6 +32,7 @@ if (_MODEL_DIR / "sagemaker_platform").is_dir() and str(_MODEL_DIR) not in sys.p
     sys.path.append(str(_MODEL_DIR))
 
 from .batch import plan_transform, transform, wait_for_transform  # noqa: E402
+from .dryrun import dry_run  # noqa: E402
 from .endpoints import autoscale, delete, deploy, plan_deployment, wait_for_endpoint  # noqa: E402
 from .invoking import invoke, invoke_async  # noqa: E402
 from .jobs import plan_training, train, wait_for_training  # noqa: E402
@@ -46,6 +49,7 @@ __all__ = [
     "delete",
     "deploy",
     "describe_tuning",
+    "dry_run",
     "invoke",
     "invoke_async",
     "metric_definitions",

@@ -1,10 +1,14 @@
-"""Batch transform: every line of an S3 prefix of JSON Lines or CSV through the model.
+"""Batch transform: every record of an S3 prefix through the model.
 
-SageMaker splits each input object at newlines (SplitType Line), packs as many lines as
-fit in MaxPayloadInMB into one request (MultiRecord), sends up to
-MaxConcurrentTransforms requests to each instance at once, and joins the answers line
-for line (AssembleWith Line) under the output prefix. The launcher sets those three
-limits explicitly, to the values the container's GET /execution-parameters reports.
+JSON Lines and CSV hold a record per line: SageMaker splits each input object at
+newlines (SplitType Line), packs as many lines as fit in MaxPayloadInMB into one request
+(MultiRecord), sends up to MaxConcurrentTransforms requests to each instance at once,
+and joins the answers line for line (AssembleWith Line) under the output prefix. Any
+other content type the plug-in reads (image/png, application/x-npy, a JSON document) is
+one record per S3 object: no split (SplitType None), one object per request
+(SingleRecord), each answer written as it is (AssembleWith None) to `<object>.out`;
+MaxPayloadInMB must then hold the largest object. The launcher sets the limits
+explicitly, to the values the container's GET /execution-parameters reports.
 
 SageMaker can also keep each input record next to its answer (DataProcessing): an input
 filter picks what the model sees (`$[1:]`: all CSV columns but the first, an id), the
@@ -18,15 +22,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sagemaker_platform import contract
+from sagemaker_platform import codecs, contract
 
-from .models import check_model_source, create_model, model_data_of
+from . import payloads
+from .models import check_model_source, create_model, trained_model
 from .params import TransformLimits, serving_environment, transform_limits
 from .settings import (
     LauncherError,
     Target,
+    check_instance_type,
     check_name,
     check_s3_uri,
+    is_dry_run,
     resolve,
     takes_plan_arguments,
     timestamped,
@@ -35,8 +42,11 @@ from .waiting import JobFailed, follow, say
 
 DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
 DEFAULT_NAME = "text-classifier-batch"
-# Line-oriented formats only: SplitType Line cuts the input at newlines.
-CONTENT_TYPES = ("application/jsonlines", "text/csv")
+# Line-oriented formats: SplitType Line cuts the input at newlines. Any other type is
+# one record per S3 object.
+LINE_TYPES = payloads.LINE_TYPES
+# What DataProcessing's filters and joins read: CSV and JSON records.
+RECORD_TYPES = (payloads.JSON, payloads.JSONLINES, payloads.CSV)
 # CreateTransformJob accepts at most 16 environment variables.
 MAX_ENVIRONMENT = 16
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -62,6 +72,17 @@ class TransformPlan:
     input_filter: str | None = None  # DataProcessing, each None when not set
     join_source: str | None = None
     output_filter: str | None = None
+    plugin: str | None = None  # the plug-in's name, when given: types checked against it
+
+    @property
+    def split_type(self) -> str:
+        """Line for JSON Lines and CSV; None (one record per S3 object) otherwise."""
+        return "Line" if payloads.is_line_type(self.content_type) else "None"
+
+    @property
+    def assemble_with(self) -> str:
+        """Answers joined line for line, or each object's answer written as it is."""
+        return self.split_type
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,7 @@ def plan_transform(
     model_data: str | None = None,
     content_type: str = "application/jsonlines",
     accept: str | None = None,
+    model: str | None = None,
     name: str | None = None,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
     instance_count: int = 1,
@@ -102,6 +124,13 @@ def plan_transform(
     `training_job` / `model_data` to create a model first (then role and image are needed).
     `input_filter`, `join_source` ("Input" or "None") and `output_filter` are SageMaker's
     DataProcessing: keep ids and other columns next to each answer.
+
+    `content_type` is any type the plug-in reads: JSON Lines and CSV are split at
+    newlines, anything else is one record per S3 object. `accept` defaults to the
+    input's type for JSON Lines and CSV, else to the plug-in's first answer type (JSON
+    when the plug-in is not known). `model`, the plug-in's name, checks both against the
+    types it declares; from a training job the job's own `model` hyperparameter is
+    checked too, before the model is created.
     """
     creates_model = model_name is None
     target = resolve(
@@ -120,13 +149,22 @@ def plan_transform(
         check_name(model_name, "model name")
     check_s3_uri(input_s3_uri, "transform input")
     check_s3_uri(output_s3_uri, "transform output")
-    for what, value in (("content type", content_type), ("accept", accept or content_type)):
-        if value not in CONTENT_TYPES:
-            # Split at newlines going in; one line per record coming out (AssembleWith Line).
-            raise LauncherError(
-                f"{what} {value!r}: batch transform works line by line, so "
-                f"{' or '.join(CONTENT_TYPES)}"
-            )
+    check_instance_type(instance_type, "transform")
+    content_type = payloads.check_content_type(content_type)
+    lines = payloads.is_line_type(content_type)
+    if accept is None:
+        accept = content_type if lines else _default_accept(model)
+    accept = payloads.check_content_type(accept, "accept")
+    if lines and not payloads.is_line_type(accept):
+        # MultiRecord sends many lines per request and AssembleWith Line joins the answers
+        # line for line: one answer line per input line.
+        raise LauncherError(
+            f"accept {accept!r}: {content_type} input is split into lines and answered "
+            f"line for line, so the answers must be {' or '.join(LINE_TYPES)}"
+        )
+    if model is not None:
+        payloads.check_plugin_takes(model, content_type)
+        payloads.check_plugin_answers(model, accept)
     if not isinstance(instance_count, int) or instance_count < 1:
         raise LauncherError(f"instance count {instance_count!r}: expected a whole number >= 1")
     # SageMaker sets the payload limit in the container from MaxPayloadInMB.
@@ -142,8 +180,10 @@ def plan_transform(
         region=target.region,
         max_concurrent_transforms=max_concurrent_transforms,
         max_payload_mb=max_payload_mb,
+        batch_strategy="MULTI_RECORD" if lines else "SINGLE_RECORD",
     )
-    join_source = _join_source(join_source, content_type, accept or content_type)
+    _check_record_types(content_type, accept, input_filter, join_source, output_filter)
+    join_source = _join_source(join_source, content_type, accept)
     return TransformPlan(
         target=target,
         name=check_name(name or timestamped(DEFAULT_NAME), "transform job name"),
@@ -153,7 +193,7 @@ def plan_transform(
         input_s3_uri=input_s3_uri,
         output_s3_uri=output_s3_uri,
         content_type=content_type,
-        accept=accept or content_type,
+        accept=accept,
         instance_type=instance_type,
         instance_count=instance_count,
         environment=environment,
@@ -161,7 +201,36 @@ def plan_transform(
         input_filter=_check_filter(input_filter, "input filter"),
         join_source=join_source,
         output_filter=_check_filter(output_filter, "output filter"),
+        plugin=model,
     )
+
+
+def _default_accept(plugin: str | None) -> str:
+    """The answer type of one-record-per-object input: the plug-in's first, else JSON."""
+    if plugin is None:
+        return payloads.JSON
+    return payloads.plugin_types(plugin)[1][0]
+
+
+def _check_record_types(
+    content_type: str,
+    accept: str,
+    input_filter: str | None,
+    join_source: str | None,
+    output_filter: str | None,
+) -> None:
+    """DataProcessing reads CSV and JSON records: refuse its settings on anything else."""
+    joins = join_source is not None and str(join_source).lower() != "none"
+    for what, value, kind in (
+        ("an input filter", input_filter, content_type),
+        ("a join source", join_source if joins else None, content_type),
+        ("an output filter", output_filter, accept),
+    ):
+        if value is not None and codecs.media_type(kind) not in RECORD_TYPES:
+            raise LauncherError(
+                f"{what} reads CSV or JSON records, and {kind} is neither: leave "
+                "--input-filter, --join-source and --output-filter out"
+            )
 
 
 def _join_source(value: str | None, content_type: str, accept: str) -> str | None:
@@ -228,9 +297,13 @@ def transform(
     model_name = plan.model_name
     if model_name is None:
         model_name = plan.name
+        model_data = plan.model_data
+        if model_data is None:
+            model_data, trained_with = trained_model(plan.training_job, session)
+            _check_trained_plugin(plan, trained_with)
         create_model(
             model_name,
-            model_data=plan.model_data or model_data_of(plan.training_job, session),
+            model_data=model_data,
             image_uri=plan.target.image_uri,
             role=plan.target.role,
             environment={},  # the serving settings travel on the transform job
@@ -247,10 +320,12 @@ def transform(
                 )
             ),
             content_type=plan.content_type,
-            split_type="Line",
+            split_type=plan.split_type,
         ),
         transform_output=TransformOutput(
-            s3_output_path=plan.output_s3_uri, accept=plan.accept, assemble_with="Line"
+            s3_output_path=plan.output_s3_uri,
+            accept=plan.accept,
+            assemble_with=plan.assemble_with,
         ),
         transform_resources=TransformResources(
             instance_type=plan.instance_type, instance_count=plan.instance_count
@@ -265,7 +340,8 @@ def transform(
     )
     say(
         f"transform job {plan.name} created: {limits.max_concurrent_transforms} concurrent "
-        f"x {limits.max_payload_in_mb} MB, {limits.batch_strategy}, {plan.content_type}"
+        f"x {limits.max_payload_in_mb} MB, {limits.batch_strategy}, split {plan.split_type}, "
+        f"{plan.content_type}"
         + "".join(
             f", {name} {value}"
             for name, value in (
@@ -277,7 +353,7 @@ def transform(
         )
     )
     info = _info(job, plan.output_s3_uri)
-    if not wait:
+    if not wait or is_dry_run(session):
         return info
     return wait_for_transform(
         plan.name,
@@ -285,6 +361,27 @@ def transform(
         poll_seconds=poll_seconds,
         timeout_seconds=timeout_seconds,
     )
+
+
+def _check_trained_plugin(plan: TransformPlan, trained_with: str | None) -> None:
+    """The training job's plug-in must read the input (and write the answers) asked for;
+    checked before the model is created. Not checked when the job's hyperparameters are
+    unknown, or its plug-in is not importable here (one kept on another machine's
+    PYTHONPATH): the server answers a type it does not take with a 415."""
+    if trained_with is None:
+        return
+    if plan.plugin is not None and plan.plugin != trained_with:
+        raise LauncherError(
+            f"--model {plan.plugin}, but training job {plan.training_job} trained "
+            f"model={trained_with}"
+        )
+    try:
+        payloads.plugin_types(trained_with)
+    except LauncherError as exc:
+        say(f"content types not checked, training job {plan.training_job}: {exc}")
+        return
+    payloads.check_plugin_takes(trained_with, plan.content_type)
+    payloads.check_plugin_answers(trained_with, plan.accept)
 
 
 def _data_processing(plan: TransformPlan, shape: Any):

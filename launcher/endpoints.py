@@ -24,8 +24,10 @@ from .params import serving_environment
 from .settings import (
     LauncherError,
     Target,
+    check_instance_type,
     check_name,
     check_s3_uri,
+    is_dry_run,
     resolve,
     takes_plan_arguments,
     timestamped,
@@ -131,8 +133,10 @@ def plan_deployment(
                 f"serverless max concurrency {serverless_max_concurrency}: expected 1 to "
                 f"{SERVERLESS_MAX_CONCURRENCY}"
             )
-    elif not isinstance(instance_count, int) or instance_count < 1:
-        raise LauncherError(f"instance count {instance_count!r}: expected a whole number >= 1")
+    else:
+        check_instance_type(instance_type, "endpoint")
+        if not isinstance(instance_count, int) or instance_count < 1:
+            raise LauncherError(f"instance count {instance_count!r}: expected a whole number >= 1")
     if mode == "async":
         check_s3_uri(async_output_s3_uri, "async output")
         check_s3_uri(async_failure_s3_uri, "async failure", required=False)
@@ -245,7 +249,7 @@ def deploy(
     )
     say(f"endpoint {plan.name} is {endpoint.endpoint_status}")
     status = str(endpoint.endpoint_status)
-    if wait:
+    if wait and not is_dry_run(session):  # a dry run's endpoint is InService at once
         try:
             status = wait_for_endpoint(
                 plan.name,

@@ -1,7 +1,8 @@
 """Calling an endpoint: one request (`invoke`) or an asynchronous one through S3.
 
 `invoke` goes straight through boto3's `sagemaker-runtime` client; `invoke_async`
-writes the payload to S3 first, then polls S3 for the response.
+writes the payload to S3 first, then polls S3 for the response. A payload is any content
+type the model's plug-in declares (`payloads`): bytes go as they are, both ways.
 """
 
 from __future__ import annotations
@@ -12,19 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .settings import LauncherError, check_s3_uri, resolve, split_s3_uri
+from . import payloads
+from .settings import (
+    LauncherError,
+    check_name,
+    check_s3_uri,
+    is_dry_run,
+    resolve,
+    split_s3_uri,
+)
 from .waiting import JobFailed, Status, say, wait_for
-
-# The request and response bodies the serving container reads and writes. Keep in step
-# with its codecs; files are matched by extension.
-CONTENT_TYPES = ("application/json", "application/jsonlines", "text/csv", "text/plain")
-_BY_EXTENSION = {
-    ".json": "application/json",
-    ".jsonl": "application/jsonlines",
-    ".jsonlines": "application/jsonlines",
-    ".csv": "text/csv",
-    ".txt": "text/plain",
-}
 
 
 @dataclass(frozen=True)
@@ -41,32 +39,30 @@ class Response:
 
 
 def content_type_for(path: str | Path) -> str:
-    """The content type of a payload file, from its extension."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in _BY_EXTENSION:
-        raise LauncherError(
-            f"cannot tell the content type of {str(path)!r} from its extension; "
-            f"pass one of {', '.join(CONTENT_TYPES)}"
-        )
-    return _BY_EXTENSION[suffix]
+    """The content type of a payload file, from its extension (`payloads.content_type_for`)."""
+    return payloads.content_type_for(path)
 
 
-def encode_payload(payload: Any, content_type: str | None) -> tuple[bytes, str]:
-    """(body, content type): objects become JSON, text is UTF-8, bytes pass through."""
+def encode_payload(
+    payload: Any, content_type: str | None, plugin: str | None = None
+) -> tuple[bytes, str]:
+    """(body, content type): objects become JSON, text is UTF-8, bytes pass through as
+    they are. Any well-formed media type goes; with `plugin` (a plug-in name), only the
+    types that plug-in declares."""
     if isinstance(payload, (dict, list)):
-        if content_type not in (None, "application/json"):
+        if content_type not in (None, payloads.JSON):
             raise LauncherError(f"a {type(payload).__name__} payload is sent as application/json")
-        return json.dumps(payload).encode("utf-8"), "application/json"
-    content_type = content_type or "application/json"
-    if content_type not in CONTENT_TYPES:
+        body, content_type = json.dumps(payload).encode("utf-8"), payloads.JSON
+    elif isinstance(payload, (str, bytes)):
+        content_type = payloads.check_content_type(content_type or payloads.JSON)
+        body = payload.encode("utf-8") if isinstance(payload, str) else payload
+    else:
         raise LauncherError(
-            f"content type {content_type!r}: the server reads {', '.join(CONTENT_TYPES)}"
+            f"payload of type {type(payload).__name__}: send bytes, str, dict or list"
         )
-    if isinstance(payload, str):
-        return payload.encode("utf-8"), content_type
-    if isinstance(payload, bytes):
-        return payload, content_type
-    raise LauncherError(f"payload of type {type(payload).__name__}: send bytes, str, dict or list")
+    if plugin is not None:
+        payloads.check_plugin_takes(plugin, content_type)
+    return body, content_type
 
 
 def invoke(
@@ -76,16 +72,20 @@ def invoke(
     content_type: str | None = None,
     accept: str | None = None,
     custom_attributes: str | None = None,
+    model: str | None = None,
     region: str | None = None,
     boto_session: Any = None,
 ) -> Response:
     """One request to a real-time or serverless endpoint through `sagemaker-runtime`.
-    `custom_attributes` reaches the plug-in's decode/encode as options (`top_k=3`)."""
+    `custom_attributes` reaches the plug-in's decode/encode as options (`top_k=3`);
+    `model`, the plug-in's name, checks the content type and accept against the types
+    it declares before anything is sent."""
     target = resolve(region, boto_session=boto_session)
-    body, content_type = encode_payload(payload, content_type)
-    session = boto_session or target.boto_session()
+    check_name(endpoint_name, "endpoint name")
+    body, content_type = encode_payload(payload, content_type, model)
     args = {"EndpointName": endpoint_name, "Body": body, "ContentType": content_type}
-    args.update(_optional(accept, custom_attributes))
+    args.update(_optional(accept, custom_attributes, model))
+    session = boto_session or target.boto_session()
     response = session.client("sagemaker-runtime").invoke_endpoint(**args)
     return Response(response["Body"].read(), response.get("ContentType"))
 
@@ -98,24 +98,33 @@ def invoke_async(
     content_type: str | None = None,
     accept: str | None = None,
     custom_attributes: str | None = None,
+    model: str | None = None,
     wait: bool = True,
     poll_seconds: float = 5.0,
     timeout_seconds: float | None = 900.0,
     region: str | None = None,
     boto_session: Any = None,
 ) -> Response | str:
-    """A request to an asynchronous endpoint: the payload goes to S3 first.
+    """A request to an asynchronous endpoint: the payload goes to S3 first, as its bytes
+    and content type.
 
     `input_s3_uri` is the object to write, or a prefix ending in `/` (a unique key is
-    added). With `wait`, polls S3 for the response and returns it; otherwise returns the
-    S3 URI where the response will appear.
+    added, with the content type's extension). With `wait`, polls S3 for the response
+    and returns it; otherwise returns the S3 URI where the response will appear.
     """
     target = resolve(region, boto_session=boto_session)
+    check_name(endpoint_name, "endpoint name")
     check_s3_uri(input_s3_uri, "async input")
-    body, content_type = encode_payload(payload, content_type)
+    if not input_s3_uri.endswith("/") and not split_s3_uri(input_s3_uri)[1]:
+        raise LauncherError(
+            f"async input {input_s3_uri!r} names a bucket: add a key, or end it with / "
+            "for a fresh key under it"
+        )
+    body, content_type = encode_payload(payload, content_type, model)
+    optional = _optional(accept, custom_attributes, model)
     session = boto_session or target.boto_session()
     if input_s3_uri.endswith("/"):
-        input_s3_uri += f"{uuid.uuid4().hex}{_extension(content_type)}"
+        input_s3_uri += f"{uuid.uuid4().hex}{payloads.extension_for(content_type)}"
     bucket, key = split_s3_uri(input_s3_uri)
     s3 = session.client("s3")
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
@@ -123,12 +132,12 @@ def invoke_async(
         "EndpointName": endpoint_name,
         "InputLocation": input_s3_uri,
         "ContentType": content_type,
-        **_optional(accept, custom_attributes),
+        **optional,
     }
     response = session.client("sagemaker-runtime").invoke_endpoint_async(**args)
     output, failure = response["OutputLocation"], response.get("FailureLocation")
     say(f"request {response.get('InferenceId')} queued; response will be at {output}")
-    if not wait:
+    if not wait or is_dry_run(session):
         return output
 
     def poll() -> Status:
@@ -152,14 +161,15 @@ def invoke_async(
     return result
 
 
-def _optional(accept: str | None, custom_attributes: str | None) -> dict[str, str]:
-    """InvokeEndpoint's optional headers, when given."""
+def _optional(
+    accept: str | None, custom_attributes: str | None, plugin: str | None
+) -> dict[str, str]:
+    """InvokeEndpoint's optional headers, when given; `accept` checked against the
+    answer types of `plugin` when it names one."""
+    if accept and plugin is not None:
+        payloads.check_plugin_answers(plugin, accept)
     args = {"Accept": accept, "CustomAttributes": custom_attributes}
     return {k: v for k, v in args.items() if v}
-
-
-def _extension(content_type: str) -> str:
-    return next((ext for ext, ct in _BY_EXTENSION.items() if ct == content_type), "")
 
 
 def _s3_exists(s3: Any, uri: str) -> bool:

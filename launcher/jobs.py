@@ -20,8 +20,10 @@ from .params import hyperparameter_strings
 from .settings import (
     LauncherError,
     Target,
+    check_instance_type,
     check_name,
     check_s3_uri,
+    is_dry_run,
     resolve,
     s3_bucket,
     takes_plan_arguments,
@@ -122,6 +124,7 @@ def plan_training(
         if uri:
             channels[name] = check_s3_uri(uri, f"{name} channel")
     check_name(base_job_name, "base job name", MAX_BASE_JOB_NAME)
+    check_instance_type(instance_type, "training")
     distribution_types = channel_settings.distribution_types(distribution, channels)
     input_mode = channel_settings.check_input_mode(input_mode)
     # Default output next to the training data, so no extra bucket is created or looked up.
@@ -223,8 +226,13 @@ def model_trainer(plan: TrainingPlan, boto_session: Any):
     )
     from sagemaker.train import ModelTrainer
 
+    sagemaker_session = Session(boto_session=boto_session)
+    if is_dry_run(boto_session):
+        from .dryrun import without_telemetry
+
+        without_telemetry(sagemaker_session)
     trainer = ModelTrainer(
-        sagemaker_session=Session(boto_session=boto_session),
+        sagemaker_session=sagemaker_session,
         role=plan.target.role,
         training_image=plan.target.image_uri,
         base_job_name=plan.base_job_name,
@@ -290,7 +298,7 @@ def train(
     job = trainer._latest_training_job
     name = job.training_job_name
     say(f"training job {name} created in {plan.target.region}")
-    if not wait:
+    if not wait or is_dry_run(session):
         return _info(job)
     return wait_for_training(
         name,

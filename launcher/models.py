@@ -15,7 +15,16 @@ from .waiting import say
 
 def model_data_of(training_job: str, boto_session: Any) -> str:
     """The model.tar.gz of a completed training job."""
+    return trained_model(training_job, boto_session)[0]
+
+
+def trained_model(training_job: str, boto_session: Any) -> tuple[str, str | None]:
+    """(model.tar.gz, plug-in name) of a completed training job. The plug-in is its
+    `model` hyperparameter (the image's default when the job set others but not that
+    one), or None when the job's hyperparameters are not known."""
     from sagemaker.core.resources import TrainingJob
+
+    from sagemaker_platform.config import TrainSettings
 
     job = TrainingJob.get(
         training_job_name=training_job, session=boto_session, region=boto_session.region_name
@@ -25,7 +34,13 @@ def model_data_of(training_job: str, boto_session: Any) -> str:
             f"training job {training_job} is {job.training_job_status}: its model.tar.gz "
             "exists once the job has Completed"
         )
-    return str(job.model_artifacts.s3_model_artifacts)
+    hyperparameters = job.hyper_parameters
+    plugin = (
+        hyperparameters.get("model", TrainSettings.model)
+        if isinstance(hyperparameters, dict)
+        else None
+    )
+    return str(job.model_artifacts.s3_model_artifacts), plugin
 
 
 def create_model(

@@ -10,6 +10,7 @@ laptop, instead of minutes later on a paid instance.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -89,6 +90,30 @@ def serving_knobs() -> dict[str, str]:
     }
 
 
+# A model's Environment (CreateModel): names as a shell spells them, values up to 1 KiB.
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+MAX_ENV_VALUE = 1024
+
+
+def check_environment_name(name: Any) -> str:
+    """`name` if SageMaker takes it as an environment variable's name; LauncherError else."""
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        raise LauncherError(
+            f"environment variable name {name!r}: letters, digits and underscores, not "
+            "starting with a digit"
+        )
+    return name
+
+
+def check_environment_value(name: str, value: Any) -> str:
+    text = as_string(name, value)
+    if len(text) > MAX_ENV_VALUE:
+        raise LauncherError(
+            f"{name}: {len(text)} characters, a value takes at most {MAX_ENV_VALUE}"
+        )
+    return text
+
+
 def serving_environment(
     knobs: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -116,7 +141,7 @@ def serving_environment(
     for key, value in (env or {}).items():
         if key in result and result[key] != str(value):
             raise LauncherError(f"{key} is given twice, as {result[key]!r} and {value!r}")
-        result[key] = as_string(key, value)
+        result[check_environment_name(key)] = check_environment_value(key, value)
     clash = sorted(reserved & set(result))
     if clash:
         hint = " (use the max payload option)" if contract.MAX_PAYLOAD_ENV in clash else ""

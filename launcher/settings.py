@@ -9,10 +9,15 @@ sends a single request.
     region     --region      AWS_REGION, AWS_DEFAULT_REGION, then the AWS config file
     role       --role        SAGEMAKER_ROLE_ARN
     image URI  --image-uri   IMAGE_URI
+
+In a dry run (`dryrun.py`: the boto3 session records instead of sending) none of them is
+needed: what is given is checked as ever, what is missing becomes a placeholder that no
+one could mistake for a real value (`ROLE_PLACEHOLDER`, `IMAGE_PLACEHOLDER`).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import re
@@ -33,12 +38,22 @@ _IMAGE = re.compile(
 )
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?P<key>/.*)?$")
+# What a dry run puts where a role or image was not given. The role keeps the shape of an
+# ARN, so the SDK takes it as one instead of looking a role of that name up in IAM.
+ROLE_PLACEHOLDER = "arn:aws:iam::<account>:role/<role: --role or SAGEMAKER_ROLE_ARN>"
+IMAGE_PLACEHOLDER = "<image-uri: --image-uri or IMAGE_URI>"
 # SageMaker's pattern for job, model, endpoint and endpoint config names.
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 class LauncherError(ValueError):
     """A launch that cannot work as asked; the message says what to change."""
+
+
+def is_dry_run(boto_session: Any) -> bool:
+    """Whether `boto_session` is a dry run's recording session (`dryrun.recording_session`):
+    its requests are recorded and answered with placeholders, never sent."""
+    return getattr(boto_session, "dry_run", False) is True
 
 
 @dataclass(frozen=True)
@@ -72,13 +87,12 @@ def resolve(
     """
     env = os.environ if env is None else env
     problems = []
+    dry = is_dry_run(boto_session)
 
     session_region = boto_session.region_name if boto_session is not None else None
     if region and session_region and region != session_region:
         problems.append(f"region {region} differs from the boto3 session's {session_region}")
-    region = region or session_region
-    region = region or next((env[k] for k in REGION_ENVS if env.get(k)), None)
-    region = region or _region_from_config_file()
+    region = region or session_region or default_region(env)
     if not region:
         problems.append(
             "no AWS region: pass --region (region= in Python) or set AWS_REGION "
@@ -89,7 +103,9 @@ def resolve(
 
     role = role or env.get(ROLE_ENV) or None
     if need_role:
-        if not role:
+        if not role and dry:
+            role = ROLE_PLACEHOLDER
+        elif not role:
             problems.append(
                 "no IAM role for SageMaker to assume: pass --role (role= in Python) or set "
                 f"{ROLE_ENV} to an ARN like arn:aws:iam::123456789012:role/SageMakerExecution"
@@ -102,18 +118,30 @@ def resolve(
 
     image_uri = image_uri or env.get(IMAGE_ENV) or None
     if need_image:
-        if not image_uri:
+        if not image_uri and dry:
+            image_uri = IMAGE_PLACEHOLDER
+        elif not image_uri:
             problems.append(
                 "no image URI: pass --image-uri (image_uri= in Python) or set "
                 f"{IMAGE_ENV} to what build_and_push.sh printed, e.g. "
                 "123456789012.dkr.ecr.us-east-1.amazonaws.com/text-classifier:latest"
             )
         else:
-            problems.extend(_image_problems(image_uri, region))
+            # A dry run without a region builds its requests for a stand-in one: the
+            # image's region cannot be compared with it.
+            known = not dry or boto_session.region_given
+            problems.extend(_image_problems(image_uri, region if known else None))
 
     if problems:
         raise LauncherError("; ".join(problems))
     return Target(region=region, role=role, image_uri=image_uri)
+
+
+def default_region(env: Mapping[str, str] | None = None) -> str | None:
+    """The region from the environment, then the AWS config file; None when neither
+    names one. Read locally: no request."""
+    env = os.environ if env is None else env
+    return next((env[k] for k in REGION_ENVS if env.get(k)), None) or _region_from_config_file()
 
 
 def _region_from_config_file() -> str | None:
@@ -175,6 +203,38 @@ def check_name(name: str, what: str, max_length: int = 63) -> str:
             f"starting and ending with a letter or digit, at most {max_length} characters"
         )
     return name
+
+
+# The botocore shapes that list SageMaker's instance types, by what they run.
+_INSTANCE_TYPE_SHAPES = {
+    "training": "TrainingInstanceType",
+    "endpoint": "ProductionVariantInstanceType",
+    "transform": "TransformInstanceType",
+}
+
+
+def check_instance_type(instance_type: str, kind: str) -> str:
+    """`instance_type` if SageMaker offers it for `kind` (training, endpoint, transform),
+    as the installed botocore's service model lists them; LauncherError else."""
+    known = _instance_types(kind)
+    if instance_type in known:
+        return instance_type
+    import difflib
+
+    close = difflib.get_close_matches(str(instance_type), known, n=3, cutoff=0.75)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise LauncherError(
+        f"instance type {instance_type!r} is not a SageMaker {kind} instance type{hint} "
+        f"(botocore lists {len(known)}; if yours is newer than it, upgrade boto3)"
+    )
+
+
+@functools.cache
+def _instance_types(kind: str) -> tuple[str, ...]:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return tuple(model.shape_for(_INSTANCE_TYPE_SHAPES[kind]).enum)
 
 
 def timestamped(base: str) -> str:

@@ -21,7 +21,7 @@ from sagemaker_platform.config import TrainSettings
 from . import metrics
 from .jobs import TrainingPlan, plan_training
 from .ranges import Range, check_ranges
-from .settings import LauncherError, check_name, resolve, takes_plan_arguments
+from .settings import LauncherError, check_name, is_dry_run, resolve, takes_plan_arguments
 from .waiting import JobFailed, Status, say, wait_for
 
 STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
@@ -293,7 +293,7 @@ def tune(
         f"{plan.direction} {plan.objective}, {plan.strategy}, "
         f"{plan.max_jobs or 'every combination of'} trials, {plan.max_parallel_jobs} at a time"
     )
-    if not wait:
+    if not wait or is_dry_run(session):
         return describe_tuning(plan.name, boto_session=session, trials=False)
     return wait_for_tuning(
         plan.name, boto_session=session, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 from ..settings import LauncherError
 from ..waiting import JobFailed, WaitTimeout
@@ -33,16 +34,22 @@ SAGEMAKER_ROLE_ARN and IMAGE_URI. Examples:
 
   python -m launcher train --train s3://bucket/data/train/ --validation s3://bucket/data/val/ \\
       --hp epochs=5 --hp learning_rate=5e-5 --spot --checkpoint-s3-uri s3://bucket/ckpt/run-1/
-  python -m launcher tune --train s3://bucket/data/train/ --validation s3://bucket/data/val/ \
+  python -m launcher tune --train s3://bucket/data/train/ --validation s3://bucket/data/val/ \\
       --range learning_rate=1e-5:1e-3:log --range pooling=mean,cls --objective val_f1
   python -m launcher deploy --training-job text-classifier-20250101120000 --max-batch-size 64
   python -m launcher deploy --training-job text-classifier-20250101120000 \\
       --min-instances 1 --max-instances 4 --target-invocations-per-instance 3000
   python -m launcher deploy --tuning-job text-classifier-250101-120000
   python -m launcher invoke --endpoint text-classifier-20250101-130000 --data '{"text": "hi"}'
+  python -m launcher invoke --endpoint image-classifier-20250101-130000 --file cat.png
   python -m launcher transform --model-name text-classifier-20250101-130000 \\
       --input s3://bucket/batch/in/ --output s3://bucket/batch/out/ --content-type text/csv
+  python -m launcher transform --model-name image-classifier-20250101-130000 \\
+      --input s3://bucket/images/ --output s3://bucket/labels/ --content-type image/png
   python -m launcher delete --endpoint text-classifier-20250101-130000
+
+Add --dry-run to train, tune, deploy, transform or invoke to check everything and print
+the requests as JSON without sending any (no credentials, region, role or image needed).
 """
 
 # In the order `--help` lists them.
@@ -60,7 +67,12 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose help lists hyperparameters: they list the plug-ins `--hp model=NAME` names.
+_LIST_PLUGINS = (train, tune)
+
+
+def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; `plugins` are listed in train's and tune's help beside the shipped ones."""
     parser = argparse.ArgumentParser(
         prog="python -m launcher",
         description="Launch the text-classifier image on Amazon SageMaker.",
@@ -69,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS.values():
-        command.add_parser(sub)
+        if command in _LIST_PLUGINS:
+            command.add_parser(sub, plugins)
+        else:
+            command.add_parser(sub)
     return parser
 
 
@@ -78,7 +93,11 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # Help lists the hyperparameters of a plug-in named on the command line (one on
+    # PYTHONPATH too); only for help, so a launch imports nothing it would not anyway.
+    asks_help = any(a in ("-h", "--help") for a in argv)
+    args = build_parser(train.named_plugins(argv) if asks_help else ()).parse_args(argv)
     try:
         run(args)
     except LauncherError as exc:
@@ -91,10 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
         if _is_role_error(exc):
             print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, ParamValidationError):  # botocore's own check, before sending
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
             return 2
         if isinstance(exc, (ClientError, BotoCoreError)):
             print(f"error: AWS said: {exc}", file=sys.stderr)

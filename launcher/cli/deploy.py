@@ -9,10 +9,12 @@ from .. import endpoints
 from .options import (
     add_autoscaling,
     add_command,
+    add_dry_run,
     add_serving,
     add_target,
     add_wait,
     autoscaling,
+    launch,
     serving,
     target,
     waiting,
@@ -64,13 +66,16 @@ def add_parser(sub: Any) -> None:
     )
     add_serving(p)
     add_wait(p)
+    add_dry_run(p)
     # issue 14: autoscaling and data capture
     add_autoscaling(p)
     _add_capture(p)
 
 
 def run(args: argparse.Namespace) -> None:
-    endpoints.deploy(
+    launch(
+        args,
+        endpoints.deploy,
         **target(args),
         **waiting(args),
         **serving(args),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 from sagemaker_platform.config import ServeConfig, describe
@@ -95,6 +96,25 @@ def add_serving(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> No
 
 def _flag(field_name: str) -> str:
     return "--" + _KNOB_FLAGS.get(field_name, field_name.replace("_", "-"))
+
+
+def add_dry_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check everything, print the requests as JSON and send none (no credentials, "
+        "region, role or image needed: placeholders stand in for those not given)",
+    )
+
+
+def launch(args: argparse.Namespace, fn: Callable[..., Any], /, *a: Any, **kwargs: Any) -> Any:
+    """`fn(*a, **kwargs)`, or with --dry-run its requests printed as JSON (None returned)."""
+    if not args.dry_run:
+        return fn(*a, **kwargs)
+    from ..dryrun import dry_run
+
+    print(dry_run(fn, *a, **kwargs).as_json())
+    return None
 
 
 def target(args: argparse.Namespace) -> dict[str, Any]:

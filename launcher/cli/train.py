@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from sagemaker_platform import registry
 from sagemaker_platform.config import TrainSettings, describe
+from sagemaker_platform.errors import UserError
 
 from .. import channels, jobs
 from ..params import parse_pairs
-from .options import add_command, add_target, add_wait, target, waiting
+from .options import add_command, add_dry_run, add_target, add_wait, launch, target, waiting
 
 
-def _hyperparameter_table() -> str:
-    """The platform's hyperparameters, then each shipped plug-in's (`--hp model=NAME`)."""
+def hyperparameter_table(named: Sequence[str] = (), command: str = "train") -> str:
+    """The platform's hyperparameters, then each shipped plug-in's and each plug-in in
+    `named` (from `--hp model=NAME` on the command line, e.g. one on PYTHONPATH)."""
 
     def rows(cls) -> str:
         return "\n".join(
@@ -25,20 +28,42 @@ def _hyperparameter_table() -> str:
         "hyperparameters (--hp NAME=VALUE; the image's default applies when left out):\n"
         + rows(TrainSettings)
     ]
-    for name in registry.available():
-        plugin = registry.load(name)
+    shipped = registry.available()
+    for name in [*shipped, *(n for n in dict.fromkeys(named) if n not in shipped)]:
+        try:
+            plugin = registry.load(name)
+        except UserError as exc:  # a name given on this command line: say why, go on
+            parts.append(f"model={name}: cannot be listed: {exc}")
+            continue
         parts.append(f"model={name}:\n" + rows(plugin.Hyperparameters))
+    parts.append(
+        "A plug-in outside model/plugins/ (a package on PYTHONPATH) is listed when named:\n"
+        f"  python -m launcher {command} --hp model=my_package --help"
+    )
     return "\n\n".join(parts)
 
 
-def add_parser(sub: Any) -> None:
+def named_plugins(argv: Sequence[str]) -> list[str]:
+    """The plug-ins `--hp model=NAME` names in `argv` (`--hp=model=NAME` too)."""
+    names = []
+    for i, arg in enumerate(argv):
+        value = arg[len("--hp=") :] if arg.startswith("--hp=") else None
+        if arg == "--hp" and i + 1 < len(argv):
+            value = argv[i + 1]
+        key, sep, name = (value or "").partition("=")
+        if sep and key.strip() == "model" and name:
+            names.append(name)
+    return names
+
+
+def add_parser(sub: Any, plugins: Sequence[str] = ()) -> None:
     p = add_command(
         sub,
         "train",
         "start a training job on the image",
         "Start a SageMaker training job: S3 channels in, model.tar.gz out. Hyperparameters "
         "are checked with the container's own parser before anything is sent.",
-        _hyperparameter_table(),
+        hyperparameter_table(plugins),
     )
     add_training_arguments(p)
     add_wait(p, logs=True)
@@ -76,7 +101,11 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     )
     g = p.add_argument_group("job")
     g.add_argument(
-        "--hp", action="append", metavar="NAME=VALUE", help="a hyperparameter (repeatable)"
+        "--hp",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a hyperparameter (repeatable); --hp model=NAME picks the plug-in, and with "
+        "--help lists its hyperparameters below",
     )
     g.add_argument(
         "--base-job-name",
@@ -126,6 +155,7 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         f"{jobs.MAX_KEEP_ALIVE_SECONDS}): a next job of the same instance type and count "
         "starts on them in seconds",
     )
+    add_dry_run(p)
     g = p.add_argument_group("experiment tracking")
     g.add_argument(
         "--mlflow-tracking-uri",
@@ -167,4 +197,4 @@ def training_arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> None:
-    jobs.train(**waiting(args), logs=args.logs, **training_arguments(args))
+    launch(args, jobs.train, **waiting(args), logs=args.logs, **training_arguments(args))

@@ -6,7 +6,17 @@ import argparse
 from typing import Any
 
 from .. import batch
-from .options import add_command, add_serving, add_target, add_wait, serving, target, waiting
+from .options import (
+    add_command,
+    add_dry_run,
+    add_serving,
+    add_target,
+    add_wait,
+    launch,
+    serving,
+    target,
+    waiting,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -14,8 +24,11 @@ def add_parser(sub: Any) -> None:
         sub,
         "transform",
         "run a batch transform job over an S3 prefix",
-        "Batch transform over JSON Lines or CSV: SplitType Line, MultiRecord batches, "
-        "AssembleWith Line, and the limits the container reports at /execution-parameters.",
+        "Batch transform over an S3 prefix. JSON Lines and CSV: SplitType Line, MultiRecord "
+        "batches, AssembleWith Line. Any other type the plug-in reads (image/png, "
+        "application/x-npy, ...): one record per S3 object, SplitType None, SingleRecord, "
+        "AssembleWith None. The limits are those the container reports at "
+        "/execution-parameters.",
     )
     add_target(p, role_and_image=True)
     g = p.add_argument_group("model (role and image are needed to create one)")
@@ -28,11 +41,25 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--output", required=True, metavar="S3_URI", help="S3 prefix for results")
     g.add_argument(
         "--content-type",
-        choices=batch.CONTENT_TYPES,
         default="application/jsonlines",
-        help="of the input",
+        metavar="TYPE",
+        help="of the input: any type the plug-in reads; JSON Lines and CSV are split at "
+        "newlines, any other is one record per S3 object",
     )
-    g.add_argument("--accept", help="of the output (default: the input's)")
+    g.add_argument(
+        "--accept",
+        metavar="TYPE",
+        help="of the output (default: the input's for JSON Lines and CSV, else the "
+        "plug-in's first answer type, application/json when not known)",
+    )
+    g.add_argument(
+        "--model",
+        dest="plugin",
+        metavar="PLUGIN",
+        help="the plug-in the model was trained with (its `model` hyperparameter): the "
+        "types are checked against those it declares (a --training-job's own is checked "
+        "too)",
+    )
     g = p.add_argument_group("job")
     g.add_argument("--name", help="transform job name (default: text-classifier-batch-<time>)")
     g.add_argument("--instance-type", default=batch.DEFAULT_INSTANCE_TYPE, help="ML instance type")
@@ -45,15 +72,22 @@ def add_parser(sub: Any) -> None:
         " 1 per vCPU, at most 4)",
     )
     g.add_argument(
-        "--max-payload-mb", type=int, metavar="MB", help="per request, 1 to 100 (default: 6)"
+        "--max-payload-mb",
+        type=int,
+        metavar="MB",
+        help="per request, 1 to 100 (default: 6); with one record per S3 object, at least "
+        "the largest object",
     )
     add_serving(p, skip=("max_payload_mb",))
     add_wait(p)
+    add_dry_run(p)
     _add_joins(p)
 
 
 def run(args: argparse.Namespace) -> None:
-    batch.transform(
+    launch(
+        args,
+        batch.transform,
         **target(args),
         **waiting(args),
         **serving(args),
@@ -64,6 +98,7 @@ def run(args: argparse.Namespace) -> None:
         output_s3_uri=args.output,
         content_type=args.content_type,
         accept=args.accept,
+        model=args.plugin,
         name=args.name,
         instance_type=args.instance_type,
         instance_count=args.instance_count,

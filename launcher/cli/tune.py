@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from .. import tuning
 from ..ranges import parse_range_flags
-from .options import add_command, add_wait, waiting
-from .train import _hyperparameter_table, add_training_arguments, training_arguments
+from .options import add_command, add_wait, launch, waiting
+from .train import add_training_arguments, hyperparameter_table, training_arguments
 
 EPILOG = """\
 ranges (--range NAME=SPEC, repeatable; NAME is any hyperparameter below but model):
@@ -23,7 +24,7 @@ but epoch; the direction defaults to Minimize for *loss, *rmse, *mae, else Maxim
 """
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, plugins: Sequence[str] = ()) -> None:
     p = add_command(
         sub,
         "tune",
@@ -32,7 +33,7 @@ def add_parser(sub: Any) -> None:
         "the settings of `train` (--hp fixes a hyperparameter), and --range names what to "
         "search. Ranges and the objective are checked against the plug-in before anything "
         "is sent.",
-        EPILOG + _hyperparameter_table(),
+        EPILOG + hyperparameter_table(plugins, "tune"),
     )
     add_training_arguments(p)
     g = p.add_argument_group("tuning")
@@ -81,7 +82,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    tuning.tune(
+    launch(
+        args,
+        tuning.tune,
         **waiting(args),
         **training_arguments(args),
         ranges=parse_range_flags(args.ranges),

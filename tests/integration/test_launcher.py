@@ -44,7 +44,7 @@ from launcher import metrics
 from launcher.cli import build_parser, main
 from launcher.cli import train as train_cli
 from sagemaker_platform import logs
-from tests import helpers
+from tests import helpers, outside_plugin
 
 REGION = "us-east-1"
 BUCKET = "launcher-test-data"
@@ -1232,3 +1232,251 @@ def test_deploy_takes_the_best_completed_trial_when_the_best_was_stopped_early(
     model = sm.describe_model(ModelName="tuned-after-stop")
     artifacts = sm.describe_training_job(TrainingJobName=second)["ModelArtifacts"]
     assert model["PrimaryContainer"]["ModelDataUrl"] == artifacts["S3ModelArtifacts"]
+
+
+# --- issue 24: binary payloads, dry runs, plug-ins outside the repository -----------------------
+@pytest.fixture
+def png_plugin(tmp_path, monkeypatch) -> str:
+    """The outside plug-in (PNG and JSON in, JSON out), importable in this process."""
+    outside_plugin.write(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return outside_plugin.NAME
+
+
+def canned_answer(moto: str, body: str, content_type: str = "application/json") -> None:
+    requests.post(
+        f"{moto}/moto-api/static/sagemaker/endpoint-results",
+        json={"results": [{"Body": body, "ContentType": content_type}]},
+        timeout=10,
+    )
+
+
+@pytest.fixture
+def runtime(moto, monkeypatch):
+    """sagemaker-runtime on a loopback HTTP server (AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME):
+    moto's own decodes every request body as UTF-8, so it cannot take an image. Keeps
+    each request (path, headers, body) and answers with `answer` (body, content type)."""
+    import http.server
+    import threading
+
+    class Runtime:
+        def __init__(self):
+            self.requests: list[tuple[str, dict, bytes]] = []
+            self.answer = (b"{}", "application/json")
+
+    runtime = Runtime()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            runtime.requests.append((self.path, dict(self.headers), body))
+            payload, kind = runtime.answer
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", f"http://127.0.0.1:{server.server_address[1]}"
+    )
+    yield runtime
+    server.shutdown()
+    server.server_close()
+
+
+def test_cli_invoke_sends_a_png_file_and_writes_a_binary_answer(runtime, tmp_path, capsysbinary):
+    image = tmp_path / "cat.png"
+    image.write_bytes(outside_plugin.PNG)
+    mask = outside_plugin.PNG[::-1]  # an answer that is no text either
+    runtime.answer = (mask, "image/png")
+    answer = tmp_path / "mask.png"
+    argv = ["invoke", "--endpoint", "png-endpoint", "--file", str(image)]
+    assert main([*argv, "--output", str(answer)]) == 0
+    ((path, headers, body),) = runtime.requests
+    assert path == "/endpoints/png-endpoint/invocations"
+    assert body == outside_plugin.PNG  # byte for byte, never decoded
+    assert headers["Content-Type"] == "image/png"
+    assert answer.read_bytes() == mask
+    capsysbinary.readouterr()
+    assert main(argv) == 0  # stdout is no terminal here: the bytes go there, as they are
+    assert capsysbinary.readouterr().out == mask
+
+
+def test_cli_invoke_checks_the_type_against_the_plugin_before_sending(runtime, tmp_path, capsys):
+    image = tmp_path / "cat.png"
+    image.write_bytes(outside_plugin.PNG)
+    argv = ["invoke", "--endpoint", "e", "--file", str(image), "--model", "text_classifier"]
+    assert main(argv) == 2
+    assert "plug-in text_classifier reads" in capsys.readouterr().err
+    assert runtime.requests == []
+
+
+def test_invoke_async_uploads_a_png_byte_for_byte(aws, trained):
+    name = deployed(trained, "async-png", mode="async", async_output_s3_uri=f"s3://{BUCKET}/o/")
+    output = launcher.invoke_async(
+        name,
+        outside_plugin.PNG,
+        content_type="image/png",
+        input_s3_uri=f"s3://{BUCKET}/async/png/",
+        boto_session=aws.session,
+        wait=False,
+    )
+    assert output.startswith("s3://")
+    (sent,) = [c.headers for c in aws.calls if c.operation == "InvokeEndpointAsync"]
+    assert sent["X-Amzn-SageMaker-Content-Type"] == "image/png"
+    key = sent["X-Amzn-SageMaker-InputLocation"].split(f"s3://{BUCKET}/", 1)[1]
+    assert key.startswith("async/png/") and key.endswith(".png")
+    uploaded = aws.session.client("s3").get_object(Bucket=BUCKET, Key=key)
+    assert uploaded["Body"].read() == outside_plugin.PNG
+    assert uploaded["ContentType"] == "image/png"
+
+
+def test_transform_of_a_png_prefix_sends_one_image_per_request(aws, sm, endpoint, png_plugin):
+    launcher.transform(
+        model_name=endpoint,
+        input_s3_uri=f"s3://{BUCKET}/images/",
+        output_s3_uri=f"s3://{BUCKET}/images-out/",
+        content_type="image/png",
+        model=png_plugin,
+        name="batch-png",
+        instance_type="ml.m5.xlarge",
+        boto_session=aws.session,
+        wait=False,
+    )
+    d = described(sm.describe_transform_job(TransformJobName="batch-png"))
+    assert d["TransformInput"]["ContentType"] == "image/png"
+    assert d["TransformInput"]["SplitType"] == "None"
+    assert d["BatchStrategy"] == "SingleRecord"
+    assert d["TransformOutput"] == {
+        "S3OutputPath": f"s3://{BUCKET}/images-out/",
+        "Accept": "application/json",
+        "AssembleWith": "None",
+    }
+    assert (d["MaxConcurrentTransforms"], d["MaxPayloadInMB"]) == (4, 6)
+
+
+def test_transform_from_a_training_job_checks_its_plugin_before_creating_a_model(
+    aws, sm, png_plugin, capsys
+):
+    """The job's own `model` hyperparameter decides which types the model reads."""
+    texts = launcher.train(train=TRAIN, role=ROLE, image_uri=IMAGE, boto_session=new_session(),
+                           wait=False).name  # fmt: skip
+    args = dict(input_s3_uri=f"s3://{BUCKET}/images/", output_s3_uri=f"s3://{BUCKET}/o/",
+                content_type="image/png", role=ROLE, image_uri=IMAGE, boto_session=aws.session,
+                wait=False)  # fmt: skip
+    with pytest.raises(launcher.LauncherError, match="plug-in text_classifier reads"):
+        launcher.transform(training_job=texts, name="png-from-texts", **args)
+    assert aws.operations() == ["DescribeTrainingJob"]  # no model was created
+    images = launcher.train(
+        train=TRAIN, hyperparameters={"model": png_plugin}, role=ROLE, image_uri=IMAGE,
+        boto_session=new_session(), wait=False,
+    ).name  # fmt: skip
+    launcher.transform(training_job=images, name="png-from-images", **args)
+    assert (
+        sm.describe_transform_job(TransformJobName="png-from-images")["TransformInput"]["SplitType"]
+        == "None"
+    )
+    # A plug-in this laptop cannot import (kept on another machine): the server judges.
+    sm.create_training_job(
+        TrainingJobName="trained-elsewhere",
+        HyperParameters={"model": "kept_on_another_machine"},
+        AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/elsewhere"},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
+    )
+    launcher.transform(training_job="trained-elsewhere", name="png-from-elsewhere", **args)
+    assert "content types not checked" in capsys.readouterr().out
+
+
+def test_cli_train_help_lists_a_plugin_on_pythonpath(tmp_path):
+    outside_plugin.write(tmp_path)
+    result = run_cli("train", "--hp", f"model={outside_plugin.NAME}", "--help",
+                     env={"PYTHONPATH": str(tmp_path)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"model={outside_plugin.NAME}:" in result.stdout
+    assert outside_plugin.HYPERPARAMETER in result.stdout
+
+
+# Dry runs against the moto server: JSON out, exit 0, and nothing created there.
+def resources(sm) -> dict[str, int]:
+    counts = {
+        "training jobs": len(sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]),
+        "tuning jobs": len(
+            sm.list_hyper_parameter_tuning_jobs(MaxResults=100)["HyperParameterTuningJobSummaries"]
+        ),
+        "models": len(sm.list_models(MaxResults=100)["Models"]),
+        "endpoint configs": len(sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]),
+        "endpoints": len(sm.list_endpoints(MaxResults=100)["Endpoints"]),
+        "transform jobs": len(sm.list_transform_jobs(MaxResults=100)["TransformJobSummaries"]),
+    }
+    s3 = new_session().client("s3").list_objects_v2(Bucket=BUCKET, Prefix="dry/")
+    counts["dry-run objects"] = s3.get("KeyCount", 0)
+    targets = (
+        new_session()
+        .client("application-autoscaling")
+        .describe_scalable_targets(ServiceNamespace="sagemaker")
+    )
+    counts["scalable targets"] = len(targets["ScalableTargets"])
+    return counts
+
+
+DRY_RUNS = {
+    "train": ["train", "--train", TRAIN, "--hp", "epochs=2", "--role", ROLE, "--image-uri", IMAGE],
+    "tune": ["tune", "--train", TRAIN, "--validation", VALIDATION, "--range",
+             "learning_rate=1e-5:1e-3:log", "--objective", "val_f1"],
+    "deploy": ["deploy", "--training-job", "any-job", "--name", "dry-endpoint",
+               "--instance-type", GPU_INSTANCE, "--min-instances", "1", "--max-instances", "2",
+               "--target-invocations-per-instance", "100"],
+    "transform": ["transform", "--model-data", f"s3://{BUCKET}/m.tar.gz", "--input",
+                  f"s3://{BUCKET}/images/", "--output", f"s3://{BUCKET}/o/", "--content-type",
+                  "image/png", "--name", "dry-batch"],
+    "invoke": ["invoke", "--endpoint", "dry-endpoint", "--data", "{}",
+               "--async-input-s3-uri", f"s3://{BUCKET}/dry/in/"],
+}  # fmt: skip
+DRY_RUN_FIRST = {
+    "train": "CreateTrainingJob",
+    "tune": "CreateHyperParameterTuningJob",
+    "deploy": "CreateModel",
+    "transform": "CreateModel",
+    "invoke": "PutObject",
+}
+
+
+@pytest.mark.parametrize("command", DRY_RUNS)
+def test_cli_dry_run_prints_requests_and_creates_nothing(sm, capsys, command):
+    before = resources(sm)
+    assert main([*DRY_RUNS[command], "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["dry_run"] is True and printed["region"] == REGION
+    assert printed["requests"][0]["operation"] == DRY_RUN_FIRST[command]
+    assert resources(sm) == before
+
+
+def test_dry_run_prints_what_the_real_launch_sends(aws):
+    """Built by the same code: the dry run's requests are the real ones, on the wire."""
+    common = dict(role=ROLE, image_uri=IMAGE, region=REGION)
+    train = dict(train=TRAIN, hyperparameters={"epochs": 2}, spot=True, base_job_name="same",
+                 checkpoint_s3_uri=f"s3://{BUCKET}/ckpt/same/", **common)  # fmt: skip
+    dry = launcher.dry_run(launcher.train, **train)
+    launcher.train(**train, boto_session=aws.session, wait=False)
+    (real,) = aws.sent("CreateTrainingJob")
+    (printed,) = dry.requests
+    for request in (real, printed.params):
+        assert request.pop("TrainingJobName").startswith("same-")  # a timestamp each
+    assert printed.params == real
+    deploy = dict(model_data=f"s3://{BUCKET}/model.tar.gz", name="same-endpoint",
+                  instance_type=GPU_INSTANCE, serving={"workers": 2}, **common)  # fmt: skip
+    dry = launcher.dry_run(launcher.deploy, **deploy)
+    aws.calls.clear()
+    launcher.deploy(**deploy, boto_session=aws.session, wait=False)
+    for operation in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"):
+        (printed,) = [r.params for r in dry.requests if r.operation == operation]
+        assert aws.sent(operation) == [printed]

@@ -190,15 +190,20 @@ def test_transform_plan():
         2,
         50,
     )
-    for kind in ("content_type", "accept"):
-        with pytest.raises(LauncherError, match="batch transform works line by line"):
-            launcher.plan_transform(
-                model_name="m",
-                input_s3_uri="s3://b-1/in/",
-                output_s3_uri="s3://b-1/out/",
-                region="us-east-1",
-                **{kind: "application/json"},
-            )
+    assert (plan.split_type, plan.assemble_with, plan.limits.api_batch_strategy) == (
+        "Line",
+        "Line",
+        "MultiRecord",
+    )
+    # Lines in, so lines out: one answer line per input line.
+    with pytest.raises(LauncherError, match="answered line for line"):
+        launcher.plan_transform(
+            model_name="m",
+            input_s3_uri="s3://b-1/in/",
+            output_s3_uri="s3://b-1/out/",
+            region="us-east-1",
+            accept="application/json",
+        )
     many = {f"VAR_{i}": "x" for i in range(17)}
     with pytest.raises(LauncherError, match="at most 16"):
         launcher.plan_transform(
@@ -216,3 +221,34 @@ def test_launch_functions_show_their_plan_arguments():
     params = inspect.signature(launcher.train).parameters
     assert {"train", "hyperparameters", "spot", "wait", "timeout_seconds"} <= set(params)
     assert "launch" not in params
+
+
+# --- issue 24: help lists a plug-in kept outside the repository --------------------------------
+def test_train_and_tune_help_list_the_plugin_named_with_hp(tmp_path, monkeypatch, capsys):
+    from tests import outside_plugin
+
+    outside_plugin.write(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = outside_plugin.NAME
+    for command in ("train", "tune"):
+        with pytest.raises(SystemExit):
+            main([command, "--hp", f"model={name}", "--help"])
+        out = capsys.readouterr().out
+        assert f"model={name}:\n  {outside_plugin.HYPERPARAMETER}" in out
+        assert "width of the first convolution" in out
+        assert "model=text_classifier:" in out  # the shipped ones stay listed
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert outside_plugin.HYPERPARAMETER not in out
+        assert f"python -m launcher {command} --hp model=my_package --help" in out
+    with pytest.raises(SystemExit):
+        main(["train", "--help", f"--hp=model={name}"])
+    assert outside_plugin.HYPERPARAMETER in capsys.readouterr().out
+
+
+def test_help_says_why_a_named_plugin_cannot_be_listed(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--hp", "model=no_such_plugin_anywhere", "--help"])
+    out = capsys.readouterr().out
+    assert "model=no_such_plugin_anywhere: cannot be listed:" in out and "no such plug-in" in out
