@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SKELETON = Path(__file__).resolve().parent / "skeleton"
 PLUGINS = ROOT / "model" / "plugins"
+MARKER = "SAGEMAKER_PLUGIN"  # registry.MARKER (the platform is not imported here)
 
 
 def write(name: str, dest: Path = PLUGINS) -> Path:
@@ -31,6 +32,8 @@ def write(name: str, dest: Path = PLUGINS) -> Path:
     for source in sorted(SKELETON.glob("*.py")):
         text = source.read_text().replace("skeleton", name).replace("Skeleton", _camel(name))
         (target / source.name).write_text(text)
+    # The marker that lets the platform import the folder as a plug-in (registry.py).
+    (target / MARKER).write_text((SKELETON / MARKER).read_text())
     return target
 
 

@@ -55,6 +55,10 @@ def run_job(job: Callable[[], None], failure_file: Callable[[], Path], write: bo
     `write=False` is for ranks other than 0 in a multi-host job: they exit non-zero but
     leave the failure file to the rank whose reason SageMaker reports. An `Interrupted`
     job returns its exit code and writes nothing (the job logged where it stopped).
+
+    A job succeeds only by returning. The platform never exits from inside `job` (it
+    exits with `exit_with`, after), so a `SystemExit`, even `sys.exit(0)`, comes from code
+    it calls (a plug-in, a library) and stopped the job short of its model: a failure.
     """
     try:
         job()
@@ -62,9 +66,8 @@ def run_job(job: Callable[[], None], failure_file: Callable[[], Path], write: bo
         raise
     except Interrupted as exc:
         return exc.exit_code
-    except BaseException as exc:
-        if isinstance(exc, SystemExit) and not exc.code:
-            return 0
+    except BaseException as caught:
+        exc = _early_exit(caught) if isinstance(caught, SystemExit) else caught
         if isinstance(exc, UserError):
             log.error("training failed: %s", exc)
         else:
@@ -73,6 +76,17 @@ def run_job(job: Callable[[], None], failure_file: Callable[[], Path], write: bo
             write_failure(failure_file(), exc)
         return 1
     return 0
+
+
+def _early_exit(exc: SystemExit) -> UserError:
+    """The reason for a job that exited instead of returning; the traceback (the cause)
+    says which code called sys.exit."""
+    failure = UserError(
+        f"the job's code called sys.exit({exc.code!r}) before the job finished: a plug-in "
+        "must return or raise an error, never exit; the job counts as failed"
+    )
+    failure.__cause__ = exc
+    return failure
 
 
 def exit_with(code: int) -> None:

@@ -1,7 +1,8 @@
 """The seam between the platform and a model: the one class a plug-in implements.
 
-A plug-in is one folder under `model/plugins/` (or any importable package) whose
-`__init__.py` defines `plugin = MyPlugin()`, an instance of a `Plugin` subclass. The
+A plug-in is one folder under `model/plugins/` (or a package on PYTHONPATH) that holds a
+`SAGEMAKER_PLUGIN` marker file and whose `__init__.py` defines `plugin = MyPlugin()`, an
+instance of a `Plugin` subclass (registry.py imports no folder without the marker). The
 platform owns everything about SageMaker and running models; the plug-in owns its data,
 its network and what serving needs, in these steps:
 

@@ -154,7 +154,9 @@ def fit(prepared: Prepared) -> dict:
         # The best checkpoint is on rank 0's disk; rank 0 writes model/ and output/.
         log.info("done %s", logs.kv(rank=trainer.global_rank, steps=trainer.global_step))
         return {}
-    return export(prepared, built, elapsed)
+    report = export(prepared, built, elapsed)
+    check_model_written(contract.model_dir())
+    return report
 
 
 # --- the steps of `fit` -----------------------------------------------------------------
@@ -451,6 +453,24 @@ def _best_checkpoint(run: Run) -> dict:
         ) from exc
     run.module.load_state_dict(checkpoint["state_dict"])
     return checkpoint
+
+
+def check_model_written(model_dir: Path) -> None:
+    """Rank 0, last: no job ends 0 without a model. The weights and the manifest the
+    platform wrote must still be there after the plug-in's `export` and `evaluate`."""
+    from .artifacts import CHECKPOINT, MANIFEST
+
+    paths = [model_dir / CHECKPOINT, model_dir / MANIFEST]
+    missing = [f"model/{p.name}" for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(
+            f"the job wrote no model: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing after the plug-in's export "
+            "(a plug-in writes beside them, never removes them)"
+        )
+    empty = [f"model/{p.name}" for p in paths if p.stat().st_size == 0]
+    if empty:
+        raise UserError(f"the job wrote no model: {', '.join(empty)} is empty")
 
 
 def run() -> None:

@@ -12,6 +12,8 @@ nginx + gunicorn, batching, content types, errors). Try it:
     __init__.py   this file: the Plugin (no torch import here: keep it light)
     model.py      the network (a plain nn.Module), the LightningModule, the DataModule
     sample.py     sample data and requests, for the demo and the platform tests
+    SAGEMAKER_PLUGIN  the marker that makes this folder a plug-in: without it, the
+                  platform never imports the folder (keep it)
 """
 
 from __future__ import annotations

@@ -119,6 +119,7 @@ def test_the_exported_model_is_the_best_epoch_by_the_monitor(tmp_path, mode, bes
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(textwrap.dedent(SCRIPTED).replace("SCORES", repr(SCORES)))
     (package / "model.py").write_text(textwrap.dedent(MODEL))
+    (package / "SAGEMAKER_PLUGIN").write_text("# a plug-in for this test\n")
     base = tmp_path / "opt_ml"
     train = base / "input" / "data" / "train"
     train.mkdir(parents=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,6 +58,19 @@ def mlflow_server(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def program_folder():
+    """The program folder (`train`'s working directory) gains nothing: no mlruns/ or
+    database (removed afterwards, should the code under test have written one)."""
+    before = {p.name for p in helpers.MODEL_DIR.iterdir()}
+    yield helpers.MODEL_DIR
+    new = {p.name for p in helpers.MODEL_DIR.iterdir()} - before - {"__pycache__"}
+    for name in new & {"mlruns", "mlflow.db", "mlartifacts"}:
+        path = helpers.MODEL_DIR / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    assert not new, f"written into the program folder: {sorted(new)}"
 
 
 def tabular_job(tmp_path, epochs: int = 3):
@@ -121,40 +136,59 @@ def test_the_experiment_defaults_to_the_plugin_name(mlflow_server, tmp_path):
     assert "INFO train: mlflow experiment=tabular " in result.stdout
 
 
-def test_an_unreachable_tracking_server_fails_the_job_before_it_trains(tmp_path):
+@pytest.mark.parametrize("server", ["refused", "blackholed"])
+def test_an_unreachable_tracking_server_fails_the_job_in_seconds(tmp_path, server):
+    """With MLflow's own retry settings (7 retries, 2 s backoff, 120 s timeouts) this took
+    minutes; the job's check is bounded, so the run's timeout (well under MLflow's
+    retries) is never reached. Nothing listens on a refused port; a blackholed one
+    accepts connections and never answers."""
     base = tabular_job(tmp_path, epochs=1)
-    env = {
-        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-    }
-    result = helpers.run_entry("train", base, env=env)
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        if server == "blackholed":
+            blackhole.listen(16)
+        uri = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
+        env = {"MLFLOW_TRACKING_URI": uri}
+        result = helpers.run_entry("train", base, env=env, timeout=150)
     assert result.returncode == 1
-    assert helpers.failure_reason(base).startswith(
-        "MLflow at MLFLOW_TRACKING_URI=http://127.0.0.1:9 cannot be used: "
-    )
+    reason = helpers.failure_reason(base)
+    assert reason.startswith(f"MLflow at MLFLOW_TRACKING_URI={uri} cannot be used: "), reason
     assert "train_loss=" not in result.stdout  # no epoch ran
 
 
-def test_without_the_variable_mlflow_is_never_imported(tmp_path):
+@pytest.mark.parametrize(
+    "uri,reason",
+    [
+        ("file:/tmp/mlruns", "is a folder (MLflow's file store)"),
+        ("/tmp/mlruns", "is a folder (MLflow's file store)"),
+        ("sqlite:///mlflow.db", "is a relative path"),
+        ("sqlite://", "is an in-memory database"),
+        ("ftp://example.com/x", "has the scheme 'ftp'"),
+    ],
+)
+def test_a_tracking_uri_mlflow_cannot_keep_fails_in_prepare_with_one_line(
+    tmp_path, program_folder, uri, reason
+):
     base = tabular_job(tmp_path, epochs=1)
-    # The entry point as the image runs it, reporting at exit what it had imported.
-    code = (
-        "import atexit, sys, runpy\n"
-        "atexit.register(lambda: print('mlflow imported:', 'mlflow' in sys.modules))\n"
-        f"runpy.run_path({str(helpers.MODEL_DIR / 'train')!r}, run_name='__main__')\n"
-    )
-    env = helpers.subprocess_env(base)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=str(helpers.MODEL_DIR),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = helpers.run_entry("train", base, env={"MLFLOW_TRACKING_URI": uri}, timeout=150)
+    assert result.returncode == 1
+    failure = helpers.failure_reason(base)
+    assert failure.startswith(f"MLFLOW_TRACKING_URI={uri} {reason}"), failure
+    assert "MlflowException" not in failure
+    assert "INFO train: fit " not in result.stdout  # refused before torch was imported
+
+
+def test_a_sqlite_tracking_uri_keeps_artifacts_in_the_job_output(tmp_path, program_folder):
+    """MLflow's default artifact root for a database is ./mlruns: the program folder,
+    which is the working directory of `train` in the image."""
+    from mlflow.tracking import MlflowClient
+
+    base = tabular_job(tmp_path, epochs=1)
+    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = helpers.run_entry("train", base, env={"MLFLOW_TRACKING_URI": db})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "INFO train: result " in result.stdout
-    assert "mlflow imported: False" in result.stdout
-    assert "mlflow" not in result.stdout.replace("mlflow imported: False", "")
+    client = MlflowClient(db)
+    (run,) = client.search_runs([client.get_experiment_by_name("tabular").experiment_id])
+    artifacts = base / "output" / "mlflow"
+    assert run.info.artifact_uri.startswith(str(artifacts)), run.info.artifact_uri
+    assert list(artifacts.rglob("metrics.json"))

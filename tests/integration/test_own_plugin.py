@@ -153,6 +153,7 @@ def test_a_plugin_outside_the_repo_trains_and_serves(tmp_path):
     (plugins / "counts").mkdir(parents=True)
     (plugins / "counts" / "__init__.py").write_text(textwrap.dedent(OWN_PLUGIN))
     (plugins / "counts" / "model.py").write_text(textwrap.dedent(OWN_MODEL))
+    (plugins / "counts" / "SAGEMAKER_PLUGIN").write_text("# a plug-in kept outside the repo\n")
     env = {"PYTHONPATH": str(plugins)}
     base = tmp_path / "opt_ml"
     write_counts_job(base)
@@ -209,6 +210,7 @@ def test_the_new_model_skeleton_trains_and_serves_as_it_is(tmp_path):
         capture_output=True,
     )
     assert sorted(p.name for p in (dest / "house_prices").iterdir()) == [
+        "SAGEMAKER_PLUGIN",
         "__init__.py",
         "model.py",
         "sample.py",

@@ -138,6 +138,7 @@ def write_plugin(root: Path) -> dict[str, str]:
     (plugins / "row_ids").mkdir(parents=True)
     (plugins / "row_ids" / "__init__.py").write_text(textwrap.dedent(ROW_IDS_PLUGIN))
     (plugins / "row_ids" / "model.py").write_text(textwrap.dedent(ROW_IDS_MODEL))
+    (plugins / "row_ids" / "SAGEMAKER_PLUGIN").write_text("# a plug-in for this test\n")
     return {"PYTHONPATH": str(plugins)}
 
 
