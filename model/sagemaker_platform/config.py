@@ -36,7 +36,7 @@ class TrainSettings:
 
     model: str = setting(
         "text_classifier",
-        "the plug-in that trains (a folder of model/plugins/, or an importable package)",
+        "the plug-in that trains (a folder of model/plugins/, or a package on PYTHONPATH; either holds a SAGEMAKER_PLUGIN marker file)",
     )
     epochs: int = setting(6, "passes over the training data", lo=1, hi=10_000)
     batch_size: int = setting(16, "rows per training step and device", lo=1, hi=65_536)
