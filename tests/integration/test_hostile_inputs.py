@@ -16,6 +16,7 @@ import requests
 
 from launcher import metrics
 from tests import helpers
+from tests.unit import chained_links
 
 FORGED = "\nepoch=99 val_f1=0.999 val_loss=0.001 train_loss=0.001"
 
@@ -133,6 +134,31 @@ def test_the_archive_limits_reach_the_pretrained_channel(trained_model, tiny_bac
     reason = helpers.failure_reason(base_dir)
     assert reason.startswith("pretrained/model.tar.gz is refused"), reason
     assert "max_unpacked_files" in reason
+
+
+def test_a_chained_symlink_archive_in_the_pretrained_channel_writes_nothing_outside(
+    tiny_backbone, base_dir, tmp_path
+):
+    """Issue 23, item 1: the archive that escapes Python's tarfile filter through 16
+    chained symlinks (no '..' in any member name) fails the job in one line naming its
+    first link, and nothing lands outside the extraction folder (TMPDIR holds the job's
+    scratch folder here, so a file the archive planted above it would survive the job)."""
+    hp = helpers.test_hyperparameters("text_classifier", tiny_backbone)
+    helpers.write_sample_job(base_dir, hp)
+    channel = base_dir / "input" / "data" / "pretrained"
+    channel.mkdir()
+    chained_links.build(channel / "model.tar.gz", levels_up=2, planted="pwned")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    result = helpers.run_entry("train", base_dir, env={"TMPDIR": str(tmp)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    reason = helpers.failure_reason(base_dir)
+    assert reason.startswith("pretrained/model.tar.gz is refused: member 'a' is a symbolic link"), (
+        reason
+    )
+    assert "Traceback" not in result.stdout
+    assert not list(tmp_path.rglob("pwned")), "the archive wrote outside its folder"
+    assert not list(tmp.iterdir())  # the scratch folder is gone, nothing beside it
 
 
 # --- unclean failures: each a one-line reason naming the file or key (item 7) ---------
