@@ -161,6 +161,71 @@ def test_a_chained_symlink_archive_in_the_pretrained_channel_writes_nothing_outs
     assert not list(tmp.iterdir())  # the scratch folder is gone, nothing beside it
 
 
+# --- a checkpoint's callback state and links in checkpoints/ (issue 23, item 2) -------
+def _tabular_job(base: Path, epochs: int) -> None:
+    hp = helpers.test_hyperparameters("tabular")
+    helpers.write_sample_job(base, {**hp, "epochs": str(epochs)}, model="tabular")
+
+
+def test_a_resumed_checkpoint_naming_outside_files_and_s3_objects_deletes_none(tmp_path):
+    """last.ckpt from checkpoint_s3_uri whose EpochCheckpoints state names a file and a
+    folder beside the base dir (through checkpoints/../..) and S3 objects: Lightning
+    deleted them all when the resumed run saved its next best and last checkpoints. The
+    job resumes, ends and exports its model, and every victim is still there."""
+    import boto3
+    import torch
+
+    base = tmp_path / "opt_ml"
+    _tabular_job(base, epochs=1)
+    assert helpers.run_entry("train", base).returncode == 0
+    checkpoints = base / "checkpoints"
+    (tmp_path / "victim.txt").write_text("keep me")
+    (tmp_path / "victim_dir").mkdir()
+    (tmp_path / "victim_dir" / "data.bin").write_text("keep me too")
+    with helpers.moto_s3(tmp_path) as aws:
+        s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        s3.create_bucket(Bucket="victim-bucket")
+        s3.put_object(Bucket="victim-bucket", Key="prod/model.tar.gz", Body=b"production")
+        ckpt = torch.load(checkpoints / "last.ckpt", weights_only=True)
+        (key,) = [k for k in ckpt["callbacks"] if k.startswith("EpochCheckpoints")]
+        outside = f"{checkpoints}/../../victim_dir"
+        ckpt["callbacks"][key].update(
+            last_model_path="s3://victim-bucket/prod/model.tar.gz",
+            best_model_path=outside,
+            best_k_models={outside: torch.tensor(-1.0), f"{checkpoints}/../../victim.txt": 0.0},
+            kth_best_model_path=outside,
+            kth_value=torch.tensor(-1.0),  # val_f1 is maximised: any epoch beats it
+        )
+        torch.save(ckpt, checkpoints / "last.ckpt")
+        _tabular_job(base, epochs=2)
+        result = helpers.run_entry("train", base, env=aws)
+        objects = s3.list_objects_v2(Bucket="victim-bucket").get("Contents", [])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [o["Key"] for o in objects] == ["prod/model.tar.gz"]
+    assert (tmp_path / "victim.txt").read_text() == "keep me"
+    assert (tmp_path / "victim_dir" / "data.bin").read_text() == "keep me too"
+    assert " train: resume checkpoint=" in result.stdout
+    assert "ignored=outside_checkpoints" in result.stdout
+    assert re.search(r" train: epoch=2 ", result.stdout), result.stdout[-3000:]
+    assert (base / "model" / "model.ckpt").is_file()
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_a_link_planted_in_checkpoints_is_refused_and_nothing_written_through_it(tmp_path):
+    base = tmp_path / "opt_ml"
+    _tabular_job(base, epochs=1)
+    victim = tmp_path / "callbacks.py"
+    victim.write_text("original\n")
+    (base / "checkpoints").mkdir()
+    (base / "checkpoints" / "best.ckpt").symlink_to(victim)
+    result = helpers.run_entry("train", base)
+    assert result.returncode == 1, result.stdout[-3000:]
+    reason = helpers.failure_reason(base)
+    assert reason.startswith("checkpoints/best.ckpt is a symbolic link"), reason
+    assert victim.read_text() == "original\n"
+
+
 # --- unclean failures: each a one-line reason naming the file or key (item 7) ---------
 def _deep(depth: int) -> bytes:
     return b'{"epochs": ' + b"[" * depth + b"]" * depth + b"}"

@@ -8,6 +8,7 @@ import glob
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,12 +174,12 @@ def test_no_member_is_written_through_a_link_even_one_already_in_the_folder(tmp_
     root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with tarfile.open(archive(tmp_path / "m.tar.gz", member("up/new.py"))) as tar:
-            for name in ("up/new.py", "config.json"):
-                info = tarfile.TarInfo(name)
-                with pytest.raises(
-                    UserError,
-                    match=rf"member '{name}' (would be written under 'up', which is not a folder|would replace)",
-                ):
+            for name, reason in {
+                "up/new.py": "would be written under 'up', which is not a folder",
+                "config.json": "would replace what an earlier member wrote",
+            }.items():
+                with pytest.raises(UserError, match=re.escape(f"member '{name}' {reason}")):
+                    info = tarfile.TarInfo(name)
                     archives._write(tar, info, tuple(name.split("/")), root, WHERE)
     finally:
         os.close(root)
