@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from launcher import metrics
+from sagemaker_platform import logs
 from tests import helpers
 from tests.unit import chained_links
 
@@ -77,7 +78,23 @@ def test_a_hostile_hyperparameter_fails_in_one_whole_line_and_forges_nothing(
     assert result.returncode == 1
     assert_nothing_forged(result.stdout + result.stderr)
     reason = helpers.failure_reason(base_dir)
-    assert "val_f1=0.999" in reason.replace("\\=", "="), reason  # whole, not cut at the break
+    # whole, not cut at the break: the value as it is, a key escaped (issue 23, item 3)
+    whole = "val_f1=0.999" if "epochs" in params else logs.key(f"epochs{FORGED}")
+    assert whole in reason.replace("\\=", "="), reason
+
+
+def test_a_reserved_hyperparameter_key_forges_no_metric(base_dir, run_train):
+    """`sagemaker_*` and `_*` keys are logged as they come, on the
+    `sagemaker_hyperparameters` line, before the data is read: a job without data fails
+    right after printing it."""
+    keys = [f"sagemaker_x{FORGED} y", f"_x{FORGED}", "sagemaker_val_f1=.5", "_x val_f1"]
+    helpers.write_hyperparameters(base_dir, {key: "0.999" for key in keys})
+    result = run_train(base_dir)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no training data" in helpers.failure_reason(base_dir)
+    assert_nothing_forged(result.stdout + result.stderr)
+    (line,) = [x for x in result.stdout.splitlines() if " sagemaker_hyperparameters " in x]
+    assert all(logs.key(key) + "=0.999" in line for key in keys), line
 
 
 def test_a_column_hyperparameter_naming_a_metric_forges_nothing(
