@@ -95,10 +95,11 @@ def find_checkpoint(directory: Path) -> Found | None:
 
 
 def check_folder(directory: Path) -> None:
-    """The checkpoint folder holds files. The job writes best.ckpt, last.ckpt and
-    last.ckpt.partial there, and a symbolic link in their place (or as the folder) would
-    have it write through the link, outside: any link is refused (a sync from
-    checkpoint_s3_uri makes none)."""
+    """The checkpoint folder holds files; any symbolic link in it (or as it) is refused,
+    as a sync from checkpoint_s3_uri makes none. Through a link the job would read a
+    checkpoint from outside the folder and resume from it, and write outside: Lightning
+    saves best.ckpt to a temporary file and moves it onto the name, and a link there to
+    a folder moves the checkpoint into that folder."""
     links = [directory] if directory.is_symlink() else []
     if directory.is_dir():
         links += sorted(p for p in directory.iterdir() if p.is_symlink())

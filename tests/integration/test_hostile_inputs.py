@@ -230,17 +230,21 @@ def test_a_resumed_checkpoint_naming_outside_files_and_s3_objects_deletes_none(t
 
 
 def test_a_link_planted_in_checkpoints_is_refused_and_nothing_written_through_it(tmp_path):
+    """checkpoints/best.ckpt as a link to a folder elsewhere: Lightning saves to a
+    temporary file and moves it onto the name, which moved the checkpoint into that
+    folder. The job now fails before training, naming the link."""
     base = tmp_path / "opt_ml"
     _tabular_job(base, epochs=1)
-    victim = tmp_path / "callbacks.py"
-    victim.write_text("original\n")
+    victim = tmp_path / "victim_dir"
+    victim.mkdir()
+    (victim / "callbacks.py").write_text("original\n")
     (base / "checkpoints").mkdir()
-    (base / "checkpoints" / "best.ckpt").symlink_to(victim)
+    (base / "checkpoints" / "best.ckpt").symlink_to(victim, target_is_directory=True)
     result = helpers.run_entry("train", base)
+    assert sorted(p.name for p in victim.iterdir()) == ["callbacks.py"], "written through"
     assert result.returncode == 1, result.stdout[-3000:]
     reason = helpers.failure_reason(base)
     assert reason.startswith("checkpoints/best.ckpt is a symbolic link"), reason
-    assert victim.read_text() == "original\n"
 
 
 # --- unclean failures: each a one-line reason naming the file or key (item 7) ---------
