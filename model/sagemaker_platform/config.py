@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
-from . import contract
+from . import contract, logs
 from .errors import UserError
 
 
@@ -290,7 +290,9 @@ def parse_fields(cls, raw: Mapping[str, str], what: str = "hyperparameter"):
     by_name = {f.name: f for f in fields(cls)}
     unknown = sorted(set(raw) - set(by_name))
     if unknown:
-        raise ConfigError(f"unknown {what} {unknown[0]!r}; known: {', '.join(sorted(by_name))}")
+        raise ConfigError(
+            f"unknown {what} '{logs.key(unknown[0])}'; known: {', '.join(sorted(by_name))}"
+        )
     return cls(**{k: _parse_value(by_name[k], k, str(v)) for k, v in raw.items()})
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from . import contract, registry
+from . import contract, logs, registry
 from .config import ConfigError, TrainSettings, field_names, is_reserved, parse_fields
 from .plugin import Plugin
 
@@ -53,12 +53,12 @@ def _check_lengths(raw: Mapping[str, str]) -> None:
     for key, value in raw.items():
         if len(key) > MAX_KEY_LENGTH:
             raise ConfigError(
-                f"hyperparameter name {key[:40]!r}... is {len(key)} characters long; "
+                f"hyperparameter name '{logs.key(key[:40])}'... is {len(key)} characters long; "
                 f"at most {MAX_KEY_LENGTH}"
             )
         if len(value) > MAX_VALUE_LENGTH:
             raise ConfigError(
-                f"hyperparameter {key!r} is {len(value)} characters long; "
+                f"hyperparameter '{logs.key(key)}' is {len(value)} characters long; "
                 f"at most {MAX_VALUE_LENGTH}"
             )
 
@@ -75,7 +75,7 @@ def parse(raw: Mapping[str, str]) -> JobConfig:
     unknown = sorted(set(ours) - platform_keys - plugin_keys)
     if unknown:
         raise ConfigError(
-            f"unknown hyperparameter {unknown[0]!r} for model={plugin.name}; known: "
+            f"unknown hyperparameter '{logs.key(unknown[0])}' for model={plugin.name}; known: "
             + ", ".join(sorted(platform_keys | plugin_keys))
         )
     settings = parse_fields(TrainSettings, {k: v for k, v in ours.items() if k in platform_keys})

@@ -7,6 +7,12 @@ header, a hyperparameter, a library's message, an exception) is printed *inert*:
 between a word character and a number is escaped as `\\=`, line breaks and other control
 characters as `\\n`, `\\x1b`. The code's own templates and `kv` lines stay as written.
 Log outside values as `%s` arguments or through `kv`, never pasted into the template.
+
+A `kv` key may come from outside too (a `sagemaker_*` hyperparameter's name, a channel's):
+`key` keeps ASCII letters, digits and `_` and escapes every other character (`=` as
+`\\x3d`, a space as `\\x20`, a line break as `\\n`). No `=` is left in it, and every
+escape ends in a letter or digit, so no metric name inside a key starts a word that a
+definition's `\\bname=` could match.
 """
 
 from __future__ import annotations
@@ -33,6 +39,23 @@ def inert(text: object, keep_newlines: bool = False) -> str:
     """`text` as it may be printed: no line break, no `name=` for a metric regex to match."""
     table = {k: v for k, v in _CONTROL.items() if not (keep_newlines and k == 10)}
     return _METRIC_EQUALS.sub(r"\\=", str(text).translate(table))
+
+
+_KEY_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def key(name: object) -> str:
+    """`name` as a `name=value` key or a name in a message: `[A-Za-z0-9_]` kept, every
+    other character escaped (see the module docstring)."""
+    return "".join(
+        c if c in _KEY_CHARACTERS else _CONTROL.get(ord(c)) or _escape(ord(c)) for c in str(name)
+    )
+
+
+def _escape(code: int) -> str:
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def one_line(text: object) -> str:
@@ -116,9 +139,11 @@ def quiet_libraries() -> None:
 
 def kv(**metrics: object) -> Line:
     """`epoch=2 val_f1=0.8312`: the format SageMaker metric definitions match. Numbers are
-    printed as numbers; any other value (a path, a name, a hyperparameter) inert."""
+    printed as numbers; any other value (a path, a name, a hyperparameter) inert; every
+    name through `key`."""
     parts = []
-    for name, value in metrics.items():
+    for raw, value in metrics.items():
+        name = key(raw)
         if isinstance(value, float):
             small = value != 0 and abs(value) < 1e-3
             parts.append(f"{name}={value:.3e}" if small else f"{name}={value:.4f}")

@@ -36,7 +36,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from . import logs
@@ -86,10 +87,29 @@ def find_checkpoint(directory: Path) -> Found | None:
     before best.ckpt at the same step. None for a missing or empty directory."""
     if not directory.is_dir():
         return None
-    found = [f for p in sorted(directory.glob("*.ckpt")) if (f := read_checkpoint(p))]
+    paths = sorted(p for p in directory.glob("*.ckpt") if not p.is_symlink())
+    found = [f for p in paths if (f := read_checkpoint(p))]
     if not found:
         return None
     return max(found, key=lambda f: (f.step, f.path.name == RESUME_FILE))
+
+
+def check_folder(directory: Path) -> None:
+    """The checkpoint folder holds files; any symbolic link in it (or as it) is refused,
+    as a sync from checkpoint_s3_uri makes none. Through a link the job would read a
+    checkpoint from outside the folder and resume from it, and write outside: Lightning
+    saves best.ckpt to a temporary file and moves it onto the name, and a link there to
+    a folder moves the checkpoint into that folder."""
+    links = [directory] if directory.is_symlink() else []
+    if directory.is_dir():
+        links += sorted(p for p in directory.iterdir() if p.is_symlink())
+    if links:
+        link = links[0]
+        what = "the checkpoint folder" if link == directory else f"{directory.name}/{link.name}"
+        raise UserError(
+            f"{what} is a symbolic link; the checkpoint folder must hold files only, as "
+            "the job writes its checkpoints there: remove the link"
+        )
 
 
 def check_fits(found: Found, module: torch.nn.Module) -> None:
@@ -105,6 +125,30 @@ def check_fits(found: Found, module: torch.nn.Module) -> None:
             )
 
 
+def inside(path: object, folder: str | Path) -> str | None:
+    """`path` as this job may use it: the real path of a `*.ckpt` file directly in
+    `folder` (after resolving links and `..`), else None. A URL (`s3://...`) is never
+    inside: a checkpoint's saved state names only the job's own files."""
+    if not isinstance(path, str) or not path or "://" in path or "::" in path:
+        return None
+    try:
+        real = Path(os.path.realpath(path))
+        home = Path(os.path.realpath(folder))
+        ok = real.parent == home and real.suffix == ".ckpt" and not real.is_dir()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return None
+    return str(real) if ok else None
+
+
+def _score(value: object) -> torch.Tensor | None:
+    """A saved score: one number (a tensor or a float), not NaN; else None."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point():
+        value = float(value)
+    if type(value) not in (int, float) or value != value:
+        return None
+    return torch.tensor(float(value))
+
+
 class EpochCheckpoints(ModelCheckpoint):
     """checkpoints/best.ckpt by the plug-in's metric, and last.ckpt at the end of every
     epoch.
@@ -114,7 +158,55 @@ class EpochCheckpoints(ModelCheckpoint):
     still held an older step, and a spot restart repeated the epoch. Here an epoch end
     that saved no best checkpoint saves last.ckpt alone. It happens inside this callback,
     which Lightning runs after the others, so the checkpoint holds this epoch's best score.
+
+    On resume, Lightning restores the paths saved in last.ckpt (`best_model_path`,
+    `last_model_path`, `best_k_models`, `kth_best_model_path`) as they are, and later
+    deletes the "previous" best and last checkpoints by those paths, through fsspec: a
+    checkpoint from checkpoint_s3_uri naming `checkpoints/../../x` or `s3://bucket/key`
+    deleted that file or object (issue 23). `load_state_dict` keeps only the paths of
+    `*.ckpt` files in this job's checkpoint folder (see `inside`), and only scores that
+    are numbers; the rest is dropped, in one log line. A run's own state is all inside,
+    so a spot restart keeps its best score and best.ckpt as before.
     """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict) if isinstance(state_dict, dict) else {}
+        dropped: list[str] = []
+
+        def path(key: str) -> str:
+            value = state.get(key) or ""
+            kept = inside(value, self.dirpath) if value else ""
+            if kept is None:
+                dropped.append(f"{key}={value}")
+            return kept or ""
+
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            state[key] = path(key)
+        models = state.get("best_k_models")
+        kept_models = {}
+        for name, score in (models if isinstance(models, dict) else {}).items():
+            real, value = inside(name, self.dirpath), _score(score)
+            if real is None or value is None:
+                dropped.append(f"best_k_models[{name}]")
+            else:
+                kept_models[real] = value
+        state["best_k_models"] = kept_models
+        if state["kth_best_model_path"] not in kept_models:
+            state["kth_best_model_path"] = ""
+        for key, default in (("best_model_score", None), ("kth_value", self.kth_value)):
+            value = _score(state.get(key))
+            state[key] = default if value is None else value
+        state.setdefault("dirpath", self.dirpath)
+        if dropped:
+            log.warning(
+                "resume %s",
+                logs.kv(
+                    ignored="outside_checkpoints",
+                    entries=len(dropped),
+                    first=dropped[0][:300],
+                ),
+            )
+        super().load_state_dict(state)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -129,6 +221,33 @@ class EpochCheckpoints(ModelCheckpoint):
     def _last_unless_saved(self, trainer: L.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class EarlyStop(EarlyStopping):
+    """Lightning's EarlyStopping, whose state from a checkpoint is checked: Lightning
+    restores `patience` too (a resumed job then ignored its own early_stopping_patience),
+    and any type in any field (a string patience failed the job mid-epoch). Here the
+    job's patience stands; the waited epochs, a number in [0, patience]; the best score, a
+    number; anything else starts afresh. Same state key as EarlyStopping, so checkpoints
+    written before keep resuming."""
+
+    @property
+    def state_key(self) -> str:
+        return "EarlyStopping" + repr({"monitor": self.monitor, "mode": self.mode})
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = state_dict if isinstance(state_dict, dict) else {}
+        wait, stopped = state.get("wait_count"), state.get("stopped_epoch")
+        best = _score(state.get("best_score"))
+        self.wait_count = wait if type(wait) is int and 0 <= wait <= self.patience else 0
+        self.stopped_epoch = stopped if type(stopped) is int and 0 <= stopped < 2**31 else 0
+        if best is not None:
+            self.best_score = best
+        reason = state.get("stopping_reason")
+        valid = {r.value for r in EarlyStoppingReason}
+        self.stopping_reason = EarlyStoppingReason(reason if reason in valid else 0)
+        message = state.get("stopping_reason_message")
+        self.stopping_reason_message = message[:500] if isinstance(message, str) else None
 
 
 class SpotCheckpoints(L.Callback):
@@ -158,7 +277,12 @@ class SpotCheckpoints(L.Callback):
         return {"data_position": self._loader.position if self._loader is not None else 0}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._resume_position = int(state.get("data_position", 0))
+        # A count of batches; `on_train_start` bounds it by the epoch's batches.
+        position = state.get("data_position", 0) if isinstance(state, dict) else None
+        if type(position) is not int or not 0 <= position < 2**62:
+            log.warning("resume %s", logs.kv(ignored="data_position", value=str(position)[:100]))
+            position = 0
+        self._resume_position = position
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Every rank reads its own checkpoints/; on SageMaker every host gets the same copy

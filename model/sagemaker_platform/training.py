@@ -309,6 +309,7 @@ def _checkpointing(checkpoints: Path, every_n_steps: int, monitor: Monitor | Non
         save_last=True,
         enable_version_counter=False,
     )
+    resume.check_folder(checkpoints)
     found = resume.find_checkpoint(checkpoints)
     if found is not None:
         resume.check_fits(found, module)
@@ -335,11 +336,12 @@ def _trainer(
     """One Trainer for one process or DDP; early stopping on the plug-in's metric when
     there is validation; no progress bar (the log lines say it all)."""
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping
+
+    from .resume import EarlyStop
 
     settings = job.settings
     if monitor is not None and settings.early_stopping_patience:
-        stop = EarlyStopping(
+        stop = EarlyStop(
             monitor.metric, mode=monitor.mode, patience=settings.early_stopping_patience
         )
         callbacks = [*callbacks, stop]
@@ -443,7 +445,12 @@ def _best_checkpoint(run: Run) -> dict:
     weights-only, with its weights loaded into the module."""
     import torch
 
-    path = run.best.best_model_path or run.best.last_model_path
+    from .resume import inside
+
+    saved = run.best.best_model_path or run.best.last_model_path
+    path = inside(saved, run.best.dirpath)
+    if path is None:  # EpochCheckpoints restores none from a checkpoint: never read one
+        raise UserError(f"the best checkpoint {saved!r} is not a *.ckpt file in checkpoints/")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -15,7 +15,9 @@ import pytest
 import requests
 
 from launcher import metrics
+from sagemaker_platform import logs
 from tests import helpers
+from tests.unit import chained_links
 
 FORGED = "\nepoch=99 val_f1=0.999 val_loss=0.001 train_loss=0.001"
 
@@ -76,7 +78,23 @@ def test_a_hostile_hyperparameter_fails_in_one_whole_line_and_forges_nothing(
     assert result.returncode == 1
     assert_nothing_forged(result.stdout + result.stderr)
     reason = helpers.failure_reason(base_dir)
-    assert "val_f1=0.999" in reason.replace("\\=", "="), reason  # whole, not cut at the break
+    # whole, not cut at the break: the value as it is, a key escaped (issue 23, item 3)
+    whole = "val_f1=0.999" if "epochs" in params else logs.key(f"epochs{FORGED}")
+    assert whole in reason.replace("\\=", "="), reason
+
+
+def test_a_reserved_hyperparameter_key_forges_no_metric(base_dir, run_train):
+    """`sagemaker_*` and `_*` keys are logged as they come, on the
+    `sagemaker_hyperparameters` line, before the data is read: a job without data fails
+    right after printing it."""
+    keys = [f"sagemaker_x{FORGED} y", f"_x{FORGED}", "sagemaker_val_f1=.5", "_x val_f1"]
+    helpers.write_hyperparameters(base_dir, {key: "0.999" for key in keys})
+    result = run_train(base_dir)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no training data" in helpers.failure_reason(base_dir)
+    assert_nothing_forged(result.stdout + result.stderr)
+    (line,) = [x for x in result.stdout.splitlines() if " sagemaker_hyperparameters " in x]
+    assert all(logs.key(key) + "=0.999" in line for key in keys), line
 
 
 def test_a_column_hyperparameter_naming_a_metric_forges_nothing(
@@ -133,6 +151,100 @@ def test_the_archive_limits_reach_the_pretrained_channel(trained_model, tiny_bac
     reason = helpers.failure_reason(base_dir)
     assert reason.startswith("pretrained/model.tar.gz is refused"), reason
     assert "max_unpacked_files" in reason
+
+
+def test_a_chained_symlink_archive_in_the_pretrained_channel_writes_nothing_outside(
+    tiny_backbone, base_dir, tmp_path
+):
+    """Issue 23, item 1: the archive that escapes Python's tarfile filter through 16
+    chained symlinks (no '..' in any member name) fails the job in one line naming its
+    first link, and nothing lands outside the extraction folder (TMPDIR holds the job's
+    scratch folder here, so a file the archive planted above it would survive the job)."""
+    hp = helpers.test_hyperparameters("text_classifier", tiny_backbone)
+    helpers.write_sample_job(base_dir, hp)
+    channel = base_dir / "input" / "data" / "pretrained"
+    channel.mkdir()
+    chained_links.build(channel / "model.tar.gz", levels_up=2, planted="pwned")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    result = helpers.run_entry("train", base_dir, env={"TMPDIR": str(tmp)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    reason = helpers.failure_reason(base_dir)
+    assert reason.startswith("pretrained/model.tar.gz is refused: member 'a' is a symbolic link"), (
+        reason
+    )
+    assert "Traceback" not in result.stdout
+    assert not list(tmp_path.rglob("pwned")), "the archive wrote outside its folder"
+    assert not list(tmp.iterdir())  # the scratch folder is gone, nothing beside it
+
+
+# --- a checkpoint's callback state and links in checkpoints/ (issue 23, item 2) -------
+def _tabular_job(base: Path, epochs: int) -> None:
+    hp = helpers.test_hyperparameters("tabular")
+    helpers.write_sample_job(base, {**hp, "epochs": str(epochs)}, model="tabular")
+
+
+def test_a_resumed_checkpoint_naming_outside_files_and_s3_objects_deletes_none(tmp_path):
+    """last.ckpt from checkpoint_s3_uri whose EpochCheckpoints state names a file and a
+    folder beside the base dir (through checkpoints/../..) and S3 objects: Lightning
+    deleted them all when the resumed run saved its next best and last checkpoints. The
+    job resumes, ends and exports its model, and every victim is still there."""
+    import boto3
+    import torch
+
+    base = tmp_path / "opt_ml"
+    _tabular_job(base, epochs=1)
+    assert helpers.run_entry("train", base).returncode == 0
+    checkpoints = base / "checkpoints"
+    (tmp_path / "victim.txt").write_text("keep me")
+    (tmp_path / "victim_dir").mkdir()
+    (tmp_path / "victim_dir" / "data.bin").write_text("keep me too")
+    with helpers.moto_s3(tmp_path) as aws:
+        s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        s3.create_bucket(Bucket="victim-bucket")
+        s3.put_object(Bucket="victim-bucket", Key="prod/model.tar.gz", Body=b"production")
+        ckpt = torch.load(checkpoints / "last.ckpt", weights_only=True)
+        (key,) = [k for k in ckpt["callbacks"] if k.startswith("EpochCheckpoints")]
+        outside = f"{checkpoints}/../../victim_dir"
+        ckpt["callbacks"][key].update(
+            last_model_path="s3://victim-bucket/prod/model.tar.gz",
+            best_model_path=outside,
+            best_k_models={outside: torch.tensor(-1.0), f"{checkpoints}/../../victim.txt": 0.0},
+            kth_best_model_path=outside,
+            kth_value=torch.tensor(-1.0),  # val_f1 is maximised: any epoch beats it
+        )
+        torch.save(ckpt, checkpoints / "last.ckpt")
+        _tabular_job(base, epochs=2)
+        result = helpers.run_entry("train", base, env=aws)
+        objects = s3.list_objects_v2(Bucket="victim-bucket").get("Contents", [])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [o["Key"] for o in objects] == ["prod/model.tar.gz"]
+    assert (tmp_path / "victim.txt").read_text() == "keep me"
+    assert (tmp_path / "victim_dir" / "data.bin").read_text() == "keep me too"
+    assert " train: resume checkpoint=" in result.stdout
+    assert "ignored=outside_checkpoints" in result.stdout
+    assert re.search(r" train: epoch=2 ", result.stdout), result.stdout[-3000:]
+    assert (base / "model" / "model.ckpt").is_file()
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_a_link_planted_in_checkpoints_is_refused_and_nothing_written_through_it(tmp_path):
+    """checkpoints/best.ckpt as a link to a folder elsewhere: Lightning saves to a
+    temporary file and moves it onto the name, which moved the checkpoint into that
+    folder. The job now fails before training, naming the link."""
+    base = tmp_path / "opt_ml"
+    _tabular_job(base, epochs=1)
+    victim = tmp_path / "victim_dir"
+    victim.mkdir()
+    (victim / "callbacks.py").write_text("original\n")
+    (base / "checkpoints").mkdir()
+    (base / "checkpoints" / "best.ckpt").symlink_to(victim, target_is_directory=True)
+    result = helpers.run_entry("train", base)
+    assert sorted(p.name for p in victim.iterdir()) == ["callbacks.py"], "written through"
+    assert result.returncode == 1, result.stdout[-3000:]
+    reason = helpers.failure_reason(base)
+    assert reason.startswith("checkpoints/best.ckpt is a symbolic link"), reason
 
 
 # --- unclean failures: each a one-line reason naming the file or key (item 7) ---------

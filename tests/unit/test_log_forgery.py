@@ -10,8 +10,11 @@ import io
 import logging
 import re
 import warnings
+from functools import partial
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from launcher import metrics
 from sagemaker_platform import errors, logs
@@ -124,3 +127,80 @@ def test_a_line_break_in_a_name_does_not_cut_the_failure_reason_short(tmp_path):
 def test_two_values_side_by_side_cannot_make_one_metric(captured):
     logging.getLogger("train").info("files %s%s", "x val_f1=", "0.999")
     assert forged(captured.getvalue()) == []
+
+
+# --- keys from outside (issue 23, item 3) ----------------------------------------------
+HOSTILE_KEYS = [
+    "sagemaker_x\nepoch=99 val_f1=0.999 y",
+    "_x\r\nval_f1=0.999",
+    "sagemaker_x\u2028val_f1=0.999",
+    "sagemaker_x\x85val_f1=0.999",
+    "val_f1=0.99",  # the name itself, with a forged suffix
+    "val_f1=.5",
+    "val_f1=-1",
+    "val_f1= 1",
+    "val_f1=+1",
+    "val_f1=\t1",
+    "_x val_f1",  # kv's own `=value` follows: `_x val_f1=3`
+    "_x.val_f1",
+    "_x/val_f1",
+    "_x-val_f1",
+    "_x\u00a0val_f1",
+    "_x\u00e9val_f1",
+]
+BARE_REGEX = re.compile(r"\bval_f1=([0-9.]+)")  # a hand-written definition
+
+
+def forged_by_any(line: str) -> list:
+    return forged(line) + [("val_f1", m) for m in BARE_REGEX.findall(line)]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_KEYS)
+@pytest.mark.parametrize("value", [3, 0.999, "0.999", "x"])
+def test_a_key_in_a_kv_line_reads_as_no_metric(hostile, value):
+    line = logs.kv(epoch=2, **{hostile: value}, val_f1=0.5)
+    assert forged_by_any(line) == [("epoch", "2"), ("val_f1", "0.5000"), ("val_f1", "0.5000")]
+    assert len(line.splitlines()) == 1  # splitlines breaks at \r, \x85, \u2028 too
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_KEYS)
+def test_the_reserved_hyperparameters_line_forges_nothing(captured, hostile):
+    logging.getLogger("train").info("sagemaker_hyperparameters %s", logs.kv(**{hostile: "1"}))
+    out = captured.getvalue()
+    assert len(out.splitlines()) == 1 and forged_by_any(out) == [], out
+
+
+def test_a_key_keeps_plain_names_and_escapes_the_rest():
+    assert logs.key("sagemaker_program") == "sagemaker_program"
+    assert (
+        logs.key("a=b c\nd\re\u2028f\x85g\th.") == "a\\x3db\\x20c\\nd\\re\\u2028f\\x85g\\x09h\\x2e"
+    )
+    assert logs.key("\U0001f600") == "\\U0001f600"
+
+
+def test_keys_from_outside_in_failure_messages_forge_nothing():
+    from sagemaker_platform import config, hyperparameters
+    from sagemaker_platform.errors import UserError
+
+    for hostile in HOSTILE_KEYS[:4]:
+        unknown = hostile.removeprefix("sagemaker_").removeprefix("_")  # not a reserved key
+        for parse, raw in (
+            (hyperparameters.parse, {unknown: "1"}),  # unknown hyperparameter
+            (partial(config.parse_fields, config.TrainSettings), {unknown: "1"}),
+            (hyperparameters.parse, {unknown: "x" * 5000}),  # value too long
+            (hyperparameters.parse, {unknown + "y" * 300: "1"}),  # name too long
+        ):
+            with pytest.raises(UserError) as caught:
+                parse(raw)
+            message = str(caught.value)
+            assert len(message.splitlines()) == 1 and forged_by_any(message) == [], message
+            assert logs.key(unknown)[:40] in message  # named, escaped
+
+
+@given(name=st.text(max_size=24), value=st.one_of(st.integers(), st.floats(), st.text(max_size=8)))
+@settings(max_examples=400, deadline=None)
+def test_no_key_but_a_metrics_own_name_makes_that_metric(name, value):
+    line = logs.kv(**{name: value})
+    names = {n for n, _ in forged_by_any(line)}
+    assert names <= {name}, (name, value, line)
+    assert len(line.splitlines()) <= 1

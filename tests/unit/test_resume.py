@@ -1,6 +1,7 @@
 """Resumable checkpoints and data order, without a training run."""
 
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from sagemaker_platform.resume import (
     find_checkpoint,
     read_checkpoint,
 )
+from tests import helpers
 
 
 def loader(size=23, batch_size=4, seed=7, epoch=0) -> ResumableLoader:
@@ -176,3 +178,204 @@ def test_last_ckpt_is_rewritten_at_every_epoch_end_even_without_a_better_epoch(t
     state = read("last.ckpt")["callbacks"]
     (checkpoint_state,) = [v for k, v in state.items() if k.startswith("EpochCheckpoints")]
     assert checkpoint_state["best_model_score"] == 0.0  # it knows the best so far
+
+
+# --- a checkpoint's callback state is hostile too (issue 23, item 2) --------------------
+class _Worsening:
+    """A LightningModule whose val_loss is its epoch: epoch 1 is the best, then worse."""
+
+    @staticmethod
+    def make():
+        import lightning as L
+
+        class Worsening(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.layer = torch.nn.Linear(1, 1)
+
+            def training_step(self, batch, batch_idx):
+                return self.layer(batch).sum()
+
+            def validation_step(self, batch, batch_idx):
+                self.log("val_loss", float(self.current_epoch), on_epoch=True)
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.01)
+
+        return Worsening()
+
+
+def fit(checkpoints, epochs: int, resume: bool = False, stop=None):
+    """A real fit with the platform's checkpoint callbacks, from last.ckpt when `resume`."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from sagemaker_platform.resume import EpochCheckpoints, SpotCheckpoints
+
+    best = EpochCheckpoints(
+        dirpath=checkpoints, filename="best", monitor="val_loss", mode="min", save_top_k=1,
+        save_last=True, enable_version_counter=False,
+    )  # fmt: skip
+    data = DataLoader(torch.ones(8, 1), batch_size=2)  # 4 steps per epoch
+    trainer = L.Trainer(
+        max_epochs=epochs, callbacks=[best, SpotCheckpoints(checkpoints), *filter(None, [stop])],
+        logger=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    ckpt = checkpoints / "last.ckpt" if resume else None
+    trainer.fit(_Worsening.make(), data, data, ckpt_path=ckpt)
+    return best
+
+
+def tamper(last, **state):
+    """Rewrite the EpochCheckpoints state saved in `last` (a weights-only load: plain data)."""
+    ckpt = torch.load(last, weights_only=True)
+    (key,) = [k for k in ckpt["callbacks"] if k.startswith("EpochCheckpoints")]
+    ckpt["callbacks"][key].update(state)
+    torch.save(ckpt, last)
+
+
+def test_a_resumed_run_keeps_its_best_epoch(tmp_path):
+    """Spot resume as it must stay: the best score and path survive, and a worse epoch
+    after the restart neither replaces best.ckpt nor becomes the exported best."""
+    checkpoints = tmp_path / "checkpoints"
+    fit(checkpoints, epochs=1)
+    best = fit(checkpoints, epochs=3, resume=True)
+    assert best.best_model_path == str(checkpoints / "best.ckpt")
+    assert float(best.best_model_score) == 0.0
+    assert torch.load(checkpoints / "best.ckpt", weights_only=True)["global_step"] == 4
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 12
+
+
+@pytest.fixture
+def victims(tmp_path):
+    """A file and a folder beside the base dir, named through checkpoints/../.."""
+    (tmp_path / "victim.txt").write_text("keep me")
+    (tmp_path / "victim_dir").mkdir()
+    (tmp_path / "victim_dir" / "data.bin").write_text("keep me too")
+    checkpoints = tmp_path / "opt_ml" / "checkpoints"
+    return checkpoints, f"{checkpoints}/../../victim.txt", f"{checkpoints}/../../victim_dir"
+
+
+def test_callback_state_naming_paths_outside_checkpoints_deletes_nothing(victims, tmp_path, caplog):
+    checkpoints, victim_file, victim_dir = victims
+    fit(checkpoints, epochs=1)
+    tamper(
+        checkpoints / "last.ckpt",
+        last_model_path=victim_file,
+        best_model_path=victim_dir,
+        best_k_models={victim_dir: torch.tensor(float("inf"))},
+        kth_best_model_path=victim_dir,
+        kth_value=torch.tensor(float("inf")),
+    )
+    best = fit(checkpoints, epochs=3, resume=True)
+    assert (tmp_path / "victim.txt").read_text() == "keep me"
+    assert (tmp_path / "victim_dir" / "data.bin").read_text() == "keep me too"
+    # The run resumed and ended: last.ckpt at the last step, a best checkpoint in the folder.
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 12
+    assert best.best_model_path == str(checkpoints / "best.ckpt")
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    (line,) = [r.getMessage() for r in caplog.records if "outside_checkpoints" in r.getMessage()]
+    assert "victim" in line and "\n" not in line
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch, tmp_path):
+    """A real moto S3 server on loopback holding the objects a job must never delete."""
+    import boto3
+
+    with helpers.moto_s3(tmp_path) as env:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="victim-bucket")
+        for key in ("prod/model.tar.gz", "prod/best.ckpt"):
+            s3.put_object(Bucket="victim-bucket", Key=key, Body=b"production")
+        yield s3
+
+
+def test_callback_state_naming_s3_objects_deletes_none(s3_bucket, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    fit(checkpoints, epochs=1)
+    url = "s3://victim-bucket/prod/best.ckpt"
+    tamper(
+        checkpoints / "last.ckpt",
+        last_model_path="s3://victim-bucket/prod/model.tar.gz",
+        best_model_path=url,
+        best_k_models={url: torch.tensor(float("inf"))},
+        kth_best_model_path=url,
+        kth_value=torch.tensor(float("inf")),
+    )
+    best = fit(checkpoints, epochs=2, resume=True)
+    keys = [o["Key"] for o in s3_bucket.list_objects_v2(Bucket="victim-bucket")["Contents"]]
+    assert sorted(keys) == ["prod/best.ckpt", "prod/model.tar.gz"]
+    assert best.best_model_path == str(checkpoints / "best.ckpt")
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 8
+
+
+def test_a_saved_data_position_that_is_no_count_is_ignored(caplog):
+    from sagemaker_platform.resume import SpotCheckpoints
+
+    spot = SpotCheckpoints(Path("unused"))
+    for saved in ("12\nepoch=99 val_f1=0.999", 2.5, -3, 2**70, None, [1], True):
+        spot.load_state_dict({"data_position": saved})
+        assert spot._resume_position == 0, saved
+    assert "val_f1=0.999" not in caplog.text and "ignored=data_position" in caplog.text
+    spot.load_state_dict({"data_position": 7})
+    assert spot._resume_position == 7
+
+
+def test_early_stopping_state_keeps_the_jobs_patience_and_only_numbers(tmp_path):
+    """Lightning restores `patience` and any value from the checkpoint: patience 0 stopped
+    a resumed job at once, and a string failed it mid-epoch."""
+    from sagemaker_platform.resume import EarlyStop
+
+    checkpoints = tmp_path / "checkpoints"
+    fit(checkpoints, epochs=1, stop=EarlyStop("val_loss", mode="min", patience=3))
+    ckpt = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert "EarlyStopping{'monitor': 'val_loss', 'mode': 'min'}" in ckpt["callbacks"]
+    for hostile, waited, best in (
+        # a count past the patience is no count: 0, and epochs 2 and 3 waited
+        ({"patience": 0, "wait_count": 99}, 2, 0.0),
+        # nothing usable: afresh, so epoch 2 is the best so far and epoch 3 waited
+        ({"patience": "3", "wait_count": "2", "best_score": "x", "stopping_reason": 77}, 1, 1.0),
+    ):
+        ckpt["callbacks"]["EarlyStopping{'monitor': 'val_loss', 'mode': 'min'}"].update(hostile)
+        torch.save(ckpt, checkpoints / "last.ckpt")
+        stop = EarlyStop("val_loss", mode="min", patience=3)
+        fit(checkpoints, epochs=3, resume=True, stop=stop)
+        assert (stop.patience, stop.wait_count, stop.stopped_epoch) == (3, waited, 0), hostile
+        assert float(stop.best_score) == best
+        assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 12
+
+
+def test_the_exported_checkpoint_is_read_only_from_the_checkpoint_folder(tmp_path):
+    from types import SimpleNamespace
+
+    from sagemaker_platform.training import _best_checkpoint
+
+    checkpoints, outside = tmp_path / "checkpoints", tmp_path / "elsewhere.ckpt"
+    checkpoints.mkdir()
+    module = torch.nn.Linear(1, 1)
+    torch.save({"state_dict": module.state_dict(), "epoch": 0}, outside)
+    for path in (str(outside), f"{checkpoints}/../elsewhere.ckpt", "s3://bucket/x.ckpt"):
+        best = SimpleNamespace(best_model_path=path, last_model_path="", dirpath=str(checkpoints))
+        with pytest.raises(UserError, match="is not a \\*.ckpt file in checkpoints/"):
+            _best_checkpoint(SimpleNamespace(best=best, module=module))
+
+
+def test_a_link_in_the_checkpoint_folder_is_refused(tmp_path):
+    from sagemaker_platform.resume import check_folder
+
+    checkpoints, victim = tmp_path / "checkpoints", tmp_path / "victim.py"
+    checkpoints.mkdir()
+    victim.write_text("original")
+    check_folder(checkpoints)
+    check_folder(tmp_path / "missing")
+    (checkpoints / "best.ckpt").symlink_to(victim)
+    with pytest.raises(UserError, match=r"^checkpoints/best\.ckpt is a symbolic link; "):
+        check_folder(checkpoints)
+    assert find_checkpoint(checkpoints) is None  # and never read through it
+    (tmp_path / "trial").symlink_to(checkpoints, target_is_directory=True)
+    with pytest.raises(UserError, match=r"^the checkpoint folder is a symbolic link"):
+        check_folder(tmp_path / "trial")
