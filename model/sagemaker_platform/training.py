@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import archives, contract, distributed, logs, sharding, tracking
-from .channels import read_channel
+from . import archives, channels, contract, distributed, logs, sharding, tracking
 from .errors import UserError, exit_with, run_job
 from .hyperparameters import JobConfig, parse
 from .plugin import Monitor, TrainContext, TrainingData
@@ -63,7 +62,8 @@ class Prepared:
 def read_data(
     job: JobConfig, scratch: Path | None, layout: sharding.Layout | None = None
 ) -> TrainingData:
-    """The train and validation channels as DataFrames, with the plug-in's columns."""
+    """The train and validation channels as DataFrames: their tables with the plug-in's
+    columns, or (`Plugin.data = "files"`) their files, listed and not read."""
     train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
     if train_dir is None:
         raise UserError(
@@ -71,14 +71,20 @@ def read_data(
             + " or ".join(f"'{name}'" for name in contract.TRAIN_CHANNELS)
             + f" under {contract.data_dir()}"
         )
-    columns = list(job.plugin.columns(job.hp))
+    kind = job.plugin.data
+    if kind not in channels.KINDS:
+        raise UserError(
+            f"plug-in {job.plugin.name!r} sets data={kind!r}; expected one of "
+            + ", ".join(map(repr, channels.KINDS))
+        )
+    columns = list(job.plugin.columns(job.hp)) if kind == channels.TABLES else []
     val_dir = contract.find_channel(contract.VALIDATION_CHANNELS)
     data_dir = contract.data_dir()
-    channels = {p.name: p for p in sorted(data_dir.iterdir()) if p.is_dir()}
+    found = {p.name: p for p in sorted(data_dir.iterdir()) if p.is_dir()}
     try:
-        train = read_channel(train_dir, columns)
-    except UserError as exc:
-        if layout is None or not layout.train_local or "has no data files" not in str(exc):
+        train = channels.read(train_dir, kind, columns)
+    except channels.NoData as exc:
+        if layout is None or not layout.train_local:
             raise
         raise UserError(
             f"{exc}; the channel is ShardedByS3Key and this host got none of its S3 objects: "
@@ -86,10 +92,10 @@ def read_data(
         ) from exc
     return TrainingData(
         train=train,
-        validation=read_channel(val_dir, columns) if val_dir else None,
+        validation=channels.read(val_dir, kind, columns) if val_dir else None,
         validation_fraction=job.settings.validation_fraction,
         seed=job.settings.seed,
-        channels=channels,
+        channels=found,
         scratch=scratch,
         archive_limits=archives.Limits.of(
             job.settings.max_unpacked_gb, job.settings.max_unpacked_files
