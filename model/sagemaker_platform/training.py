@@ -406,7 +406,8 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
         "train_seconds": round(elapsed, 2),
         "train_samples_per_sec": round(run.log_lines.samples_per_second, 2),
         "train_step_cpu_seconds": round(run.log_lines.train_cpu_seconds, 3),
-        "train_rows": prepared.train_rows,
+        "train_rows": _rows_trained_on(run, prepared.train_rows),
+        "train_channel_rows": prepared.train_rows,
         "precision": run.precision,
         **_shard_figures(prepared, run),
     }
@@ -426,6 +427,18 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
     if run.mlflow is not None:
         tracking.finish(run.mlflow, {**extra, **report}, out_dir)
     return {**extra, **report}
+
+
+def _rows_trained_on(run: Run, channel_rows: int) -> int:
+    """The rows of the plug-in's training DataLoader: the train channel's less what it
+    held out for validation (or more, if it made several rows of one). A loader of no
+    known length (an IterableDataset) counts as the channel's rows."""
+    loader = run.trainer.train_dataloader
+    dataset = getattr(loader, "dataset", None)
+    try:
+        return len(dataset)
+    except TypeError:
+        return channel_rows
 
 
 def _shard_figures(prepared: Prepared, run: Run) -> dict:
