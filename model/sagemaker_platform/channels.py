@@ -36,6 +36,7 @@ KINDS = (TABLES, FILES)
 class NoData(UserError):
     """A channel with nothing to read (empty, or no file of a kind the reader takes)."""
 
+
 _READERS = {
     ".csv": lambda p: pd.read_csv(p),
     ".tsv": lambda p: pd.read_csv(p, sep="\t"),
