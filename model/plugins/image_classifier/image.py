@@ -14,9 +14,10 @@ bounded before any pixel is decompressed:
     truncated    a file cut short is an error, not a half-grey image
     anything     else Pillow raises on a broken file is `ImageError`, with its reason
 
-Then the image is turned upright (EXIF orientation), converted to RGB (grey, palette
-and alpha images too: transparency becomes black), resized to `size` x `size` (the
-aspect ratio is not kept) and scaled to about -2..2 (`(x / 255 - 0.5) / 0.25`).
+Then the image is turned upright (EXIF orientation), converted to 8-bit RGB (grey,
+16-bit grey, palette and CMYK images too; an alpha channel is dropped, leaving the colour
+under it), resized to `size` x `size` (the aspect ratio is not kept) and scaled to about
+-2..2 (`(x / 255 - 0.5) / 0.25`).
 """
 
 from __future__ import annotations
@@ -78,10 +79,18 @@ def open_image(data: bytes, size: int | None = None, limit: int = MAX_PIXELS) ->
             if size and img.format == "JPEG":
                 img.draft("RGB", (size, size))
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return img.convert("RGB")
+            return _rgb(ImageOps.exif_transpose(img))
         except Exception as exc:  # truncated, a bad chunk or CRC, an unknown mode...
             raise ImageError(f"is not a readable {img.format} image: {_reason(exc)}") from None
+
+
+def _rgb(img: Image.Image) -> Image.Image:
+    if img.mode.startswith("I"):  # 16-bit grey (PNG): its top 8 bits, not clipped at 255
+        wide = np.asarray(img).astype(np.int64)
+        img = Image.fromarray((wide >> 8).clip(0, 255).astype(np.uint8), "L")
+    elif img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")  # what Pillow asks for, rather than a warning per image
+    return img.convert("RGB")
 
 
 def preprocess(img: Image.Image, size: int) -> np.ndarray:
@@ -118,6 +127,8 @@ def _kind(data: bytes) -> str:
     if not data:
         return "no bytes"
     head = data[:12]
+    if head.startswith((b"\x89PNG", b"\xff\xd8")):
+        return "its header is broken"
     if head.startswith((b"GIF8", b"BM", b"II*\x00", b"MM\x00*")) or head[8:12] == b"WEBP":
         return "another image format"
     return f"starts with {data[:8]!r}"
