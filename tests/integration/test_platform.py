@@ -68,7 +68,7 @@ def test_training_leaves_a_model_that_names_its_plugin(plugin_name, plugin_train
 
 def test_metrics_json_and_the_log_lines_carry_the_plugins_metrics(plugin_name, plugin_trained):
     metrics = json.loads((plugin_trained / "output" / "data" / "metrics.json").read_text())
-    assert metrics["model"] == plugin_name and metrics["best_epoch"] >= 1
+    assert metrics["model"] == plugin_of(plugin_name).name and metrics["best_epoch"] >= 1
     validation = {k: v for k, v in metrics.items() if k.startswith("val_")}
     assert validation, metrics.keys()
     log = (plugin_trained.parent / "train.stdout").read_text()

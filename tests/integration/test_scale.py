@@ -120,14 +120,14 @@ def step_of(path: Path) -> int:
 def assert_serves(base: Path) -> None:
     """The model directory loads through its plug-in and answers the sample requests,
     one output per record."""
+    from sagemaker_platform.artifacts import read_manifest
     from sagemaker_platform.registry import plugin_for
     from sagemaker_platform.runtime import Runtime
 
     plugin = plugin_for(base / "model")
     model = plugin.load(base / "model", Runtime())
-    records = plugin.decode(
-        model, helpers.sample(plugin.name).PAYLOADS["application/json"], "application/json", {}
-    )
+    payloads = helpers.sample(read_manifest(base / "model")["module"]).PAYLOADS
+    records = plugin.decode(model, payloads["application/json"], "application/json", {})
     assert len(plugin.predict(model, records)) == len(records) == 3
 
 

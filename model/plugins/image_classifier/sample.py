@@ -27,7 +27,7 @@ HYPERPARAMETERS = {
 }
 # What the platform tests need of this plug-in: a job for the SIGTERM test with epochs
 # long enough to stop in the middle of one (a step takes a few milliseconds).
-TEST_SIZES = {"sigterm_rows": 2000}
+TEST_SIZES = {"sigterm_rows": 800}
 
 SHAPES = ("circle", "square", "triangle", "cross")
 _WEIGHTS = (0.3, 0.3, 0.25, 0.15)
