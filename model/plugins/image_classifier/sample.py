@@ -21,6 +21,7 @@ from pathlib import Path
 # The demo's hyperparameters: seconds on a laptop CPU (the tests train 2 epochs).
 HYPERPARAMETERS = {
     "image_size": "32",
+    "width": "8",
     "epochs": "10",
     "early_stopping_patience": "3",
     "batch_size": "16",
