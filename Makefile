@@ -25,8 +25,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $@
 
-demo: $(STAMP) ## train on the sample data, serve it, send predictions (CPU, no Docker)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash local_test/demo.sh
+demo: $(STAMP) ## train on the sample data, serve it, send predictions (CPU, no Docker; MODEL=NAME)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MODEL="$(MODEL)" bash local_test/demo.sh
 
 test: $(STAMP) ## the whole test suite (unit + integration, tiny backbones + a few real MiniLM runs)
 	$(PY) -m pytest
@@ -74,4 +74,4 @@ bench-defaults: $(STAMP) ## default hyperparameters vs a plain fine-tune on real
 	$(PY) benchmarks/eval_defaults.py
 
 clean: ## remove the venv, caches and local_test outputs
-	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir
+	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir local_test/test_dir_*

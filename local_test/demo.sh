@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # The whole job on this machine, no Docker, CPU is enough (`make demo` runs this):
 # write the sample job into local_test/test_dir, train on it, serve the model with nginx +
-# gunicorn exactly as an endpoint would, send the sample payloads, stop the server.
+# gunicorn exactly as an endpoint would, send the plug-in's sample requests, stop the server.
+# MODEL=NAME demonstrates another plug-in (`make demo MODEL=image_classifier`), in
+# local_test/test_dir_NAME unless TEST_DIR says where.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export PORT=${PORT:-8080}
+model=${MODEL:-text_classifier}
+[[ $model =~ ^[A-Za-z_][A-Za-z0-9_.]*$ ]] || {
+    echo "$(basename "$0"): MODEL must be a plug-in name, got '$model'" >&2
+    exit 2
+}
+export MODEL=$model
+if [ "$model" = text_classifier ]; then
+    export TEST_DIR=${TEST_DIR:-$here/test_dir}
+else
+    export TEST_DIR=${TEST_DIR:-$here/test_dir_$model}
+fi
 
 "$here/train_local.sh" --local
 
@@ -32,11 +45,13 @@ for _ in $(seq 1 600); do
 done
 printf ' ready\n' >&2
 
-for payload in "$here"/payloads/sample.json "$here"/payloads/sample.csv "$here"/payloads/sample.jsonl; do
-    echo "--- $(basename "$payload")"
-    "$here/predict.sh" "$payload"
+# The plug-in's sample requests (sample.py's PAYLOADS), each with its content type.
+requests=$(python3 "$here/make_sample_data.py" --model "$model" --payloads "$TEST_DIR/requests")
+while read -r payload content_type; do
+    echo "--- $(basename "$payload") ($content_type)"
+    "$here/predict.sh" "$payload" "$content_type"
     echo
-done
-echo "--- metrics of the trained model: $here/test_dir/output/data/metrics.json"
-python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print({k: m[k] for k in ('accuracy','macro_f1','best_epoch','train_seconds')})" \
-    "$here/test_dir/output/data/metrics.json"
+done <<<"$requests"
+echo "--- metrics of the trained model: $TEST_DIR/output/data/metrics.json"
+python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print({k: m[k] for k in ('val_accuracy','val_f1','val_rmse','best_epoch','train_rows','train_seconds') if k in m})" \
+    "$TEST_DIR/output/data/metrics.json"

@@ -2,11 +2,14 @@
 """Write a SageMaker-style input tree with a plug-in's small sample dataset.
 
     python3 local_test/make_sample_data.py [BASE_DIR] [--model NAME]
+    python3 local_test/make_sample_data.py --payloads DIR [--model NAME]
 
 BASE_DIR defaults to local_test/test_dir, NAME to text_classifier (or the MODEL
 environment variable). Creates BASE_DIR/input/config/{hyperparameters,inputdataconfig,
 resourceconfig}.json and BASE_DIR/input/data/{train,validation}/ from the plug-in's
-`sample.py`: its `write_data` and its demo `HYPERPARAMETERS`.
+`sample.py`: its `write_data` and its demo `HYPERPARAMETERS`. With --payloads, writes
+the plug-in's sample requests (`PAYLOADS`) into DIR instead, one file each, and prints
+one line per file: its path and its content type (what local_test/demo.sh sends).
 """
 
 from __future__ import annotations
@@ -66,11 +69,37 @@ def write_job(
     return base
 
 
+_SUFFIXES = {
+    "application/json": ".json",
+    "application/jsonlines": ".jsonl",
+    "text/csv": ".csv",
+    "text/plain": ".txt",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+}
+
+
+def write_payloads(out: Path, model: str = DEFAULT_MODEL) -> list[tuple[Path, str]]:
+    """The plug-in's sample requests as files in `out`: (path, content type) each."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, (content_type, body) in enumerate(sample_module(model).PAYLOADS.items()):
+        path = out / f"request-{i + 1}{_SUFFIXES.get(content_type, '.bin')}"
+        path.write_bytes(body)
+        written.append((path, content_type))
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", nargs="?", type=Path, default=DEFAULT_BASE)
     parser.add_argument("--model", default=os.environ.get("MODEL") or DEFAULT_MODEL)
+    parser.add_argument("--payloads", type=Path, help="write the sample requests here instead")
     args = parser.parse_args()
+    if args.payloads:
+        for path, content_type in write_payloads(args.payloads, args.model):
+            print(f"{path} {content_type}")
+        return
     write_job(args.base, model=args.model)
     print(f"sample job for model={args.model} written to {args.base}")
 

@@ -35,6 +35,43 @@ def sample(plugin: str):
     return make_sample_data.sample_module(plugin)
 
 
+# Content types whose sample request holds three records (a list, lines, rows); a body
+# of any other type (image/png, text/plain, audio/wav...) is one record.
+RECORD_TYPES = ("application/json", "application/jsonlines", "text/csv")
+
+
+def records_in(content_type: str) -> int:
+    """How many records the plug-in's sample request of `content_type` holds."""
+    return 3 if content_type in RECORD_TYPES else 1
+
+
+# What the platform tests assume of a plug-in that declares no TEST_SIZES in sample.py.
+TEST_SIZES = {"sigterm_rows": 96}
+
+
+def test_sizes(plugin: str) -> dict[str, int]:
+    """The job sizes the platform tests use for `plugin`: sample.py's TEST_SIZES over
+    the defaults (a fast model needs more rows for an epoch to be interrupted)."""
+    return {**TEST_SIZES, **getattr(sample(plugin), "TEST_SIZES", {})}
+
+
+def channel_rows(plugin: str, channel: Path):
+    """The channel as the platform hands it to the plug-in: its tables' rows, or (a
+    plug-in of files) one row per file."""
+    from sagemaker_platform import channels, registry
+
+    return channels.read(channel, registry.load(plugin).data)
+
+
+def row_labels(plugin: str, frame) -> list:
+    """Each row's class in the sample data: the `label` column, or a file's label folder."""
+    from sagemaker_platform import channels
+
+    if channels.RELATIVE in frame and "label" not in frame:
+        return frame[channels.RELATIVE].str.split("/").str[0].tolist()
+    return frame["label"].tolist()
+
+
 def make_tiny_backbone(out: Path, hidden: int = 32, layers: int = 2) -> Path:
     """A random BERT of the MiniLM tokenizer's vocabulary, saved as a model folder."""
     import torch

@@ -1,19 +1,41 @@
-"""Channels to DataFrames, for every plug-in.
+"""Channels to DataFrames, for every plug-in, in one of two ways (`Plugin.data`):
 
-A channel is a directory of CSV, TSV, JSON Lines or Parquet files (optionally .gz),
-read with pandas and concatenated, with a `SOURCE` column naming each row's file.
-Everything wrong with the files is a `UserError` naming the file and column, raised
-before any model is built; plug-ins check their own columns' values (`Plugin.prepare`).
+    tables  (the default)  a directory of CSV, TSV, JSON Lines or Parquet files
+                           (optionally .gz), read with pandas and concatenated, with a
+                           `SOURCE` column naming each row's file (`read_channel`)
+    files                  a directory of any files (images, audio, .npy, .tar shards):
+                           listed, never opened, one row per file with its `PATH`
+                           (absolute), `RELATIVE` (posix path inside the channel,
+                           `cat/001.png`: ImageFolder labels are its first part), `SIZE`
+                           (bytes) and `SOURCE` (`list_files`). The plug-in opens them
+                           itself, when it needs them: in FastFile mode a file's bytes
+                           are fetched from S3 only then.
+
+Either way a row count is the channel's size, `splitting` splits the rows and a sharded
+channel's rows are this host's (SageMaker copies each host only its share of the S3
+objects). Hidden files and folders (a name starting with ".") are skipped. Everything
+wrong is a `UserError` naming the file (and column), raised before any model is built;
+plug-ins check their own values (`Plugin.prepare`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from .errors import UserError
+
+TABLES = "tables"
+FILES = "files"
+KINDS = (TABLES, FILES)
+
+
+class NoData(UserError):
+    """A channel with nothing to read (empty, or no file of a kind the reader takes)."""
+
 
 _READERS = {
     ".csv": lambda p: pd.read_csv(p),
@@ -24,6 +46,10 @@ _READERS = {
 }
 SUPPORTED = tuple(_READERS)
 SOURCE = "_source_file"  # the column naming each row's file, for error messages
+# A files channel's columns (besides SOURCE, which is `<channel>/<relative>` there).
+PATH = "path"  # the file's absolute path, as a string: what the plug-in opens
+RELATIVE = "relative"  # its path inside the channel, with "/" separators
+SIZE = "size"  # its size in bytes (from the directory listing: nothing is read)
 
 
 def _format(path: Path) -> str | None:
@@ -50,7 +76,7 @@ def read_channel(channel: Path, columns: Sequence[str] = ()) -> pd.DataFrame:
     if not files:
         others = [p.name for p in channel.rglob("*") if p.is_file()][:5]
         hint = f" (found only: {', '.join(others)})" if others else " (it is empty)"
-        raise UserError(
+        raise NoData(
             f"channel '{channel.name}' has no data files{hint}; "
             f"expected files ending in {', '.join(SUPPORTED)}"
         )
@@ -75,3 +101,67 @@ def read_channel(channel: Path, columns: Sequence[str] = ()) -> pd.DataFrame:
     if df.empty:
         raise UserError(f"channel '{channel.name}' has files but no rows")
     return df
+
+
+def list_files(channel: Path) -> pd.DataFrame:
+    """Every file of a channel, one row each (`PATH`, `RELATIVE`, `SIZE`, `SOURCE`),
+    sorted by `RELATIVE`; no file is opened. Hidden files and folders are skipped. A
+    symbolic link is listed by the path of the file it points to when that file is in
+    the channel; one that points outside it (or to a folder, or nowhere) is a
+    `UserError` naming it: a channel's files are input, and input may be hostile."""
+    root = channel.resolve()
+    rows: list[tuple[str, str, int]] = []
+    for folder, dirs, names in os.walk(root, onerror=_unreadable(channel, root)):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for link in (d for d in dirs if (here / d).is_symlink()):
+            _refuse_link(channel, root, here / link, "a folder")
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            path = here / name
+            relative = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                path = _link_target(channel, root, path)
+            elif not path.is_file():  # a FIFO, socket or device: never a data file
+                raise UserError(
+                    f"{channel.name}/{relative} is not a regular file; a channel holds files"
+                )
+            rows.append((str(path), relative, path.stat().st_size))
+    if not rows:
+        raise NoData(f"channel '{channel.name}' has no files (it is empty)")
+    rows.sort(key=lambda row: row[1])
+    frame = pd.DataFrame(rows, columns=[PATH, RELATIVE, SIZE])
+    frame[SOURCE] = channel.name + "/" + frame[RELATIVE]
+    return frame
+
+
+def _unreadable(channel: Path, root: Path):
+    def fail(exc: OSError) -> None:
+        where = Path(os.path.relpath(exc.filename, root)).as_posix() if exc.filename else "?"
+        raise UserError(f"{channel.name}/{where} cannot be listed: {exc.strerror}") from exc
+
+    return fail
+
+
+def _link_target(channel: Path, root: Path, link: Path) -> Path:
+    """The file a symbolic link in the channel points to, when it is inside the channel."""
+    target = link.resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        _refuse_link(channel, root, link, "a file" if target.is_file() else "nothing readable")
+    return target
+
+
+def _refuse_link(channel: Path, root: Path, link: Path, what: str) -> None:
+    relative = link.relative_to(root).as_posix()
+    target = link.resolve()
+    where = "inside" if target.is_relative_to(root) else "outside"
+    raise UserError(
+        f"{channel.name}/{relative} is a symbolic link to {what} {where} the channel; "
+        "only links to files inside the channel are followed"
+    )
+
+
+def read(channel: Path, kind: str, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The channel as a plug-in of `kind` (`TABLES` or `FILES`) reads it."""
+    return list_files(channel) if kind == FILES else read_channel(channel, columns)

@@ -8,7 +8,8 @@ its network and what serving needs, in these steps:
 
     training  (train)                          serving  (serve, per gunicorn worker)
       Hyperparameters    its own, typed           load(model_dir, runtime) -> model
-      columns(hp)        what every file needs    warm_up(model)
+      data               "tables" or "files"      warm_up(model)
+      columns(hp)        what every file needs
       prepare(hp, data)  DataFrames -> rows       per request:
       build(hp, rows, ctx)                          decode(model, body, type, options)
           -> LightningModule, LightningDataModule      -> records
@@ -18,6 +19,9 @@ its network and what serving needs, in these steps:
                                                            accept, options)
 
 `prepare` runs before torch and Lightning are imported, so bad data fails in a second.
+With `data = "files"` the platform lists each channel's files (images, audio, .npy,
+.tar shards) instead of reading tables: one row per file, which the plug-in opens in
+its own Dataset (see `TrainingData`).
 Serving never imports Lightning: `load` rebuilds a plain `nn.Module` from the weights
 the platform saved (`artifacts.load_state_dict`, weights-only) and the files `export`
 wrote. `predict` receives the records of several requests at once (dynamic batching);
@@ -50,11 +54,26 @@ class NoHyperparameters:
 class TrainingData:
     """What the platform read from the channels, for `Plugin.prepare`.
 
-    `train` is every file of the `train` (or `training`) channel as one DataFrame, with a
-    `channels.SOURCE` column (`_source_file`) naming each row's file (say it in errors);
-    `validation` the same for the `validation` channel, or None. When it is None, hold
-    out `validation_fraction` of train (`splitting.stratified_split` or
-    `splitting.random_split`, seeded by `seed`).
+    `train` is the `train` (or `training`) channel as one DataFrame, `validation` the
+    `validation` channel's, or None. When it is None, hold out `validation_fraction` of
+    train (`splitting.stratified_split` or `splitting.random_split`, seeded by `seed`).
+    What a row is depends on `Plugin.data`:
+
+        "tables"  a row of a data file (CSV, TSV, JSON Lines, Parquet), every file of
+                  the channel concatenated, with a `channels.SOURCE` column
+                  (`_source_file`) naming each row's file (say it in errors)
+        "files"   a file of the channel, listed and never opened by the platform:
+                  `path` (absolute, a string: open it yourself, in your Dataset, so
+                  that FastFile fetches it only then), `relative` (its posix path in
+                  the channel, `cat/001.png`: an ImageFolder label is its first part),
+                  `size` (bytes) and `_source_file` (`train/cat/001.png`). Hidden files
+                  are skipped; a link that leaves the channel is refused.
+
+    Either way, with a `ShardedByS3Key` train channel the rows are this host's share.
+    `channels` has every channel's folder by name (a `pretrained` channel, one of your
+    own), `scratch` a folder of this job's removed at its end (where to extract an
+    archive), and `archive_limits` what a channel's .tar.gz may expand to (pass both to
+    `archives.extract`).
     """
 
     train: pd.DataFrame
@@ -98,6 +117,10 @@ class Plugin:
     name: ClassVar[str] = ""
     #: the plug-in's hyperparameters: a frozen dataclass of `config.setting(...)` fields
     Hyperparameters: ClassVar[type] = NoHyperparameters
+    #: what its channels hold: "tables" (the platform reads their data files into rows;
+    #: `columns` names what each needs) or "files" (any files, e.g. images in label
+    #: folders: the platform lists them, one row per file, and the plug-in opens them)
+    data: ClassVar[str] = "tables"
     #: the `val_*` metrics its LightningModule logs: the launcher registers a metric
     #: definition for each (SageMaker charts them; a tuning job can optimise one)
     metrics: ClassVar[tuple[str, ...]] = ("val_loss",)
@@ -111,7 +134,8 @@ class Plugin:
 
     # --- training, before torch is imported --------------------------------------------
     def columns(self, hp: Any) -> Sequence[str]:
-        """Columns every data file must have; the reader names the file that lacks one."""
+        """Columns every data file must have; the reader names the file that lacks one.
+        Not called for a plug-in whose `data` is "files"."""
         return ()
 
     def prepare(self, hp: Any, data: TrainingData) -> Any:
@@ -120,7 +144,7 @@ class Plugin:
         return data
 
     def summary(self, rows: Any) -> dict[str, Any]:
-        """Figures for the `data ...` log line (e.g. `train_rows`, `classes`)."""
+        """Figures for the `data ...` log line (e.g. `train_examples`, `classes`)."""
         return {}
 
     def vocabulary(self, rows: Any) -> Any:

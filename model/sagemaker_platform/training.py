@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import archives, contract, distributed, logs, sharding, tracking
-from .channels import read_channel
+from . import archives, channels, contract, distributed, logs, sharding, tracking
 from .errors import UserError, exit_with, run_job
 from .hyperparameters import JobConfig, parse
 from .plugin import Monitor, TrainContext, TrainingData
@@ -63,7 +62,8 @@ class Prepared:
 def read_data(
     job: JobConfig, scratch: Path | None, layout: sharding.Layout | None = None
 ) -> TrainingData:
-    """The train and validation channels as DataFrames, with the plug-in's columns."""
+    """The train and validation channels as DataFrames: their tables with the plug-in's
+    columns, or (`Plugin.data = "files"`) their files, listed and not read."""
     train_dir = contract.find_channel(contract.TRAIN_CHANNELS)
     if train_dir is None:
         raise UserError(
@@ -71,14 +71,20 @@ def read_data(
             + " or ".join(f"'{name}'" for name in contract.TRAIN_CHANNELS)
             + f" under {contract.data_dir()}"
         )
-    columns = list(job.plugin.columns(job.hp))
+    kind = job.plugin.data
+    if kind not in channels.KINDS:
+        raise UserError(
+            f"plug-in {job.plugin.name!r} sets data={kind!r}; expected one of "
+            + ", ".join(map(repr, channels.KINDS))
+        )
+    columns = list(job.plugin.columns(job.hp)) if kind == channels.TABLES else []
     val_dir = contract.find_channel(contract.VALIDATION_CHANNELS)
     data_dir = contract.data_dir()
-    channels = {p.name: p for p in sorted(data_dir.iterdir()) if p.is_dir()}
+    found = {p.name: p for p in sorted(data_dir.iterdir()) if p.is_dir()}
     try:
-        train = read_channel(train_dir, columns)
-    except UserError as exc:
-        if layout is None or not layout.train_local or "has no data files" not in str(exc):
+        train = channels.read(train_dir, kind, columns)
+    except channels.NoData as exc:
+        if layout is None or not layout.train_local:
             raise
         raise UserError(
             f"{exc}; the channel is ShardedByS3Key and this host got none of its S3 objects: "
@@ -86,10 +92,10 @@ def read_data(
         ) from exc
     return TrainingData(
         train=train,
-        validation=read_channel(val_dir, columns) if val_dir else None,
+        validation=channels.read(val_dir, kind, columns) if val_dir else None,
         validation_fraction=job.settings.validation_fraction,
         seed=job.settings.seed,
-        channels=channels,
+        channels=found,
         scratch=scratch,
         archive_limits=archives.Limits.of(
             job.settings.max_unpacked_gb, job.settings.max_unpacked_files
@@ -404,7 +410,8 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
         "train_seconds": round(elapsed, 2),
         "train_samples_per_sec": round(run.log_lines.samples_per_second, 2),
         "train_step_cpu_seconds": round(run.log_lines.train_cpu_seconds, 3),
-        "train_rows": prepared.train_rows,
+        "train_rows": _rows_trained_on(run, prepared.train_rows),
+        "train_channel_rows": prepared.train_rows,
         "precision": run.precision,
         **_shard_figures(prepared, run),
     }
@@ -424,6 +431,18 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
     if run.mlflow is not None:
         tracking.finish(run.mlflow, {**extra, **report}, out_dir)
     return {**extra, **report}
+
+
+def _rows_trained_on(run: Run, channel_rows: int) -> int:
+    """The rows of the plug-in's training DataLoader: the train channel's less what it
+    held out for validation (or more, if it made several rows of one). A loader of no
+    known length (an IterableDataset) counts as the channel's rows."""
+    loader = run.trainer.train_dataloader
+    dataset = getattr(loader, "dataset", None)
+    try:
+        return len(dataset)
+    except TypeError:
+        return channel_rows
 
 
 def _shard_figures(prepared: Prepared, run: Run) -> dict:

@@ -1,7 +1,10 @@
 """The skeleton's sample data and requests: TODO a small, made-up set of your own data.
 
 `write_data` fills a channel folder; `HYPERPARAMETERS` are the demo's; `PAYLOADS` hold a
-valid request of exactly three records for each content type the plug-in takes.
+valid request for each content type the plug-in takes: of exactly three records for JSON,
+JSON Lines and CSV, of one record for any other type (image/png, text/plain, ...). An
+optional `TEST_SIZES = {"sigterm_rows": N}` gives the platform tests' SIGTERM job more
+training rows (default 96) when an epoch of 96 rows is over too fast to interrupt.
 """
 
 from __future__ import annotations

@@ -11,17 +11,16 @@ from tests import helpers
 
 
 def imbalanced(plugin_name: str, tmp_path) -> tuple[pd.DataFrame, str, int, int]:
-    """The plug-in's sample rows with all but 5 of one class dropped."""
+    """The plug-in's sample rows (or files) with all but 5 of one class dropped."""
     channel = tmp_path / "train"
     channel.mkdir()
     helpers.sample(plugin_name).write_data(channel, 240, 0)
-    from sagemaker_platform.channels import read_channel
-
-    frame = read_channel(channel)
-    rare = sorted(frame["label"].unique())[0]
-    keep = (frame["label"] != rare) | (frame.groupby("label").cumcount() < 5)
-    frame = frame[keep].reset_index(drop=True)
-    counts = frame["label"].value_counts()
+    frame = helpers.channel_rows(plugin_name, channel)
+    labels = pd.Series(helpers.row_labels(plugin_name, frame))
+    rare = sorted(labels.unique())[0]
+    keep = (labels != rare) | (labels.groupby(labels).cumcount() < 5)
+    frame = frame[keep.to_numpy()].reset_index(drop=True)
+    counts = labels[keep].value_counts()
     return frame, rare, int(counts[rare]), int(counts.max())
 
 
@@ -36,7 +35,7 @@ def test_the_rare_class_weighs_more_by_its_label(plugin_name, plugin_hp, tmp_pat
     rows = plugin.prepare(job.hp, data)
     module, _ = plugin.build(job.hp, rows, TrainContext(8, 0, 0, 1, "32"))
     weights = module.loss_fn.weight.tolist()
-    names = rows.splits.names if plugin_name == "text_classifier" else list(rows.schema.labels)
+    names = plugin.vocabulary(rows)["classes"]  # class names in output order
     assert len(weights) == len(names)
     by_label = dict(zip(names, weights, strict=True))
     assert by_label[rare] == max(weights) > min(weights), by_label

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from launcher import metrics
-from sagemaker_platform import logs
+from sagemaker_platform import logs, registry
 from tests import helpers
 from tests.unit import chained_links
 
@@ -44,11 +44,15 @@ def test_hostile_names_print_no_metric_a_tuning_job_would_read(
     trains, and only its own epochs' figures match the metric definitions."""
     helpers.write_sample_job(base_dir, plugin_hp, model=plugin_name)
     train = base_dir / "input" / "data" / "train"
-    (data,) = [p for p in train.iterdir() if p.suffix == ".csv"]
-    text = data.read_text().splitlines()
-    rows = [text[0] + ',"' + FORGED.replace('"', "") + '"'] + [f"{r},1" for r in text[1:]]
-    data.unlink()
-    (train / f"part{FORGED}.csv").write_text("\n".join(rows) + "\n")
+    if registry.load(plugin_name).data == "files":  # a file of the channel, renamed
+        data = sorted(p for p in train.rglob("*") if p.is_file())[0]
+        data.rename(data.with_name(f"part{FORGED}{data.suffix}"))
+    else:  # a data file and a column
+        (data,) = [p for p in train.iterdir() if p.suffix == ".csv"]
+        text = data.read_text().splitlines()
+        rows = [text[0] + ',"' + FORGED.replace('"', "") + '"'] + [f"{r},1" for r in text[1:]]
+        data.unlink()
+        (train / f"part{FORGED}.csv").write_text("\n".join(rows) + "\n")
     checkpoints = base_dir / "checkpoints"
     checkpoints.mkdir()
     (checkpoints / f"planted{FORGED}.ckpt").write_bytes(b"not a checkpoint")
@@ -329,7 +333,7 @@ def test_every_json_file_of_a_model_directory_of_the_wrong_shape_is_named(model_
 def test_labels_that_are_no_labels_are_refused_not_served(plugin_name, model_copy, labels):
     from sagemaker_platform.errors import UserError
 
-    if plugin_name == "text_classifier":
+    if (model_copy / "labels.json").is_file():  # the text and image classifiers'
         path, doc = model_copy / "labels.json", labels
     else:
         path = model_copy / "schema.json"

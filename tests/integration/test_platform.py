@@ -1,10 +1,12 @@
 """The platform's promises, once per plug-in: what `train` writes, every content type
 and Accept through nginx + gunicorn, the error battery, and a short soak.
 
-Each test takes `plugin_name` (conftest: every folder of model/plugins/), so it runs for
-the text classifier, the tabular model and yours alike: a plug-in gets all of this
-without a line of its own, given a `sample.py` with `write_data`, `HYPERPARAMETERS` and
-`PAYLOADS` (the content types it takes).
+Each test takes `plugin_name` (conftest: every folder of model/plugins/, and the names
+in PLATFORM_TEST_PLUGINS), so it runs for the text classifier, the tabular model, the
+image classifier and yours alike: a plug-in gets all of this without a line of its own,
+given a `sample.py` with `write_data`, `HYPERPARAMETERS` and `PAYLOADS`: a request for
+each content type the plug-in takes, of three records for JSON, JSON Lines and CSV and
+of one record for any other type (an image, a text/plain body: `helpers.records_in`).
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ def answers(response) -> list:
 # --- train -----------------------------------------------------------------------------
 def test_training_leaves_a_model_that_names_its_plugin(plugin_name, plugin_trained):
     model_dir = plugin_trained / "model"
+    from sagemaker_platform import registry
+
     manifest = json.loads((model_dir / "plugin.json").read_text())
-    assert manifest["plugin"] == plugin_name
-    assert manifest["module"] == f"plugins.{plugin_name}"
+    assert manifest["plugin"] == plugin_of(plugin_name).name
+    # where the registry found it: plugins.NAME in the repo, NAME itself on PYTHONPATH
+    assert manifest["module"] == registry.module_name(plugin_name)
     checkpoint = torch.load(model_dir / "model.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["state_dict"] and "optimizer_states" not in checkpoint
     assert any(k.startswith("network.") for k in checkpoint["state_dict"]), "serving loads these"
@@ -63,7 +68,7 @@ def test_training_leaves_a_model_that_names_its_plugin(plugin_name, plugin_train
 
 def test_metrics_json_and_the_log_lines_carry_the_plugins_metrics(plugin_name, plugin_trained):
     metrics = json.loads((plugin_trained / "output" / "data" / "metrics.json").read_text())
-    assert metrics["model"] == plugin_name and metrics["best_epoch"] >= 1
+    assert metrics["model"] == plugin_of(plugin_name).name and metrics["best_epoch"] >= 1
     validation = {k: v for k, v in metrics.items() if k.startswith("val_")}
     assert validation, metrics.keys()
     log = (plugin_trained.parent / "train.stdout").read_text()
@@ -112,6 +117,104 @@ def test_records_get_the_same_answer_alone_and_batched(plugin_name, plugin_serve
     assert len(together) == len(alone) == 3
     for a, b in zip(together, alone, strict=True):
         assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) or _close(a, b)
+
+
+def one_record_types(plugin_name: str) -> list[str]:
+    """The plug-in's sample content types whose body is one record (an image...)."""
+    payloads = helpers.sample(plugin_name).PAYLOADS
+    return [kind for kind in payloads if helpers.records_in(kind) == 1]
+
+
+def test_the_sample_has_a_request_for_every_content_type_it_takes(plugin_name):
+    plugin, payloads = plugin_of(plugin_name), helpers.sample(plugin_name).PAYLOADS
+    missing = [kind for kind in plugin.content_types if kind not in payloads]
+    assert not missing, f"sample.py's PAYLOADS has no request of {missing}, which it takes"
+    extra = [kind for kind in payloads if kind not in plugin.content_types]
+    assert not extra, f"sample.py's PAYLOADS has requests of {extra}, which it does not take"
+
+
+def test_a_one_record_body_is_one_answer_in_every_accept(plugin_name, plugin_server):
+    """An image (or a whole text/plain body) is one record: one answer, one line."""
+    plugin, payloads = plugin_of(plugin_name), helpers.sample(plugin_name).PAYLOADS
+    kinds = one_record_types(plugin_name)
+    if not kinds:
+        pytest.skip(f"{plugin_name} takes no body of one record")
+    for kind in kinds:
+        for accept in plugin.accept_types:
+            r = post(plugin_server, payloads[kind], kind, accept)
+            assert r.status_code == 200, (kind, accept, r.text)
+            assert r.headers["Content-Type"].startswith(accept)
+            assert len(answers(r)) == 1, (kind, accept, r.text)
+            if accept != JSON:
+                assert len(r.text.splitlines()) == 1, (kind, accept, r.text)
+
+
+def test_a_one_record_body_gets_the_same_answer_alone_and_batched(plugin_name, plugin_server):
+    """The same body sent alone, then by 8 clients at once (the server batches their
+    records into one forward pass, with each other's and the three-record requests'):
+    every answer is the one it got alone."""
+    payloads = helpers.sample(plugin_name).PAYLOADS
+    kinds = one_record_types(plugin_name)
+    if not kinds:
+        pytest.skip(f"{plugin_name} takes no body of one record")
+    alone = {kind: answers(post(plugin_server, payloads[kind], kind)) for kind in payloads}
+    start, got, lock = threading.Barrier(8), [], threading.Lock()
+
+    def client(i: int) -> None:
+        kind = list(payloads)[i % len(payloads)] if i % 2 else kinds[i % len(kinds)]
+        session = requests.Session()
+        start.wait(timeout=30)
+        for _ in range(5):
+            r = session.post(
+                plugin_server.url + "/invocations",
+                data=payloads[kind],
+                headers={"Content-Type": kind, "Accept": JSON},
+                timeout=30,
+            )
+            with lock:
+                got.append((kind, r.status_code, answers(r) if r.status_code == 200 else r.text))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(got) == 40 and all(status == 200 for _, status, _ in got), got[:3]
+    for kind, _, answer in got:
+        assert len(answer) == helpers.records_in(kind)
+        assert all(_same(a, b) for a, b in zip(answer, alone[kind], strict=True)), (kind, answer)
+
+
+def test_a_broken_one_record_body_is_a_4xx_never_a_5xx(plugin_name, plugin_server):
+    """A body of one record that is no such thing (garbage, or cut short): a JSON 4xx
+    naming the problem (or, if what remains still reads, an answer); the server stays up."""
+    payloads = helpers.sample(plugin_name).PAYLOADS
+    kinds = one_record_types(plugin_name)
+    if not kinds:
+        pytest.skip(f"{plugin_name} takes no body of one record")
+    for kind in kinds:
+        body = payloads[kind]
+        for name, broken in (
+            ("garbage", b"\xff\xfe\x00garbage" * 8),
+            ("cut", body[: len(body) // 2]),
+        ):
+            r = post(plugin_server, broken, kind)
+            assert r.status_code < 500, (kind, name, r.status_code, r.text)
+            assert r.headers["Content-Type"].startswith(JSON), (kind, name, r.text)
+            if name == "garbage":
+                assert 400 <= r.status_code < 500 and r.json()["error"], (kind, r.text)
+        assert requests.get(plugin_server.url + "/ping", timeout=2).status_code == 200
+
+
+def _same(a, b) -> bool:
+    """Two answers alike to 1e-4 in every number, however nested."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) or isinstance(b, float):
+        return a == pytest.approx(b, abs=1e-4)
+    return a == b
 
 
 @pytest.mark.parametrize("content_type", [JSONLINES, CSV])
@@ -199,7 +302,7 @@ def test_short_soak_every_answer_is_its_own(plugin_name, plugin_server):
                 headers={"Content-Type": kind, "Accept": JSON},
                 timeout=30,
             )
-            ok = r.status_code == 200 and len(answers(r)) == 3
+            ok = r.status_code == 200 and len(answers(r)) == helpers.records_in(kind)
             ok = ok and all(_close(a, b) for a, b in zip(answers(r), reference[kind], strict=True))
             with lock:
                 (done if ok else problems).append((kind, r.status_code, r.text[:200]))

@@ -2,8 +2,9 @@
 a host that fails, and a spot interruption (SIGTERM) followed by a restart that resumes.
 
 The two-host run and the SIGTERM/resume run are the platform's: they run once per
-shipped plug-in (`plugin_name`), each on a job sized so that an epoch has room for a
-signal mid-way (the tabular MLP steps in a millisecond, so its epoch has more rows)."""
+plug-in (`plugin_name`), each on a job sized so that an epoch has room for a signal
+mid-way: 96 rows, or what the plug-in's sample.py asks for in TEST_SIZES (the tabular
+MLP steps in a millisecond, so its epoch has more rows)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,22 @@ class Sizes:
         return self.rows // self.batch
 
 
-SIGTERM_SIZES = {"text_classifier": Sizes(96, 8, 5), "tabular": Sizes(16_000, 8, 500)}
+MIN_SIGTERM_STEPS = 12  # an epoch with room for a checkpoint, then a signal before its end
+
+
+def sigterm_sizes(plugin: str, written: int) -> Sizes:
+    """The SIGTERM job's sizes from the training rows the plug-in's `write_data` really
+    wrote (sample.py's TEST_SIZES asks for them): batches of 8, a step checkpoint a
+    quarter into the epoch. A writer that wrote too few rows fails here, saying so."""
+    asked = helpers.test_sizes(plugin)["sigterm_rows"]
+    assert written >= MIN_SIGTERM_STEPS * 8, (
+        f"{plugin}'s sample.py write_data wrote {written} training rows when asked for "
+        f"{asked}; the SIGTERM test needs at least {MIN_SIGTERM_STEPS * 8} (an epoch of "
+        f"{MIN_SIGTERM_STEPS} steps of 8): let it write them, or set "
+        "TEST_SIZES = {'sigterm_rows': N} in sample.py"
+    )
+    steps = written // 8
+    return Sizes(written, 8, steps // 4)
 
 
 def small(plugin: str, tiny_backbone: Path, **extra: str) -> dict[str, str]:
@@ -104,14 +120,14 @@ def step_of(path: Path) -> int:
 def assert_serves(base: Path) -> None:
     """The model directory loads through its plug-in and answers the sample requests,
     one output per record."""
+    from sagemaker_platform.artifacts import read_manifest
     from sagemaker_platform.registry import plugin_for
     from sagemaker_platform.runtime import Runtime
 
     plugin = plugin_for(base / "model")
     model = plugin.load(base / "model", Runtime())
-    records = plugin.decode(
-        model, helpers.sample(plugin.name).PAYLOADS["application/json"], "application/json", {}
-    )
+    payloads = helpers.sample(read_manifest(base / "model")["module"]).PAYLOADS
+    records = plugin.decode(model, payloads["application/json"], "application/json", {})
     assert len(plugin.predict(model, records)) == len(records) == 3
 
 
@@ -164,10 +180,15 @@ def read_until(proc: subprocess.Popen, pattern: str, lines: list[str], accept=No
 
 
 def test_sigterm_saves_at_once_and_a_restart_resumes(tmp_path, tiny_backbone, plugin_name):
-    size = SIGTERM_SIZES.get(plugin_name, Sizes(16_000, 8, 500))
+    """Sized by the plug-in (sample.py's TEST_SIZES): a fast model needs more rows for a
+    signal to land in the middle of an epoch."""
     base = tmp_path / "opt_ml"
+    rows = helpers.test_sizes(plugin_name)["sigterm_rows"]
+    helpers.write_sample_job(base, {}, n_train=rows, model=plugin_name)
+    written = len(helpers.channel_rows(plugin_name, base / "input" / "data" / "train"))
+    size = sigterm_sizes(plugin_name, written)
     hp = small(plugin_name, tiny_backbone, epochs="3", checkpoint_every_n_steps=str(size.every))
-    helpers.write_sample_job(base, hp, n_train=size.rows, model=plugin_name)
+    helpers.write_hyperparameters(base, hp)
     last = base / "checkpoints" / "last.ckpt"
 
     # 1. Interrupted mid-epoch 1, after the first step checkpoint.
@@ -179,7 +200,12 @@ def test_sigterm_saves_at_once_and_a_restart_resumes(tmp_path, tiny_backbone, pl
             lines,
             lambda m: size.every < int(m.group(1)) < size.steps - 1,
         )
-        assert seen, "".join(lines)[-4000:]
+        assert seen, (
+            f"no step line between step {size.every} and {size.steps - 1} of epoch 1: an "
+            f"epoch of {size.rows} rows may end before the test can stop it; give the "
+            "SIGTERM test more rows with TEST_SIZES = {'sigterm_rows': N} in sample.py\n"
+            + "".join(lines)[-4000:]
+        )
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         out = "".join(lines) + proc.communicate(timeout=60)[0]

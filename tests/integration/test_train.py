@@ -265,6 +265,9 @@ def test_training_channel_jsonl_parquet_integer_labels(channel_variants):
     assert data["train_channel_rows"] == "160" and data["validation_channel_rows"] == "0"
     assert data["train_texts"] == "128" and data["val_texts"] == "32"  # 160 rows in 2 files
     assert data["validation"].startswith("split_")
+    # metrics.json counts the rows trained on, not those held out for validation.
+    metrics = metrics_of(run["base"])
+    assert (metrics["train_rows"], metrics["train_channel_rows"]) == (128, 160)
 
 
 def test_pretrained_channel_wins_over_backbone_hyperparameter(channel_variants):

@@ -94,11 +94,13 @@ _TEXTS = [
     "I was charged twice this month, please refund me",
     'the app shows error 500, "again"',
 ]
-# Content type -> a valid request of exactly three records.
+# Content type -> a valid request: three records in JSON, JSON Lines and CSV; the whole
+# body is one text in text/plain.
 PAYLOADS = {
     "application/json": json.dumps({"instances": _TEXTS}).encode(),
     "application/jsonlines": "".join(json.dumps({"text": t}) + "\n" for t in _TEXTS).encode(),
     "text/csv": "".join(
         '"' + t.replace('"', '""') + '"\n' if "," in t or '"' in t else t + "\n" for t in _TEXTS
     ).encode(),
+    "text/plain": _TEXTS[0].encode(),
 }
