@@ -93,10 +93,13 @@ def padded_length(length: int, multiple: int = 1, limit: int | None = None) -> i
 # Tokenizing takes time in a text's length, and the tokens past max_length are dropped:
 # a text longer than max_length x FIRST_CUT characters is tokenized from a prefix, which
 # grows fourfold until the tokens kept from it are certainly those the whole text gives
-# (`_kept_whole`), up to max_length x LAST_CUT characters: past that, a text is not read.
-# Tokens average 4-5 characters in English, 1-2 in Chinese, so the first prefix nearly
-# always does. On a 2-core EPYC, at max_length 256: a 5 MB English text took 4.3 s to
-# tokenize whole, and 2 ms so; a single 5 MB word (one [UNK]) 83 ms, up to LAST_CUT.
+# (`_kept_whole`), up to max_length x LAST_CUT characters: past that, a text is not read
+# (one whose first max_length tokens lie further in, behind a word or a run of blanks
+# tens of thousands of characters long, is answered from that prefix). Tokens average
+# 4-5 characters in English, 1-2 in Chinese, so the first prefix nearly always does.
+# On a 2-core EPYC, at max_length 256: a 5 MB English text took 4.3 s to tokenize whole,
+# 2 ms so; a single 5 MB word (one [UNK]) 83 ms, up to LAST_CUT (3.7 s whole). Few
+# tokens are no cheaper: the tokenizer's time goes with characters (5 MB of blanks, 3.5 s).
 FIRST_CUT = 16
 LAST_CUT = 1024
 
