@@ -121,3 +121,13 @@ def test_a_long_text_gets_the_ids_the_whole_text_gives(pieces, times, tail, blan
         reference.encode(normalize(text, encoder.settings)).ids,
         reference.encode("short").ids,
     ]
+
+
+def test_a_text_is_never_read_past_max_length_x_1024_characters():
+    """The documented bound: tokens further in (behind 5,000 blanks, at max_length 3)
+    are not read, where tokenizing them would cost as much as the blanks' length."""
+    encoder = TextEncoder(minilm_tokenizer(), TextSettings(max_length=3))
+    reference = minilm_tokenizer(3)
+    assert encoder.token_ids(["refund" + " " * 5000 + "parcel"]) == [
+        reference.encode("refund").ids
+    ]
