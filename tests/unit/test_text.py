@@ -128,6 +128,4 @@ def test_a_text_is_never_read_past_max_length_x_1024_characters():
     are not read, where tokenizing them would cost as much as the blanks' length."""
     encoder = TextEncoder(minilm_tokenizer(), TextSettings(max_length=3))
     reference = minilm_tokenizer(3)
-    assert encoder.token_ids(["refund" + " " * 5000 + "parcel"]) == [
-        reference.encode("refund").ids
-    ]
+    assert encoder.token_ids(["refund" + " " * 5000 + "parcel"]) == [reference.encode("refund").ids]
