@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import sys
 
-from flask import Flask, Response, request
+import gevent
+from flask import Flask, Response, after_this_request, request
 from werkzeug.exceptions import HTTPException
 
 from sagemaker_platform.codecs import HTTPError
@@ -50,10 +53,49 @@ def ping() -> Response:
     return _json_error(503, service.engine.not_ready_reason)
 
 
+def _body() -> bytes:
+    """The request body, whole within the mode's body timeout (`ServeConfig.body_timeout`),
+    or a 408 that ends the connection. nginx streams /invocations bodies through as they
+    come (it times only the gap between two reads), so a trickled body is cut off here."""
+    seconds = service.cfg.body_timeout
+    deadline = gevent.Timeout(seconds)
+    deadline.start()
+    try:
+        return request.get_data(cache=False)
+    except gevent.Timeout as exc:
+        if exc is not deadline:
+            raise
+        sock = request.environ.get("gunicorn.socket")
+        if sock is not None:
+
+            @after_this_request
+            def end_after(response: Response) -> Response:
+                response.call_on_close(lambda: _end(sock))
+                return response
+
+        raise HTTPError(
+            408, f"the request body took longer than {seconds:g} s to arrive; send it whole"
+        ) from None
+    finally:
+        deadline.close()
+
+
+def _end(sock: socket.socket) -> None:
+    """Once a 408 is sent: take what nginx still sends of the body until it closes the
+    connection, as it does once it has the answer (closed under its writes first, it
+    would answer its own 502 instead), a second at most; then end the connection, which
+    gunicorn would otherwise keep reading the body from, for the next request."""
+    with contextlib.suppress(OSError), gevent.Timeout(1, False):
+        while sock.recv(65536):
+            pass
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 @app.post("/invocations")
 def invocations() -> Response:
     body, content_type = service.invoke(
-        request.get_data(cache=False),
+        _body(),
         request.headers.get("Content-Type"),
         request.headers.get("Accept"),
         request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),

@@ -3,16 +3,28 @@
 Plug-ins build their `decode` and `encode` from these plain functions (testable without
 HTTP). Anything wrong with a request raises `HTTPError` with the status to answer; the
 message is shown to the client, so it names what is wrong and where.
+
+The record limit (MODEL_SERVER_MAX_RECORDS) is enforced while a body is parsed, not after:
+the service runs a plug-in's `decode` inside `max_records(limit)`, and within it
+`csv_rows`, `jsonlines_values` and `json_records` refuse a body of more records with a
+413 before building them (CSV and JSON Lines count their lines first where each line is
+a record; a JSON list is measured before any of its records is checked). A plug-in that
+parses bodies its own way calls `check_records(len(records))` as soon as it knows the
+count; the service checks the count `decode` returns again either way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
+
+from .contract import MAX_RECORDS_ENV
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
@@ -52,6 +64,38 @@ def _well_formed(kind: str) -> bool:
     return bool(slash and top and sub) and all(c in _TOKEN for c in top + sub)
 
 
+# --- the record limit ------------------------------------------------------------------
+_max_records: ContextVar[int | None] = ContextVar("max_records", default=None)
+
+
+@contextlib.contextmanager
+def max_records(limit: int | None) -> Iterator[None]:
+    """Within this block (the service's call to a plug-in's `decode`), the helpers here
+    refuse a body of more than `limit` records; None is no limit (the default)."""
+    token = _max_records.set(limit)
+    try:
+        yield
+    finally:
+        _max_records.reset(token)
+
+
+def too_many_records(limit: int, count: int | None = None) -> HTTPError:
+    """The 413 for a request over the record limit; `count` when it is known."""
+    held = f"{count} records, more than" if count is not None else "more records than"
+    return HTTPError(
+        413,
+        f"the request holds {held} {MAX_RECORDS_ENV}={limit}; send fewer per request "
+        "(batch transform: a smaller MaxPayloadInMB)",
+    )
+
+
+def check_records(count: int, limit: int | None = None) -> None:
+    """A 413 if `count` records are over `limit` (by default: the one `max_records` set)."""
+    limit = _max_records.get() if limit is None else limit
+    if limit is not None and count > limit:
+        raise too_many_records(limit, count)
+
+
 # --- request bodies --------------------------------------------------------------------
 def body_text(body: bytes) -> str:
     try:
@@ -72,13 +116,16 @@ def parse_json(text: str, where: str = "body") -> Any:
 def jsonlines_values(body: bytes) -> list[Any]:
     """One JSON value per line. Records end at \\n only (JSON escapes it inside strings):
     str.splitlines() would also split at \\x85, \\u2028 and the like, which JSON leaves
-    raw inside strings. A trailing newline is not a record."""
-    lines = body_text(body).split("\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
+    raw inside strings. Trailing blank lines are not records; the lines are counted
+    against the record limit before any is parsed."""
+    text = body_text(body)
+    last = len(text.rstrip())  # the end of the last line with more than whitespace
+    if not last:
         raise HTTPError(400, "body has no JSON Lines records")
-    return [parse_json(line, f"line {i + 1}") for i, line in enumerate(lines)]
+    end = text.find("\n", last)
+    text = text[: end if end >= 0 else len(text)]
+    check_records(text.count("\n") + 1)
+    return [parse_json(line, f"line {i + 1}") for i, line in enumerate(text.split("\n"))]
 
 
 def json_records(body: bytes, keys: Sequence[str] = RECORD_KEYS) -> list[Any] | Any:
@@ -92,8 +139,10 @@ def json_records(body: bytes, keys: Sequence[str] = RECORD_KEYS) -> list[Any] | 
                 if not isinstance(payload, list):
                     return [payload]
                 break
-    if isinstance(payload, list) and not payload:
-        raise HTTPError(400, "the request holds an empty list of records")
+    if isinstance(payload, list):
+        if not payload:
+            raise HTTPError(400, "the request holds an empty list of records")
+        check_records(len(payload))
     return payload
 
 
@@ -112,48 +161,75 @@ def set_one_record_per_line(on: bool) -> None:
     _one_record_per_line = on
 
 
-def csv_rows(body: bytes, one_per_line: bool | None = None) -> list[list[str]]:
+def csv_rows(
+    body: bytes, one_per_line: bool | None = None, header: Sequence[str] | None = None
+) -> list[list[str]]:
     """The body's CSV rows (no header is assumed), trailing empty lines dropped.
 
     With `one_per_line` (by default: under batch transform) each line is one row
     whatever its quotes, so that the answer has a line for each line of the input; a
     quote a line leaves open closes at its end. Otherwise a quoted field may span
     lines, and a quote never closed is a 400 naming the line it opens on, rather than
-    one record swallowing every line after it (as is text after a closing quote)."""
+    one record swallowing every line after it (as is text after a closing quote).
+
+    The rows are counted against the record limit (`max_records`), a first row equal
+    to `header` (column names, which the caller drops) not counted: by their lines
+    before parsing where each line is a row (one per line, or no quote in the body),
+    else as they are parsed, stopping at the first row over the limit."""
     text = body_text(body)
     hide = _LONE_CR not in text
     if hide:
-        text = text.replace("\r\n", "\n").replace("\r", _LONE_CR)
-    if _one_record_per_line if one_per_line is None else one_per_line:
-        rows = _rows_by_line(text)
-    else:
-        rows = _rows(text)
+        # trailing newlines end the last row or make empty ones: never records
+        text = text.replace("\r\n", "\n").replace("\r", _LONE_CR).rstrip("\n")
+    else:  # the reader ends rows at a CR too (a line of CRs is an empty row)
+        text = text.rstrip("\r\n")
+    by_line = _one_record_per_line if one_per_line is None else one_per_line
+    limit = _max_records.get()
+    allowed = None if limit is None else limit + (1 if header is not None else 0)
+    if allowed is not None and text and (by_line or (hide and '"' not in text)):
+        lines = text.count("\n") + 1  # exactly the rows: each line is one
+        if lines > allowed:
+            named = header is not None and _first_row(text) == list(header)
+            raise too_many_records(limit, lines - named)
+    rows = _rows_by_line(text) if by_line else _rows(text, allowed, limit)
     if hide:
         rows = [[field.replace(_LONE_CR, "\r") for field in row] for row in rows]
     while rows and not rows[-1]:
         rows.pop()
     if not rows:
         raise HTTPError(400, "body has no CSV rows")
+    if limit is not None:
+        check_records(len(rows) - (header is not None and rows[0] == list(header)), limit)
     return rows
 
 
+def _first_row(text: str) -> list[str] | None:
+    """The first line's fields (lone CRs shown as they came), or None if it is not CSV."""
+    try:
+        fields = next(csv.reader([text.partition("\n")[0]]), [])
+    except csv.Error:
+        return None
+    return [field.replace(_LONE_CR, "\r") for field in fields]
+
+
 def _rows_by_line(text: str) -> list[list[str]]:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
+    lines = text.split("\n") if text else []
     try:
         return [next(csv.reader([line]), []) for line in lines]
     except csv.Error as exc:
         raise HTTPError(400, f"body is not valid CSV: {exc}") from None
 
 
-def _rows(text: str) -> list[list[str]]:
+def _rows(text: str, allowed: int | None = None, limit: int = 0) -> list[list[str]]:
+    """Rows that may span lines; a row past the first `allowed` is a 413 (`limit`)."""
     # strict: a quote never closed, or text after a closing quote, is an error (RFC 4180)
     # instead of a field that runs on over the lines after it.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows, start = [], 1  # the line the next row begins on
     try:
         for row in reader:
+            if allowed is not None and len(rows) == allowed:
+                raise too_many_records(limit)
             rows.append(row)
             start = reader.line_num + 1
     except csv.Error as exc:

@@ -96,6 +96,13 @@ class ModeLimits:
 # Records: 10,000 texts fit a real-time minute on two cores with room to spare; async and
 # batch transform requests are whole files (a 6 MB mini-batch of short lines holds
 # 100,000), with their longer timeouts.
+# A body's whole arrival, however steadily it trickles: SageMaker's front end hands over a
+# real-time body in well under a second, and async and batch bodies come from S3 inside
+# AWS, so 2 s plus 2 MB/s of the body limit costs real traffic nothing, while a client
+# that trickles its body can hold a connection (of the 1,024 nginx lets through at once)
+# only that long.
+BODY_FLOOR_S = 2.0
+BODY_S_PER_MB = 0.5
 MODE_LIMITS = {
     "realtime": ModeLimits(payload_mb=6.0, timeout=60, client_timeout=10, max_records=10_000),
     "serverless": ModeLimits(payload_mb=4.0, timeout=60, client_timeout=10, max_records=10_000),
@@ -208,6 +215,13 @@ class ServeConfig:
         hi=1024,
         env=contract.MAX_CONCURRENT_TRANSFORMS_ENV,
     )
+
+    @property
+    def body_timeout(self) -> float:
+        """Seconds a request's whole body may take to arrive: BODY_FLOOR_S plus
+        BODY_S_PER_MB for each MB of the body limit (5 s real-time, 4 serverless, 52 batch
+        transform, 514 async, at their default limits)."""
+        return BODY_FLOOR_S + BODY_S_PER_MB * self.max_payload_mb
 
     @property
     def kind(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import resource
 
 from sagemaker_platform import cores, logs
 from sagemaker_platform.config import serve_config_from_env
@@ -24,10 +25,31 @@ _gpus = int(os.environ.get(GPUS_ENV, "0"))
 _shared_cores = int(os.environ.get(SHARED_CORES_ENV, "0"))
 _share = cores.CoreShare(_shared_cores) if _shared_cores else None
 
+# nginx streams /invocations bodies through as they arrive, so each of the 1,024
+# /invocations connections it lets in at once (those still sending their bodies
+# included) is a connection here too, beside nginx's 64 kept-alive ones and /ping; the
+# workers race to accept them, so any one worker may hold them all and must still have
+# room to answer /ping. A waiting connection costs a greenlet, not the worker.
 bind = os.environ.get(SOCKET_ENV, "127.0.0.1:8000")
 workers = max(1, _cfg.workers)
 worker_class = "gevent"
-worker_connections = 1000
+worker_connections = 2048
+OPEN_FILES = 8192  # as nginx's worker_rlimit_nofile: connections and the model's files
+
+
+def raise_open_files(want: int = OPEN_FILES) -> int:
+    """Lift the soft limit on open files towards `want` (never past the hard limit):
+    containers may start with a soft limit of 1024, under worker_connections. The
+    limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+raise_open_files()  # in the master, before it forks the workers
 timeout = _cfg.timeout
 graceful_timeout = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
 keepalive = 75  # longer than nginx's upstream keepalive use

@@ -105,20 +105,18 @@ class Service:
             # decode checks records against the model: a request that arrives while the
             # model loads (a worker gunicorn just replaced) waits for it, within the timeout
             model = self.engine.loaded(timeout=self.cfg.timeout).model
-            records = plugin.decode(model, body, kind, options)
+            # The platform's parsing helpers count records against the limit as they
+            # parse (`codecs.max_records`): a body of millions of tiny rows is refused
+            # before they are built; the check after is for plug-ins that parse alone.
+            with codecs.max_records(self.cfg.max_records):
+                records = plugin.decode(model, body, kind, options)
             # The records hold what the body said: let the body go (the caller passed
             # it straight in, so this is its last reference) before the forward pass
             # and the answer, which on an async endpoint's 1 GB body is a copy saved.
             del body
             if not records:
                 raise HTTPError(400, "the request holds no records")
-            if len(records) > self.cfg.max_records:
-                raise HTTPError(
-                    413,
-                    f"the request holds {len(records)} records, more than "
-                    f"{contract.MAX_RECORDS_ENV}={self.cfg.max_records}; send fewer per request "
-                    "(batch transform: a smaller MaxPayloadInMB)",
-                )
+            codecs.check_records(len(records), self.cfg.max_records)
             remaining = max(0.0, deadline - time.monotonic())
             outputs = self.engine.predict(records, timeout=remaining)
         except NotReady as exc:

@@ -193,6 +193,7 @@ def serve() -> int:
             max_payload_mb=cfg.max_payload_mb,
             timeout=cfg.timeout,
             client_timeout=cfg.client_timeout,
+            body_timeout=cfg.body_timeout,
             model_dir=contract.model_dir(),
         ),
     )

@@ -476,8 +476,10 @@ def test_healthy_after_the_fuzzing(server, still_healthy):
             501,
             "unsupported Transfer-Encoding",
         ),
+        (b"GET /ping HTTP/3.0\r\nHost: x\r\n\r\n", 505, "unsupported HTTP version"),
+        (b"POST /invocations HTTP/2.0\r\nContent-Length: 1\r\n\r\nx", 505, "use HTTP/1.1"),
     ],
-    ids=["uri-too-long", "unknown-transfer-encoding"],
+    ids=["uri-too-long", "unknown-transfer-encoding", "http-3.0", "http-2.0-invocations"],
 )
 def test_nginx_own_refusals_are_json(server, still_healthy, data, status, message):
     got, content_type, body = raw(server, data)

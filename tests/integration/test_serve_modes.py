@@ -246,3 +246,134 @@ def test_a_silent_client_is_cut_off_after_the_client_timeout(impatient, data):
     assert 1.5 < took < 5, took
     assert answer == b""  # reset_timedout_connection: no answer to a client that is gone
     assert requests.get(impatient.url + "/ping", timeout=5).status_code == 200
+
+
+# --- bodies that cost more than their bytes: a one-worker real-time server ------------
+@pytest.fixture(scope="module")
+def one_worker(trained_model):
+    """The real-time defaults (6 MB, 10,000 records, a 5 s body timeout) on one worker,
+    as a serverless endpoint runs: whatever holds the worker's event loop holds /ping."""
+    with helpers.Server(trained_model, env={**FP32, "MODEL_SERVER_WORKERS": "1"}) as srv:
+        srv.wait_ready()
+        yield srv
+
+
+def _ping(server) -> int | str:
+    """/ping's status, or "timeout" past the 2 s SageMaker's health check waits."""
+    try:
+        return requests.get(server.url + "/ping", timeout=2).status_code
+    except requests.Timeout:
+        return "timeout"
+
+
+def test_millions_of_tiny_records_are_a_413_while_ping_answers(one_worker):
+    """A 6 MB CSV of 3M one-character rows and 4 MB of 1M JSON Lines at once: each the
+    record limit's JSON 413, and /ping answered within 2 s all along (built row by row
+    before the count, they held the worker for 7 s and 600 MB)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [(b"a\n" * 3_000_000, CSV), (b'"a"\n' * 1_000_000, JSONLINES)]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = [pool.submit(post, one_worker, body, kind) for body, kind in bodies]
+        pings = []
+        for _ in range(6):  # while they are parsed, and after
+            pings.append(_ping(one_worker))
+            time.sleep(0.2)
+        answers = [a.result() for a in answers]
+    for r in answers:
+        assert r.status_code == 413, r.text[:300]
+        assert r.headers["Content-Type"].startswith(JSON)
+        assert "MODEL_SERVER_MAX_RECORDS=10000;" in r.json()["error"]
+    assert pings == [200] * 6
+
+
+REALTIME_BODY_TIMEOUT = 5  # 2 s + 0.5 s per MB of the 6 MB body limit
+TRICKLE = (
+    b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+    b"Content-Length: 100000\r\n\r\n"
+)
+
+
+def _answer_status(head: bytes) -> tuple[int, bool]:
+    """(status, whether JSON) of an answer's first bytes."""
+    lines = head.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    return int(lines[0].split()[1]), "Content-Type: application/json" in lines
+
+
+def test_a_trickled_body_is_cut_off_at_the_modes_body_timeout(one_worker):
+    """A byte a second, well inside nginx's 10 s between reads, of a body that would take
+    a day: a JSON 408 once the real-time body timeout is up, and the connection closed."""
+    with socket.create_connection(("127.0.0.1", one_worker.port), timeout=1) as s:
+        s.sendall(TRICKLE)
+        start, answer = time.monotonic(), b""
+        while time.monotonic() - start < REALTIME_BODY_TIMEOUT + 10:
+            try:
+                s.sendall(b"a")
+                chunk = s.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:  # reset: closed
+                break
+            if not chunk:
+                break
+            answer += chunk
+        took = time.monotonic() - start
+    assert answer, f"still open after {took:.1f} s"
+    assert _answer_status(answer) == (408, True), answer
+    assert f"longer than {REALTIME_BODY_TIMEOUT} s" in answer.decode()
+    assert REALTIME_BODY_TIMEOUT - 1 < took < REALTIME_BODY_TIMEOUT + 5, took
+
+
+def test_1030_trickled_bodies_hold_the_slots_no_longer_than_the_body_timeout(one_worker):
+    """1,030 clients each trickle a body a byte a second, and go on until the server
+    closes their connections: the 1,024 nginx lets in hold every /invocations slot (the
+    others get a JSON 429 at once) until the body timeout answers them a JSON 408, and
+    nginx closes them after at most 2 s more of reading what they still send. Then
+    requests are answered again; /ping was answered within 2 s throughout."""
+    import resource
+    import selectors
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    selector, socks, answers, closed, pings = selectors.DefaultSelector(), [], {}, {}, []
+    try:
+        for i in range(1030):
+            s = socket.create_connection(("127.0.0.1", one_worker.port), timeout=10)
+            s.sendall(TRICKLE + b"a")
+            s.setblocking(False)
+            selector.register(s, selectors.EVENT_READ, i)
+            socks.append(s)
+        start = time.monotonic()
+        status, error = status_and_json(raw(one_worker.port, TRICKLE.replace(b"100000", b"2")))
+        assert status == 429, error  # every slot is held
+        while len(closed) < len(socks) and time.monotonic() - start < REALTIME_BODY_TIMEOUT + 15:
+            for key, _ in selector.select(timeout=1):  # the answers, then the end of them
+                try:
+                    chunk = key.fileobj.recv(65536)
+                except OSError:
+                    chunk = b""
+                answers[key.data] = answers.get(key.data, b"") + chunk
+                if not chunk:
+                    selector.unregister(key.fileobj)
+            for i, s in enumerate(socks):  # the next byte of every body, answered or not
+                if i not in closed:
+                    try:
+                        s.send(b"a")
+                    except OSError:  # the server closed (reset) the connection
+                        closed[i] = time.monotonic() - start
+            pings.append(_ping(one_worker))
+        left = len(socks) - len(closed)
+        assert not left, f"{left} trickled bodies still open after {time.monotonic() - start:.0f} s"
+        # the body timeout, nginx's 2 s of reading the rest, a second to see the reset
+        assert max(closed.values()) < REALTIME_BODY_TIMEOUT + 2 + 1 + 3, max(closed.values())
+        statuses = [_answer_status(a) for a in answers.values() if a]
+        assert set(statuses) <= {(408, True), (429, True)}, set(statuses)
+        assert statuses.count((408, True)) >= 1000, len(statuses)
+        r = post(one_worker, b"a text\n")
+        assert r.status_code == 200, r.text
+        assert set(pings) == {200}, pings
+    finally:
+        selector.close()
+        for s in socks:
+            s.close()

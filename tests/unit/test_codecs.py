@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from plugins.text_classifier import codecs as text_codecs
 from plugins.text_classifier import plugin
 from sagemaker_platform import codecs
-from sagemaker_platform.codecs import HTTPError
+from sagemaker_platform.codecs import CSV, JSON, JSONLINES, HTTPError
 
 
 def decode(body: bytes, content_type: str | None, options=None) -> list[str]:
@@ -274,3 +274,76 @@ def test_text_after_a_closing_quote_is_a_400_naming_its_line():
         HTTPError, match=r"CSV line 3 is not valid CSV: ',' expected.*quoted field from line 2"
     ):
         codecs.csv_rows(b'ok\n"open\n"I was charged\nthird\n')
+
+
+# --- the record limit, counted while parsing ------------------------------------------
+LIMIT = 10
+MANY = 1_000_000  # one-character records: 2-4 MB, inside the real-time body limit
+
+
+def _json_list(n: int, last=None) -> bytes:
+    return json.dumps(["a"] * n + ([] if last is None else [last])).encode()
+
+
+# Each content type: a body of n tiny records, and one with a bad record after n good ones
+# (a decoder that parsed the whole body first would answer its 400).
+LIMITED = {
+    "json": (JSON, lambda n: _json_list(n), lambda n: _json_list(n, 5)),
+    "json-inputs": (
+        JSON,
+        lambda n: b'{"inputs": ' + _json_list(n) + b"}",
+        lambda n: b'{"inputs": ' + _json_list(n, {"no": "text"}) + b"}",
+    ),
+    "jsonlines": (JSONLINES, lambda n: b'"a"\n' * n, lambda n: b'"a"\n' * n + b"{bad\n"),
+    "csv": (CSV, lambda n: b"a\n" * n, lambda n: b"a\n" * n + b"two,columns\n"),
+    "csv-quoted": (CSV, lambda n: b'"a"\n' * n, lambda n: b'"a"\n' * n + b'"never closed\n'),
+}
+
+
+@pytest.mark.parametrize("name", LIMITED)
+def test_a_body_over_the_record_limit_is_a_413_before_its_records_are_built(name):
+    content_type, body_of, bad_after = LIMITED[name]
+    with codecs.max_records(LIMIT):
+        assert decode(body_of(LIMIT), content_type) == ["a"] * LIMIT
+        for body in (body_of(LIMIT + 1), body_of(MANY), bad_after(LIMIT + 1)):
+            with pytest.raises(HTTPError) as err:
+                decode(body, content_type)
+            assert err.value.status == 413, err.value.message
+            assert "MODEL_SERVER_MAX_RECORDS=10;" in err.value.message
+    with pytest.raises(HTTPError) as err:  # outside the service's block: no limit
+        decode(bad_after(LIMIT + 1), content_type)
+    assert err.value.status == 400
+
+
+def test_the_413_counts_the_records_where_the_lines_tell():
+    with codecs.max_records(LIMIT), pytest.raises(HTTPError) as err:
+        decode(b"a\n" * MANY, CSV)
+    assert err.value.message.startswith(f"the request holds {MANY} records, more than ")
+
+
+def test_the_line_count_refuses_only_where_each_line_is_a_record():
+    """Outside batch transform a quoted field may span lines: 5 records over 20 lines
+    are 5 records; trailing blank lines are none. Under batch transform every line is
+    one, quoted or not."""
+    spanning = b'"first line\nsecond line\nthird line\nfourth"\n' * 5
+    blank_tail = b"a\n" * LIMIT + b"\n" * MANY
+    with codecs.max_records(LIMIT):
+        assert len(codecs.csv_rows(spanning, one_per_line=False)) == 5
+        assert len(codecs.csv_rows(blank_tail, one_per_line=False)) == LIMIT
+        assert len(codecs.csv_rows(blank_tail.replace(b"\n", b"\r\n"), one_per_line=True)) == 10
+        assert len(codecs.jsonlines_values(b'"a"\n' * LIMIT + b" \n\t\n" * MANY)) == LIMIT
+        with pytest.raises(HTTPError) as err:
+            codecs.csv_rows(spanning, one_per_line=True)
+        assert err.value.status == 413
+
+
+def test_a_header_row_is_not_a_record():
+    body = b"name\n" + b"a\n" * LIMIT
+    with codecs.max_records(LIMIT):
+        for by_line in (False, True):
+            rows = codecs.csv_rows(body, one_per_line=by_line, header=["name"])
+            assert len(rows) == LIMIT + 1
+            with pytest.raises(HTTPError, match="MODEL_SERVER_MAX_RECORDS"):
+                codecs.csv_rows(body, one_per_line=by_line, header=["other"])
+            with pytest.raises(HTTPError, match="holds 11 records, more than MODEL_SERVER_MAX"):
+                codecs.csv_rows(body + b"a\n", one_per_line=by_line, header=["name"])

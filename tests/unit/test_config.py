@@ -190,6 +190,21 @@ def test_each_endpoint_mode_has_its_own_limits(env, payload_mb, timeout, client_
     )
 
 
+@pytest.mark.parametrize(
+    "env,seconds",
+    [
+        ({}, 5),
+        ({"MODEL_SERVER_MODE": "serverless"}, 4),
+        ({"MODEL_SERVER_MODE": "async"}, 514),
+        ({"SAGEMAKER_BATCH": "true"}, 52),
+        ({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "10"}, 7),
+    ],
+)
+def test_a_bodys_whole_arrival_is_bounded_by_the_modes_body_limit(env, seconds):
+    """2 s, and 0.5 s per MB the mode lets a body hold."""
+    assert serve_config_from_env(env).body_timeout == seconds
+
+
 def test_serverless_runs_one_worker_on_the_cpu():
     cfg = serve_config_from_env({"MODEL_SERVER_MODE": "serverless"})
     assert (cfg.workers, cfg.device, cfg.kind) == (1, "cpu", "serverless")

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from sagemaker_platform import codecs
 from sagemaker_platform.codecs import HTTPError
 from sagemaker_platform.config import ServeConfig
 from sagemaker_platform.plugin import Plugin
@@ -59,3 +60,46 @@ def test_the_record_limit_counts_records_not_bytes(service):
     with pytest.raises(HTTPError) as exc:
         svc.invoke(json.dumps(["a"] * 4).encode(), JSON, JSON)
     assert exc.value.status == 413 and "MODEL_SERVER_MAX_RECORDS=3" in str(exc.value)
+
+
+class Rows(Lengths):
+    """A plug-in that parses CSV through the platform's helper, and counts what it built."""
+
+    name = "rows"
+    content_types = (codecs.CSV, JSON, codecs.JSONLINES)
+    built = 0
+
+    def decode(self, model, body, content_type, options):
+        if content_type != codecs.CSV:
+            records = super().decode(model, body, content_type, options)
+        else:
+            records = [row[0] for row in codecs.csv_rows(body)]
+        Rows.built = len(records)
+        for i, record in enumerate(records):  # a check of each record, as plug-ins do
+            if record == "bad":
+                raise HTTPError(400, f"record {i + 1} is bad")
+        return records
+
+
+@pytest.mark.parametrize(
+    "body,content_type",
+    [
+        (b"a\n" * 300_000 + b"bad\n", codecs.CSV),
+        (b'"a"\n' * 300_000 + b'"bad"\n', codecs.CSV),  # quoted: counted while parsed
+        (b'"a"\n' * 300_000 + b'"bad"\n', codecs.JSONLINES),
+        (json.dumps(["a"] * 300_000 + ["bad"]).encode(), JSON),
+    ],
+    ids=["csv", "csv-quoted", "jsonlines", "json"],
+)
+def test_too_many_records_are_a_413_before_they_are_built(tmp_path, body, content_type):
+    """300,000 tiny records and a bad one after them, at a limit of 3: the parse stops at
+    the fourth record, so the answer is the limit's 413 (not the bad record's 400), and
+    no record was handed to the plug-in's own checks."""
+    svc = Service(ServeConfig(workers=1, threads=1, max_records=3), tmp_path, plugin=Rows())
+    assert svc.engine.wait_ready(10)
+    Rows.built = 0
+    with pytest.raises(HTTPError) as exc:
+        svc.invoke(body, content_type, JSON)
+    assert exc.value.status == 413, exc.value.message
+    assert "MODEL_SERVER_MAX_RECORDS=3;" in exc.value.message
+    assert Rows.built == 0

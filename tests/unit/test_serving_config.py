@@ -64,4 +64,40 @@ def test_nginx_takes_each_modes_limits(tmp_path, env, body, read_timeout, client
     assert f"proxy_read_timeout {read_timeout};" in text
     for directive in ("client_header_timeout", "client_body_timeout", "send_timeout"):
         assert f"{directive} {client_timeout};" in text
-    assert "proxy_request_buffering on;" in text
+    # /invocations bodies stream to the worker, which bounds their whole arrival
+    invocations = text[text.index("location = /invocations") :].split("}", 1)[0]
+    assert "proxy_request_buffering off;" in invocations
+
+
+def test_gunicorn_lifts_a_low_open_files_limit_above_its_connections():
+    """A container may start with a soft limit of 1,024 open files: one worker holding
+    every /invocations connection nginx lets in (their bodies stream through) would run
+    out of them, and /ping with it."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.conftest import MODEL_DIR
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"the hard limit on open files here is {hard}")
+
+    def low() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+    code = (
+        "import resource\n"
+        "from sagemaker_platform import gunicorn_conf\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], gunicorn_conf.worker_connections)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=str(MODEL_DIR),
+        capture_output=True,
+        text=True,
+        preexec_fn=low,
+        check=True,
+    )
+    soft, connections = map(int, result.stdout.split())
+    assert soft > connections + 1024

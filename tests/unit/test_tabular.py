@@ -11,6 +11,7 @@ import pytest
 from plugins.tabular import codecs, plugin, sample
 from plugins.tabular.config import Hyperparameters
 from plugins.tabular.data import detect_task, load_rows
+from sagemaker_platform import codecs as platform_codecs
 from sagemaker_platform import evaluation, hyperparameters
 from sagemaker_platform.channels import SOURCE
 from sagemaker_platform.codecs import CSV, JSON, JSONLINES, HTTPError
@@ -357,3 +358,59 @@ def test_evaluate_and_predict_for_both_tasks(classification, regression, tmp_pat
         assert keys <= set(report) and (tmp_path / plot).stat().st_size > 1000
         assert report["num_examples"] == len(rows.val)
         assert set(evaluation.headline(report)) == {k for k in keys if k.startswith("val_")}
+
+
+# --- the record limit, counted while parsing ------------------------------------------
+LIMIT = 10
+MANY = 300_000
+
+
+def _tiny(n: int, layout: str) -> bytes:
+    """n one-value records (a 400 each: fields are missing) in one of the layouts."""
+    if layout == "jsonlines":
+        return b"{}\n" * n
+    if layout == "csv":
+        return b"1\n" * n
+    if layout == "csv-header":
+        return (",".join(FEATURES) + "\n").encode() + b"1\n" * n
+    if layout == "split":
+        return json.dumps({"columns": ["x"], "data": [[1]] * n}).encode()
+    if layout == "columns":
+        return json.dumps({"x": [1] * n}).encode()
+    if layout == "instances":
+        return json.dumps({"instances": [{}] * n}).encode()
+    return json.dumps([{}] * n).encode()
+
+
+LAYOUTS = {
+    "list": JSON,
+    "instances": JSON,
+    "split": JSON,
+    "columns": JSON,
+    "jsonlines": JSONLINES,
+    "csv": CSV,
+    "csv-header": CSV,
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_many_tiny_records_are_a_413_before_any_is_checked(classification, layout):
+    """Each record here would be a 400 (a field missing): over the limit, the count
+    comes first, at the limit the records are checked."""
+    model, content_type = loaded(classification), LAYOUTS[layout]
+    with platform_codecs.max_records(LIMIT):
+        for n in (LIMIT + 1, MANY):
+            with pytest.raises(HTTPError) as err:
+                plugin.decode(model, _tiny(n, layout), content_type, {})
+            assert err.value.status == 413, err.value.message
+            assert "MODEL_SERVER_MAX_RECORDS=10;" in err.value.message
+        with pytest.raises(HTTPError) as err:
+            plugin.decode(model, _tiny(LIMIT, layout), content_type, {})
+        assert err.value.status == 400
+
+
+def test_a_csv_header_and_the_limits_records_are_answered(classification):
+    row = sample.PAYLOADS[CSV].splitlines(keepends=True)[0]
+    body = (",".join(FEATURES) + "\n").encode() + row * LIMIT
+    with platform_codecs.max_records(LIMIT):
+        assert len(codecs.decode(classification.schema, body, CSV)) == LIMIT

@@ -127,8 +127,10 @@ def json_records(body: bytes) -> list:
             and isinstance(payload.get("data"), list)
             and set(payload) <= {"columns", "data", "index"}
         ):
+            codecs.check_records(len(payload["data"]))  # before a record is built
             payload = _split_records(payload)
         elif payload and all(isinstance(v, list) for v in payload.values()):
+            codecs.check_records(max(map(len, payload.values())))
             payload = _list_records(payload)
     if isinstance(payload, dict):
         payload = [payload]  # one record
@@ -138,11 +140,12 @@ def json_records(body: bytes) -> list:
         )
     if not payload:
         raise HTTPError(400, "the request holds an empty list of records")
+    codecs.check_records(len(payload))
     return payload
 
 
 def decode_csv(schema: Schema, body: bytes) -> list[Row]:
-    rows = codecs.csv_rows(body)
+    rows = codecs.csv_rows(body, header=schema.features)  # a header row is no record
     first = 1
     if rows[0] == list(schema.features):  # a header row
         rows, first = rows[1:], 2

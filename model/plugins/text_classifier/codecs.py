@@ -68,6 +68,7 @@ def decode_json(body: bytes) -> list[TextRecord]:
     if isinstance(payload, list):
         if not payload:
             raise HTTPError(400, "inputs is an empty list")
+        codecs.check_records(len(payload))  # before a record is checked
         return [_record(v, f"inputs[{i}]") for i, v in enumerate(payload)]
     return [_record(payload, "inputs")]
 
