@@ -365,3 +365,36 @@ def test_under_batch_transform_each_input_line_gets_its_answer_line(
             assert got[0] == want[0] and float(got[1]) == pytest.approx(float(want[1]), abs=1e-4)
         else:
             assert _close(got, want)
+
+
+@pytest.fixture(scope="module")
+def single_record_batch_server(plugin_trained):
+    """Batch transform of an S3 prefix of one-record objects (images): SplitType None,
+    BatchStrategy SingleRecord, as `launcher transform` starts it for such a type."""
+    env = {
+        "MODEL_SERVER_PRECISION": "fp32",
+        "SAGEMAKER_BATCH": "true",
+        "SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "6",
+    }
+    with helpers.Server(plugin_trained, env=env) as srv:
+        srv.wait_ready()
+        yield srv
+
+
+def test_under_batch_transform_each_one_record_object_gets_its_answer(
+    plugin_name, plugin_server, single_record_batch_server
+):
+    """Each object of the prefix is one request: answered as a real-time endpoint answers
+    it, one record, and the execution parameters say one record per request."""
+    payloads = helpers.sample(plugin_name).PAYLOADS
+    kinds = one_record_types(plugin_name)
+    if not kinds:
+        pytest.skip(f"{plugin_name} takes no body of one record")
+    params = requests.get(single_record_batch_server.url + "/execution-parameters", timeout=10)
+    assert params.json()["BatchStrategy"] == "SINGLE_RECORD", params.text
+    for kind in kinds:
+        r = post(single_record_batch_server, payloads[kind], kind)
+        assert r.status_code == 200, (kind, r.text)
+        assert len(answers(r)) == 1, (kind, r.text)
+        assert _same(answers(r), answers(post(plugin_server, payloads[kind], kind))), kind
