@@ -24,6 +24,7 @@ from sagemaker_platform.splitting import (
 from .config import Hyperparameters, names
 from .schema import (
     CLASSIFICATION,
+    MIN_STD,
     REGRESSION,
     BadValue,
     Categorical,
@@ -218,7 +219,7 @@ def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
         x = numbers(fit[column], column)
         mean = float(np.nanmean(x)) if not np.isnan(x).all() else 0.0
         std = float(np.nanstd(x)) if not np.isnan(x).all() else 1.0
-        stats.append(Numeric(column, mean, std if std > 1e-12 else 1.0))
+        stats.append(Numeric(column, mean, std if std >= MIN_STD else 1.0))
     vocabularies = []
     for column in categorical:
         seen = {category(v) for v in fit[column].to_numpy()} - {None}
@@ -233,7 +234,7 @@ def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
         categorical=tuple(vocabularies),
         labels=tuple(classes),
         target_mean=target_mean,
-        target_std=target_std if target_std > 1e-12 else 1.0,
+        target_std=target_std if target_std >= MIN_STD else 1.0,
     )
 
     train_table = table(schema, fit, y[tr])

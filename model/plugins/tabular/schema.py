@@ -23,10 +23,24 @@ from typing import Any
 
 import numpy as np
 
-from sagemaker_platform.artifacts import check_labels
+from sagemaker_platform.artifacts import (
+    check_choice,
+    check_distinct,
+    check_labels,
+    check_list,
+    check_number,
+    check_str,
+    corrupt,
+    member,
+    shown,
+)
 from sagemaker_platform.errors import UserError
 
 FORMAT_VERSION = 1
+SCHEMA = "schema.json"
+# A column (or target) whose training values spread less than this is scaled by 1: a
+# smaller std in schema.json is none training wrote, and would blow values up.
+MIN_STD = 1e-12
 CLASSIFICATION, REGRESSION = "classification", "regression"
 # What pandas reads as missing in a CSV file by default; a request's CSV field, or a JSON
 # string, with one of these values is missing too, so both sides agree.
@@ -198,29 +212,72 @@ class Schema:
 
     @classmethod
     def from_dict(cls, d: Any) -> Schema:
-        try:
-            if d["format_version"] != FORMAT_VERSION:
-                raise UserError(
-                    f"schema.json has format {d['format_version']}, expected {FORMAT_VERSION}"
-                )
-            regression = d["task"] == REGRESSION
-            schema = cls(
-                label_column=d["label_column"],
-                task=d["task"],
-                features=tuple(d["features"]),
-                numeric=tuple(Numeric(c["name"], c["mean"], c["std"]) for c in d["numeric"]),
-                categorical=tuple(
-                    Categorical(c["name"], tuple(c["categories"])) for c in d["categorical"]
-                ),
-                labels=() if regression else tuple(d["labels"]),
-                target_mean=d["target"]["mean"] if regression else 0.0,
-                target_std=d["target"]["std"] if regression else 1.0,
+        """The schema in schema.json, every value checked: a UserError naming the key
+        and the value when one is of the wrong type or range (a std of 0 or "x" would
+        load, and then answer every request with null or a 500)."""
+        version = member(d, "format_version", SCHEMA)
+        if type(version) is not int or version != FORMAT_VERSION:
+            raise UserError(
+                f"model directory has format {shown(version)} in {SCHEMA}, expected {FORMAT_VERSION}"
             )
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"model directory is corrupt: schema.json lacks {exc}") from None
-        if not regression:
-            check_labels(list(schema.labels), "schema.json's labels")
-        encoded = {c.name for c in schema.numeric} | {c.name for c in schema.categorical}
-        if schema.task not in (CLASSIFICATION, REGRESSION) or encoded != set(schema.features):
-            raise UserError("model directory is corrupt: schema.json's columns do not add up")
+        task = check_choice(
+            member(d, "task", SCHEMA), f"{SCHEMA}: task", (CLASSIFICATION, REGRESSION)
+        )
+        features = tuple(_names(member(d, "features", SCHEMA), "features"))
+        numeric = []
+        for i, c in enumerate(check_list(member(d, "numeric", SCHEMA), f"{SCHEMA}: numeric")):
+            where = f"{SCHEMA}: numeric[{i}]"
+            numeric.append(
+                Numeric(
+                    check_str(member(c, "name", where), f"{where}.name", empty=True),
+                    check_number(member(c, "mean", where), f"{where}.mean"),
+                    check_number(member(c, "std", where), f"{where}.std", lo=MIN_STD),
+                )
+            )
+        categorical = []
+        for i, c in enumerate(
+            check_list(member(d, "categorical", SCHEMA), f"{SCHEMA}: categorical")
+        ):
+            where = f"{SCHEMA}: categorical[{i}]"
+            name = check_str(member(c, "name", where), f"{where}.name", empty=True)
+            categories = _names(member(c, "categories", where), f"categorical[{i}].categories")
+            categorical.append(Categorical(name, tuple(categories)))
+        labels: tuple[Any, ...] = ()
+        target_mean, target_std = 0.0, 1.0
+        if task == CLASSIFICATION:
+            labels = tuple(check_labels(member(d, "labels", SCHEMA), f"{SCHEMA}'s labels"))
+            if len(labels) < 2:
+                raise corrupt(f"{SCHEMA}: labels", "lists fewer than two classes")
+        else:
+            target = member(d, "target", SCHEMA)
+            target_mean = check_number(
+                member(target, "mean", f"{SCHEMA}: target"), f"{SCHEMA}: target.mean"
+            )
+            target_std = check_number(
+                member(target, "std", f"{SCHEMA}: target"), f"{SCHEMA}: target.std", lo=MIN_STD
+            )
+        schema = cls(
+            label_column=check_str(member(d, "label_column", SCHEMA), f"{SCHEMA}: label_column"),
+            task=task,
+            features=features,
+            numeric=tuple(numeric),
+            categorical=tuple(categorical),
+            labels=labels,
+            target_mean=target_mean,
+            target_std=target_std,
+        )
+        encoded = [c.name for c in schema.numeric] + [c.name for c in schema.categorical]
+        if not features or sorted(encoded) != sorted(features):
+            raise corrupt(
+                SCHEMA, "columns do not add up: every feature must be numeric or categorical, once"
+            )
         return schema
+
+
+def _names(value: Any, key: str) -> list[str]:
+    """A list of distinct strings in schema.json (features, a column's categories)."""
+    where = f"{SCHEMA}: {key}"
+    names = [
+        check_str(v, f"{where}[{i}]", empty=True) for i, v in enumerate(check_list(value, where))
+    ]
+    return check_distinct(names, where)

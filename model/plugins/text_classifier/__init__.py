@@ -123,8 +123,7 @@ class TextClassifierPlugin(Plugin):
 
         from . import artifacts
 
-        artifacts.read_spec(model_dir)
-        artifacts.read_backbone_config(model_dir)
+        artifacts.read_backbone_config(model_dir, artifacts.read_spec(model_dir))
         if not (model_dir / artifacts.TOKENIZER / "tokenizer.json").is_file():
             raise UserError("model directory is incomplete: tokenizer/tokenizer.json is missing")
 
