@@ -69,6 +69,14 @@ MISSING_STRINGS = frozenset(
 )
 
 
+FINITE = "a finite number"  # what BadValue expects of an infinite or overflowing number
+# ... and of one whose standardised value is beyond the float32 the network computes in
+IN_RANGE = (
+    "a number within the model's range (standardised by the training data's mean and "
+    "std, it overflows)"
+)
+
+
 class BadValue(ValueError):
     """A value that does not fit its column: `row` is its position in the input."""
 
@@ -92,16 +100,32 @@ def as_number(value: Any) -> float | None:
         return math.nan
     if isinstance(value, (bool, np.bool_)):
         return None
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            number = float(value)
+        elif isinstance(value, str):
             number = float(value.strip())
-        except ValueError:
+        else:
             return None
-    else:
+    except (ValueError, OverflowError):  # not a number; an integer of 400 digits
         return None
     return number if math.isfinite(number) else None
+
+
+def looks_numeric(value: Any) -> bool:
+    """A number, or a string Python reads as one, however large (`1e999`, 400 digits)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return True
+    if isinstance(value, (float, np.floating)):
+        return not math.isnan(value)
+    if isinstance(value, str):
+        try:
+            return not math.isnan(float(value.strip()))
+        except ValueError:
+            return False
+    return False
 
 
 def numbers(values: Sequence[Any], column: str) -> np.ndarray:
@@ -112,13 +136,13 @@ def numbers(values: Sequence[Any], column: str) -> np.ndarray:
         out = array.astype(np.float64)
         bad = np.flatnonzero(np.isinf(out))
         if len(bad):
-            raise BadValue(column, int(bad[0]), array[bad[0]])
+            raise BadValue(column, int(bad[0]), array[bad[0]], FINITE)
         return out
     out = np.empty(len(values), dtype=np.float64)
     for i, value in enumerate(values if array is None else array):
         number = as_number(value)
         if number is None:
-            raise BadValue(column, i, value)
+            raise BadValue(column, i, value, FINITE if looks_numeric(value) else "a number")
         out[i] = number
     return out
 
@@ -133,6 +157,10 @@ def category(value: Any, column: str = "", row: int = 0) -> str | None:
     if isinstance(value, (str, bool, int, float, np.generic)):
         return str(value)
     raise BadValue(column, row, value, "a string or a number")
+
+
+def _value(values: Sequence[Any], i: int) -> Any:
+    return values.iloc[i] if hasattr(values, "iloc") else values[i]
 
 
 @dataclass(frozen=True)
@@ -176,7 +204,12 @@ class Schema:
         numeric = np.empty((n, len(self.numeric)), dtype=np.float32)
         for j, col in enumerate(self.numeric):
             x = numbers(columns[col.name], col.name)
-            numeric[:, j] = np.where(np.isnan(x), 0.0, (x - col.mean) / col.std)
+            with np.errstate(over="ignore"):
+                numeric[:, j] = np.where(np.isnan(x), 0.0, (x - col.mean) / col.std)
+            overflow = np.flatnonzero(~np.isfinite(numeric[:, j]))
+            if len(overflow):  # 1e308: the network would answer NaN for it
+                i = int(overflow[0])
+                raise BadValue(col.name, i, _value(columns[col.name], i), IN_RANGE)
         categorical = np.empty((n, len(self.categorical)), dtype=np.int64)
         for j, col in enumerate(self.categorical):
             values = columns[col.name]
