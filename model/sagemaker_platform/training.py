@@ -189,7 +189,7 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     checkpoints/ when it holds a run) and the Trainer."""
     import torch
 
-    from .callbacks import LogLines
+    from .callbacks import FiniteMetrics, LogLines
 
     job = prepared.job
     settings = job.settings
@@ -221,7 +221,7 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     trainer = _trainer(
         job,
         cluster,
-        [best, log_lines, spot],
+        [best, log_lines, spot, FiniteMetrics(monitor.metric if monitor else None)],
         precision,
         monitor,
         steps_per_epoch,
