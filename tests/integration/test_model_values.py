@@ -209,3 +209,34 @@ except UserError as exc:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert re.search("USER ERROR " + message, result.stdout), result.stdout + result.stderr
+
+
+def test_a_model_that_loads_but_cannot_answer_never_says_ready(plugin_name, model_copy, tmp_path):
+    """NaN weights pass every check of the files and load; the warm-up's sample request
+    finds that no answer would be finite: /ping never says 200, and `serve` exits with
+    the reason in one line, instead of a green endpoint answering nulls or 500s."""
+    import requests
+    import torch
+
+    ckpt = model_copy / "model.ckpt"
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["state_dict"]["network.head.weight"][:] = float("nan")
+    torch.save(checkpoint, ckpt)
+    base = tmp_path / "opt_ml"
+    base.mkdir()
+    shutil.move(model_copy, base / "model")
+    check(base / "model")  # nothing wrong with the files themselves
+    with helpers.Server(base, env={"MODEL_SERVER_WORKERS": "1"}) as server:
+        while server.proc.poll() is None:
+            try:
+                r = requests.get(server.url + "/ping", timeout=2)
+                assert r.status_code != 200, server.output()
+            except requests.ConnectionError:
+                pass
+        assert server.proc.wait() == 1
+        out = server.output()
+    lines = [line for line in out.splitlines() if "model failed to load" in line]
+    assert len(lines) == 1, out
+    assert "warm-up: the plug-in's sample request" in lines[0], out
+    assert "not finite" in lines[0], out
+    assert "Traceback" not in out, out

@@ -137,6 +137,9 @@ class TextClassifierPlugin(Plugin):
     def warm_up(self, model) -> None:
         model.warm_up()
 
+    def sample_request(self, model) -> tuple[bytes, str]:
+        return codecs.SAMPLE_REQUEST
+
     def decode(self, model, body: bytes, content_type: str, options: Mapping[str, str]):
         top_k(options, len(model.labels))  # a bad top_k is a 400 before any work
         return codecs.decode(body, content_type)
