@@ -34,6 +34,8 @@ def _replace_worker(exc: BaseException) -> None:
 
 
 app = Flask(__name__)
+# Routes take no OPTIONS (no browser calls them): Flask's automatic answer would be an
+# empty text/html 200, not the JSON every other answer is; it is a JSON 405 instead.
 service = Service.from_env(
     on_load_error=lambda exc: os._exit(WORKER_BOOT_ERROR), on_stuck=_replace_worker
 )
@@ -46,7 +48,7 @@ def _json_error(status: int, message: str) -> Response:
     return Response(dumps({"error": message}), status=status, mimetype="application/json")
 
 
-@app.get("/ping")
+@app.get("/ping", provide_automatic_options=False)
 def ping() -> Response:
     if service.healthy():
         return Response("{}", status=200, mimetype="application/json")
@@ -92,7 +94,7 @@ def _end(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-@app.post("/invocations")
+@app.post("/invocations", provide_automatic_options=False)
 def invocations() -> Response:
     body, content_type = service.invoke(
         _body(),
@@ -103,7 +105,7 @@ def invocations() -> Response:
     return Response(body, status=200, mimetype=content_type)
 
 
-@app.get("/execution-parameters")
+@app.get("/execution-parameters", provide_automatic_options=False)
 def execution_parameters() -> Response:
     return app.json.response(service.execution_parameters())
 

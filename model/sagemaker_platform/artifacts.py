@@ -13,6 +13,7 @@ where `serve` reads plugin.json to know which plug-in loads the rest.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,101 @@ def check_labels(labels: Any, where: str) -> list[str | int]:
             "each a string or an integer"
         )
     return list(labels)
+
+
+# --- values in the model directory's JSON ------------------------------------------------
+# Each returns the value when it is of the expected type and range, else raises a
+# UserError `model directory is corrupt: <where> is <value>, expected <what>`, where
+# `where` names the file and the key (`schema.json: numeric[0].std`). Booleans are
+# neither integers nor numbers here, though Python counts them as both.
+def corrupt(where: str, problem: str) -> UserError:
+    return UserError(f"model directory is corrupt: {where} {problem}")
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """`value`'s repr, cut to `limit` characters: a hostile value stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line: its first, or its type's name when empty."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _bad(value: Any, where: str, expected: str) -> UserError:
+    return corrupt(where, f"is {shown(value)}, expected {expected}")
+
+
+def member(doc: Any, key: str, where: str) -> Any:
+    """`doc[key]`, where `doc` must be a JSON object; `where` names `doc` (`schema.json`,
+    `schema.json: numeric[0]`)."""
+    if not isinstance(doc, dict):
+        raise _bad(doc, where, "a JSON object")
+    if key not in doc:
+        raise corrupt(where, f"lacks {key!r}")
+    return doc[key]
+
+
+def check_int(value: Any, where: str, lo: int, hi: int) -> int:
+    if type(value) is not int or not lo <= value <= hi:
+        raise _bad(value, where, f"an integer from {lo} to {hi}")
+    return value
+
+
+def check_number(
+    value: Any, where: str, lo: float | None = None, hi: float | None = None, positive=False
+) -> float:
+    """A finite number (above 0 with `positive`; at least `lo`, at most `hi`), as a float."""
+    expected = "a finite number" + (" above 0" if positive else "")
+    if lo is not None and hi is not None:
+        expected += f" from {lo:g} to {hi:g}"
+    elif lo is not None:
+        expected += f" of at least {lo:g}"
+    elif hi is not None:
+        expected += f" of at most {hi:g}"
+    if type(value) not in (int, float):
+        raise _bad(value, where, expected)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise _bad(value, where, expected) from None
+    if (
+        not math.isfinite(number)
+        or (positive and number <= 0)
+        or (lo is not None and number < lo)
+        or (hi is not None and number > hi)
+    ):
+        raise _bad(value, where, expected)
+    return number
+
+
+def check_str(value: Any, where: str, empty: bool = False) -> str:
+    if not isinstance(value, str) or not (empty or value):
+        raise _bad(value, where, "a string" if empty else "a non-empty string")
+    return value
+
+
+def check_choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise _bad(value, where, "one of " + ", ".join(repr(c) for c in choices))
+    return value
+
+
+def check_list(value: Any, where: str) -> list:
+    if not isinstance(value, list):
+        raise _bad(value, where, "a JSON list")
+    return value
+
+
+def check_distinct(values: list, where: str) -> list:
+    seen: set = set()
+    for value in values:
+        if value in seen:
+            raise corrupt(where, f"lists {shown(value)} twice")
+        seen.add(value)
+    return values
 
 
 # Model directories written before plugin.json existed: the text classifier's.

@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .errors import UserError
+
 log = logging.getLogger("serve")
 
 # Without a max delay, how long a batch waits for the clients the last batch answered:
@@ -187,7 +189,13 @@ class BatchEngine:
                 time.monotonic() - loaded,
             )
         except BaseException as exc:
-            log.exception("model failed to load")
+            # One line that says why; a traceback only for what is not the model's fault
+            # (a UserError: a corrupt model directory, a failed sample request).
+            log.error(
+                "model failed to load: %s",
+                str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}",
+                exc_info=None if isinstance(exc, UserError) else exc,
+            )
             self.not_ready_reason = "model failed to load"
             self._settled.set()
             if self._on_load_error:

@@ -12,6 +12,7 @@ import lightning as L
 import torch
 
 from . import logs
+from .errors import UserError
 
 log = logging.getLogger("train")
 
@@ -115,3 +116,51 @@ class LogLines(L.Callback):
         line = {"epoch": trainer.current_epoch + 1, **epoch_metrics(trainer.callback_metrics)}
         line["train_samples_per_sec"] = round(self.samples_per_second, 2)
         log.info(logs.kv(**line))
+
+
+class FiniteMetrics(L.Callback):
+    """Fails the job, in one line, once the training loss or the monitored validation
+    metric is not a finite number: NaN weights, or a metric that overflowed, would
+    otherwise train on (early stopping merely stops) and exit 0 with a useless model.
+
+    The loss checked is each epoch's last step's, kept on the device and read once per
+    epoch (no sync per step): weights gone NaN give NaN at every step after, while one
+    step that overflows in fp16 (skipped by the gradient scaler) is not a failure. Both
+    checks are reduced over the ranks, so that every process of a multi-host job fails
+    at the same point instead of leaving the others waiting."""
+
+    def __init__(self, monitor: str | None):
+        self.monitor = monitor
+        self._last_loss: torch.Tensor | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._last_loss = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if isinstance(loss, torch.Tensor):
+            self._last_loss = loss.detach()
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or self.monitor is None:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        number = float(value)
+        if trainer.strategy.reduce_boolean_decision(not math.isfinite(number), all=False):
+            raise UserError(
+                f"training diverged: {self.monitor} is {number} after epoch "
+                f"{trainer.current_epoch + 1}, not a finite number; look for extreme values "
+                "in the data (labels especially), or lower learning_rate"
+            )
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        loss = self._last_loss
+        bad = loss is not None and not bool(torch.isfinite(loss).all())
+        if trainer.strategy.reduce_boolean_decision(bad, all=False):
+            raise UserError(
+                "training diverged: the training loss is not a finite number at the end of "
+                f"epoch {trainer.current_epoch + 1}; look for extreme values in the data, or "
+                "lower learning_rate"
+            )

@@ -296,6 +296,8 @@ def class_answer(
     """A classifier's answer for one record: its `record_id` when it had one, the top
     label, its score, every class's probability, and with `k` the k best labels."""
     p = [float(x) for x in probabilities]
+    if not all(math.isfinite(x) for x in p):  # never a label picked among NaNs
+        raise ValueError(f"the model's class probabilities are not finite: {p[:8]}")
     order = sorted(range(len(p)), key=p.__getitem__, reverse=True)
     out: dict[str, Any] = {} if record_id is None else {ID_KEY: record_id}
     out["label"] = labels[order[0]]

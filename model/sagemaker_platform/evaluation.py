@@ -42,6 +42,19 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, names: Sequenc
     }
 
 
+# Class names are the data's text: drawn as they are, never as TeX or math text (a label
+# `$\foo{$` would fail the job after training), cut to a readable length.
+MAX_LABEL_CHARS = 40
+# Past this many classes the cells' numbers are left out (unreadable, and a Text each),
+# and past the second one the class names too; the figure stops growing at MAX_INCHES.
+MAX_CELL_NUMBERS, MAX_TICK_LABELS, MAX_INCHES = 40, 150, 30.0
+
+
+def _label(name: object) -> str:
+    text = str(name)
+    return text if len(text) <= MAX_LABEL_CHARS else text[: MAX_LABEL_CHARS - 1] + "\u2026"
+
+
 def plot_confusion_matrix(cm: list[list[int]], names: Sequence, path: Path) -> None:
     import matplotlib
 
@@ -49,29 +62,27 @@ def plot_confusion_matrix(cm: list[list[int]], names: Sequence, path: Path) -> N
     import matplotlib.pyplot as plt
 
     matrix = np.asarray(cm)
-    size = max(4.0, 0.6 * len(names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(matrix, cmap="Blues")
-    ticks = range(len(names))
-    ax.set_xticks(ticks, [str(n) for n in names], rotation=45, ha="right")
-    ax.set_yticks(ticks, [str(n) for n in names])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("validation confusion matrix")
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(
-            j,
-            i,
-            str(value),
-            ha="center",
-            va="center",
-            color="white" if value > threshold else "black",
-        )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    size = min(MAX_INCHES, max(4.0, 0.6 * len(names) + 2))
+    with plt.rc_context({"text.usetex": False}):  # whatever a matplotlibrc says
+        fig, ax = plt.subplots(figsize=(size, size))
+        ax.imshow(matrix, cmap="Blues")
+        if len(names) <= MAX_TICK_LABELS:
+            ticks = range(len(names))
+            labels = [_label(n) for n in names]
+            ax.set_xticks(ticks, labels, rotation=45, ha="right", parse_math=False)
+            ax.set_yticks(ticks, labels, parse_math=False)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title("validation confusion matrix")
+        threshold = matrix.max() / 2 if matrix.size else 0
+        if len(names) <= MAX_CELL_NUMBERS:
+            for (i, j), value in np.ndenumerate(matrix):
+                color = "white" if value > threshold else "black"
+                ax.text(j, i, str(value), ha="center", va="center", color=color)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
 
 
 def classification_evaluation(

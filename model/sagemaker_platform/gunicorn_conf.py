@@ -9,9 +9,12 @@ cores (`cores`), through memory mapped here, in the master, before it forks them
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import resource
+
+from gunicorn import util
 
 from sagemaker_platform import cores, logs
 from sagemaker_platform.config import serve_config_from_env
@@ -58,6 +61,23 @@ errorlog = "-"
 loglevel = "info"
 proc_name = "model-server"
 control_socket_disable = True  # gunicorn 26's admin socket: unused, and it writes to $HOME
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own refusals in JSON, like every other answer, instead of its HTML page:
+    a request nginx passes on that gunicorn's stricter parser refuses (a control
+    character in a header value) would otherwise reach the client as text/html."""
+    body = json.dumps({"error": f"{reason.lower()}: {mesg}" if mesg else reason.lower()})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, (head + body).encode("latin-1"))
+
+
+# The workers call util.write_error at the time of each refusal; set here, in the master,
+# before they are forked.
+util.write_error = write_json_error
 
 
 def pre_fork(server, worker):

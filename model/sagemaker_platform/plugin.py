@@ -9,8 +9,9 @@ its network and what serving needs, in these steps:
     training  (train)                          serving  (serve, per gunicorn worker)
       Hyperparameters    its own, typed           load(model_dir, runtime) -> model
       data               "tables" or "files"      warm_up(model)
-      columns(hp)        what every file needs
-      prepare(hp, data)  DataFrames -> rows       per request:
+      columns(hp)        what every file needs    sample_request(model): decoded,
+      prepare(hp, data)  DataFrames -> rows         predicted, encoded once
+                                                  per request:
       build(hp, rows, ctx)                          decode(model, body, type, options)
           -> LightningModule, LightningDataModule      -> records
       monitor(hp, rows)  the metric to keep best    predict(model, records)  <- batched
@@ -109,8 +110,8 @@ class Plugin:
     """Subclass it, set `name` and `Hyperparameters`, and override what your model needs.
 
     Defaults: no columns required, `prepare` hands the DataFrames on, no validation
-    metric, nothing exported beyond the weights, no evaluation, no warm-up, JSON records
-    in and out. `build`, `load` and `predict` have no default.
+    metric, nothing exported beyond the weights, no evaluation, no warm-up or sample
+    request, JSON records in and out. `build`, `load` and `predict` have no default.
     """
 
     #: written into the model directory's plugin.json and the log lines
@@ -187,6 +188,15 @@ class Plugin:
 
     def warm_up(self, model: Any) -> None:
         """Run once after `load`, before /ping says ready."""
+
+    def sample_request(self, model: Any) -> tuple[bytes, str] | None:
+        """A request `model` must answer: (body, Content-Type), one small record built from
+        what the model knows (its columns, its vocabulary), never from the sample data.
+        After `warm_up` the platform sends it through `decode`, `predict` and `encode`
+        (every Accept type) as it would a request, and a failure there fails the worker's
+        start in one line: /ping says ready only for a model that answers. Default None:
+        no sample, and ready once `warm_up` returns."""
+        return None
 
     def decode(
         self, model: Any, body: bytes, content_type: str, options: Mapping[str, str]

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from . import codecs, contract, cores, registry
+from .artifacts import first_line
 from .batching import BatchEngine, NotReady, Stuck
 from .codecs import HTTPError
 from .config import ServeConfig, serve_config_from_env
+from .errors import UserError
 from .plugin import Plugin
 from .runtime import Runtime
 
@@ -42,8 +44,44 @@ class LoadedModel:
             return self.plugin.predict(self.model, records)
 
     def warm_up(self) -> None:
+        """The plug-in's `warm_up`, then its sample request through the path a request
+        takes, so that /ping says ready only for a model that answers."""
         with self.runtime.computing():
             self.plugin.warm_up(self.model)
+        sample = self.plugin.sample_request(self.model)
+        if sample is not None:
+            self.answer_sample(*sample)
+
+    def answer_sample(self, body: bytes, content_type: str) -> None:
+        """`body` decoded, predicted (as the batching engine runs it) and encoded in every
+        Accept type the plug-in writes; a `UserError` saying where it failed, for the
+        worker's one-line boot failure."""
+        plugin, model = self.plugin, self.model
+        step = "decode"
+        try:
+            kind = codecs.check_content_type(content_type, plugin.content_types)
+            records = plugin.decode(model, body, kind, {})
+            if not records:
+                raise HTTPError(400, "the request holds no records")
+            step = "predict"
+            outputs = self.predict(records)
+            if len(outputs) != len(records):
+                raise RuntimeError(f"{len(outputs)} outputs for {len(records)} records")
+            outputs = outputs[0 : len(records)]  # the engine's slice for one request
+            for accept in plugin.accept_types:
+                step = f"encode ({accept})"
+                answer = plugin.encode(model, records, outputs, accept, {})
+                if not isinstance(answer, str | bytes) or not answer:
+                    raise RuntimeError(f"an answer of {type(answer).__name__} {answer!r:.40}")
+        except HTTPError as exc:
+            raise UserError(
+                f"warm-up: the plug-in's sample request got {exc.status} at {step}: {exc.message}"
+            ) from exc
+        except Exception as exc:
+            raise UserError(
+                f"warm-up: the plug-in's sample request failed at {step}: "
+                f"{type(exc).__name__}: {first_line(exc)}"
+            ) from exc
 
 
 class Service:

@@ -197,7 +197,7 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     checkpoints/ when it holds a run) and the Trainer."""
     import torch
 
-    from .callbacks import LogLines
+    from .callbacks import FiniteMetrics, LogLines
 
     job = prepared.job
     settings = job.settings
@@ -229,7 +229,7 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     trainer = _trainer(
         job,
         cluster,
-        [best, log_lines, spot],
+        [best, log_lines, spot, FiniteMetrics(monitor.metric if monitor else None)],
         precision,
         monitor,
         steps_per_epoch,

@@ -18,6 +18,7 @@ nginx + gunicorn, batching, content types, errors). Try it:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,10 +160,19 @@ class SkeletonPlugin(Plugin):
             if not isinstance(record, dict):
                 raise HTTPError(400, f"record {i + 1} must be an object of feature values")
             for name in features:
-                value = record.get(name)
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise HTTPError(400, f"record {i + 1}: {name!r} must be a number")
+                if not _usable_number(record.get(name)):
+                    raise HTTPError(
+                        400, f"record {i + 1}: {name!r} must be a number (finite, float32)"
+                    )
         return records
+
+    def sample_request(self, model) -> tuple[bytes, str]:
+        """TODO: one small request your model must answer, built from what it knows:
+        the platform sends it through decode, predict and encode before /ping says ready."""
+        import json
+
+        _, features = model
+        return json.dumps([{name: 0.0 for name in features}]).encode(), codecs.JSON
 
     def predict(self, model, records: Sequence[dict]) -> list[float]:
         import torch
@@ -178,6 +188,18 @@ class SkeletonPlugin(Plugin):
             for r, y in zip(records, outputs, strict=True)
         ]
         return codecs.encode_records(answers, accept)
+
+
+def _usable_number(value: Any) -> bool:
+    """A number the float32 network can take: not a bool, not NaN or infinite, and not
+    past float32's range (1e308 or a 400-digit integer would answer null, or fail every
+    request that shares its batch)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and abs(float(value)) < 3.0e38
+    except OverflowError:
+        return False
 
 
 plugin = SkeletonPlugin()

@@ -245,6 +245,9 @@ def test_the_new_model_skeleton_trains_and_serves_as_it_is(tmp_path):
             assert len(answers) == 3 and answers[2]["id"] == "c"
         r = requests.post(server.url + "/invocations", json=[{"x1": 1.0}])
         assert r.status_code == 400 and "'x2' must be a number" in r.json()["error"]
+        for odd in (10**400, 1e308):  # a 500 for the whole batch, and a null answer
+            r = requests.post(server.url + "/invocations", json=[{"x1": odd, "x2": 0.0}])
+            assert r.status_code == 400 and "'x1' must be a number" in r.json()["error"]
 
 
 # The shared platform tests a plug-in kept outside the repository runs: training and its

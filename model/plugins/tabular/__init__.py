@@ -126,8 +126,8 @@ class TabularPlugin(Plugin):
 
         return TabularModel(model_dir, runtime)
 
-    def warm_up(self, model) -> None:
-        model.warm_up()
+    def sample_request(self, model) -> tuple[bytes, str]:
+        return codecs.sample_request(model.schema)
 
     def decode(self, model, body: bytes, content_type: str, options: Mapping[str, str]):
         codecs.top_k(options, model.schema)  # a bad top_k is a 400 before any work

@@ -24,12 +24,14 @@ missing field is a 400. Answers, one per record in order, in JSON
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from sagemaker_platform import codecs
+from sagemaker_platform.artifacts import shown
 from sagemaker_platform.codecs import CSV, JSON, JSONLINES, RECORD_KEYS, HTTPError
 
 from .schema import CLASSIFICATION, BadValue, Schema
@@ -61,9 +63,9 @@ def transform(
         numeric, categorical = schema.transform(columns)
     except BadValue as bad:
         if bad.expected == "a number":
-            problem = f"a non-numeric value {bad.value!r}"
+            problem = f"a non-numeric value {shown(bad.value)}"
         else:
-            problem = f"{bad.value!r}, expected {bad.expected}"
+            problem = f"{shown(bad.value)}, expected {bad.expected}"
         raise HTTPError(
             400, f"{what} {bad.row + first}: column {bad.column!r} has {problem}"
         ) from None
@@ -93,6 +95,14 @@ def rows_from_records(schema: Schema, records: list, what: str) -> list[Row]:
 def _split_records(payload: dict) -> list[dict]:
     """{"columns": [...], "data": [[...], ...]} (pandas' orient="split") -> records."""
     columns = payload["columns"]
+    for i, name in enumerate(columns):
+        if not isinstance(name, str):
+            raise HTTPError(
+                400, f"columns[{i}] is a JSON {type(name).__name__}; column names are strings"
+            )
+    if len(set(columns)) < len(columns):
+        twice = next(c for i, c in enumerate(columns) if c in columns[:i])
+        raise HTTPError(400, f"columns lists {shown(twice)} twice")
     records = []
     for i, row in enumerate(payload["data"]):
         if not isinstance(row, list) or len(row) != len(columns):
@@ -171,6 +181,16 @@ def decode(schema: Schema, body: bytes, content_type: str) -> list[Row]:
     return rows_from_records(schema, json_records(body), "record")
 
 
+def sample_request(schema: Schema) -> tuple[bytes, str]:
+    """One JSON record the model must answer, from its schema: each numeric column at its
+    training mean, each categorical one at its last category (the highest index into its
+    embedding; missing when training saw none)."""
+    record: dict[str, Any] = {c.name: c.mean for c in schema.numeric}
+    for c in schema.categorical:
+        record[c.name] = c.categories[-1] if c.categories else None
+    return json.dumps({"instances": [record]}).encode(), JSON
+
+
 def top_k(options: Mapping[str, str], schema: Schema) -> int | None:
     """The custom attribute top_k=K (classification only: regression ignores it)."""
     if schema.task != CLASSIFICATION:
@@ -200,6 +220,13 @@ def encode(
     schema: Schema, rows: Sequence[Row], outputs: Sequence[Any], accept: str, k: int | None = None
 ) -> str:
     """One request's answer: one per row, in order."""
+    for i, output in enumerate(outputs):
+        if not np.all(np.isfinite(output)):  # values the schema let through, yet overflow
+            raise HTTPError(
+                400,
+                f"record {i + 1}: the model's output is not finite (its values are far "
+                "outside the training data's range, or the model's weights are broken)",
+            )
     answers = [answer(schema, r, o, k) for r, o in zip(rows, outputs, strict=True)]
     if accept == CSV:
         return codecs.encode_csv([csv_row(a) for a in answers])

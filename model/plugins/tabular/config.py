@@ -41,6 +41,9 @@ class Hyperparameters:
     )
 
 
+MAX_WIDTH = 65_536  # a hidden layer's widest
+
+
 def names(text: str) -> list[str]:
     """`"a, b,,c"` -> `["a", "b", "c"]`: a comma-separated list of column names."""
     return [part.strip() for part in text.split(",") if part.strip()]
@@ -55,10 +58,10 @@ def hidden_layers(hp: Hyperparameters) -> list[int]:
             size = int(part)
         except ValueError:
             size = 0
-        if not 1 <= size <= 65_536:
+        if not 1 <= size <= MAX_WIDTH:
             raise UserError(
                 f"hidden_sizes={hp.hidden_sizes!r} is not valid: expected comma-separated "
-                "integers from 1 to 65536, e.g. 64,64"
+                f"integers from 1 to {MAX_WIDTH}, e.g. 64,64"
             )
         sizes.append(size)
     return sizes

@@ -6,11 +6,13 @@ naming the column and the file (the platform writes it to output/failure).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from sagemaker_platform.artifacts import shown
 from sagemaker_platform.channels import SOURCE
 from sagemaker_platform.errors import UserError
 from sagemaker_platform.plugin import TrainingData
@@ -24,14 +26,15 @@ from sagemaker_platform.splitting import (
 from .config import Hyperparameters, names
 from .schema import (
     CLASSIFICATION,
+    MIN_STD,
     REGRESSION,
     BadValue,
     Categorical,
     Numeric,
     Schema,
-    as_number,
     category,
     is_missing,
+    looks_numeric,
     numbers,
 )
 
@@ -105,8 +108,33 @@ def numeric_kind(values: pd.Series) -> bool:
     if values.dtype.kind == "b":
         return False
     present = [v for v in values.to_numpy() if not is_missing(v)]
-    numeric = sum(as_number(v) is not None for v in present)
+    numeric = sum(looks_numeric(v) for v in present)
     return numeric > len(present) / 2
+
+
+def where(frame: pd.DataFrame, i: int) -> str:
+    """Row `i` of the channel's frame as `<file> (data row N)`: its row in its own file."""
+    source = frame[SOURCE].iloc[i]
+    row = int((frame[SOURCE].iloc[:i] == source).sum()) + 1
+    return f"{source} (data row {row})"
+
+
+def bad_value(
+    bad: BadValue, frame: pd.DataFrame, what: str = "column", row: int | None = None
+) -> UserError:
+    """A UserError naming the column, the file, the row (`row` of `frame`, by default
+    the BadValue's) and the value."""
+    at = where(frame, bad.row if row is None else row)
+    if bad.expected != "a number":
+        return UserError(
+            f"{what} {bad.column!r} has {shown(bad.value)} in {at}, expected {bad.expected}; "
+            "fix the file, or rescale the column"
+        )
+    hint = "" if what != "column" else ", or name it in categorical_columns"
+    return UserError(
+        f"{what} {bad.column!r} has a non-numeric value {shown(bad.value)} in {at}; "
+        f"fix the file{hint}"
+    )
 
 
 def check_numbers(frame: pd.DataFrame, column: str, what: str = "column") -> np.ndarray:
@@ -114,13 +142,28 @@ def check_numbers(frame: pd.DataFrame, column: str, what: str = "column") -> np.
     try:
         return numbers(frame[column], column)
     except BadValue as bad:
-        source = frame[SOURCE].iloc[bad.row]
-        row = int((frame[SOURCE].iloc[: bad.row] == source).sum()) + 1
-        hint = "" if what != "column" else ", or name it in categorical_columns"
-        raise UserError(
-            f"{what} {column!r} has a non-numeric value {bad.value!r} in {source} "
-            f"(data row {row}); fix the file{hint}"
-        ) from None
+        raise bad_value(bad, frame, what) from None
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_target(frame: pd.DataFrame, y: np.ndarray, label: str) -> None:
+    """Regression labels the network and its metrics can compute on, in 32-bit floats:
+    each value, and the sum of their squared distances to the mean (what val_rmse adds
+    up), within float32's range. Else a UserError naming the file and the row of the
+    largest, instead of a job that trains to val_rmse=inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = np.abs(y - np.mean(y)) if len(y) else y
+        squares = float(np.sum(np.square(spread)))
+    if np.max(np.abs(y), initial=0.0) <= FLOAT32_MAX and squares <= FLOAT32_MAX:
+        return
+    i = int(np.argmax(np.where(np.isfinite(spread), spread, np.inf)))
+    raise UserError(
+        f"label column {label!r} holds values too large to train on: {y[i]:g} in "
+        f"{where(frame, i)}; the model computes in 32-bit floats, where they (or their "
+        "squared errors) overflow: rescale the column (to thousands, millions)"
+    )
 
 
 def check_categories(frame: pd.DataFrame, column: str) -> list[str | None]:
@@ -199,6 +242,7 @@ def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
     else:
         classes = []
         y = check_numbers(train, label, "label column")
+        check_target(train, y, label)
 
     if val is not None:
         check_labels(val, label, "validation")
@@ -216,9 +260,16 @@ def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
     stats = []
     for column in numeric:
         x = numbers(fit[column], column)
-        mean = float(np.nanmean(x)) if not np.isnan(x).all() else 0.0
-        std = float(np.nanstd(x)) if not np.isnan(x).all() else 1.0
-        stats.append(Numeric(column, mean, std if std > 1e-12 else 1.0))
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = float(np.nanmean(x)) if not np.isnan(x).all() else 0.0
+            std = float(np.nanstd(x)) if not np.isnan(x).all() else 1.0
+        if not (math.isfinite(mean) and math.isfinite(std)):  # values near 1e308
+            i = int(np.nanargmax(np.abs(x)))
+            raise UserError(
+                f"column {column!r} holds values too large to standardise: {x[i]:g} in "
+                f"{where(train, int(tr[i]))}; rescale the column"
+            )
+        stats.append(Numeric(column, mean, std if std >= MIN_STD else 1.0))
     vocabularies = []
     for column in categorical:
         seen = {category(v) for v in fit[column].to_numpy()} - {None}
@@ -233,22 +284,26 @@ def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
         categorical=tuple(vocabularies),
         labels=tuple(classes),
         target_mean=target_mean,
-        target_std=target_std if target_std > 1e-12 else 1.0,
+        target_std=target_std if target_std >= MIN_STD else 1.0,
     )
 
-    train_table = table(schema, fit, y[tr])
+    train_table = table(schema, train, tr, y[tr])
     if va is None:  # the validation channel
-        val_y = (
-            encode_labels(val[label], classes, "validation")
-            if task == CLASSIFICATION
-            else check_numbers(val, label, "label column")
-        )
-        val_table = table(schema, val, val_y)
+        if task == CLASSIFICATION:
+            val_y = encode_labels(val[label], classes, "validation")
+        else:
+            val_y = check_numbers(val, label, "label column")
+            check_target(val, val_y, label)
+        val_table = table(schema, val, np.arange(len(val)), val_y)
     else:
-        val_table = table(schema, train.iloc[va], y[va])
+        val_table = table(schema, train, va, y[va])
     return TabularRows(schema, train_table, val_table, validation)
 
 
-def table(schema: Schema, frame: pd.DataFrame, target: np.ndarray) -> Table:
-    numeric, categorical = schema.transform(frame)
+def table(schema: Schema, frame: pd.DataFrame, rows: np.ndarray, target: np.ndarray) -> Table:
+    """The channel `frame`'s `rows`, transformed by the schema."""
+    try:
+        numeric, categorical = schema.transform(frame.iloc[rows])
+    except BadValue as bad:  # a value that overflows once standardised
+        raise bad_value(bad, frame, row=int(rows[bad.row])) from None
     return Table(numeric, categorical, target)

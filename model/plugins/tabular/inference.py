@@ -56,7 +56,3 @@ class TabularModel:
             if self.schema.task == "classification":
                 return torch.softmax(out, dim=-1).cpu().numpy()
             return self.schema.unscale_target(out[:, 0].cpu().numpy().astype(np.float64))
-
-    def warm_up(self) -> None:
-        n_num, n_cat = len(self.schema.numeric), len(self.schema.categorical)
-        self.predict(np.zeros((1, n_num), np.float32), np.zeros((1, n_cat), np.int64))

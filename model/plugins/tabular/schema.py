@@ -23,10 +23,24 @@ from typing import Any
 
 import numpy as np
 
-from sagemaker_platform.artifacts import check_labels
+from sagemaker_platform.artifacts import (
+    check_choice,
+    check_distinct,
+    check_labels,
+    check_list,
+    check_number,
+    check_str,
+    corrupt,
+    member,
+    shown,
+)
 from sagemaker_platform.errors import UserError
 
 FORMAT_VERSION = 1
+SCHEMA = "schema.json"
+# A column (or target) whose training values spread less than this is scaled by 1: a
+# smaller std in schema.json is none training wrote, and would blow values up.
+MIN_STD = 1e-12
 CLASSIFICATION, REGRESSION = "classification", "regression"
 # What pandas reads as missing in a CSV file by default; a request's CSV field, or a JSON
 # string, with one of these values is missing too, so both sides agree.
@@ -55,6 +69,14 @@ MISSING_STRINGS = frozenset(
 )
 
 
+FINITE = "a finite number"  # what BadValue expects of an infinite or overflowing number
+# ... and of one whose standardised value is beyond the float32 the network computes in
+IN_RANGE = (
+    "a number within the model's range (standardised by the training data's mean and "
+    "std, it overflows)"
+)
+
+
 class BadValue(ValueError):
     """A value that does not fit its column: `row` is its position in the input."""
 
@@ -78,16 +100,32 @@ def as_number(value: Any) -> float | None:
         return math.nan
     if isinstance(value, (bool, np.bool_)):
         return None
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            number = float(value)
+        elif isinstance(value, str):
             number = float(value.strip())
-        except ValueError:
+        else:
             return None
-    else:
+    except (ValueError, OverflowError):  # not a number; an integer of 400 digits
         return None
     return number if math.isfinite(number) else None
+
+
+def looks_numeric(value: Any) -> bool:
+    """A number, or a string Python reads as one, however large (`1e999`, 400 digits)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return True
+    if isinstance(value, (float, np.floating)):
+        return not math.isnan(value)
+    if isinstance(value, str):
+        try:
+            return not math.isnan(float(value.strip()))
+        except ValueError:
+            return False
+    return False
 
 
 def numbers(values: Sequence[Any], column: str) -> np.ndarray:
@@ -98,13 +136,13 @@ def numbers(values: Sequence[Any], column: str) -> np.ndarray:
         out = array.astype(np.float64)
         bad = np.flatnonzero(np.isinf(out))
         if len(bad):
-            raise BadValue(column, int(bad[0]), array[bad[0]])
+            raise BadValue(column, int(bad[0]), array[bad[0]], FINITE)
         return out
     out = np.empty(len(values), dtype=np.float64)
     for i, value in enumerate(values if array is None else array):
         number = as_number(value)
         if number is None:
-            raise BadValue(column, i, value)
+            raise BadValue(column, i, value, FINITE if looks_numeric(value) else "a number")
         out[i] = number
     return out
 
@@ -119,6 +157,10 @@ def category(value: Any, column: str = "", row: int = 0) -> str | None:
     if isinstance(value, (str, bool, int, float, np.generic)):
         return str(value)
     raise BadValue(column, row, value, "a string or a number")
+
+
+def _value(values: Sequence[Any], i: int) -> Any:
+    return values.iloc[i] if hasattr(values, "iloc") else values[i]
 
 
 @dataclass(frozen=True)
@@ -162,7 +204,12 @@ class Schema:
         numeric = np.empty((n, len(self.numeric)), dtype=np.float32)
         for j, col in enumerate(self.numeric):
             x = numbers(columns[col.name], col.name)
-            numeric[:, j] = np.where(np.isnan(x), 0.0, (x - col.mean) / col.std)
+            with np.errstate(over="ignore"):
+                numeric[:, j] = np.where(np.isnan(x), 0.0, (x - col.mean) / col.std)
+            overflow = np.flatnonzero(~np.isfinite(numeric[:, j]))
+            if len(overflow):  # 1e308: the network would answer NaN for it
+                i = int(overflow[0])
+                raise BadValue(col.name, i, _value(columns[col.name], i), IN_RANGE)
         categorical = np.empty((n, len(self.categorical)), dtype=np.int64)
         for j, col in enumerate(self.categorical):
             values = columns[col.name]
@@ -198,29 +245,72 @@ class Schema:
 
     @classmethod
     def from_dict(cls, d: Any) -> Schema:
-        try:
-            if d["format_version"] != FORMAT_VERSION:
-                raise UserError(
-                    f"schema.json has format {d['format_version']}, expected {FORMAT_VERSION}"
-                )
-            regression = d["task"] == REGRESSION
-            schema = cls(
-                label_column=d["label_column"],
-                task=d["task"],
-                features=tuple(d["features"]),
-                numeric=tuple(Numeric(c["name"], c["mean"], c["std"]) for c in d["numeric"]),
-                categorical=tuple(
-                    Categorical(c["name"], tuple(c["categories"])) for c in d["categorical"]
-                ),
-                labels=() if regression else tuple(d["labels"]),
-                target_mean=d["target"]["mean"] if regression else 0.0,
-                target_std=d["target"]["std"] if regression else 1.0,
+        """The schema in schema.json, every value checked: a UserError naming the key
+        and the value when one is of the wrong type or range (a std of 0 or "x" would
+        load, and then answer every request with null or a 500)."""
+        version = member(d, "format_version", SCHEMA)
+        if type(version) is not int or version != FORMAT_VERSION:
+            raise UserError(
+                f"model directory has format {shown(version)} in {SCHEMA}, expected {FORMAT_VERSION}"
             )
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"model directory is corrupt: schema.json lacks {exc}") from None
-        if not regression:
-            check_labels(list(schema.labels), "schema.json's labels")
-        encoded = {c.name for c in schema.numeric} | {c.name for c in schema.categorical}
-        if schema.task not in (CLASSIFICATION, REGRESSION) or encoded != set(schema.features):
-            raise UserError("model directory is corrupt: schema.json's columns do not add up")
+        task = check_choice(
+            member(d, "task", SCHEMA), f"{SCHEMA}: task", (CLASSIFICATION, REGRESSION)
+        )
+        features = tuple(_names(member(d, "features", SCHEMA), "features"))
+        numeric = []
+        for i, c in enumerate(check_list(member(d, "numeric", SCHEMA), f"{SCHEMA}: numeric")):
+            where = f"{SCHEMA}: numeric[{i}]"
+            numeric.append(
+                Numeric(
+                    check_str(member(c, "name", where), f"{where}.name", empty=True),
+                    check_number(member(c, "mean", where), f"{where}.mean"),
+                    check_number(member(c, "std", where), f"{where}.std", lo=MIN_STD),
+                )
+            )
+        categorical = []
+        for i, c in enumerate(
+            check_list(member(d, "categorical", SCHEMA), f"{SCHEMA}: categorical")
+        ):
+            where = f"{SCHEMA}: categorical[{i}]"
+            name = check_str(member(c, "name", where), f"{where}.name", empty=True)
+            categories = _names(member(c, "categories", where), f"categorical[{i}].categories")
+            categorical.append(Categorical(name, tuple(categories)))
+        labels: tuple[Any, ...] = ()
+        target_mean, target_std = 0.0, 1.0
+        if task == CLASSIFICATION:
+            labels = tuple(check_labels(member(d, "labels", SCHEMA), f"{SCHEMA}'s labels"))
+            if len(labels) < 2:
+                raise corrupt(f"{SCHEMA}: labels", "lists fewer than two classes")
+        else:
+            target = member(d, "target", SCHEMA)
+            target_mean = check_number(
+                member(target, "mean", f"{SCHEMA}: target"), f"{SCHEMA}: target.mean"
+            )
+            target_std = check_number(
+                member(target, "std", f"{SCHEMA}: target"), f"{SCHEMA}: target.std", lo=MIN_STD
+            )
+        schema = cls(
+            label_column=check_str(member(d, "label_column", SCHEMA), f"{SCHEMA}: label_column"),
+            task=task,
+            features=features,
+            numeric=tuple(numeric),
+            categorical=tuple(categorical),
+            labels=labels,
+            target_mean=target_mean,
+            target_std=target_std,
+        )
+        encoded = [c.name for c in schema.numeric] + [c.name for c in schema.categorical]
+        if not features or sorted(encoded) != sorted(features):
+            raise corrupt(
+                SCHEMA, "columns do not add up: every feature must be numeric or categorical, once"
+            )
         return schema
+
+
+def _names(value: Any, key: str) -> list[str]:
+    """A list of distinct strings in schema.json (features, a column's categories)."""
+    where = f"{SCHEMA}: {key}"
+    names = [
+        check_str(v, f"{where}[{i}]", empty=True) for i, v in enumerate(check_list(value, where))
+    ]
+    return check_distinct(names, where)

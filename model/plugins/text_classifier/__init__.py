@@ -123,8 +123,7 @@ class TextClassifierPlugin(Plugin):
 
         from . import artifacts
 
-        artifacts.read_spec(model_dir)
-        artifacts.read_backbone_config(model_dir)
+        artifacts.read_backbone_config(model_dir, artifacts.read_spec(model_dir))
         if not (model_dir / artifacts.TOKENIZER / "tokenizer.json").is_file():
             raise UserError("model directory is incomplete: tokenizer/tokenizer.json is missing")
 
@@ -137,6 +136,9 @@ class TextClassifierPlugin(Plugin):
 
     def warm_up(self, model) -> None:
         model.warm_up()
+
+    def sample_request(self, model) -> tuple[bytes, str]:
+        return codecs.SAMPLE_REQUEST
 
     def decode(self, model, body: bytes, content_type: str, options: Mapping[str, str]):
         top_k(options, len(model.labels))  # a bad top_k is a 400 before any work

@@ -25,6 +25,10 @@ _TEXT_KEYS = ("inputs", "text")
 ID_KEY = codecs.ID_KEY
 
 
+# What every worker answers once before /ping says ready (`Plugin.sample_request`).
+SAMPLE_REQUEST = (b'{"inputs": ["warm-up"]}', JSON)
+
+
 class TextRecord(NamedTuple):
     text: str
     id: Any = None  # echoed back in the answer when the request sent one

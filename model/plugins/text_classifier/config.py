@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sagemaker_platform.config import setting
 
+MAX_LENGTH = 4096  # tokens per text, at most (what preprocessing.json may say too)
+
 
 @dataclass(frozen=True)
 class Hyperparameters:
@@ -23,7 +25,7 @@ class Hyperparameters:
     pooling: str = setting("mean", "how token vectors become one vector", choices=("mean", "cls"))
     dropout: float = setting(0.1, "dropout before the classification head", lo=0.0, hi=0.9)
     max_length: int = setting(
-        256, "tokens kept per text (longer texts are truncated)", lo=8, hi=4096
+        256, "tokens kept per text (longer texts are truncated)", lo=8, hi=MAX_LENGTH
     )
     # optimisation
     learning_rate: float = setting(1e-4, "peak AdamW learning rate", lo=0.0, hi=1.0)

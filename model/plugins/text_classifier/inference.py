@@ -77,7 +77,9 @@ class Model:
         self.precision = runtime.precision
         self.max_batch_size = runtime.max_batch_size
         self.cost: bucketing.CostCurve | None = None  # measured by warm_up
-        self.encoder = TextEncoder(load_tokenizer(model_dir / artifacts.TOKENIZER), self.spec.text)
+        tokenizer = load_tokenizer(model_dir / artifacts.TOKENIZER)
+        artifacts.check_tokenizer(tokenizer, artifacts.read_backbone_config(model_dir))
+        self.encoder = TextEncoder(tokenizer, self.spec.text)
         net = artifacts.load_network(model_dir, self.spec, backbone).to(self.device)
         if isinstance(net.backbone, bert.BertEncoder):
             net.backbone.skip_padding = skips_padding(self.precision, self.device)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 TOKENIZER_FILE = "tokenizer.json"
+NORMAL_FORMS = ("NFC", "NFD", "NFKC", "NFKD")  # what unicodedata.normalize takes
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,20 @@ class TextSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> TextSettings:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in raw.items() if k in known})
+    def from_dict(cls, raw: dict[str, Any], where: str = "preprocessing.json") -> TextSettings:
+        """The settings saved in `where`, each checked (a UserError naming the key and
+        the value); a key it lacks keeps its default, one it does not know is ignored."""
+        from sagemaker_platform.artifacts import check_choice, check_int, check_str
+
+        from .config import MAX_LENGTH
+
+        checks = {
+            "max_length": lambda v, w: check_int(v, w, 1, MAX_LENGTH),
+            "normalization": lambda v, w: check_choice(v, w, NORMAL_FORMS),
+            "pad_id": lambda v, w: check_int(v, w, 0, 2**31 - 1),
+            "pad_token": lambda v, w: check_str(v, w, empty=True),
+        }
+        return cls(**{k: check(raw[k], f"{where}: {k}") for k, check in checks.items() if k in raw})
 
 
 def normalize(text: str, settings: TextSettings) -> str:
