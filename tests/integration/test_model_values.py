@@ -75,12 +75,26 @@ CASES = {
         ("backbone/config.json", ["pad_token_id"], [0], r"config.json: pad_token_id is \[0\]"),
         ("backbone/config.json", ["model_type"], 5, r"config.json: model_type is 5"),
     ],
+    "image_classifier": [
+        ("network.json", ["image_size"], "32", r"network.json: image_size is '32'"),
+        ("network.json", ["image_size"], 10**6, r"network.json: image_size is 1000000"),
+        ("network.json", ["width"], -1, r"network.json: width is -1"),
+        ("network.json", ["blocks"], 2.5, r"network.json: blocks is 2.5"),
+        ("network.json", ["dropout"], NAN, r"network.json: dropout is nan"),
+        ("network.json", ["num_classes"], 3, r"labels.json does not match network.json"),
+        ("network.json", ["format_version"], True, r"network.json has format True"),
+        ("labels.json", [0], None, r"labels.json must list distinct labels"),
+        ("labels.json", [1], "circle", r"labels.json must list distinct labels"),
+    ],
 }
 # What only the weights can tell: load (in the worker) names the mismatch, and builds
 # nothing of the size the JSON claims first (65536 x 65536 floats would be 16 GB).
 HUGE = ("network.json", ["hidden_sizes"], [65536, 65536], r"model.ckpt does not fit network.json")
 LOAD_CASES = {
     "tabular": [HUGE],
+    "image_classifier": [
+        ("network.json", ["width"], 128, r"model.ckpt does not fit network.json"),
+    ],
     "text_classifier": [
         ("backbone/config.json", ["intermediate_size"], 65536, r"model.ckpt does not fit"),
         ("backbone/config.json", ["vocab_size"], 1000, r"tokenizer.json has token id \d+, outside"),
@@ -220,7 +234,10 @@ def test_a_model_that_loads_but_cannot_answer_never_says_ready(plugin_name, mode
 
     ckpt = model_copy / "model.ckpt"
     checkpoint = torch.load(ckpt, weights_only=True)
-    checkpoint["state_dict"]["network.head.weight"][:] = float("nan")
+    # the last matrix of the network: its output layer, whatever the plug-in names it
+    state = checkpoint["state_dict"]
+    head = [k for k, v in state.items() if k.startswith("network.") and v.dim() == 2][-1]
+    state[head][:] = float("nan")
     torch.save(checkpoint, ckpt)
     base = tmp_path / "opt_ml"
     base.mkdir()

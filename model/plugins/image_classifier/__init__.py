@@ -103,15 +103,15 @@ class ImageClassifierPlugin(Plugin):
 
         return ImageModel(model_dir, runtime)
 
-    def warm_up(self, model) -> None:
-        """A grey PNG through the path a request takes: decode, predict, encode."""
+    def sample_request(self, model) -> tuple[bytes, str]:
+        """A grey PNG of the model's size: the platform sends it through decode, predict
+        and encode (every Accept type) before /ping says ready."""
         import numpy as np
 
         from .image import encode_png
 
         body = encode_png(np.full((model.image_size, model.image_size, 3), 128, np.uint8))
-        records = self.decode(model, body, codecs.PNG, {})
-        self.encode(model, records, self.predict(model, records), codecs.JSON, {})
+        return body, codecs.PNG
 
     def decode(self, model, body: bytes, content_type: str, options: Mapping[str, str]):
         top_k(options, len(model.labels))  # a bad top_k is a 400 before any work

@@ -14,12 +14,18 @@ before a network is built from it, and an error names the file and the key.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sagemaker_platform.artifacts import CHECKPOINT, check_labels, load_state_dict, read_json
+from sagemaker_platform.artifacts import (
+    CHECKPOINT,
+    check_int,
+    check_labels,
+    check_number,
+    load_state_dict,
+    read_json,
+)
 from sagemaker_platform.errors import UserError
 
 from .config import MAX_BLOCKS, check_shape
@@ -58,23 +64,19 @@ def write_model_dir(out: Path, labels: list[str], network_config: dict[str, Any]
 
 def _value(doc: dict, key: str) -> Any:
     kind, lo, hi = _NETWORK[key]
-    value = doc[key]
-    ok = type(value) is int or (kind is float and type(value) is float and math.isfinite(value))
-    if not ok or not lo <= value <= hi:
-        expected = "an integer" if kind is int else "a number"
-        raise UserError(
-            f"model directory is corrupt: {NETWORK}'s {key} must be {expected} from {lo} to "
-            f"{hi}, not {json.dumps(value)[:40]}"
-        )
-    return kind(value)
+    where = f"{NETWORK}: {key}"
+    if kind is int:
+        return check_int(doc[key], where, lo, hi)
+    return check_number(doc[key], where, lo, hi)
 
 
 def read_spec(model_dir: Path) -> Spec:
     labels = check_labels(read_json(model_dir / LABELS, expect=list), LABELS)
     doc = read_json(model_dir / NETWORK, expect=dict)
-    if doc.get("format_version") != FORMAT_VERSION:
+    version = doc.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:  # True == 1 in Python
         raise UserError(
-            f"model directory is corrupt: {NETWORK} has format {doc.get('format_version')!r}, "
+            f"model directory is corrupt: {NETWORK} has format {version!r}, "
             f"expected {FORMAT_VERSION}"
         )
     keys = set(doc) - {"format_version"}
