@@ -111,9 +111,13 @@ class LogLines(L.Callback):
         return self.train_samples / self.train_seconds if self.train_seconds else 0.0
 
     def on_train_epoch_end(self, trainer, pl_module):
+        # On every rank: reading callback_metrics computes the epoch's metrics, which
+        # for those logged with sync_dist is a collective. Read on rank 0 alone, it
+        # would pair with the other ranks' next collective (another callback's) instead.
+        metrics = epoch_metrics(trainer.callback_metrics)
         if not trainer.is_global_zero:
             return
-        line = {"epoch": trainer.current_epoch + 1, **epoch_metrics(trainer.callback_metrics)}
+        line = {"epoch": trainer.current_epoch + 1, **metrics}
         line["train_samples_per_sec"] = round(self.samples_per_second, 2)
         log.info(logs.kv(**line))
 
@@ -144,10 +148,11 @@ class FiniteMetrics(L.Callback):
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking or self.monitor is None:
             return
+        # Every rank takes part in the reduction, whatever it holds: a host whose shard
+        # gave it no validation batch has no value, and skipping the collective there
+        # would pair the others' with the next one (gloo: "collective mismatch").
         value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
-            return
-        number = float(value)
+        number = float(value) if value is not None else 0.0
         if trainer.strategy.reduce_boolean_decision(not math.isfinite(number), all=False):
             raise UserError(
                 f"training diverged: {self.monitor} is {number} after epoch "
