@@ -263,6 +263,13 @@ def deploy_component(
     dry = is_dry_run(session)
     if plan.new_endpoint is None:
         variant = _variant_for_components(sagemaker, plan, dry)
+        if wait and not dry:  # still Creating or Updating: the component waits for it
+            wait_for_endpoint(
+                plan.endpoint,
+                boto_session=session,
+                poll_seconds=poll_seconds,
+                timeout_seconds=timeout_seconds,
+            )
     else:
         variant = VARIANT
         if not dry and _exists(sagemaker, plan.endpoint):
@@ -323,6 +330,10 @@ def _variant_for_components(sagemaker: Any, plan: ComponentPlan, dry: bool) -> s
             f"endpoint {plan.endpoint} does not exist: check the name, or add "
             "--create-endpoint (create_endpoint=True) to create it for components"
         ) from None
+    if endpoint.get("EndpointStatus") in ("Failed", "OutOfService", "Deleting"):
+        raise LauncherError(
+            f"endpoint {plan.endpoint} is {endpoint['EndpointStatus']}: it takes no component"
+        )
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     variants = config["ProductionVariants"]
     if dry:  # placeholders: nothing to check them against

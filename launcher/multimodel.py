@@ -42,6 +42,7 @@ CPU_IMAGE = "use the CPU image (build_and_push.sh --cpu)"
 MAX_TARGET_MODEL = 1024
 _TARGET_MODEL = re.compile(r"^[!-~][ -~]*$")
 ARCHIVE_SUFFIX = ".tar.gz"
+MAX_S3_KEY = 1024  # bytes of UTF-8
 # CopyObject copies objects of up to 5 GiB in one request.
 MAX_COPY_BYTES = 5 * 1024**3
 
@@ -156,6 +157,11 @@ def plan_add_model(
                 )
     elif name is None:
         name = f"{training_job}{ARCHIVE_SUFFIX}"
+    key = split_s3_uri(model_prefix)[1] + check_model_name(name)
+    if len(key.encode("utf-8")) > MAX_S3_KEY:
+        raise LauncherError(
+            f"{model_prefix}{name}: S3 keys take at most {MAX_S3_KEY} bytes; shorten the name"
+        )
     return AddModelPlan(
         target=target,
         training_job=training_job,

@@ -8,7 +8,15 @@ from typing import Any
 
 from .. import components, endpoints
 from ..settings import LauncherError
-from .options import add_autoscaling, add_command, add_target, autoscaling, target
+from .options import (
+    add_autoscaling,
+    add_command,
+    add_dry_run,
+    add_target,
+    autoscaling,
+    launch,
+    target,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -40,6 +48,7 @@ def add_parser(sub: Any) -> None:
         "--poll-seconds", type=float, default=30.0, metavar="SECONDS", help="poll interval"
     )
     p.add_argument("--wait-timeout", type=float, metavar="SECONDS", help="give up after this long")
+    add_dry_run(p)
 
 
 _PER_COPY = ("min_copies", "max_copies", "target_invocations_per_copy")
@@ -60,7 +69,9 @@ def run(args: argparse.Namespace) -> None:
                 f"--{given[0].replace('_', '-')}: a component scales by copies "
                 "(--min-copies, --max-copies, --target-invocations-per-copy)"
             )
-        components.autoscale_component(
+        launch(
+            args,
+            components.autoscale_component,
             args.component,
             **target(args),
             **{k: getattr(args, k) for k in _PER_COPY},
@@ -74,4 +85,4 @@ def run(args: argparse.Namespace) -> None:
         raise LauncherError(
             f"--{given[0].replace('_', '-')}: copies are an inference component's (--component)"
         )
-    endpoints.autoscale(args.endpoint, **target(args), **autoscaling(args), **wait)
+    launch(args, endpoints.autoscale, args.endpoint, **target(args), **autoscaling(args), **wait)

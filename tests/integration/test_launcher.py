@@ -1527,13 +1527,15 @@ def test_cli_deploys_a_multi_model_endpoint_on_the_prefix(sm, capsys):
     assert f"the model.tar.gz files under {MODELS}" in described
 
 
-def test_multi_model_endpoint_autoscales_and_captures_like_a_single_model_one(aws, sm):
+def test_multi_model_endpoint_autoscales_and_captures_like_a_single_model_one(aws, sm, capsys):
     launcher.deploy(
         multi_model=True, model_prefix=MODELS, name="per-region", instance_type="ml.c5.xlarge",
         min_instances=1, max_instances=3, target_invocations_per_instance=600,
-        capture_s3_uri=f"s3://{BUCKET}/capture/", role=ROLE, image_uri=CPU_IMAGE,
+        capture_s3_uri=f"s3://{BUCKET}/capture/", role=ROLE, image_uri=IMAGE,
         boto_session=aws.session, poll_seconds=0.01,
     )  # fmt: skip
+    # The image is not tagged -cpu: said, not refused (a tag is the user's to choose).
+    assert "use the CPU image (build_and_push.sh --cpu)" in capsys.readouterr().out
     (target,), (policy,) = scaling_of("per-region")
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 3)
     assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 600.0

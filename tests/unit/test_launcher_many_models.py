@@ -194,6 +194,7 @@ def test_component_plan_builds_the_specification_and_the_endpoint_variant():
         ([*ADD, "--name", "customer-42"], "end it with .tar.gz"),
         ([*ADD, "--name", "../customer-42.tar.gz"], "'..' parts"),
         (["add-model", "--training-job", "j", "--to", "s3://b-1/models"], "end it with /"),
+        ([*ADD, "--name", "a" * 1012 + ".tar.gz"], "S3 keys take at most 1024 bytes"),
         (["add-model", "--from", "s3://b-1/m.zip", "--to", "s3://b-1/models/"],
          "expected a .tar.gz archive"),
         (["add-model", "--from", "s3://b-1/out/model.tar.gz", "--to", "s3://b-1/models/"],
@@ -322,3 +323,60 @@ def test_invoke_add_model_and_delete_dry_runs(no_aws, capsys):
     assert list(requests_of(printed)) == ["DeleteInferenceComponent"]
     printed = dry(capsys, "delete", "--endpoint", "e-1")
     assert list(requests_of(printed)) == ["DeleteEndpoint", "DeleteEndpointConfig", "DeleteModel"]
+
+
+def test_autoscale_dry_runs(no_aws, capsys):
+    printed = dry(capsys, "autoscale", "--component", "c-1", "--min-copies", "1",
+                  "--max-copies", "3", "--target-invocations-per-copy", "10")  # fmt: skip
+    sent = requests_of(printed)
+    assert list(sent) == ["RegisterScalableTarget", "PutScalingPolicy"]
+    assert sent["RegisterScalableTarget"] == {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": "inference-component/c-1",
+        "ScalableDimension": "sagemaker:inference-component:DesiredCopyCount",
+        "MinCapacity": 1,
+        "MaxCapacity": 3,
+    }
+    printed = dry(capsys, "autoscale", "--endpoint", "e-1", "--min-instances", "1",
+                  "--max-instances", "3", "--target-invocations-per-instance", "10")  # fmt: skip
+    assert list(requests_of(printed)) == ["RegisterScalableTarget", "PutScalingPolicy"]
+
+
+class StubbedSession:
+    """A boto3 session whose SageMaker client answers from a botocore Stubber."""
+
+    region_name = "us-east-1"
+
+    def __init__(self):
+        import boto3
+        from botocore.stub import Stubber
+
+        self.sagemaker = boto3.Session(region_name="us-east-1").client("sagemaker")
+        self.stubber = Stubber(self.sagemaker)
+
+    def client(self, service: str):
+        assert service == "sagemaker", f"unexpected {service} request"
+        return self.sagemaker
+
+
+@pytest.mark.parametrize("status", ["Failed", "OutOfService", "Deleting"])
+def test_a_component_is_refused_on_an_endpoint_that_cannot_take_it(offline_aws, status):
+    session = StubbedSession()
+    session.stubber.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": "shared",
+            "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/shared",
+            "EndpointConfigName": "shared",
+            "EndpointStatus": status,
+            "CreationTime": 0,
+            "LastModifiedTime": 0,
+        },
+        {"EndpointName": "shared"},
+    )
+    with session.stubber, pytest.raises(LauncherError, match=f"endpoint shared is {status}"):
+        launcher.deploy_component(
+            name="c-1", endpoint="shared", model_data="s3://b-1/m.tar.gz", memory_mb=512,
+            boto_session=session, role=ROLE, image_uri=IMAGE,
+        )  # fmt: skip
+    session.stubber.assert_no_pending_responses()  # and nothing after it: no model created
