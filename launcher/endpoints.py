@@ -7,6 +7,11 @@ asynchronous with an S3 output path, or serverless; data capture if asked) and t
 Endpoint; once it is InService, its autoscaling (`autoscaling`). `delete` removes all of
 it. Calling a deployed endpoint is `invoking`'s.
 
+A multi-model endpoint is the same three resources, its Model in Mode MultiModel on an
+S3 prefix (`multimodel`); an endpoint of inference components has a Model per component
+(`components`), which `delete` removes with their components. `describe_endpoint` says
+which of the three an endpoint is.
+
 `sagemaker.serve.ModelBuilder` is not used: it builds and packages the serving side
 itself, while this image already is the serving side; the resources map one to one to
 the API calls this module wants to make.

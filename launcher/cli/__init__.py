@@ -61,9 +61,9 @@ Many models on one endpoint: a multi-model endpoint (CPU image, CPU instance typ
   python -m launcher invoke --endpoint shared --component support-en --data '{"text": "hi"}'
   python -m launcher delete --component support-en
 
-Add --dry-run to train, tune, deploy, transform, invoke, add-model or delete to check
-everything and print the requests as JSON without sending any (no credentials, region,
-role or image needed).
+Add --dry-run to train, tune, deploy, transform, invoke, add-model, autoscale or delete to
+check everything and print the requests as JSON without sending any (no credentials,
+region, role or image needed).
 """
 
 # In the order `--help` lists them.
