@@ -21,6 +21,10 @@ Where moto falls short of SageMaker (each is worked around here, never in the la
   waiting and timeouts on a running job are covered in tests/unit/test_launcher_waiting.py.
 - CreateEndpointConfig accepts only an old list of instance types (no ml.g5), so the
   tests deploy on ml.g4dn.
+- There are no inference components, Application Auto Scaling knows no copy-count
+  dimension, and every endpoint config variant must name a model: the `components`
+  fixture plays SageMaker's part there.
+- CopyObject ignores If-None-Match, so add-model's condition is checked on the request.
 """
 
 from __future__ import annotations
