@@ -7,6 +7,16 @@
     print(invoke(endpoint.endpoint_name, {"text": "my parcel never arrived"}).json())
     delete(endpoint.endpoint_name)
 
+    # Many models on one endpoint: a multi-model endpoint (CPU) serving an S3 prefix ...
+    deploy(multi_model=True, model_prefix="s3://bucket/models/", name="per-customer")
+    add_model(training_job=job.name, model_prefix="s3://bucket/models/", name="c-42.tar.gz")
+    invoke("per-customer", {"text": "hi"}, target_model="c-42.tar.gz")
+    # ... or inference components, each with its own copies, reservations and scaling.
+    deploy_component(name="support-en", endpoint="shared", training_job=job.name,
+                     memory_mb=2048, create_endpoint=True)
+    invoke("shared", {"text": "hi"}, component="support-en")
+    delete_component("support-en")
+
     best = tune(train="s3://bucket/data/train/", validation="s3://bucket/data/val/",
                 ranges={"learning_rate": "1e-5:1e-3:log", "pooling": ["mean", "cls"]},
                 objective="val_f1", max_jobs=8, max_parallel_jobs=2)
@@ -32,11 +42,26 @@ if (_MODEL_DIR / "sagemaker_platform").is_dir() and str(_MODEL_DIR) not in sys.p
     sys.path.append(str(_MODEL_DIR))
 
 from .batch import plan_transform, transform, wait_for_transform  # noqa: E402
+from .components import (  # noqa: E402
+    autoscale_component,
+    delete_component,
+    deploy_component,
+    plan_component,
+    wait_for_component,
+)
 from .dryrun import dry_run  # noqa: E402
-from .endpoints import autoscale, delete, deploy, plan_deployment, wait_for_endpoint  # noqa: E402
+from .endpoints import (  # noqa: E402
+    autoscale,
+    delete,
+    deploy,
+    describe_endpoint,
+    plan_deployment,
+    wait_for_endpoint,
+)
 from .invoking import invoke, invoke_async  # noqa: E402
 from .jobs import plan_training, train, wait_for_training  # noqa: E402
 from .metrics import metric_definitions  # noqa: E402
+from .multimodel import add_model, plan_add_model  # noqa: E402
 from .settings import LauncherError  # noqa: E402
 from .tuning import describe_tuning, plan_tuning, tune, wait_for_tuning  # noqa: E402
 from .waiting import JobFailed, WaitTimeout  # noqa: E402
@@ -45,14 +70,21 @@ __all__ = [
     "JobFailed",
     "LauncherError",
     "WaitTimeout",
+    "add_model",
     "autoscale",
+    "autoscale_component",
     "delete",
+    "delete_component",
     "deploy",
+    "deploy_component",
+    "describe_endpoint",
     "describe_tuning",
     "dry_run",
     "invoke",
     "invoke_async",
     "metric_definitions",
+    "plan_add_model",
+    "plan_component",
     "plan_deployment",
     "plan_training",
     "plan_transform",
@@ -60,6 +92,7 @@ __all__ = [
     "train",
     "transform",
     "tune",
+    "wait_for_component",
     "wait_for_endpoint",
     "wait_for_training",
     "wait_for_transform",

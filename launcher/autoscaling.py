@@ -16,6 +16,12 @@ minimum and a maximum. What moves it:
 
 Serverless endpoints scale by themselves, up to their max concurrency. The variant must
 exist to be registered, so this runs once the endpoint is InService.
+
+An inference component scales by its copies instead (`inference-component/<name>`,
+dimension `sagemaker:inference-component:DesiredCopyCount`), on
+SageMakerInferenceComponentInvocationsPerCopy: requests per copy per minute. Its
+endpoint's instances follow through the endpoint's managed instance scaling, which
+adds an instance when a copy has nowhere to go.
 """
 
 from __future__ import annotations
@@ -32,10 +38,13 @@ INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"
 BACKLOG_METRIC = "ApproximateBacklogSizePerInstance"
 WAKE_METRIC = "HasBacklogWithoutCapacity"
 METRIC_NAMESPACE = "AWS/SageMaker"
+COMPONENT_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
+COPIES_METRIC = "SageMakerInferenceComponentInvocationsPerCopy"
 # Policy names are scoped to their scalable target.
 INVOCATIONS_POLICY = "invocations-per-instance"
 BACKLOG_POLICY = "backlog-per-instance"
 WAKE_POLICY = "wake-from-zero"
+COPIES_POLICY = "invocations-per-copy"
 DEFAULT_COOLDOWN_SECONDS = 300  # Application Auto Scaling's own default for SageMaker
 
 
@@ -43,12 +52,13 @@ DEFAULT_COOLDOWN_SECONDS = 300  # Application Auto Scaling's own default for Sag
 class ScalingPlan:
     """What `apply` registers; checked, nothing sent."""
 
-    min_instances: int
+    min_instances: int  # of a component: its copies
     max_instances: int
-    metric: str  # INVOCATIONS_METRIC (realtime) or BACKLOG_METRIC (async)
-    target: float  # per instance: invocations a minute, or requests queued
+    metric: str  # INVOCATIONS_METRIC (realtime), BACKLOG_METRIC (async) or COPIES_METRIC
+    target: float  # per instance (or copy): invocations a minute, or requests queued
     scale_in_cooldown: int  # seconds
     scale_out_cooldown: int
+    unit: str = "instances"  # what is counted: "copies" for an inference component
 
     @property
     def wakes_from_zero(self) -> bool:
@@ -86,14 +96,7 @@ def plan_scaling(
         raise LauncherError(
             "autoscaling needs both min and max instances (--min-instances, --max-instances)"
         )
-    for what in ("min instances", "max instances"):
-        value = given[what]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise LauncherError(f"{what} {value!r}: expected a whole number >= 0")
-    if max_instances < 1:
-        raise LauncherError(f"max instances {max_instances}: expected at least 1")
-    if min_instances > max_instances:
-        raise LauncherError(f"min instances {min_instances} is above max instances {max_instances}")
+    _check_range(min_instances, max_instances, "instances")
     if min_instances == 0 and mode != "async":
         raise LauncherError(
             "min instances 0: only an async endpoint can scale to zero (a realtime one "
@@ -125,17 +128,94 @@ def plan_scaling(
         )
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0:
         raise LauncherError(f"target {flag} per instance {target!r}: expected a number > 0")
+    cooldowns = _cooldowns(scale_in_cooldown, scale_out_cooldown)
+    return ScalingPlan(min_instances, max_instances, metric, float(target), *cooldowns)
+
+
+def plan_component_scaling(
+    copies: int | None,
+    *,
+    min_copies: int | None = None,
+    max_copies: int | None = None,
+    target_invocations_per_copy: float | None = None,
+    scale_in_cooldown: int | None = None,
+    scale_out_cooldown: int | None = None,
+) -> ScalingPlan | None:
+    """An inference component's plan (its copies), or None when nothing is given."""
+    given = (min_copies, max_copies, target_invocations_per_copy)
+    if all(value is None for value in given):
+        if scale_in_cooldown is not None or scale_out_cooldown is not None:
+            raise LauncherError("cooldowns need autoscaling: give min and max copies and a target")
+        return None
+    if min_copies is None or max_copies is None:
+        raise LauncherError(
+            "autoscaling needs both min and max copies (--min-copies, --max-copies)"
+        )
+    _check_range(min_copies, max_copies, "copies")
+    if min_copies == 0:
+        raise LauncherError(
+            "min copies 0: a component without copies answers nothing until one is placed; "
+            "the launcher keeps at least 1"
+        )
+    if copies is not None and not min_copies <= copies <= max_copies:
+        raise LauncherError(
+            f"copies {copies} is outside the autoscaling range {min_copies}-{max_copies}: "
+            "start within it"
+        )
+    target = target_invocations_per_copy
+    if target is None:
+        raise LauncherError(
+            "autoscaling a component needs --target-invocations-per-copy (requests per copy "
+            "per minute; see the README: choosing the target)"
+        )
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0:
+        raise LauncherError(f"target invocations per copy {target!r}: expected a number > 0")
+    cooldowns = _cooldowns(scale_in_cooldown, scale_out_cooldown)
+    return ScalingPlan(min_copies, max_copies, COPIES_METRIC, float(target), *cooldowns, "copies")
+
+
+def _check_range(low: Any, high: Any, unit: str) -> None:
+    for what, value in ((f"min {unit}", low), (f"max {unit}", high)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise LauncherError(f"{what} {value!r}: expected a whole number >= 0")
+    if high < 1:
+        raise LauncherError(f"max {unit} {high}: expected at least 1")
+    if low > high:
+        raise LauncherError(f"min {unit} {low} is above max {unit} {high}")
+
+
+def _cooldowns(scale_in: int | None, scale_out: int | None) -> list[int]:
     cooldowns = []
-    for what, value in (("scale-in", scale_in_cooldown), ("scale-out", scale_out_cooldown)):
+    for what, value in (("scale-in", scale_in), ("scale-out", scale_out)):
         value = DEFAULT_COOLDOWN_SECONDS if value is None else value
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise LauncherError(f"{what} cooldown {value!r}: expected whole seconds >= 0")
         cooldowns.append(value)
-    return ScalingPlan(min_instances, max_instances, metric, float(target), *cooldowns)
+    return cooldowns
 
 
 def resource_id(endpoint_name: str, variant: str) -> str:
     return f"endpoint/{endpoint_name}/variant/{variant}"
+
+
+def component_resource_id(component: str) -> str:
+    return f"inference-component/{component}"
+
+
+def _variant_target(endpoint_name: str, variant: str) -> dict[str, str]:
+    return {
+        "ServiceNamespace": NAMESPACE,
+        "ResourceId": resource_id(endpoint_name, variant),
+        "ScalableDimension": DIMENSION,
+    }
+
+
+def _component_target(component: str) -> dict[str, str]:
+    return {
+        "ServiceNamespace": NAMESPACE,
+        "ResourceId": component_resource_id(component),
+        "ScalableDimension": COMPONENT_DIMENSION,
+    }
 
 
 def wake_alarm_name(endpoint_name: str) -> str:
@@ -147,19 +227,25 @@ def apply_scaling(
 ) -> list[str]:
     """Register the variant and put its policies (and the wake alarm); returns what was
     put, e.g. ["scalable target endpoint/x/variant/AllTraffic", "scaling policy ..."]."""
+    return _apply(_variant_target(endpoint_name, variant), plan, boto_session, endpoint_name)
+
+
+def apply_component_scaling(component: str, plan: ScalingPlan, boto_session: Any) -> list[str]:
+    """Register an inference component's copies and put its target-tracking policy."""
+    return _apply(_component_target(component), plan, boto_session, None)
+
+
+def _apply(
+    target: dict[str, str], plan: ScalingPlan, boto_session: Any, endpoint_name: str | None
+) -> list[str]:
     aas = boto_session.client("application-autoscaling")
-    target = {
-        "ServiceNamespace": NAMESPACE,
-        "ResourceId": resource_id(endpoint_name, variant),
-        "ScalableDimension": DIMENSION,
-    }
     aas.register_scalable_target(
         **target, MinCapacity=plan.min_instances, MaxCapacity=plan.max_instances
     )
     done = [f"scalable target {target['ResourceId']}"]
-    if plan.metric == INVOCATIONS_METRIC:
-        name = INVOCATIONS_POLICY
-        metric = {"PredefinedMetricSpecification": {"PredefinedMetricType": INVOCATIONS_METRIC}}
+    if plan.metric in (INVOCATIONS_METRIC, COPIES_METRIC):
+        name = INVOCATIONS_POLICY if plan.metric == INVOCATIONS_METRIC else COPIES_POLICY
+        metric = {"PredefinedMetricSpecification": {"PredefinedMetricType": plan.metric}}
     else:
         name = BACKLOG_POLICY
         metric = {
@@ -182,11 +268,11 @@ def apply_scaling(
         },
     )
     done.append(f"scaling policy {name}")
-    if plan.wakes_from_zero:
+    if plan.wakes_from_zero and endpoint_name is not None:
         done += _wake_from_zero(endpoint_name, target, plan, aas, boto_session.client("cloudwatch"))
     say(
-        f"autoscaling {target['ResourceId']}: min_instances={plan.min_instances} "
-        f"max_instances={plan.max_instances} metric={plan.metric} target={plan.target:g} "
+        f"autoscaling {target['ResourceId']}: min_{plan.unit}={plan.min_instances} "
+        f"max_{plan.unit}={plan.max_instances} metric={plan.metric} target={plan.target:g} "
         f"scale_in_cooldown_s={plan.scale_in_cooldown} "
         f"scale_out_cooldown_s={plan.scale_out_cooldown} "
         f"wakes_from_zero={str(plan.wakes_from_zero).lower()}"
@@ -236,29 +322,11 @@ def remove_scaling(endpoint_name: str, variants: list[str], boto_session: Any) -
     removed: list[str] = []
     alarms: set[str] = set()
     for variant in variants:
-        target = {
-            "ServiceNamespace": NAMESPACE,
-            "ResourceId": resource_id(endpoint_name, variant),
-            "ScalableDimension": DIMENSION,
-        }
-        found = aas.describe_scalable_targets(
-            ServiceNamespace=NAMESPACE,
-            ResourceIds=[target["ResourceId"]],
-            ScalableDimension=DIMENSION,
-        )["ScalableTargets"]
-        if not found:
-            continue
-        pages = aas.get_paginator("describe_scaling_policies").paginate(**target)
-        for policy in (p for page in pages for p in page["ScalingPolicies"]):
-            if policy["ResourceId"] != target["ResourceId"]:
-                continue
-            if policy["PolicyType"] == "StepScaling":  # its alarm is ours to delete
-                alarms.update(a["AlarmName"] for a in policy.get("Alarms", []))
-                alarms.add(wake_alarm_name(endpoint_name))
-            aas.delete_scaling_policy(PolicyName=policy["PolicyName"], **target)
-            removed.append(f"scaling policy {policy['PolicyName']}")
-        aas.deregister_scalable_target(**target)
-        removed.append(f"scalable target {target['ResourceId']}")
+        target = _variant_target(endpoint_name, variant)
+        step_alarms = _remove_target(aas, target, removed)
+        if step_alarms is not None:  # a step policy's alarm is ours to delete
+            alarms.update(step_alarms)
+            alarms.add(wake_alarm_name(endpoint_name))
     if alarms:
         cloudwatch = boto_session.client("cloudwatch")
         existing = cloudwatch.describe_alarms(AlarmNames=sorted(alarms))["MetricAlarms"]
@@ -267,3 +335,37 @@ def remove_scaling(endpoint_name: str, variants: list[str], boto_session: Any) -
             cloudwatch.delete_alarms(AlarmNames=names)
             removed += [f"alarm {name}" for name in names]
     return removed
+
+
+def remove_component_scaling(component: str, boto_session: Any) -> list[str]:
+    """Delete an inference component's scaling policies, then deregister it; returns what
+    was removed (nothing when it was never registered)."""
+    removed: list[str] = []
+    _remove_target(
+        boto_session.client("application-autoscaling"), _component_target(component), removed
+    )
+    return removed
+
+
+def _remove_target(aas: Any, target: dict[str, str], removed: list[str]) -> set[str] | None:
+    """Delete one scalable target's policies and deregister it, adding what went to
+    `removed`; returns the alarms of its step policies, or None when it has none."""
+    found = aas.describe_scalable_targets(
+        ServiceNamespace=target["ServiceNamespace"],
+        ResourceIds=[target["ResourceId"]],
+        ScalableDimension=target["ScalableDimension"],
+    )["ScalableTargets"]
+    if not found:
+        return None
+    alarms: set[str] | None = None
+    pages = aas.get_paginator("describe_scaling_policies").paginate(**target)
+    for policy in (p for page in pages for p in page["ScalingPolicies"]):
+        if policy["ResourceId"] != target["ResourceId"]:
+            continue
+        if policy["PolicyType"] == "StepScaling":
+            alarms = (alarms or set()) | {a["AlarmName"] for a in policy.get("Alarms", [])}
+        aas.delete_scaling_policy(PolicyName=policy["PolicyName"], **target)
+        removed.append(f"scaling policy {policy['PolicyName']}")
+    aas.deregister_scalable_target(**target)
+    removed.append(f"scalable target {target['ResourceId']}")
+    return alarms

@@ -115,6 +115,9 @@ def recording_session(region: str | None) -> Any:
     session.region_given = region is not None
     session.recorded = DryRun(region or REGION_PLACEHOLDER)
     session.events.register("before-parameter-build", _keep_params)
+    # S3 rewrites CopySource into a URL-quoted string at this same event: kept as the
+    # launcher built it, {"Bucket", "Key"} (or a read's <placeholder>), it reads as meant.
+    session.events.register_first("before-parameter-build.s3.CopyObject", _keep_params)
     session.events.register("before-call", _answer_for(session))
     session.events.register("before-send", _never_send)
     return session
@@ -134,7 +137,7 @@ def without_telemetry(sagemaker_session: Any) -> Any:
 def _keep_params(params: dict, model: Any, context: dict, **_: Any) -> None:
     """The call's parameters as the caller built them; recorded once botocore has
     validated them (before-call), so a call it refuses is not listed."""
-    context["dry_run_params"] = copy.deepcopy(params)
+    context.setdefault("dry_run_params", copy.deepcopy(params))
 
 
 def _answer_for(session: Any) -> Callable[..., Any]:
@@ -186,18 +189,68 @@ def _stand_in(request: Request, region: str) -> dict[str, Any]:
                 "TrainingJobStatus": "Completed",
             },
         }
-    if op in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint", "CreateTransformJob"):
+    if op in (
+        "CreateModel",
+        "CreateEndpointConfig",
+        "CreateEndpoint",
+        "CreateTransformJob",
+        "CreateInferenceComponent",
+    ):
         kind = op[len("Create") :]
         name = p[f"{kind}Name"]
         return {f"{kind}Arn": arn(_arn_kind(kind), name)}
-    if op in ("DescribeModel", "DescribeEndpointConfig", "DescribeTransformJob"):
+    if op in ("DescribeModel", "DescribeTransformJob"):
         kind = op[len("Describe") :]
         return {f"{kind}Name": p[f"{kind}Name"]}
+    if op == "DescribeEndpointConfig":
+        name = p["EndpointConfigName"]
+        return {
+            "EndpointConfigName": name,
+            "ProductionVariants": [
+                {
+                    "VariantName": f"<variant of endpoint config {name}>",
+                    "ModelName": f"<model of endpoint config {name}>",
+                }
+            ],
+        }
     if op == "DescribeEndpoint":
-        return {"EndpointName": p["EndpointName"], "EndpointStatus": "InService"}
+        name = p["EndpointName"]
+        return {
+            "EndpointName": name,
+            "EndpointStatus": "InService",
+            "EndpointConfigName": f"<endpoint config of endpoint {name}>",
+        }
+    if op == "DescribeInferenceComponent":
+        name = p["InferenceComponentName"]
+        return {
+            "InferenceComponentName": name,
+            "EndpointName": f"<endpoint of inference component {name}>",
+            "InferenceComponentStatus": "InService",
+            "Specification": {"ModelName": f"<model of inference component {name}>"},
+        }
+    if op == "ListInferenceComponents":
+        return {"InferenceComponents": []}
+    if op == "DescribeScalableTargets":
+        return {"ScalableTargets": []}
+    if op == "DescribeScalingPolicies":
+        return {"ScalingPolicies": []}
+    if op == "HeadObject":
+        return {"ContentLength": 0}
+    if op == "CopyObject":
+        return {"CopyObjectResult": {}}
     if op == "PutScalingPolicy":
         return {"PolicyARN": f"<policy arn of {p['PolicyName']}>", "Alarms": []}
-    if op in ("RegisterScalableTarget", "PutMetricAlarm", "PutObject"):
+    if op in (
+        "RegisterScalableTarget",
+        "PutMetricAlarm",
+        "PutObject",
+        "DeleteEndpoint",
+        "DeleteEndpointConfig",
+        "DeleteModel",
+        "DeleteInferenceComponent",
+        "DeleteScalingPolicy",
+        "DeregisterScalableTarget",
+    ):
         return {}
     if op == "InvokeEndpoint":
         from botocore.response import StreamingBody
@@ -235,8 +288,9 @@ def _sdk_offline() -> Iterator[None]:
 
 
 def dry_run(launch: Callable[..., Any], /, *args: Any, **kwargs: Any) -> DryRun:
-    """Run `launch` (launcher.train, tune, deploy, transform, invoke, invoke_async) with
-    every check, recording its requests instead of sending them; returns them.
+    """Run `launch` (launcher.train, tune, deploy, deploy_component, transform, invoke,
+    invoke_async, add_model, delete, delete_component) with every check, recording its
+    requests instead of sending them; returns them.
 
     Needs no credentials. Without a region (argument, environment or AWS config file) the
     requests are built for us-east-1 and the region prints as `<region>`; without a role

@@ -7,6 +7,11 @@ asynchronous with an S3 output path, or serverless; data capture if asked) and t
 Endpoint; once it is InService, its autoscaling (`autoscaling`). `delete` removes all of
 it. Calling a deployed endpoint is `invoking`'s.
 
+A multi-model endpoint is the same three resources, its Model in Mode MultiModel on an
+S3 prefix (`multimodel`); an endpoint of inference components has a Model per component
+(`components`), which `delete` removes with their components. `describe_endpoint` says
+which of the three an endpoint is.
+
 `sagemaker.serve.ModelBuilder` is not used: it builds and packages the serving side
 itself, while this image already is the serving side; the resources map one to one to
 the API calls this module wants to make.
@@ -20,6 +25,8 @@ from typing import Any
 from .autoscaling import ScalingPlan, apply_scaling, plan_scaling, remove_scaling
 from .capture import CapturePlan, plan_capture
 from .models import check_model_source, create_model, model_data_of
+from .multimodel import CPU_IMAGE, check_cpu_instance, check_model_prefix
+from .multimodel import DEFAULT_INSTANCE_TYPE as DEFAULT_MULTI_MODEL_INSTANCE_TYPE
 from .params import serving_environment
 from .settings import (
     LauncherError,
@@ -50,6 +57,7 @@ class Deployment:
     model_name: str
     mode: str
     status: str
+    multi_model: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class DeploymentPlan:
     mode: str
     environment: dict[str, str]
     training_job: str | None
-    model_data: str | None
+    model_data: str | None  # a model.tar.gz; with multi_model, the prefix of many
     instance_type: str | None  # realtime and async
     instance_count: int | None
     serverless_memory_mb: int | None  # serverless
@@ -72,6 +80,7 @@ class DeploymentPlan:
     scaling: ScalingPlan | None = None  # realtime and async, registered once InService
     capture: CapturePlan | None = None  # realtime and async
     tuning_job: str | None = None  # deploy its best trial's model
+    multi_model: bool = False  # Mode MultiModel: model_data is the prefix it serves
 
 
 def plan_deployment(
@@ -81,7 +90,7 @@ def plan_deployment(
     tuning_job: str | None = None,
     name: str | None = None,
     mode: str = "realtime",
-    instance_type: str = DEFAULT_INSTANCE_TYPE,
+    instance_type: str | None = None,
     instance_count: int = 1,
     serving: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
@@ -99,6 +108,8 @@ def plan_deployment(
     capture_s3_uri: str | None = None,
     capture_percent: int | None = None,
     capture_content_types: list[str] | None = None,
+    multi_model: bool = False,
+    model_prefix: str | None = None,
     region: str | None = None,
     role: str | None = None,
     image_uri: str | None = None,
@@ -113,14 +124,28 @@ def plan_deployment(
     Data capture (realtime and async): capture_s3_uri=, capture_percent= (100) and
     capture_content_types= (CSV and JSON types kept as text; default text/csv,
     application/json, application/jsonlines).
+    Multi-model (realtime, CPU instance types): multi_model=True with model_prefix= the
+    S3 prefix of the model.tar.gz files it serves (s3://bucket/models/), instead of a
+    training job or model data; instance_type defaults to ml.m5.xlarge for it (else
+    ml.g5.xlarge).
     """
     target = resolve(
         region, role, image_uri, need_role=True, need_image=True, boto_session=boto_session
     )
-    check_model_source(training_job, model_data, tuning_job)
     if mode not in MODES:
         raise LauncherError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    environment = serving_environment(serving, env, mode=mode)
+    if multi_model:
+        _check_multi_model(training_job, model_data, tuning_job, mode)
+        model_data = check_model_prefix(model_prefix)
+        instance_type = instance_type or DEFAULT_MULTI_MODEL_INSTANCE_TYPE
+    elif model_prefix:
+        raise LauncherError(
+            "a model prefix is a multi-model endpoint's: add --multi-model (multi_model=True)"
+        )
+    else:
+        check_model_source(training_job, model_data, tuning_job)
+    instance_type = instance_type or DEFAULT_INSTANCE_TYPE
+    environment = serving_environment(serving, env, mode=mode, multi_model=multi_model)
     serverless = mode == "serverless"
     if serverless:
         if serverless_memory_mb not in SERVERLESS_MEMORY_MB:
@@ -135,6 +160,8 @@ def plan_deployment(
             )
     else:
         check_instance_type(instance_type, "endpoint")
+        if multi_model:
+            check_cpu_instance(instance_type)
         if not isinstance(instance_count, int) or instance_count < 1:
             raise LauncherError(f"instance count {instance_count!r}: expected a whole number >= 1")
     if mode == "async":
@@ -168,7 +195,29 @@ def plan_deployment(
         ),
         capture=plan_capture(mode, capture_s3_uri, capture_percent, capture_content_types),
         tuning_job=tuning_job,
+        multi_model=multi_model,
     )
+
+
+def _check_multi_model(
+    training_job: str | None, model_data: str | None, tuning_job: str | None, mode: str
+) -> None:
+    if training_job or model_data or tuning_job:
+        raise LauncherError(
+            "a multi-model endpoint serves the model.tar.gz files under its prefix "
+            "(--model-prefix): add models there with `add-model`, not with a training "
+            "job, tuning job or model data"
+        )
+    if mode == "async":
+        raise LauncherError(
+            "a multi-model endpoint is invoked in real time: InvokeEndpointAsync takes no "
+            "target model (drop --mode async)"
+        )
+    if mode == "serverless":
+        raise LauncherError(
+            "SageMaker does not host multi-model endpoints on serverless inference: "
+            "deploy realtime on a CPU instance type"
+        )
 
 
 @takes_plan_arguments(plan_deployment)
@@ -206,6 +255,8 @@ def deploy(
 
         training_job = best_training_job(plan.tuning_job, session)
     model_data = plan.model_data or model_data_of(training_job, session)
+    if plan.multi_model and not _is_cpu_image(plan.target.image_uri):
+        say(f"note: a multi-model endpoint runs on CPU: {CPU_IMAGE} (its tag ends in -cpu)")
     create_model(
         plan.name,
         model_data=model_data,
@@ -213,6 +264,7 @@ def deploy(
         role=plan.target.role,
         environment=plan.environment,
         boto_session=session,
+        multi_model=plan.multi_model,
     )
     if plan.mode == "serverless":
         # sagemaker.core serializes ProductionVariantServerlessConfig.memory_size_in_mb as
@@ -265,7 +317,13 @@ def deploy(
             raise
     if plan.scaling is not None:
         apply_scaling(plan.name, VARIANT, plan.scaling, session)
-    return Deployment(plan.name, plan.name, plan.name, plan.mode, status)
+    return Deployment(plan.name, plan.name, plan.name, plan.mode, status, plan.multi_model)
+
+
+def _is_cpu_image(image_uri: str) -> bool:
+    """build_and_push.sh --cpu tags the CPU image TAG-cpu."""
+    tag = image_uri.rsplit("/", 1)[-1].partition("@")[0].partition(":")[2]
+    return tag.endswith("-cpu")
 
 
 def _instance_variant(plan: DeploymentPlan):
@@ -390,12 +448,17 @@ def delete(
     keep_model: bool = False,
     region: str | None = None,
     boto_session: Any = None,
+    poll_seconds: float = 10.0,
+    timeout_seconds: float | None = 1800.0,
 ) -> list[str]:
     """Delete an endpoint's autoscaling, the endpoint, its endpoint config and (unless
     `keep_model`) its models.
 
     Returns what was deleted, e.g. ["endpoint x", "endpoint config x", "model x"], after
-    any "scaling policy ...", "scalable target ..." and "alarm ..." entries.
+    any "scaling policy ...", "scalable target ..." and "alarm ..." entries. An endpoint
+    of inference components loses its components first (each as `delete_component`:
+    autoscaling, component, model), and is deleted once they are gone (polled every
+    `poll_seconds`). A multi-model endpoint's model.tar.gz files stay under its prefix.
     """
     from botocore.exceptions import ClientError
     from sagemaker.core.resources import Endpoint, EndpointConfig, Model
@@ -422,18 +485,139 @@ def delete(
             raise
         say(f"autoscaling of {endpoint_name} not checked (no permission): {exc}")
         deleted = []
+    if config is not None and variants and not models:  # an endpoint of components
+        deleted += _delete_components(
+            endpoint_name, keep_model, session, poll_seconds, timeout_seconds
+        )
     endpoint.delete()
     deleted.append(f"endpoint {endpoint_name}")
     if config is not None:
         config.delete()
         deleted.append(f"endpoint config {config_name}")
+    kept: list[str] = []
     for model_name in [] if keep_model else models:
         try:
-            Model.get(model_name=model_name, **where).delete()
+            model = Model.get(model_name=model_name, **where)
+            container = model.primary_container
+            if container and str(container.mode) == "MultiModel":
+                kept.append(str(container.model_data_url))
+            model.delete()
             deleted.append(f"model {model_name}")
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ValidationException":
                 raise
     for line in deleted:
         say(f"deleted {line}")
+    for prefix in kept:
+        say(f"left the model.tar.gz files under {prefix} as they are (delete them in S3)")
     return deleted
+
+
+def _delete_components(
+    endpoint_name: str,
+    keep_model: bool,
+    session: Any,
+    poll_seconds: float,
+    timeout_seconds: float | None,
+) -> list[str]:
+    """Delete the inference components on an endpoint; returns once they are gone."""
+    from .components import components_on, remove_component, wait_until_deleted
+
+    sagemaker = session.client("sagemaker")
+    names = components_on(endpoint_name, session)
+    deleted: list[str] = []
+    for name in names:
+        described = sagemaker.describe_inference_component(InferenceComponentName=name)
+        deleted += remove_component(name, described, keep_model, session)
+    if names and not is_dry_run(session):
+        wait_until_deleted(
+            names, session, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds
+        )
+    return deleted
+
+
+# --- describe -----------------------------------------------------------------------------
+SINGLE_MODEL = "single model"
+MULTI_MODEL = "multi-model"
+COMPONENTS = "inference components"
+
+
+@dataclass(frozen=True)
+class EndpointDescription:
+    """What an endpoint hosts, and how: `hosting` is SINGLE_MODEL, MULTI_MODEL or COMPONENTS."""
+
+    name: str
+    status: str
+    config_name: str
+    mode: str  # realtime, async or serverless
+    hosting: str
+    variants: list[str]  # "AllTraffic: ml.m5.xlarge x 1, model x", one line each
+    model_prefix: str | None = None  # multi-model: the S3 prefix its models are under
+    components: list[tuple[str, str]] | None = None  # (name, status) of each component
+
+    def lines(self) -> list[str]:
+        head = f"endpoint {self.name}: {self.status} ({self.mode}, {self.hosting})"
+        out = [head] + [f"  variant {v}" for v in self.variants]
+        if self.model_prefix:
+            out.append(
+                f"  models: the model.tar.gz files under {self.model_prefix} (invoke one "
+                "with --target-model KEY, add one with add-model)"
+            )
+        for name, status in self.components or []:
+            out.append(f"  component {name}: {status}")
+        if self.components == []:
+            out.append("  no components yet (deploy --component NAME --endpoint ...)")
+        return out
+
+
+def describe_endpoint(
+    endpoint_name: str, *, region: str | None = None, boto_session: Any = None
+) -> EndpointDescription:
+    """What `endpoint_name` hosts (one model, many under a prefix, or inference
+    components), its mode and variants; reads only."""
+    check_name(endpoint_name, "endpoint name")
+    session = boto_session or resolve(region, boto_session=boto_session).boto_session()
+    sagemaker = session.client("sagemaker")
+    endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
+    config_name = endpoint["EndpointConfigName"]
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+    variants = config["ProductionVariants"]
+    if any(v.get("ServerlessConfig") for v in variants):
+        mode = "serverless"
+    else:
+        mode = "async" if config.get("AsyncInferenceConfig") else "realtime"
+    lines, prefix = [], None
+    for variant in variants:
+        where = (
+            f"serverless {variant['ServerlessConfig']['MemorySizeInMB']} MB"
+            if variant.get("ServerlessConfig")
+            else f"{variant.get('InstanceType')} x {variant.get('InitialInstanceCount')}"
+        )
+        model_name = variant.get("ModelName")
+        if model_name:
+            container = sagemaker.describe_model(ModelName=model_name).get("PrimaryContainer", {})
+            if container.get("Mode") == "MultiModel":
+                prefix = container.get("ModelDataUrl")
+            where += f", model {model_name}"
+        lines.append(f"{variant['VariantName']}: {where}")
+    components = None
+    if not any(v.get("ModelName") for v in variants):
+        pages = sagemaker.get_paginator("list_inference_components").paginate(
+            EndpointNameEquals=endpoint_name
+        )
+        components = [
+            (c["InferenceComponentName"], c.get("InferenceComponentStatus", "?"))
+            for page in pages
+            for c in page["InferenceComponents"]
+        ]
+    hosting = COMPONENTS if components is not None else MULTI_MODEL if prefix else SINGLE_MODEL
+    return EndpointDescription(
+        name=endpoint_name,
+        status=str(endpoint.get("EndpointStatus")),
+        config_name=config_name,
+        mode=mode,
+        hosting=hosting,
+        variants=lines,
+        model_prefix=prefix,
+        components=components,
+    )

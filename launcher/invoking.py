@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import payloads
+from .multimodel import check_target_model
 from .settings import (
     LauncherError,
     check_name,
@@ -73,18 +74,24 @@ def invoke(
     accept: str | None = None,
     custom_attributes: str | None = None,
     model: str | None = None,
+    target_model: str | None = None,
+    component: str | None = None,
     region: str | None = None,
     boto_session: Any = None,
 ) -> Response:
     """One request to a real-time or serverless endpoint through `sagemaker-runtime`.
     `custom_attributes` reaches the plug-in's decode/encode as options (`top_k=3`);
     `model`, the plug-in's name, checks the content type and accept against the types
-    it declares before anything is sent."""
+    it declares before anything is sent. On a multi-model endpoint `target_model` names
+    the model, its key under the endpoint's prefix (customer-42.tar.gz); on an endpoint
+    of inference components, `component` names the component."""
     target = resolve(region, boto_session=boto_session)
     check_name(endpoint_name, "endpoint name")
+    routing = _routing(target_model, component)
     body, content_type = encode_payload(payload, content_type, model)
     args = {"EndpointName": endpoint_name, "Body": body, "ContentType": content_type}
     args.update(_optional(accept, custom_attributes, model))
+    args.update(routing)
     session = boto_session or target.boto_session()
     response = session.client("sagemaker-runtime").invoke_endpoint(**args)
     return Response(response["Body"].read(), response.get("ContentType"))
@@ -159,6 +166,21 @@ def invoke_async(
     if final.state == "failed":
         raise JobFailed(f"async request failed: {result.text[:1000]}", result)
     return result
+
+
+def _routing(target_model: str | None, component: str | None) -> dict[str, str]:
+    """InvokeEndpoint's TargetModel (a multi-model endpoint's model) or
+    InferenceComponentName, checked."""
+    if target_model is not None and component is not None:
+        raise LauncherError(
+            "a target model is a multi-model endpoint's, a component an endpoint of "
+            "inference components': give one of them"
+        )
+    if target_model is not None:
+        return {"TargetModel": check_target_model(target_model)}
+    if component is not None:
+        return {"InferenceComponentName": check_name(component, "component name")}
+    return {}
 
 
 def _optional(

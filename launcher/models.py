@@ -51,21 +51,27 @@ def create_model(
     role: str,
     environment: dict[str, str],
     boto_session: Any,
+    multi_model: bool = False,
 ):
-    """A SageMaker Model: our image serving `model_data` with `environment`."""
+    """A SageMaker Model: our image serving `model_data` with `environment`; with
+    `multi_model`, Mode MultiModel and `model_data` the S3 prefix of its model.tar.gz files."""
     from sagemaker.core.resources import Model
     from sagemaker.core.shapes import ContainerDefinition
 
     model = Model.create(
         model_name=name,
         primary_container=ContainerDefinition(
-            image=image_uri, model_data_url=model_data, environment=environment or None
+            image=image_uri,
+            model_data_url=model_data,
+            environment=environment or None,
+            mode="MultiModel" if multi_model else None,
         ),
         execution_role_arn=role,
         session=boto_session,
         region=boto_session.region_name,
     )
-    say(f"model {name} created from {model_data}")
+    kind = "multi-model, serving the model.tar.gz files under" if multi_model else "from"
+    say(f"model {name} created {kind} {model_data}")
     return model
 
 

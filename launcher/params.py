@@ -65,6 +65,9 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
 
 
 # --- serving environment -----------------------------------------------------------------
+# SageMaker sets this itself in a multi-model endpoint's container (the launcher never
+# does): a model that set it would make a single-model container believe it hosts many.
+SAGEMAKER_MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 # Variables SageMaker itself sets in the serving container; a model must not set them.
 _SET_BY_SAGEMAKER = (
     contract.BIND_TO_PORT_ENV,
@@ -72,13 +75,17 @@ _SET_BY_SAGEMAKER = (
     contract.BATCH_ENV,
     contract.BATCH_STRATEGY_ENV,
     contract.MAX_CONCURRENT_TRANSFORMS_ENV,
+    SAGEMAKER_MULTI_MODEL_ENV,
 )
 
 
 # The endpoint mode (realtime, async, serverless), from which the container takes its
 # limits: body size, timeouts, workers. `deploy --mode` sets it, so it is no knob of its own.
 MODE_ENV = contract.MODE_ENV
-_SET_BY_LAUNCHER = (MODE_ENV,)
+# Multi-model mode: `serve` starts with no model and loads each on SageMaker's POST /models.
+# `deploy --multi-model` sets it (the serving side reads this name), never `--env`.
+MULTI_MODEL_ENV = "MODEL_SERVER_MULTI_MODEL"
+_SET_BY_LAUNCHER = (MODE_ENV, MULTI_MODEL_ENV)
 
 
 def serving_knobs() -> dict[str, str]:
@@ -120,13 +127,15 @@ def serving_environment(
     *,
     sagemaker_sets: tuple[str, ...] = (),
     mode: str | None = None,
+    multi_model: bool = False,
 ) -> dict[str, str]:
     """The model's Environment: knobs by field name (`workers=2`) plus raw variables.
 
     The result is parsed with `serve_config_from_env`, exactly as the server will parse
     it at start-up. `sagemaker_sets` names further variables that SageMaker fills in for
     this kind of job (batch transform sets the payload limit from MaxPayloadInMB). An
-    endpoint's `mode` goes in as MODEL_SERVER_MODE.
+    endpoint's `mode` goes in as MODEL_SERVER_MODE, and `multi_model` as
+    MODEL_SERVER_MULTI_MODEL=true.
     """
     known = serving_knobs()
     reserved = set(_SET_BY_SAGEMAKER) | set(sagemaker_sets)
@@ -150,8 +159,14 @@ def serving_environment(
         )
     if MODE_ENV in result:
         raise LauncherError(f"{MODE_ENV}: set from the endpoint's mode (--mode, mode=)")
+    if MULTI_MODEL_ENV in result:
+        raise LauncherError(
+            f"{MULTI_MODEL_ENV}: set by a multi-model deploy (--multi-model, multi_model=True)"
+        )
     if mode is not None:
         result[MODE_ENV] = mode
+    if multi_model:
+        result[MULTI_MODEL_ENV] = "true"
     try:
         serve_config_from_env(result)
     except ConfigError as exc:

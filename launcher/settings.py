@@ -183,6 +183,17 @@ def check_s3_uri(uri: str | None, what: str, *, required: bool = True) -> str | 
     return uri
 
 
+def check_s3_prefix(uri: str | None, what: str) -> str:
+    """`uri` if it is an s3://bucket/prefix/ URI ending in `/` (a folder of objects)."""
+    check_s3_uri(uri, what)
+    if not uri.endswith("/"):
+        raise LauncherError(
+            f"{what}: {uri!r} is not a prefix: end it with / (s3://bucket/models/), as "
+            "SageMaker appends each model's key to it"
+        )
+    return uri
+
+
 def s3_bucket(uri: str) -> str:
     return _S3_URI.match(uri)["bucket"]
 
@@ -227,6 +238,19 @@ def check_instance_type(instance_type: str, kind: str) -> str:
         f"instance type {instance_type!r} is not a SageMaker {kind} instance type{hint} "
         f"(botocore lists {len(known)}; if yours is newer than it, upgrade boto3)"
     )
+
+
+# Instance families with GPUs or other accelerators, as SageMaker names them:
+# ml.g4dn/g5/g6 and ml.p3/p4d/p5 (NVIDIA GPUs), ml.inf1/inf2 (Inferentia), ml.trn1/trn2
+# (Trainium), ml.dl1 (Gaudi). Every other family (m, c, r, t, and the Graviton ones such as
+# m6g, whose `g` comes after the generation) is CPU only.
+ACCELERATED_FAMILIES = ("g", "p", "inf", "trn", "dl")
+
+
+def is_accelerated(instance_type: str) -> bool:
+    """Whether `instance_type` (ml.FAMILY.SIZE) has GPUs or other accelerators."""
+    family = instance_type.split(".")[1] if instance_type.count(".") == 2 else ""
+    return family.startswith(ACCELERATED_FAMILIES)
 
 
 @functools.cache

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from ..settings import LauncherError
 from ..waiting import JobFailed, WaitTimeout
 from . import (
+    add_model,
     autoscale,
     delete,
     deploy,
@@ -48,8 +49,21 @@ SAGEMAKER_ROLE_ARN and IMAGE_URI. Examples:
       --input s3://bucket/images/ --output s3://bucket/labels/ --content-type image/png
   python -m launcher delete --endpoint text-classifier-20250101-130000
 
-Add --dry-run to train, tune, deploy, transform or invoke to check everything and print
-the requests as JSON without sending any (no credentials, region, role or image needed).
+Many models on one endpoint: a multi-model endpoint (CPU image, CPU instance types) ...
+  python -m launcher deploy --multi-model --model-prefix s3://bucket/models/ --name per-customer
+  python -m launcher add-model --training-job text-classifier-20250101120000 \\
+      --to s3://bucket/models/ --name customer-42.tar.gz
+  python -m launcher invoke --endpoint per-customer --target-model customer-42.tar.gz \\
+      --data '{"text": "hi"}'
+... or inference components, each with its own copies and reservations:
+  python -m launcher deploy --training-job text-classifier-20250101120000 \\
+      --component support-en --endpoint shared --create-endpoint --memory-mb 2048 --cpus 1
+  python -m launcher invoke --endpoint shared --component support-en --data '{"text": "hi"}'
+  python -m launcher delete --component support-en
+
+Add --dry-run to train, tune, deploy, transform, invoke, add-model, autoscale or delete to
+check everything and print the requests as JSON without sending any (no credentials,
+region, role or image needed).
 """
 
 # In the order `--help` lists them.
@@ -58,6 +72,7 @@ COMMANDS = {
     "tune": tune,
     "deploy": deploy,
     "invoke": invoke,
+    "add-model": add_model,
     "transform": transform,
     "delete": delete,
     "autoscale": autoscale,

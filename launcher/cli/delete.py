@@ -1,25 +1,41 @@
-"""`delete`: an endpoint, its endpoint config and its model (`endpoints.delete`)."""
+"""`delete`: an endpoint, its endpoint config and its model (`endpoints.delete`), or an
+inference component and its model (`components.delete_component`)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from .. import endpoints
-from .options import add_command, add_target, target
+from .. import components, endpoints
+from .options import add_command, add_dry_run, add_target, launch, target
 
 
 def add_parser(sub: Any) -> None:
     p = add_command(
         sub,
         "delete",
-        "delete an endpoint, its endpoint config and its model",
-        "Delete an endpoint, then its endpoint config and the model(s) it served.",
+        "delete an endpoint (or an inference component) and its model",
+        "Delete an endpoint's autoscaling, the endpoint, then its endpoint config and the "
+        "model(s) it served; an endpoint of inference components loses its components "
+        "first. A multi-model endpoint's model.tar.gz files stay in S3. --component NAME "
+        "deletes one inference component, its autoscaling and its model; the endpoint stays.",
     )
     add_target(p, role_and_image=False)
-    p.add_argument("--endpoint", required=True, metavar="NAME", help="endpoint name")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--endpoint", metavar="NAME", help="endpoint name")
+    g.add_argument("--component", metavar="NAME", help="inference component name")
     p.add_argument("--keep-model", action="store_true", help="leave the model(s) in place")
+    add_dry_run(p)
 
 
 def run(args: argparse.Namespace) -> None:
-    endpoints.delete(args.endpoint, keep_model=args.keep_model, **target(args))
+    if args.component is not None:
+        launch(
+            args,
+            components.delete_component,
+            args.component,
+            keep_model=args.keep_model,
+            **target(args),
+        )
+    else:
+        launch(args, endpoints.delete, args.endpoint, keep_model=args.keep_model, **target(args))

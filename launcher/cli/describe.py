@@ -1,11 +1,12 @@
-"""`describe`: a tuning job's trials and its best one (`tuning.describe_tuning`)."""
+"""`describe`: a tuning job's trials and its best one (`tuning.describe_tuning`), or what
+an endpoint hosts (`endpoints.describe_endpoint`)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from .. import tuning
+from .. import endpoints, tuning
 from ..waiting import say
 from .options import add_command, add_target, target
 
@@ -14,15 +15,23 @@ def add_parser(sub: Any) -> None:
     p = add_command(
         sub,
         "describe",
-        "show a tuning job's trials and the best one",
+        "show a tuning job's trials, or what an endpoint hosts",
         "Print a hyperparameter tuning job's status, then one line per trial (name, "
-        "status, objective value, tuned hyperparameters) and the best trial.",
+        "status, objective value, tuned hyperparameters) and the best trial; or an "
+        "endpoint's status, mode and what it hosts: one model, the models under a "
+        "multi-model endpoint's prefix, or its inference components.",
     )
     add_target(p, role_and_image=False)
-    p.add_argument("--tuning-job", required=True, metavar="NAME", help="the tuning job")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--tuning-job", metavar="NAME", help="the tuning job")
+    g.add_argument("--endpoint", metavar="NAME", help="the endpoint")
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.endpoint is not None:
+        for line in endpoints.describe_endpoint(args.endpoint, **target(args)).lines():
+            say(line)
+        return
     info = tuning.describe_tuning(args.tuning_job, **target(args))
     counts = ", ".join(f"{k} {v}" for k, v in info.counters.items() if v)
     say(

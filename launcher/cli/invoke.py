@@ -55,6 +55,14 @@ def add_parser(sub: Any) -> None:
         metavar="FILE",
         help="write the response body here, as its bytes (default: stdout)",
     )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--target-model",
+        metavar="KEY",
+        help="a multi-model endpoint's model: its key under the endpoint's prefix "
+        "(customer-42.tar.gz)",
+    )
+    g.add_argument("--component", metavar="NAME", help="an inference component of the endpoint")
     p.add_argument(
         "--async-input-s3-uri",
         metavar="S3_URI",
@@ -81,7 +89,15 @@ def run(args: argparse.Namespace) -> None:
         "model": args.plugin,
         **target(args),
     }
+    routing = {"target_model": args.target_model, "component": args.component}
     if args.async_input_s3_uri:
+        if args.target_model is not None or args.component is not None:
+            flag = "--target-model" if args.target_model is not None else "--component"
+            raise LauncherError(
+                f"{flag}: asynchronous requests go to a whole endpoint (InvokeEndpointAsync "
+                "names no model or component); invoke multi-model endpoints and inference "
+                "components in real time"
+            )
         result = launch(
             args,
             invoking.invoke_async,
@@ -94,7 +110,7 @@ def run(args: argparse.Namespace) -> None:
             **common,
         )
     else:
-        result = launch(args, invoking.invoke, args.endpoint, payload, **common)
+        result = launch(args, invoking.invoke, args.endpoint, payload, **common, **routing)
     if isinstance(result, invoking.Response):
         write_body(result, args.output)
     elif result is not None:  # async without waiting: where the answer will be

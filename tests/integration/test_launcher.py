@@ -21,6 +21,10 @@ Where moto falls short of SageMaker (each is worked around here, never in the la
   waiting and timeouts on a running job are covered in tests/unit/test_launcher_waiting.py.
 - CreateEndpointConfig accepts only an old list of instance types (no ml.g5), so the
   tests deploy on ml.g4dn.
+- There are no inference components, Application Auto Scaling knows no copy-count
+  dimension, and every endpoint config variant must name a model: the `components`
+  fixture plays SageMaker's part there.
+- CopyObject ignores If-None-Match, so add-model's condition is checked on the request.
 """
 
 from __future__ import annotations
@@ -1480,3 +1484,362 @@ def test_dry_run_prints_what_the_real_launch_sends(aws):
     for operation in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"):
         (printed,) = [r.params for r in dry.requests if r.operation == operation]
         assert aws.sent(operation) == [printed]
+
+
+# --- issue 25: many models on one endpoint ----------------------------------------------------
+MODELS = f"s3://{BUCKET}/models/"
+CPU_IMAGE = IMAGE.replace(":latest", ":latest-cpu")
+
+
+def put_model(uri: str, body: bytes) -> None:
+    bucket, key = uri[len("s3://") :].split("/", 1)
+    new_session().client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def read_object(uri: str) -> bytes | None:
+    bucket, key = uri[len("s3://") :].split("/", 1)
+    try:
+        return new_session().client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError:
+        return None
+
+
+def model_artifact(sm, job: str) -> str:
+    return sm.describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
+
+
+def test_cli_deploys_a_multi_model_endpoint_on_the_prefix(sm, capsys):
+    code = main(["deploy", "--multi-model", "--model-prefix", MODELS, "--name", "per-customer",
+                 "--role", ROLE, "--image-uri", CPU_IMAGE, "--no-wait"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    container = sm.describe_model(ModelName="per-customer")["PrimaryContainer"]
+    assert (container["Mode"], container["ModelDataUrl"]) == ("MultiModel", MODELS)
+    assert container["Environment"] == {
+        "MODEL_SERVER_MODE": "realtime",
+        "MODEL_SERVER_MULTI_MODEL": "true",
+    }
+    (variant,) = sm.describe_endpoint_config(EndpointConfigName="per-customer")[
+        "ProductionVariants"
+    ]
+    assert variant["InstanceType"] == "ml.m5.xlarge"  # a CPU type by default
+    out = capsys.readouterr().out
+    assert "multi-model, serving the model.tar.gz files under " + MODELS in out
+    assert "CPU image" not in out  # the image is the -cpu one
+    assert main(["describe", "--endpoint", "per-customer"]) == 0
+    described = capsys.readouterr().out
+    assert "endpoint per-customer: InService (realtime, multi-model)" in described
+    assert f"the model.tar.gz files under {MODELS}" in described
+
+
+def test_multi_model_endpoint_autoscales_and_captures_like_a_single_model_one(aws, sm, capsys):
+    launcher.deploy(
+        multi_model=True, model_prefix=MODELS, name="per-region", instance_type="ml.c5.xlarge",
+        min_instances=1, max_instances=3, target_invocations_per_instance=600,
+        capture_s3_uri=f"s3://{BUCKET}/capture/", role=ROLE, image_uri=IMAGE,
+        boto_session=aws.session, poll_seconds=0.01,
+    )  # fmt: skip
+    # The image is not tagged -cpu: said, not refused (a tag is the user's to choose).
+    assert "use the CPU image (build_and_push.sh --cpu)" in capsys.readouterr().out
+    (target,), (policy,) = scaling_of("per-region")
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 3)
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 600.0
+    config = sm.describe_endpoint_config(EndpointConfigName="per-region")
+    assert config["DataCaptureConfig"]["DestinationS3Uri"] == f"s3://{BUCKET}/capture/"
+    (request,) = aws.sent("CreateModel")
+    assert request["PrimaryContainer"]["Mode"] == "MultiModel"
+
+
+def test_a_gpu_instance_type_is_refused_for_a_multi_model_endpoint(sm, capsys):
+    models = len(sm.list_models(MaxResults=100)["Models"])
+    code = main(["deploy", "--multi-model", "--model-prefix", MODELS, "--name", "gpu-mme",
+                 "--instance-type", GPU_INSTANCE, "--role", ROLE, "--image-uri", IMAGE])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "CPU instances only" in err and "build_and_push.sh --cpu" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert len(sm.list_models(MaxResults=100)["Models"]) == models
+
+
+def test_cli_invoke_names_the_target_model(runtime, capsys):
+    runtime.answer = (b'{"label": "billing"}', "application/json")
+    argv = ["invoke", "--endpoint", "per-customer", "--data", '{"text": "hi"}']
+    assert main([*argv, "--target-model", "eu/customer-42.tar.gz"]) == 0
+    ((path, headers, body),) = runtime.requests
+    assert path == "/endpoints/per-customer/invocations"
+    assert headers["X-Amzn-SageMaker-Target-Model"] == "eu/customer-42.tar.gz"
+    assert body == b'{"text": "hi"}'
+    assert json.loads(capsys.readouterr().out) == {"label": "billing"}
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("/customer-42.tar.gz", "without a leading /"),
+        ("../other/customer-42.tar.gz", "no empty, '.' or '..' parts"),
+        ("eu//customer-42.tar.gz", "no empty, '.' or '..' parts"),
+        ("s3://bucket/models/customer-42.tar.gz", "not a URI"),
+        ("customer-42.tar.gz\r\nX-Injected: 1", "printable ASCII characters only"),
+        ("kund\u00e9-42.tar.gz", "printable ASCII characters only"),
+        (" customer-42.tar.gz", "not starting with a space"),
+        ("x" * 1025, "SageMaker takes at most 1024"),
+        ("", "expected the model's key"),
+    ],
+)
+def test_bad_target_models_are_refused_before_any_request(runtime, capsys, name, message):
+    argv = ["invoke", "--endpoint", "per-customer", "--data", "{}", "--target-model", name]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert runtime.requests == []
+
+
+def test_add_model_copies_a_training_jobs_model_under_the_prefix(aws, sm, trained, capsys):
+    source = model_artifact(sm, trained)
+    put_model(source, b"model of customer 42")
+    destination = launcher.add_model(
+        training_job=trained, model_prefix=MODELS, name="customer-42.tar.gz",
+        boto_session=aws.session,
+    )  # fmt: skip
+    assert destination == MODELS + "customer-42.tar.gz"
+    assert read_object(destination) == b"model of customer 42"
+    (copy,) = [c for c in aws.calls if c.operation == "CopyObject"]
+    assert copy.headers["If-None-Match"] == "*"  # S3 refuses the copy if the key appeared
+    assert "invoke it with --target-model customer-42.tar.gz" in capsys.readouterr().out
+
+    # The same name again: refused, the object untouched; --overwrite replaces it.
+    put_model(f"s3://{BUCKET}/elsewhere/v2.tar.gz", b"model of customer 42, v2")
+    argv = ["add-model", "--from", f"s3://{BUCKET}/elsewhere/v2.tar.gz", "--to", MODELS,
+            "--name", "customer-42.tar.gz"]  # fmt: skip
+    assert main(argv) == 2
+    assert "customer-42.tar.gz exists: pass --overwrite" in capsys.readouterr().err
+    assert read_object(destination) == b"model of customer 42"
+    assert main([*argv, "--overwrite"]) == 0
+    assert read_object(destination) == b"model of customer 42, v2"
+    # Named after the job by default; a source that is not there is refused.
+    assert main(["add-model", "--training-job", trained, "--to", MODELS]) == 0
+    assert read_object(f"{MODELS}{trained}.tar.gz") == b"model of customer 42"
+    missing = ["add-model", "--from", f"s3://{BUCKET}/nothing/here.tar.gz", "--to", MODELS]
+    assert main(missing) == 2
+    assert "no such object" in capsys.readouterr().err
+
+
+def test_delete_of_a_multi_model_endpoint_leaves_its_models_in_s3(aws, sm, capsys):
+    put_model(MODELS + "kept.tar.gz", b"a model")
+    name = launcher.deploy(
+        multi_model=True, model_prefix=MODELS, name="mme-to-delete", role=ROLE,
+        image_uri=CPU_IMAGE, boto_session=new_session(), wait=False,
+    ).endpoint_name  # fmt: skip
+    deleted = launcher.delete(name, boto_session=aws.session)
+    assert deleted == [f"endpoint {name}", f"endpoint config {name}", f"model {name}"]
+    assert f"left the model.tar.gz files under {MODELS} as they are" in capsys.readouterr().out
+    assert read_object(MODELS + "kept.tar.gz") == b"a model"
+    with pytest.raises(ClientError):
+        sm.describe_model(ModelName=name)
+
+
+# moto 5.2.1 has no inference components, and its Application Auto Scaling knows no
+# `sagemaker:inference-component:DesiredCopyCount` dimension: `components` plays
+# SageMaker's part (Create/Describe/Delete/ListInferenceComponents, each component
+# InService at once), lets an endpoint config's variant name no model (as SageMaker does
+# for an endpoint of components), and adds the dimension.
+@pytest.fixture
+def components(moto, monkeypatch) -> dict[str, dict]:
+    from enum import Enum
+
+    from moto.applicationautoscaling import models as aas_models
+    from moto.applicationautoscaling import responses as aas_responses
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    store: dict[str, dict] = {}
+
+    def arn(kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{REGION}:123456789012:{kind}/{name}"
+
+    def known(self) -> dict:
+        name = self._get_param("InferenceComponentName")
+        if name not in store:
+            raise ValidationError(message=f"Could not find inference component '{name}'.")
+        return store[name]
+
+    def create(self):
+        name, endpoint = self._get_param("InferenceComponentName"), self._get_param("EndpointName")
+        self.sagemaker_backend.describe_endpoint(endpoint)  # ValidationError when missing
+        specification = self._get_param("Specification")
+        self.sagemaker_backend.describe_model(specification["ModelName"])
+        copies = self._get_param("RuntimeConfig")["CopyCount"]
+        store[name] = {
+            "InferenceComponentName": name, "InferenceComponentArn": arn("inference-component", name),
+            "EndpointName": endpoint, "EndpointArn": arn("endpoint", endpoint),
+            "VariantName": self._get_param("VariantName"), "Specification": specification,
+            "RuntimeConfig": {"DesiredCopyCount": copies, "CurrentCopyCount": copies},
+            "InferenceComponentStatus": "InService", "CreationTime": time.time(),
+            "LastModifiedTime": time.time(),
+        }  # fmt: skip
+        return ActionResult({"InferenceComponentArn": store[name]["InferenceComponentArn"]})
+
+    def listed(self):
+        endpoint = self._get_param("EndpointNameEquals")
+        keys = ("InferenceComponentName", "InferenceComponentArn", "EndpointName", "EndpointArn",
+                "VariantName", "InferenceComponentStatus", "CreationTime", "LastModifiedTime")  # fmt: skip
+        found = [c for c in store.values() if endpoint in (None, c["EndpointName"])]
+        return ActionResult({"InferenceComponents": [{k: c[k] for k in keys} for c in found]})
+
+    def delete(self):
+        del store[known(self)["InferenceComponentName"]]
+        return EmptyResult()
+
+    for action, fn in (
+        ("create_inference_component", create),
+        ("describe_inference_component", lambda self: ActionResult(known(self))),
+        ("list_inference_components", listed),
+        ("delete_inference_component", delete),
+    ):
+        monkeypatch.setattr(SageMakerResponse, action, fn, raising=False)
+    checks = SageMakerModelBackend.validate_production_variants
+    monkeypatch.setattr(
+        SageMakerModelBackend,
+        "validate_production_variants",
+        lambda self, variants: checks(self, [v for v in variants if "ModelName" in v]),
+    )
+    dimensions = {d.name: d.value for d in aas_models.ScalableDimensionValueSet}
+    dimensions["SAGEMAKER_INFERENCE_COMPONENT"] = "sagemaker:inference-component:DesiredCopyCount"
+    extended = Enum("ScalableDimensionValueSet", dimensions)
+    monkeypatch.setattr(aas_models, "ScalableDimensionValueSet", extended)
+    monkeypatch.setattr(aas_responses, "ScalableDimensionValueSet", extended)
+    return store
+
+
+def component_scaling(name: str) -> tuple[list[dict], list[dict]]:
+    aas = new_session().client("application-autoscaling")
+    resource = f"inference-component/{name}"
+    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])
+    policies = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)
+    return targets["ScalableTargets"], policies["ScalingPolicies"]
+
+
+def test_component_on_a_new_endpoint_scales_by_copies_and_is_deleted_alone(
+    aws, sm, trained, components, runtime, capsys
+):
+    deployed_component = launcher.deploy_component(
+        name="support-en", endpoint="shared-components", training_job=trained,
+        create_endpoint=True, instance_type=GPU_INSTANCE, min_instances=1, max_instances=2,
+        copies=2, memory_mb=2048, cpus=1, accelerators=1, serving={"max_batch_size": 32},
+        min_copies=1, max_copies=4, target_invocations_per_copy=120,
+        role=ROLE, image_uri=IMAGE, boto_session=aws.session, poll_seconds=0.01,
+    )  # fmt: skip
+    assert deployed_component.status == "InService" and deployed_component.endpoint_created
+    (config,) = aws.sent("CreateEndpointConfig")
+    assert config == {
+        "EndpointConfigName": "shared-components",
+        "ExecutionRoleArn": ROLE,
+        "ProductionVariants": [
+            {
+                "VariantName": "AllTraffic",
+                "InstanceType": GPU_INSTANCE,
+                "InitialInstanceCount": 1,
+                "ManagedInstanceScaling": {
+                    "Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 2,
+                },
+            }
+        ],
+    }  # fmt: skip
+    operations = aws.operations()
+    # The component goes on once its endpoint is InService; its scaling once it is.
+    assert operations.index("CreateInferenceComponent") > operations.index("DescribeEndpoint")
+    assert operations.index("RegisterScalableTarget") > max(
+        i for i, op in enumerate(operations) if op == "DescribeInferenceComponent"
+    )
+    component = components["support-en"]
+    assert component["EndpointName"] == "shared-components"
+    assert component["VariantName"] == "AllTraffic"
+    assert component["Specification"] == {
+        "ModelName": "support-en",
+        "ComputeResourceRequirements": {
+            "MinMemoryRequiredInMb": 2048,
+            "NumberOfCpuCoresRequired": 1.0,
+            "NumberOfAcceleratorDevicesRequired": 1,
+        },
+    }
+    assert component["RuntimeConfig"]["DesiredCopyCount"] == 2
+    model = sm.describe_model(ModelName="support-en")["PrimaryContainer"]
+    assert model["ModelDataUrl"] == model_artifact(sm, trained)
+    assert model["Environment"] == {
+        "MODEL_SERVER_MAX_BATCH_SIZE": "32",
+        "MODEL_SERVER_MODE": "realtime",
+    }
+    (target,), (policy,) = component_scaling("support-en")
+    assert (target["ScalableDimension"], target["MinCapacity"], target["MaxCapacity"]) == (
+        "sagemaker:inference-component:DesiredCopyCount", 1, 4,
+    )  # fmt: skip
+    assert policy["PolicyName"] == "invocations-per-copy"
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"] == {
+        "PredefinedMetricType": "SageMakerInferenceComponentInvocationsPerCopy"
+    }
+
+    argv = ["invoke", "--endpoint", "shared-components", "--component", "support-en",
+            "--data", '{"text": "hi"}']  # fmt: skip
+    assert main(argv) == 0
+    ((path, headers, _),) = runtime.requests
+    assert path == "/endpoints/shared-components/invocations"
+    assert headers["X-Amzn-SageMaker-Inference-Component"] == "support-en"
+    capsys.readouterr()
+    assert main(["describe", "--endpoint", "shared-components"]) == 0
+    described = capsys.readouterr().out
+    assert "endpoint shared-components: InService (realtime, inference components)" in described
+    assert "component support-en: InService" in described
+
+    assert main(["delete", "--component", "support-en"]) == 0
+    out = capsys.readouterr().out
+    for line in ("deleted scaling policy invocations-per-copy",
+                 "deleted scalable target inference-component/support-en",
+                 "deleted inference component support-en", "deleted model support-en"):  # fmt: skip
+        assert line in out
+    assert component_scaling("support-en") == ([], [])
+    assert "support-en" not in components
+    with pytest.raises(ClientError):
+        sm.describe_model(ModelName="support-en")
+    assert sm.describe_endpoint(EndpointName="shared-components")["EndpointStatus"] == "InService"
+
+
+def test_components_join_an_existing_endpoint_and_go_with_it(sm, trained, components, capsys):
+    create = ["deploy", "--training-job", trained, "--endpoint", "team-endpoint", "--role", ROLE,
+              "--image-uri", IMAGE, "--poll-seconds", "0.01", "--memory-mb", "1024"]  # fmt: skip
+    assert main([*create, "--component", "team-a", "--create-endpoint",
+                 "--instance-type", "ml.m5.xlarge"]) == 0  # fmt: skip
+    assert main([*create, "--component", "team-b", "--copies", "3"]) == 0
+    assert components["team-b"]["EndpointName"] == "team-endpoint"
+    assert components["team-b"]["RuntimeConfig"]["DesiredCopyCount"] == 3
+    # Creating it again is refused, as is a typo'd endpoint (nothing is created for either).
+    models = len(sm.list_models(MaxResults=100)["Models"])
+    assert main([*create, "--component", "team-c", "--create-endpoint"]) == 2
+    assert "endpoint team-endpoint exists already" in capsys.readouterr().err
+    create[create.index("team-endpoint")] = "team-endpiont"
+    assert main([*create, "--component", "team-c"]) == 2
+    assert "endpoint team-endpiont does not exist" in capsys.readouterr().err
+    assert len(sm.list_models(MaxResults=100)["Models"]) == models
+
+    assert main(["delete", "--endpoint", "team-endpoint", "--keep-model"]) == 0
+    out = capsys.readouterr().out
+    assert "deleted inference component team-a" in out
+    assert "deleted inference component team-b" in out
+    assert "deleted endpoint team-endpoint" in out
+    assert components == {}
+    with pytest.raises(ClientError):
+        sm.describe_endpoint(EndpointName="team-endpoint")
+    assert sm.describe_model(ModelName="team-b")["ModelName"] == "team-b"  # --keep-model
+
+
+def test_a_component_is_refused_on_an_endpoint_that_serves_its_own_model(
+    sm, endpoint, components, capsys
+):
+    models = len(sm.list_models(MaxResults=100)["Models"])
+    code = main(["deploy", "--model-data", f"s3://{BUCKET}/m.tar.gz", "--component", "c-1",
+                 "--endpoint", endpoint, "--memory-mb", "1024", "--role", ROLE,
+                 "--image-uri", IMAGE])  # fmt: skip
+    assert code == 2
+    assert f"serves model {endpoint} itself" in capsys.readouterr().err
+    assert len(sm.list_models(MaxResults=100)["Models"]) == models
+    assert components == {}
