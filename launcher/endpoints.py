@@ -22,6 +22,7 @@ from .capture import CapturePlan, plan_capture
 from .models import check_model_source, create_model, model_data_of
 from .params import serving_environment
 from .settings import (
+    MAX_DESTINATION_S3_URI,
     LauncherError,
     Target,
     check_instance_type,
@@ -138,8 +139,9 @@ def plan_deployment(
         if not isinstance(instance_count, int) or instance_count < 1:
             raise LauncherError(f"instance count {instance_count!r}: expected a whole number >= 1")
     if mode == "async":
-        check_s3_uri(async_output_s3_uri, "async output")
-        check_s3_uri(async_failure_s3_uri, "async failure", required=False)
+        limit = MAX_DESTINATION_S3_URI
+        check_s3_uri(async_output_s3_uri, "async output", max_length=limit)
+        check_s3_uri(async_failure_s3_uri, "async failure", required=False, max_length=limit)
     elif async_output_s3_uri or async_failure_s3_uri or async_max_concurrent_invocations:
         raise LauncherError("the async settings only apply to mode 'async'")
     return DeploymentPlan(

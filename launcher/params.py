@@ -46,11 +46,38 @@ def hyperparameter_strings(values: Mapping[str, Any] | None) -> dict[str, str]:
     if values is None:
         return {}
     strings = {str(key): as_string(str(key), value) for key, value in values.items()}
+    check_hyperparameter_sizes(strings)
     try:
         parse_hyperparameters(strings)
     except UserError as exc:  # ConfigError, or an unknown plug-in
         raise LauncherError(f"hyperparameters: {exc}") from None
     return dict(sorted(strings.items()))
+
+
+# CreateTrainingJob.HyperParameters (and a tuning job's StaticHyperParameters): at most
+# 100, names up to 256 characters, values up to 2500.
+MAX_HYPERPARAMETERS = 100
+MAX_HYPERPARAMETER_NAME = 256
+MAX_HYPERPARAMETER_VALUE = 2500
+
+
+def check_hyperparameter_sizes(strings: Mapping[str, str]) -> None:
+    """LauncherError naming the first hyperparameter SageMaker would refuse for its size."""
+    if len(strings) > MAX_HYPERPARAMETERS:
+        raise LauncherError(
+            f"{len(strings)} hyperparameters: a training job takes at most {MAX_HYPERPARAMETERS}"
+        )
+    for key, value in strings.items():
+        if len(key) > MAX_HYPERPARAMETER_NAME:
+            raise LauncherError(
+                f"hyperparameter name {key[:40]!r}...: {len(key)} characters, at most "
+                f"{MAX_HYPERPARAMETER_NAME}"
+            )
+        if len(value) > MAX_HYPERPARAMETER_VALUE:
+            raise LauncherError(
+                f"hyperparameter {key}: a value of {len(value)} characters, SageMaker takes "
+                f"at most {MAX_HYPERPARAMETER_VALUE}"
+            )
 
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
@@ -90,9 +117,11 @@ def serving_knobs() -> dict[str, str]:
     }
 
 
-# A model's Environment (CreateModel): names as a shell spells them, values up to 1 KiB.
+# A model's Environment (CreateModel): names as a shell spells them, values up to 1 KiB,
+# at most 100 variables.
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 MAX_ENV_VALUE = 1024
+MAX_ENVIRONMENT = 100
 
 
 def check_environment_name(name: Any) -> str:
@@ -152,6 +181,11 @@ def serving_environment(
         raise LauncherError(f"{MODE_ENV}: set from the endpoint's mode (--mode, mode=)")
     if mode is not None:
         result[MODE_ENV] = mode
+    if len(result) > MAX_ENVIRONMENT:
+        extra = " (with MODEL_SERVER_MODE, which deploy sets)" if mode is not None else ""
+        raise LauncherError(
+            f"{len(result)} environment variables{extra}: a model takes at most {MAX_ENVIRONMENT}"
+        )
     try:
         serve_config_from_env(result)
     except ConfigError as exc:
