@@ -143,6 +143,46 @@ def check_environment_value(name: str, value: Any) -> str:
     return text
 
 
+def serving_variables() -> dict[str, str]:
+    """{variable: what sets it} for every serving variable the image reads: the
+    platform's (ServeConfig) and each shipped plug-in's own (`Plugin.ServeSettings`)."""
+    from sagemaker_platform import registry
+
+    names = {f.metadata["env"]: f"serving setting {f.name}" for f in fields(ServeConfig)}
+    for plugin_name in registry.available():
+        settings = registry.load(plugin_name).ServeSettings
+        for f in fields(settings) if settings is not None else ():
+            if f.metadata.get("env"):
+                names.setdefault(f.metadata["env"], f"model={plugin_name}'s {f.name}")
+    return names
+
+
+# How alike a name must be to one of the image's to be taken for a typo of it: close
+# enough for a letter left out, doubled or swapped (MODEL_SERVER_WORKRS, 0.97), not for
+# another word in the same namespace (MODEL_SERVER_TOKENIZER, 0.81).
+_TYPO_SIMILARITY = 0.88
+
+
+def check_not_a_misspelling(name: str) -> str:
+    """`name`, unless it looks like a misspelt serving variable of the image (close to
+    one, or holding one inside a longer name): LauncherError with a "did you mean". Any
+    other name is a variable of the user's own, passed as it is."""
+    import difflib
+
+    known = serving_variables()
+    if name in known:
+        return name
+    close = difflib.get_close_matches(name, known, n=1, cutoff=_TYPO_SIMILARITY)
+    inside = [k for k in known if k in name]
+    match = (close or sorted(inside, key=len, reverse=True) or [None])[0]
+    if match is not None:
+        raise LauncherError(
+            f"environment variable {name}: the image reads no such variable; did you mean "
+            f"{match} ({known[match]})?"
+        )
+    return name
+
+
 def serving_environment(
     knobs: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -170,7 +210,8 @@ def serving_environment(
     for key, value in (env or {}).items():
         if key in result and result[key] != str(value):
             raise LauncherError(f"{key} is given twice, as {result[key]!r} and {value!r}")
-        result[check_environment_name(key)] = check_environment_value(key, value)
+        check_not_a_misspelling(check_environment_name(key))
+        result[key] = check_environment_value(key, value)
     clash = sorted(reserved & set(result))
     if clash:
         hint = " (use the max payload option)" if contract.MAX_PAYLOAD_ENV in clash else ""

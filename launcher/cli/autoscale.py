@@ -17,7 +17,8 @@ def add_parser(sub: Any) -> None:
         "Wait until the endpoint is InService, then register its variant with Application "
         "Auto Scaling, replacing any autoscaling it had: a target-tracking policy on "
         "invocations per instance (realtime) or on the backlog per instance (async, which "
-        "may scale to zero). `delete` removes it with the endpoint.",
+        "may scale to zero). Leaves the scalable target, its policies and, for scale to "
+        "zero, a CloudWatch alarm: `delete` removes them with the endpoint.",
     )
     add_target(p, role_and_image=False)
     p.add_argument("--endpoint", required=True, metavar="NAME", help="endpoint name")

@@ -28,7 +28,10 @@ def add_parser(sub: Any) -> None:
         "create a model, endpoint config and endpoint",
         "Deploy a training job's model.tar.gz: real-time (default), asynchronous "
         "(--mode async --async-output-s3-uri) or serverless (CPU only; the image must be "
-        "under 10 GB).",
+        "under 10 GB). Leaves the model, endpoint config and endpoint named --name, and "
+        "their autoscaling: `delete --endpoint NAME` removes them all. If a step fails, "
+        "what the earlier ones created is deleted again (not when a wait times out: the "
+        "endpoint is still being created then).",
     )
     add_target(p, role_and_image=True)
     g = p.add_argument_group("model").add_mutually_exclusive_group(required=True)
@@ -52,10 +55,11 @@ def add_parser(sub: Any) -> None:
     g.add_argument(
         "--serverless-memory-mb",
         type=int,
-        default=6144,
+        default=endpoints.DEFAULT_SERVERLESS_MEMORY_MB,
         choices=endpoints.SERVERLESS_MEMORY_MB,
         metavar="MB",
-        help="serverless: memory, 1024 to 6144 in 1024 steps",
+        help="serverless: memory, 1024 to 6144 in 1024 steps (make bench-serverless measures "
+        "what the model needs)",
     )
     g.add_argument(
         "--serverless-max-concurrency",

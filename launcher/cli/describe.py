@@ -16,7 +16,9 @@ def add_parser(sub: Any) -> None:
         "describe",
         "show a tuning job's trials and the best one",
         "Print a hyperparameter tuning job's status, then one line per trial (name, "
-        "status, objective value, tuned hyperparameters) and the best trial.",
+        "status, objective value, tuned hyperparameters) and the best trial. A best trial "
+        "that was Stopped (early stopping) left no model: a last line says so and names "
+        "the best completed trial, the one `deploy --tuning-job` takes.",
     )
     add_target(p, role_and_image=False)
     p.add_argument("--tuning-job", required=True, metavar="NAME", help="the tuning job")
