@@ -33,7 +33,14 @@ if (_MODEL_DIR / "sagemaker_platform").is_dir() and str(_MODEL_DIR) not in sys.p
 
 from .batch import plan_transform, transform, wait_for_transform  # noqa: E402
 from .dryrun import dry_run  # noqa: E402
-from .endpoints import autoscale, delete, deploy, plan_deployment, wait_for_endpoint  # noqa: E402
+from .endpoints import (  # noqa: E402
+    autoscale,
+    delete,
+    delete_model,
+    deploy,
+    plan_deployment,
+    wait_for_endpoint,
+)
 from .invoking import invoke, invoke_async  # noqa: E402
 from .jobs import plan_training, train, wait_for_training  # noqa: E402
 from .metrics import metric_definitions  # noqa: E402
@@ -47,6 +54,7 @@ __all__ = [
     "WaitTimeout",
     "autoscale",
     "delete",
+    "delete_model",
     "deploy",
     "describe_tuning",
     "dry_run",

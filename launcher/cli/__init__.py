@@ -51,9 +51,13 @@ SAGEMAKER_ROLE_ARN and IMAGE_URI. Examples:
   python -m launcher transform --model-name image-classifier-20250101-130000 \\
       --input s3://bucket/images/ --output s3://bucket/labels/ --content-type image/png
   python -m launcher delete --endpoint text-classifier-20250101-130000
+  python -m launcher delete --model text-classifier-batch-20250101-140000
 
 Add --dry-run to train, tune, deploy, transform or invoke to check everything and print
 the requests as JSON without sending any (no credentials, region, role or image needed).
+Without an AWS account: `make launch-demo` runs these against a local moto server.
+A deploy or transform that fails deletes what it had created. Errors are one line
+(LAUNCHER_DEBUG=1 for a traceback).
 """
 
 # In the order `--help` lists them.
