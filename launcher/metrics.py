@@ -110,7 +110,11 @@ def as_json(model: str | None = None) -> str:
 
 
 def as_markdown(model: str | None = None) -> str:
-    """The README's table: one row per metric, the regex ready to paste into the console."""
+    """The docs' table: one row per metric, the regex ready to paste into the console. A
+    table cell spells the regex's `|` as `\\|` (GitHub shows `|`, even in code)."""
     rows = ["| Metric name | Regex |", "| --- | --- |"]
-    rows += [f"| `{d['Name']}` | `{d['Regex']}` |" for d in metric_definitions(model)]
+    rows += [
+        f"| `{d['Name']}` | `{d['Regex'].replace('|', chr(92) + '|')}` |"
+        for d in metric_definitions(model)
+    ]
     return "\n".join(rows)

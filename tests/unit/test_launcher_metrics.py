@@ -67,7 +67,10 @@ def test_other_lines_do_not_feed_the_wrong_metric():
 def test_markdown_table_lists_every_regex():
     table = metrics.as_markdown()
     for d in metrics.metric_definitions():
-        assert f"| `{d['Name']}` | `{d['Regex']}` |" in table
+        cell = d["Regex"].replace("|", "\\|")  # a bare | would end the table cell
+        assert f"| `{d['Name']}` | `{cell}` |" in table
+    for row in table.splitlines():
+        assert len(re.split(r"(?<!\\)\|", row)) == 4, row  # two cells, whatever the regex holds
 
 
 def test_each_plugin_gets_the_platforms_metrics_and_its_own():
