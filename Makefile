@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration image-test lint format readme new-model bench-train bench-serve bench-serverless bench-defaults clean
+.PHONY: help setup demo launch-demo test test-unit test-integration image-test lint format readme new-model bench-train bench-serve bench-serverless bench-defaults clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 demo: $(STAMP) ## train on the sample data, serve it, send predictions (CPU, no Docker; MODEL=NAME)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MODEL="$(MODEL)" bash local_test/demo.sh
+
+launch-demo: $(STAMP) ## the launcher end to end against a local moto server, no AWS account (~30 s)
+	$(PY) scripts/launch_demo.py
 
 test: $(STAMP) ## the whole test suite (unit + integration, tiny backbones + a few real MiniLM runs)
 	$(PY) -m pytest

@@ -53,6 +53,7 @@ from .dryrun import dry_run  # noqa: E402
 from .endpoints import (  # noqa: E402
     autoscale,
     delete,
+    delete_model,
     deploy,
     describe_endpoint,
     plan_deployment,
@@ -75,6 +76,7 @@ __all__ = [
     "autoscale_component",
     "delete",
     "delete_component",
+    "delete_model",
     "deploy",
     "deploy_component",
     "describe_endpoint",

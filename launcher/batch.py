@@ -27,6 +27,7 @@ from sagemaker_platform import codecs, contract
 from . import payloads
 from .models import check_model_source, create_model, trained_model
 from .params import TransformLimits, serving_environment, transform_limits
+from .rollback import Rollback
 from .settings import (
     LauncherError,
     Target,
@@ -281,8 +282,34 @@ def transform(
     boto_session: Any = None,
     **launch: Any,
 ) -> TransformJobInfo:
-    """Run a batch transform job; `launch` takes the keyword arguments of `plan_transform`."""
+    """Run a batch transform job; `launch` takes the keyword arguments of `plan_transform`.
+
+    Leaves, on success, the transform job (a record) and its answers under the output
+    prefix; from a training job or model.tar.gz also the model it created, named as the
+    job: reuse it (model_name=), or remove it (`endpoints.delete_model`). A failure
+    deletes that model again (`rollback.py`), except after a wait that timed out: the
+    job still runs on it then.
+    """
     plan = plan_transform(boto_session=boto_session, **launch)
+    session = boto_session or plan.target.boto_session()
+    with Rollback("transform", session) as undo:
+        info = _run(plan, session, undo, wait, poll_seconds, timeout_seconds)
+    if plan.model_name is None and not is_dry_run(session):
+        say(
+            f"model {plan.name} stays: run the next transform with --model-name {plan.name}, "
+            f"or remove it with `delete --model {plan.name}`"
+        )
+    return info
+
+
+def _run(
+    plan: TransformPlan,
+    session: Any,
+    undo: Rollback,
+    wait: bool,
+    poll_seconds: float,
+    timeout_seconds: float | None,
+) -> TransformJobInfo:
     from sagemaker.core.resources import TransformJob
     from sagemaker.core.shapes import (
         DataProcessing,
@@ -293,7 +320,6 @@ def transform(
         TransformS3DataSource,
     )
 
-    session = boto_session or plan.target.boto_session()
     model_name = plan.model_name
     if model_name is None:
         model_name = plan.name
@@ -301,6 +327,8 @@ def transform(
         if model_data is None:
             model_data, trained_with = trained_model(plan.training_job, session)
             _check_trained_plugin(plan, trained_with)
+        sagemaker = session.client("sagemaker")
+        undo.add(f"model {model_name}", lambda: sagemaker.delete_model(ModelName=model_name))
         create_model(
             model_name,
             model_data=model_data,

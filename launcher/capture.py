@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .settings import LauncherError, check_s3_uri
+from .settings import MAX_DESTINATION_S3_URI, LauncherError, check_s3_uri
 
 # What both plug-ins read and answer (JSON, JSON Lines, CSV); text/plain goes as base64.
 DEFAULT_CSV_TYPES = ("text/csv",)
@@ -54,7 +54,7 @@ def plan_capture(
         if percent is not None or content_types:
             raise LauncherError("data capture needs an S3 URI to write to (--capture-s3-uri)")
         return None
-    check_s3_uri(s3_uri, "data capture")
+    check_s3_uri(s3_uri, "data capture", max_length=MAX_DESTINATION_S3_URI)
     if mode == "serverless":
         raise LauncherError(
             "data capture: SageMaker does not capture serverless endpoints' data; deploy "

@@ -22,13 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sagemaker_platform import contract
+
 from .autoscaling import ScalingPlan, apply_scaling, plan_scaling, remove_scaling
 from .capture import CapturePlan, plan_capture
 from .models import check_model_source, create_model, model_data_of
 from .multimodel import CPU_IMAGE, check_cpu_instance, check_model_prefix
 from .multimodel import DEFAULT_INSTANCE_TYPE as DEFAULT_MULTI_MODEL_INSTANCE_TYPE
 from .params import serving_environment
+from .rollback import Rollback
 from .settings import (
+    MAX_DESTINATION_S3_URI,
     LauncherError,
     Target,
     check_instance_type,
@@ -47,6 +51,9 @@ VARIANT = "AllTraffic"
 MODES = ("realtime", "async", "serverless")
 # ProductionVariantServerlessConfig: 1024 to 6144 MB in 1 GB steps, 1 to 200 concurrent.
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+# What the serving docs recommend for the shipped models (make bench-serverless measures
+# yours); memory is what a serverless endpoint is billed by.
+DEFAULT_SERVERLESS_MEMORY_MB = 2048
 SERVERLESS_MAX_CONCURRENCY = 200
 
 
@@ -97,7 +104,7 @@ def plan_deployment(
     async_output_s3_uri: str | None = None,
     async_failure_s3_uri: str | None = None,
     async_max_concurrent_invocations: int | None = None,
-    serverless_memory_mb: int = 6144,
+    serverless_memory_mb: int = DEFAULT_SERVERLESS_MEMORY_MB,
     serverless_max_concurrency: int = 5,
     min_instances: int | None = None,
     max_instances: int | None = None,
@@ -158,6 +165,13 @@ def plan_deployment(
                 f"serverless max concurrency {serverless_max_concurrency}: expected 1 to "
                 f"{SERVERLESS_MAX_CONCURRENCY}"
             )
+        workers = environment.get(contract.WORKERS_ENV, "").strip()
+        if workers and workers != "1":
+            raise LauncherError(
+                f"{contract.WORKERS_ENV}={workers} (--workers): a serverless endpoint runs one "
+                "worker, one copy of the model in the memory it is billed by; leave it out "
+                "(it scales by concurrency: --serverless-max-concurrency)"
+            )
     else:
         check_instance_type(instance_type, "endpoint")
         if multi_model:
@@ -165,8 +179,9 @@ def plan_deployment(
         if not isinstance(instance_count, int) or instance_count < 1:
             raise LauncherError(f"instance count {instance_count!r}: expected a whole number >= 1")
     if mode == "async":
-        check_s3_uri(async_output_s3_uri, "async output")
-        check_s3_uri(async_failure_s3_uri, "async failure", required=False)
+        limit = MAX_DESTINATION_S3_URI
+        check_s3_uri(async_output_s3_uri, "async output", max_length=limit)
+        check_s3_uri(async_failure_s3_uri, "async failure", required=False, max_length=limit)
     elif async_output_s3_uri or async_failure_s3_uri or async_max_concurrent_invocations:
         raise LauncherError("the async settings only apply to mode 'async'")
     return DeploymentPlan(
@@ -238,6 +253,11 @@ def deploy(
     and env= (further variables). The model, config and endpoint all take `name`
     (default text-classifier-<time>). Autoscaling is registered once the endpoint is
     InService, so it needs `wait` (else deploy, then `autoscale`).
+
+    Leaves, on success, the model, endpoint config and endpoint named `name` (and its
+    autoscaling): `delete(name)` removes them all. A failure deletes what this call
+    created, in reverse order (`rollback.py`), except after a wait that timed out: the
+    endpoint is still being created then.
     """
     plan = plan_deployment(boto_session=boto_session, **launch)
     if plan.scaling is not None and not wait:
@@ -246,8 +266,6 @@ def deploy(
             "drop --no-wait, or deploy without autoscaling and run `autoscale` when it is "
             "InService"
         )
-    from sagemaker.core.resources import Endpoint, EndpointConfig
-
     session = boto_session or plan.target.boto_session()
     training_job = plan.training_job
     if plan.tuning_job:
@@ -257,6 +275,26 @@ def deploy(
     model_data = plan.model_data or model_data_of(training_job, session)
     if plan.multi_model and not _is_cpu_image(plan.target.image_uri):
         say(f"note: a multi-model endpoint runs on CPU: {CPU_IMAGE} (its tag ends in -cpu)")
+    with Rollback("deploy", session) as undo:
+        status = _create(plan, model_data, session, undo, wait, poll_seconds, timeout_seconds)
+    return Deployment(plan.name, plan.name, plan.name, plan.mode, status, plan.multi_model)
+
+
+def _create(
+    plan: DeploymentPlan,
+    model_data: str,
+    session: Any,
+    undo: Rollback,
+    wait: bool,
+    poll_seconds: float,
+    timeout_seconds: float | None,
+) -> str:
+    """Model, endpoint config, endpoint, autoscaling: each registered with `undo` first."""
+    from sagemaker.core.resources import Endpoint, EndpointConfig
+
+    sagemaker = session.client("sagemaker")
+    name = plan.name
+    undo.add(f"model {name}", lambda: sagemaker.delete_model(ModelName=name))
     create_model(
         plan.name,
         model_data=model_data,
@@ -265,6 +303,10 @@ def deploy(
         environment=plan.environment,
         boto_session=session,
         multi_model=plan.multi_model,
+    )
+    undo.add(
+        f"endpoint config {name}",
+        lambda: sagemaker.delete_endpoint_config(EndpointConfigName=name),
     )
     if plan.mode == "serverless":
         # sagemaker.core serializes ProductionVariantServerlessConfig.memory_size_in_mb as
@@ -293,6 +335,7 @@ def deploy(
             region=plan.target.region,
         )
     say(f"endpoint config {plan.name} created ({plan.mode})")
+    undo.add(f"endpoint {name}", lambda: sagemaker.delete_endpoint(EndpointName=name))
     endpoint = Endpoint.create(
         endpoint_name=plan.name,
         endpoint_config_name=plan.name,
@@ -316,8 +359,11 @@ def deploy(
                 )
             raise
     if plan.scaling is not None:
+        undo.add(
+            f"autoscaling of endpoint {name}", lambda: remove_scaling(name, [VARIANT], session)
+        )
         apply_scaling(plan.name, VARIANT, plan.scaling, session)
-    return Deployment(plan.name, plan.name, plan.name, plan.mode, status, plan.multi_model)
+    return status
 
 
 def _is_cpu_image(image_uri: str) -> bool:
@@ -621,3 +667,13 @@ def describe_endpoint(
         model_prefix=prefix,
         components=components,
     )
+
+
+def delete_model(model_name: str, *, region: str | None = None, boto_session: Any = None) -> str:
+    """Delete one model (one `transform` created, say); an endpoint serving it keeps
+    running on what it already loaded. Returns "model NAME"."""
+    check_name(model_name, "model name")
+    session = boto_session or resolve(region, boto_session=boto_session).boto_session()
+    session.client("sagemaker").delete_model(ModelName=model_name)
+    say(f"deleted model {model_name}")
+    return f"model {model_name}"

@@ -25,6 +25,11 @@ from .settings import (
 )
 from .waiting import JobFailed, Status, say, wait_for
 
+# InvokeEndpoint: a body of at most 6 MB; its headers (custom attributes) 1024 ASCII
+# characters. An async request's body goes through S3 instead.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+MAX_HEADER = 1024
+
 
 @dataclass(frozen=True)
 class Response:
@@ -89,6 +94,12 @@ def invoke(
     check_name(endpoint_name, "endpoint name")
     routing = _routing(target_model, component)
     body, content_type = encode_payload(payload, content_type, model)
+    if len(body) > MAX_BODY_BYTES:
+        raise LauncherError(
+            f"payload of {len(body)} bytes: a real-time or serverless invocation takes at most "
+            f"{MAX_BODY_BYTES} (6 MB); send it to an async endpoint (--async-input-s3-uri) or "
+            "run a batch transform"
+        )
     args = {"EndpointName": endpoint_name, "Body": body, "ContentType": content_type}
     args.update(_optional(accept, custom_attributes, model))
     args.update(routing)
@@ -132,6 +143,7 @@ def invoke_async(
     session = boto_session or target.boto_session()
     if input_s3_uri.endswith("/"):
         input_s3_uri += f"{uuid.uuid4().hex}{payloads.extension_for(content_type)}"
+    check_s3_uri(input_s3_uri, "async input")  # InputLocation: the key added fits too
     bucket, key = split_s3_uri(input_s3_uri)
     s3 = session.client("s3")
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
@@ -190,6 +202,13 @@ def _optional(
     answer types of `plugin` when it names one."""
     if accept and plugin is not None:
         payloads.check_plugin_answers(plugin, accept)
+    if custom_attributes and (
+        len(custom_attributes) > MAX_HEADER or not custom_attributes.isascii()
+    ):
+        raise LauncherError(
+            f"custom attributes: {len(custom_attributes)} characters; SageMaker takes up to "
+            f"{MAX_HEADER} ASCII characters"
+        )
     args = {"Accept": accept, "CustomAttributes": custom_attributes}
     return {k: v for k, v in args.items() if v}
 

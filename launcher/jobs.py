@@ -192,6 +192,8 @@ def plan_training(
 
 # An MLflow tracking server the training container can reach: a URL, or the ARN of a
 # SageMaker managed MLflow tracking server or app (read through the sagemaker-mlflow plug-in).
+# CreateTrainingJob.Environment: values up to 512 characters (a model's take 1024).
+MAX_TRAINING_ENV_VALUE = 512
 _MLFLOW_URI = re.compile(r"^(https?://\S+|arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-\S+)$")
 
 
@@ -210,6 +212,12 @@ def tracking_environment(uri: str | None, experiment: str | None) -> dict[str, s
     env = {contract.MLFLOW_TRACKING_URI_ENV: uri}
     if experiment:
         env[contract.MLFLOW_EXPERIMENT_ENV] = experiment
+    for name, value in env.items():
+        if len(value) > MAX_TRAINING_ENV_VALUE:
+            raise LauncherError(
+                f"{name}: {len(value)} characters, a training job's environment takes at most "
+                f"{MAX_TRAINING_ENV_VALUE} per value"
+            )
     return env
 
 

@@ -46,11 +46,38 @@ def hyperparameter_strings(values: Mapping[str, Any] | None) -> dict[str, str]:
     if values is None:
         return {}
     strings = {str(key): as_string(str(key), value) for key, value in values.items()}
+    check_hyperparameter_sizes(strings)
     try:
         parse_hyperparameters(strings)
     except UserError as exc:  # ConfigError, or an unknown plug-in
         raise LauncherError(f"hyperparameters: {exc}") from None
     return dict(sorted(strings.items()))
+
+
+# CreateTrainingJob.HyperParameters (and a tuning job's StaticHyperParameters): at most
+# 100, names up to 256 characters, values up to 2500.
+MAX_HYPERPARAMETERS = 100
+MAX_HYPERPARAMETER_NAME = 256
+MAX_HYPERPARAMETER_VALUE = 2500
+
+
+def check_hyperparameter_sizes(strings: Mapping[str, str]) -> None:
+    """LauncherError naming the first hyperparameter SageMaker would refuse for its size."""
+    if len(strings) > MAX_HYPERPARAMETERS:
+        raise LauncherError(
+            f"{len(strings)} hyperparameters: a training job takes at most {MAX_HYPERPARAMETERS}"
+        )
+    for key, value in strings.items():
+        if len(key) > MAX_HYPERPARAMETER_NAME:
+            raise LauncherError(
+                f"hyperparameter name {key[:40]!r}...: {len(key)} characters, at most "
+                f"{MAX_HYPERPARAMETER_NAME}"
+            )
+        if len(value) > MAX_HYPERPARAMETER_VALUE:
+            raise LauncherError(
+                f"hyperparameter {key}: a value of {len(value)} characters, SageMaker takes "
+                f"at most {MAX_HYPERPARAMETER_VALUE}"
+            )
 
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
@@ -97,9 +124,11 @@ def serving_knobs() -> dict[str, str]:
     }
 
 
-# A model's Environment (CreateModel): names as a shell spells them, values up to 1 KiB.
+# A model's Environment (CreateModel): names as a shell spells them, values up to 1 KiB,
+# at most 100 variables.
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 MAX_ENV_VALUE = 1024
+MAX_ENVIRONMENT = 100
 
 
 def check_environment_name(name: Any) -> str:
@@ -119,6 +148,46 @@ def check_environment_value(name: str, value: Any) -> str:
             f"{name}: {len(text)} characters, a value takes at most {MAX_ENV_VALUE}"
         )
     return text
+
+
+def serving_variables() -> dict[str, str]:
+    """{variable: what sets it} for every serving variable the image reads: the
+    platform's (ServeConfig) and each shipped plug-in's own (`Plugin.ServeSettings`)."""
+    from sagemaker_platform import registry
+
+    names = {f.metadata["env"]: f"serving setting {f.name}" for f in fields(ServeConfig)}
+    for plugin_name in registry.available():
+        settings = registry.load(plugin_name).ServeSettings
+        for f in fields(settings) if settings is not None else ():
+            if f.metadata.get("env"):
+                names.setdefault(f.metadata["env"], f"model={plugin_name}'s {f.name}")
+    return names
+
+
+# How alike a name must be to one of the image's to be taken for a typo of it: close
+# enough for a letter left out, doubled or swapped (MODEL_SERVER_WORKRS, 0.97), not for
+# another word in the same namespace (MODEL_SERVER_TOKENIZER, 0.81).
+_TYPO_SIMILARITY = 0.88
+
+
+def check_not_a_misspelling(name: str) -> str:
+    """`name`, unless it looks like a misspelt serving variable of the image (close to
+    one, or holding one inside a longer name): LauncherError with a "did you mean". Any
+    other name is a variable of the user's own, passed as it is."""
+    import difflib
+
+    known = serving_variables()
+    if name in known:
+        return name
+    close = difflib.get_close_matches(name, known, n=1, cutoff=_TYPO_SIMILARITY)
+    inside = [k for k in known if k in name]
+    match = (close or sorted(inside, key=len, reverse=True) or [None])[0]
+    if match is not None:
+        raise LauncherError(
+            f"environment variable {name}: the image reads no such variable; did you mean "
+            f"{match} ({known[match]})?"
+        )
+    return name
 
 
 def serving_environment(
@@ -150,7 +219,8 @@ def serving_environment(
     for key, value in (env or {}).items():
         if key in result and result[key] != str(value):
             raise LauncherError(f"{key} is given twice, as {result[key]!r} and {value!r}")
-        result[check_environment_name(key)] = check_environment_value(key, value)
+        check_not_a_misspelling(check_environment_name(key))
+        result[key] = check_environment_value(key, value)
     clash = sorted(reserved & set(result))
     if clash:
         hint = " (use the max payload option)" if contract.MAX_PAYLOAD_ENV in clash else ""
@@ -167,6 +237,12 @@ def serving_environment(
         result[MODE_ENV] = mode
     if multi_model:
         result[MULTI_MODEL_ENV] = "true"
+    if len(result) > MAX_ENVIRONMENT:
+        ours = [n for n, on in ((MODE_ENV, mode is not None), (MULTI_MODEL_ENV, multi_model)) if on]
+        extra = f" (with {' and '.join(ours)}, which deploy sets)" if ours else ""
+        raise LauncherError(
+            f"{len(result)} environment variables{extra}: a model takes at most {MAX_ENVIRONMENT}"
+        )
     try:
         serve_config_from_env(result)
     except ConfigError as exc:

@@ -31,6 +31,7 @@ SCALES = {
 }
 MAX_RANGES = 30  # hyperparameters one tuning job may search
 MAX_VALUES = 30  # values of one categorical range
+MAX_VALUE_LENGTH = 256  # ParameterValue: each value, and each bound, as text
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,12 @@ def _check_range(name: str, spec: Any, owner: type, kind: str) -> Range:
         raise LauncherError(f"range {name}: a value is listed twice ({', '.join(parsed)})")
     if len(parsed) > MAX_VALUES:
         raise LauncherError(f"range {name}: {len(parsed)} values; at most {MAX_VALUES}")
+    for value in parsed:
+        if len(value) > MAX_VALUE_LENGTH:
+            raise LauncherError(
+                f"range {name}: a value of {len(value)} characters ({value[:30]}...); a tuning "
+                f"job takes at most {MAX_VALUE_LENGTH}"
+            )
     return Range(name, "Categorical", tuple(parsed))
 
 

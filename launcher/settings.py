@@ -42,6 +42,7 @@ _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?P<key
 # ARN, so the SDK takes it as one instead of looking a role of that name up in IAM.
 ROLE_PLACEHOLDER = "arn:aws:iam::<account>:role/<role: --role or SAGEMAKER_ROLE_ARN>"
 IMAGE_PLACEHOLDER = "<image-uri: --image-uri or IMAGE_URI>"
+MAX_IMAGE_URI = 255  # ContainerImage, AlgorithmImage
 # SageMaker's pattern for job, model, endpoint and endpoint config names.
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
@@ -155,6 +156,10 @@ def _region_from_config_file() -> str | None:
 
 
 def _image_problems(image_uri: str, region: str | None) -> list[str]:
+    if len(image_uri) > MAX_IMAGE_URI:
+        return [
+            f"image URI of {len(image_uri)} characters: SageMaker takes at most {MAX_IMAGE_URI}"
+        ]
     if "://" in image_uri or not _IMAGE.match(image_uri):
         return [
             f"image URI {image_uri!r} is not a registry/repository[:tag] reference "
@@ -172,14 +177,27 @@ def _image_problems(image_uri: str, region: str | None) -> list[str]:
 
 
 # --- small checks shared by the commands -----------------------------------------------
-def check_s3_uri(uri: str | None, what: str, *, required: bool = True) -> str | None:
-    """`uri` if it is an s3://bucket/... URI, else LauncherError naming `what`."""
+# SageMaker's S3Uri (channels, output, checkpoints, transform, model data) takes 1024
+# characters; DestinationS3Uri (data capture, async output and failure paths) 512.
+MAX_S3_URI = 1024
+MAX_DESTINATION_S3_URI = 512
+
+
+def check_s3_uri(
+    uri: str | None, what: str, *, required: bool = True, max_length: int = MAX_S3_URI
+) -> str | None:
+    """`uri` if it is an s3://bucket/... URI of at most `max_length` characters, else
+    LauncherError naming `what`."""
     if uri is None or uri == "":
         if required:
             raise LauncherError(f"{what}: an s3://bucket/prefix URI is required")
         return None
     if not _S3_URI.match(uri):
         raise LauncherError(f"{what}: {uri!r} is not an s3://bucket/prefix URI")
+    if len(uri) > max_length:
+        raise LauncherError(
+            f"{what}: {len(uri)} characters, SageMaker takes at most {max_length} ({uri[:40]}...)"
+        )
     return uri
 
 

@@ -352,13 +352,12 @@ def best_training_job(name: str, boto_session: Any) -> str:
     best = info.best
     if best is not None and best.status != "Completed":
         info = describe_tuning(name, boto_session=boto_session)
-        done = [t for t in info.trials if t.status == "Completed" and t.objective is not None]
-        pick = max if info.direction == "Maximize" else min
+        completed = best_completed(info)
         say(
             f"best trial of tuning job {name}, {best.name}, is {best.status} and left no "
-            "model" + ("; taking the best completed one" if done else "")
+            "model" + ("; taking the best completed one" if completed else "")
         )
-        best = pick(done, key=lambda t: t.objective) if done else None
+        best = completed
     if best is None:
         raise LauncherError(
             f"tuning job {name} ({info.status}) has no completed best training job yet: a "
@@ -366,6 +365,13 @@ def best_training_job(name: str, boto_session: Any) -> str:
         )
     say(f"best trial of tuning job {name}: {best.name} {_objective(info, best)}")
     return best.name
+
+
+def best_completed(info: TuningJobInfo) -> Trial | None:
+    """The best of the trials that completed with an objective value (they left a model)."""
+    done = [t for t in info.trials if t.status == "Completed" and t.objective is not None]
+    pick = max if info.direction == "Maximize" else min
+    return pick(done, key=lambda t: t.objective) if done else None
 
 
 def _objective(info: TuningJobInfo, trial: Trial) -> str:
@@ -385,6 +391,19 @@ def report(info: TuningJobInfo) -> list[str]:
             f"best {info.best.name} {_objective(info, info.best)} ({info.direction}) "
             + " ".join(f"{k}={v}" for k, v in sorted(info.best.hyperparameters.items()))
         )
+        if info.best.status != "Completed":
+            # Early stopping (or a stop) cut it short: no model.tar.gz to deploy.
+            completed = best_completed(info)
+            lines.append(
+                f"the best trial, {info.best.name}, is {info.best.status}: it left no model; "
+                + (
+                    f"deploy --tuning-job takes the best completed one, {completed.name} "
+                    f"{_objective(info, completed)}"
+                    if completed
+                    else "no trial has completed with an objective value, so there is "
+                    "nothing to deploy yet"
+                )
+            )
     return [line.rstrip() for line in lines]
 
 

@@ -140,3 +140,27 @@ def offline_aws(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+
+
+# --- issue 26: every AWS request checked against the API model (tests/aws_api.py) -----------
+@pytest.fixture(scope="session", autouse=True)
+def _aws_requests_checked_in_session():
+    """Every botocore client call of the test process first checks its parameters against
+    the API model's constraints (max lengths and counts, patterns, enums): what AWS would
+    refuse fails here, though botocore and moto let it through."""
+    from tests import aws_api
+
+    with aws_api.checked_clients():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def aws_requests_checked(_aws_requests_checked_in_session):
+    """Fails the test if a request it made broke the API model, even where the code under
+    test caught the error (a CLI turns it into an exit status)."""
+    from tests import aws_api
+
+    aws_api.reset()
+    yield
+    found = aws_api.violations()
+    assert not found, "AWS would refuse requests this test made:\n" + "\n".join(found)

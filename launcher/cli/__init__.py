@@ -2,8 +2,9 @@
 
 Each subcommand is a thin layer over the Python function of the same name, in the module
 of this package named after it (its flags, then the call); run one with `--help` for its
-options. Exit status: 0 done, 1 the job or endpoint failed or the wait timed out (the
-resource keeps running), 2 the launch was refused before any request.
+options. Exit status: 0 done, 1 AWS or the job or endpoint failed, or the wait timed out
+(the resource keeps running), 2 the launch was refused before any request; either way one
+line on stderr says why (`errors.py`), never a traceback.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from ..settings import LauncherError
-from ..waiting import JobFailed, WaitTimeout
 from . import (
     add_model,
     autoscale,
@@ -28,6 +28,10 @@ from . import (
     tune,
     wait,
 )
+from .errors import debugging, explain
+
+# What the help calls the program, unless it runs under another name (`byoc-launch`).
+PROG = "python -m launcher"
 
 EPILOG = """\
 region, role and image URI come from the flags or from AWS_REGION / AWS_DEFAULT_REGION,
@@ -48,6 +52,7 @@ SAGEMAKER_ROLE_ARN and IMAGE_URI. Examples:
   python -m launcher transform --model-name image-classifier-20250101-130000 \\
       --input s3://bucket/images/ --output s3://bucket/labels/ --content-type image/png
   python -m launcher delete --endpoint text-classifier-20250101-130000
+  python -m launcher delete --model text-classifier-batch-20250101-140000
 
 Many models on one endpoint: a multi-model endpoint (CPU image, CPU instance types) ...
   python -m launcher deploy --multi-model --model-prefix s3://bucket/models/ --name per-customer
@@ -63,7 +68,9 @@ Many models on one endpoint: a multi-model endpoint (CPU image, CPU instance typ
 
 Add --dry-run to train, tune, deploy, transform, invoke, add-model, autoscale or delete to
 check everything and print the requests as JSON without sending any (no credentials,
-region, role or image needed).
+region, role or image needed). Without an AWS account: `make launch-demo` runs these
+against a local moto server. A deploy or transform that fails deletes what it had
+created. Errors are one line (LAUNCHER_DEBUG=1 for a traceback).
 """
 
 # In the order `--help` lists them.
@@ -86,10 +93,11 @@ COMMANDS = {
 _LIST_PLUGINS = (train, tune)
 
 
-def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """The parser; `plugins` are listed in train's and tune's help beside the shipped ones."""
+def build_parser(plugins: Sequence[str] = (), prog: str = PROG) -> argparse.ArgumentParser:
+    """The parser; `plugins` are listed in train's and tune's help beside the shipped ones.
+    `prog` names the program in the usage lines and the examples."""
     parser = argparse.ArgumentParser(
-        prog="python -m launcher",
+        prog=prog,
         description="Launch the text-classifier image on Amazon SageMaker.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -100,6 +108,10 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
             command.add_parser(sub, plugins)
         else:
             command.add_parser(sub)
+    if prog != PROG:  # the examples in every help text, as the user runs the program
+        for p in (parser, *sub.choices.values()):
+            p.epilog = p.epilog and p.epilog.replace(PROG, prog)
+            p.description = p.description and p.description.replace(PROG, prog)
     return parser
 
 
@@ -107,41 +119,30 @@ def run(args: argparse.Namespace) -> None:
     COMMANDS[args.command].run(args)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Help lists the hyperparameters of a plug-in named on the command line (one on
     # PYTHONPATH too); only for help, so a launch imports nothing it would not anyway.
     asks_help = any(a in ("-h", "--help") for a in argv)
-    args = build_parser(train.named_plugins(argv) if asks_help else ()).parse_args(argv)
+    parser = build_parser(train.named_plugins(argv) if asks_help else (), prog)
+    args = parser.parse_args(argv)
     try:
         run(args)
-    except LauncherError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (JobFailed, WaitTimeout) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # `| head` closed stdout early: not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        print("interrupted: what was created so far stays (`delete` removes it)", file=sys.stderr)
+        return 130
     except Exception as exc:
-        from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
-
-        if _is_role_error(exc):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if isinstance(exc, ParamValidationError):  # botocore's own check, before sending
-            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-            return 2
-        if isinstance(exc, (ClientError, BotoCoreError)):
-            print(f"error: AWS said: {exc}", file=sys.stderr)
-            return 1
-        raise
+        if debugging():
+            raise
+        code, message = explain(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return code
     return 0
 
 
-def _is_role_error(exc: Exception) -> bool:
-    """The SDK's RoleValidationError: the role cannot be used, checked before the job."""
-    resolver = sys.modules.get("sagemaker.core.helper.iam_role_resolver")
-    error = getattr(resolver, "RoleValidationError", None)
-    return error is not None and isinstance(exc, error)
+def byoc_launch() -> None:
+    """The `byoc-launch` console script: `main`, naming the program as it was invoked."""
+    sys.exit(main(prog=Path(sys.argv[0]).name or "byoc-launch"))

@@ -28,7 +28,8 @@ def add_parser(sub: Any) -> None:
         "Auto Scaling, replacing any autoscaling it had: a target-tracking policy on "
         "invocations per instance (realtime) or on the backlog per instance (async, which "
         "may scale to zero). With --component, the component's copies instead, on "
-        "invocations per copy. `delete` removes it with the endpoint or component.",
+        "invocations per copy. Leaves the scalable target, its policies and, for scale to "
+        "zero, a CloudWatch alarm: `delete` removes them with the endpoint or component.",
     )
     add_target(p, role_and_image=False)
     g = p.add_mutually_exclusive_group(required=True)

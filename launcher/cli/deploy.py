@@ -34,7 +34,11 @@ def add_parser(sub: Any) -> None:
         "under 10 GB). --multi-model --model-prefix s3://.../models/ deploys a multi-model "
         "endpoint that serves every model.tar.gz under the prefix (CPU instances and the "
         "CPU image). --component NAME --endpoint E deploys the model as an inference "
-        "component of endpoint E (--create-endpoint creates E first).",
+        "component of endpoint E (--create-endpoint creates E first). Leaves the model, "
+        "endpoint config and endpoint named --name, and their autoscaling: `delete "
+        "--endpoint NAME` removes them all. If a step fails, what the earlier ones created "
+        "is deleted again (not when a wait times out: the endpoint is still being created "
+        "then).",
     )
     add_target(p, role_and_image=True)
     g = p.add_argument_group("model").add_mutually_exclusive_group(required=True)
@@ -74,7 +78,9 @@ def add_parser(sub: Any) -> None:
         type=int,
         choices=endpoints.SERVERLESS_MEMORY_MB,
         metavar="MB",
-        help="serverless: memory, 1024 to 6144 in 1024 steps (default: 6144)",
+        help="serverless: memory, 1024 to 6144 in 1024 steps (default: "
+        f"{endpoints.DEFAULT_SERVERLESS_MEMORY_MB}; make bench-serverless measures what the "
+        "model needs)",
     )
     g.add_argument(
         "--serverless-max-concurrency",

@@ -17,9 +17,11 @@ def add_parser(sub: Any) -> None:
         "describe",
         "show a tuning job's trials, or what an endpoint hosts",
         "Print a hyperparameter tuning job's status, then one line per trial (name, "
-        "status, objective value, tuned hyperparameters) and the best trial; or an "
-        "endpoint's status, mode and what it hosts: one model, the models under a "
-        "multi-model endpoint's prefix, or its inference components.",
+        "status, objective value, tuned hyperparameters) and the best trial (a best trial "
+        "that was Stopped by early stopping left no model: a last line says so and names "
+        "the best completed trial, the one `deploy --tuning-job` takes); or an endpoint's "
+        "status, mode and what it hosts: one model, the models under a multi-model "
+        "endpoint's prefix, or its inference components.",
     )
     add_target(p, role_and_image=False)
     g = p.add_mutually_exclusive_group(required=True)

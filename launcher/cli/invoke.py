@@ -22,7 +22,8 @@ def add_parser(sub: Any) -> None:
         "--async-input-s3-uri the payload is written to S3 and sent asynchronously, and "
         "the response is fetched from S3 when it appears. A file goes as its bytes, of any "
         "content type the model's plug-in reads (an image, a .npy array, ...); a binary "
-        "answer is written as bytes (--output FILE, or stdout when redirected).",
+        "answer is written as bytes (--output FILE, or stdout when redirected). An async "
+        "request leaves its payload and its answer in S3.",
     )
     add_target(p, role_and_image=False)
     p.add_argument("--endpoint", required=True, metavar="NAME", help="endpoint name")

@@ -62,15 +62,19 @@ def add_parser(sub: Any, plugins: Sequence[str] = ()) -> None:
         "train",
         "start a training job on the image",
         "Start a SageMaker training job: S3 channels in, model.tar.gz out. Hyperparameters "
-        "are checked with the container's own parser before anything is sent.",
+        "are checked with the container's own parser before anything is sent. Leaves the "
+        "job (a record; billing ends with it), model.tar.gz under --output-s3-uri, "
+        "TensorBoard files and, with --checkpoint-s3-uri, the checkpoints; a warm pool "
+        "(--keep-alive-seconds) is billed until it expires.",
         hyperparameter_table(plugins),
     )
     add_training_arguments(p)
     add_wait(p, logs=True)
 
 
-def add_training_arguments(p: argparse.ArgumentParser) -> None:
-    """Where, data and job flags: every setting of a training job (`tune` takes them too)."""
+def add_training_arguments(p: argparse.ArgumentParser, *, tuning: bool = False) -> None:
+    """Where, data and job flags: every setting of a training job. `tune` takes them too
+    (`tuning`), but for those a tuning job's trials cannot have: TensorBoard, a warm pool."""
     add_target(p, role_and_image=True)
     g = p.add_argument_group("data")
     g.add_argument("--train", required=True, metavar="S3_URI", help="the train channel (S3 prefix)")
@@ -142,19 +146,20 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S3_URI",
         help="synced with the container's checkpoint folder; reuse it to resume",
     )
-    g.add_argument(
-        "--tensorboard-s3-uri",
-        metavar="S3_URI",
-        help="TensorBoard event files (default: <output>/tensorboard)",
-    )
-    g.add_argument(
-        "--keep-alive-seconds",
-        type=int,
-        metavar="SECONDS",
-        help=f"keep the instances in a warm pool this long after the job (0 to "
-        f"{jobs.MAX_KEEP_ALIVE_SECONDS}): a next job of the same instance type and count "
-        "starts on them in seconds",
-    )
+    if not tuning:
+        g.add_argument(
+            "--tensorboard-s3-uri",
+            metavar="S3_URI",
+            help="TensorBoard event files (default: <output>/tensorboard)",
+        )
+        g.add_argument(
+            "--keep-alive-seconds",
+            type=int,
+            metavar="SECONDS",
+            help=f"keep the instances in a warm pool this long after the job (0 to "
+            f"{jobs.MAX_KEEP_ALIVE_SECONDS}): a next job of the same instance type and count "
+            "starts on them in seconds",
+        )
     add_dry_run(p)
     g = p.add_argument_group("experiment tracking")
     g.add_argument(
@@ -187,8 +192,8 @@ def training_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "spot": args.spot,
         "max_wait_seconds": args.max_wait,
         "checkpoint_s3_uri": args.checkpoint_s3_uri,
-        "tensorboard_s3_uri": args.tensorboard_s3_uri,
-        "keep_alive_seconds": args.keep_alive_seconds,
+        "tensorboard_s3_uri": getattr(args, "tensorboard_s3_uri", None),  # train only
+        "keep_alive_seconds": getattr(args, "keep_alive_seconds", None),
         "mlflow_tracking_uri": args.mlflow_tracking_uri,
         "mlflow_experiment": args.mlflow_experiment,
         "distribution": channels.parse_distribution(args.distribution),

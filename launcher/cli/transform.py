@@ -28,7 +28,10 @@ def add_parser(sub: Any) -> None:
         "batches, AssembleWith Line. Any other type the plug-in reads (image/png, "
         "application/x-npy, ...): one record per S3 object, SplitType None, SingleRecord, "
         "AssembleWith None. The limits are those the container reports at "
-        "/execution-parameters.",
+        "/execution-parameters. Leaves the job and its answers under --output; with "
+        "--training-job or --model-data also a model named as the job (--name): pass it "
+        "as --model-name next time, or remove it with `delete --model NAME` (if the job "
+        "fails, it is deleted again).",
     )
     add_target(p, role_and_image=True)
     g = p.add_argument_group("model (role and image are needed to create one)")

@@ -32,10 +32,12 @@ def add_parser(sub: Any, plugins: Sequence[str] = ()) -> None:
         "Start a SageMaker hyperparameter tuning job: every trial is a training job with "
         "the settings of `train` (--hp fixes a hyperparameter), and --range names what to "
         "search. Ranges and the objective are checked against the plug-in before anything "
-        "is sent.",
+        "is sent. Leaves the tuning job and each trial's training job, its model.tar.gz "
+        "under --output-s3-uri. Not taken here, as a tuning job's trials cannot have "
+        "them: --keep-alive-seconds, --tensorboard-s3-uri.",
         EPILOG + hyperparameter_table(plugins, "tune"),
     )
-    add_training_arguments(p)
+    add_training_arguments(p, tuning=True)
     g = p.add_argument_group("tuning")
     g.add_argument(
         "--range",

@@ -20,7 +20,10 @@ def add_parser(sub: Any) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--training-job", metavar="NAME", help="until Completed, Failed or Stopped")
     g.add_argument(
-        "--tuning-job", metavar="NAME", help="until it ends; then its trials and the best"
+        "--tuning-job",
+        metavar="NAME",
+        help="until it ends; then its trials and the best (and, if the best was Stopped "
+        "early and left no model, the best completed one, which deploy takes)",
     )
     g.add_argument("--endpoint", metavar="NAME", help="until InService or Failed")
     g.add_argument("--transform-job", metavar="NAME", help="until Completed, Failed or Stopped")

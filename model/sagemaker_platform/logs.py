@@ -1,7 +1,8 @@
 """Logging that reads well in CloudWatch: one line per event, metrics as name=value.
 
-SageMaker turns any log line that matches a metric definition (`\\bval_f1=NUMBER`) into
-a metric, and a tuning job optimises it. So only the job's own metric lines may hold
+SageMaker turns any log line that matches a metric definition
+(`[^A-Za-z0-9_]val_f1=NUMBER`, launcher/metrics.py) into a metric, and a tuning job
+optimises it. So only the job's own metric lines may hold
 `name=number`: every value that comes from outside the code (a file or folder name, a CSV
 header, a hyperparameter, a library's message, an exception) is printed *inert*: an `=`
 between a word character and a number is escaped as `\\=`, line breaks and other control

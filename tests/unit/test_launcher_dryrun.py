@@ -147,7 +147,7 @@ def test_async_and_serverless_deploy_dry_runs(no_aws, capsys):
     printed = dry(capsys, "deploy", "--tuning-job", "tune-1", "--mode", "serverless")
     assert operations(printed) == ["CreateModel", "CreateEndpointConfig", "CreateEndpoint"]
     variant = params(printed, "CreateEndpointConfig")["ProductionVariants"][0]
-    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 6144, "MaxConcurrency": 5}
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
 
 
 def test_transform_dry_run_of_an_image_prefix(no_aws, capsys, tmp_path, monkeypatch):
