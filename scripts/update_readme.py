@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "model"))
+sys.path.insert(0, str(ROOT))  # the launcher, whose metric definitions are a table
 
 from sagemaker_platform import registry  # noqa: E402
 from sagemaker_platform.config import ServeConfig, TrainSettings, describe  # noqa: E402
@@ -31,6 +32,7 @@ PAGES = {
     "hyperparameters": "docs/training.md",
     "serving": "docs/serving.md",
     "helpers": "docs/bring-your-own-model.md",
+    "metrics": "docs/training.md",
 }
 
 # What a plug-in may call or use from the platform, module by module (the rest of the
@@ -95,6 +97,13 @@ CONSTANTS = {
 }
 
 
+def metrics_table() -> str:
+    """Every shipped plug-in's metric definitions, as the launcher registers them."""
+    from launcher import metrics
+
+    return metrics.as_markdown().rstrip("\n")
+
+
 def helpers_table() -> str:
     """One row per helper: `module.name(signature)` and its docstring's first sentence."""
     lines = ["| helper | what it does |", "| --- | --- |"]
@@ -140,6 +149,7 @@ def sections(kind: str | None = None) -> dict[str, Callable[[], str]]:
         "hyperparameters": partial(table, TrainSettings, "hyperparameter"),
         "serving": partial(table, ServeConfig, "variable"),
         "helpers": helpers_table,
+        "metrics": metrics_table,
     }
     for name in registry.available():
         plugin = registry.load(name)
