@@ -225,7 +225,11 @@ class MultiModelService(Service):
     def _fail(self, entry: Entry, exc: BaseException, hosted: Hosted | None = None) -> None:
         """This worker could not load its copy of `entry`: say so for RETRY_S, then retry."""
         why = load_error(entry.name, exc).message
-        self._failed[entry.load_id] = (time.monotonic(), why)
+        now = time.monotonic()
+        for load_id, (when, _) in list(self._failed.items()):  # only the recent matter
+            if now - when > 10 * RETRY_S:
+                del self._failed[load_id]
+        self._failed[entry.load_id] = (now, why)
         if hosted is not None and self.hosted.get(entry.name) is hosted:
             del self.hosted[entry.name]
         self._let_go = True
