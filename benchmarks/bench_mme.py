@@ -101,6 +101,22 @@ def worker_rss_mb(srv) -> list[float]:
     return out
 
 
+def wait_loaded(srv, models: list[str], timeout: float = 1800) -> None:
+    """Until every worker's log says it holds every model: the throughput rounds must
+    not share the CPU with background loads."""
+    master = int(re.findall(r"Listening at: \S+ \((\d+)\)", srv.output())[0])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = srv.output()
+        held = {
+            (m, int(pid)) for m, pid in re.findall(r"ready model=(\S+) .*worker_pid=(\d+)", log)
+        }
+        if all((m, pid) in held for m in models for pid in helpers.child_pids(master)):
+            return
+        time.sleep(0.5)
+    sys.exit("the workers did not load every model in time")
+
+
 def load(srv, base: Path, name: str) -> None:
     url = str(base / "models" / name / "model")
     r = requests.post(srv.url + "/models", json={"model_name": name, "url": url}, timeout=600)
@@ -180,13 +196,15 @@ def main() -> None:
             one = wrk_script([f"/models/{models[0]}/invoke"], texts, work / "one.lua")
             spread = wrk_script([f"/models/{m}/invoke" for m in models], texts, work / "all.lua")
             load(srv, base, models[0])
-            run_wrk(srv.url, one, CONCURRENCY, 2)  # every worker loads it and warms up
+            wait_loaded(srv, models[:1])
+            run_wrk(srv.url, one, CONCURRENCY, 2)  # and has computed with it
             precision = re.findall(r"model loaded .*?precision=(\S+)", srv.output())
             print(f"precision: {precision[-1] if precision else '?'}")
             with_one = worker_rss_mb(srv)
             for name in models[1:]:
                 load(srv, base, name)
-            run_wrk(srv.url, spread, CONCURRENCY, 3)  # every worker holds every model
+            wait_loaded(srv, models)  # every worker loads them in the background
+            run_wrk(srv.url, spread, CONCURRENCY, 3)
             with_all = worker_rss_mb(srv)
             each = [
                 (b - a) / max(1, len(models) - 1) for a, b in zip(with_one, with_all, strict=True)

@@ -21,7 +21,8 @@ death would take every model down: with MODEL_SERVER_WORKERS=1 a server holds ex
 copy of each model, and a lone worker computes on every core (`cores`).
 
 In one worker, forward passes of different models take turns (`SharedModel`): each
-takes the worker's share of the cores, as the one model of a single-model worker does.
+takes the worker's share of the cores, as the one model of a single-model worker does;
+loads and warm-ups run beside them.
 """
 
 from __future__ import annotations
@@ -70,10 +71,12 @@ def _native_rlock():
 
 
 class SharedModel(LoadedModel):
-    """A model of a multi-model endpoint: its forward passes and warm-up hold the worker's
-    compute lock, so that two models never compute at once in one worker. The batch
+    """A model of a multi-model endpoint: its forward passes hold the worker's compute
+    lock, so that two models' batches never compute at once in one worker. The batch
     engine's watchdog counts a batch's time from when it got the lock (`began`): a batch
-    that waited for another model's is not stuck."""
+    that waited for another model's is not stuck. A load and its warm-up (seconds, for a
+    model loading in the background) do not take the lock, so that they never hold up
+    the other models' requests; only the sample request's forward pass takes its turn."""
 
     def __init__(self, plugin: Plugin, model: Any, runtime: Runtime, lock):
         super().__init__(plugin, model, runtime)
@@ -88,10 +91,6 @@ class SharedModel(LoadedModel):
         with self.lock:
             self._began = time.monotonic()
             return super().predict(records)
-
-    def warm_up(self) -> None:
-        with self.lock:
-            super().warm_up()
 
 
 @dataclass

@@ -383,3 +383,45 @@ print(sorted(r.get(timeout=10) for r in results))
         [sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "[0, 1]", done.stdout + done.stderr[-2000:]
+
+
+def test_a_model_warming_up_never_holds_up_another_models_forward_passes():
+    """The workers load listed models in the background while they serve the others: a
+    warm-up of seconds (the MiniLM's) must not stall them (it did for 6 s, holding the
+    worker's compute lock). Only forward passes take turns."""
+    from sagemaker_platform.multimodel_service import SharedModel, _native_rlock
+    from sagemaker_platform.plugin import Plugin
+    from sagemaker_platform.runtime import Runtime
+
+    warming, release = threading.Event(), threading.Event()
+
+    class Slow(Plugin):
+        name = "slow"
+
+        def load(self, model_dir, runtime):
+            return None
+
+        def warm_up(self, model):
+            warming.set()
+            release.wait(10)
+
+        def predict(self, model, records):
+            return list(records)
+
+    lock = _native_rlock()
+    loading, serving = (
+        SharedModel(Slow(), None, Runtime(), lock),
+        SharedModel(Slow(), None, Runtime(), lock),
+    )
+    warm = threading.Thread(target=loading.warm_up)
+    warm.start()
+    try:
+        assert warming.wait(5)
+        answered = []
+        other = threading.Thread(target=lambda: answered.append(serving.predict([1, 2])))
+        other.start()
+        other.join(2)
+        assert answered == [[1, 2]], "a forward pass waited for another model's warm-up"
+    finally:
+        release.set()
+        warm.join(10)
