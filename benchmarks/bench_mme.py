@@ -10,8 +10,8 @@ and precision unless set), with copies of one trained model under models/<name>/
 and prints:
   - cold load: POST /models to its 200, and to the first 200 of an invocation sent
     right after it (which may reach the worker that has not loaded it yet, and wait for
-    it); the first load (the workers import torch and the plug-in) apart from the median
-    of the later ones;
+    it), each on a server otherwise idle; the first load (the workers import torch and
+    the plug-in) apart from the median of the later ones;
   - each worker's resident memory with no model, with one, and with 10, and what one
     more model costs a worker;
   - throughput with wrk at concurrency 16: requests spread evenly over 10 models, beside
@@ -141,6 +141,7 @@ def cold_load(srv, base: Path, name: str, body: str) -> tuple[float, float]:
         if r.status_code != 503:
             sys.exit(f"invoke {name}: {r.status_code} {r.text}")
     answered = time.monotonic()
+    wait_loaded(srv, [name])  # the other workers' copies too: the next load starts idle
     assert requests.delete(f"{srv.url}/models/{name}", timeout=60).status_code == 200
     return loaded - start, answered - start
 
@@ -190,6 +191,19 @@ def main() -> None:
                 f"{statistics.median(c[0] for c in later):.2f} s, first answer "
                 f"{statistics.median(c[1] for c in later):.2f} s"
             )
+
+            split = [
+                re.search(
+                    rf"ready model=cold{i} load_seconds=(\S+) warm_up_seconds=(\S+)", srv.output()
+                )
+                for i in range(1, args.cold)
+            ]
+            if all(split):
+                print(
+                    "  of which, in the worker that took POST /models (median): load "
+                    f"{statistics.median(float(m.group(1)) for m in split):.2f} s, warm-up "
+                    f"{statistics.median(float(m.group(2)) for m in split):.2f} s"
+                )
 
             # --- memory and the throughput rounds
             models = [f"m{i}" for i in range(args.models)]

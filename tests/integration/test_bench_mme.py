@@ -36,6 +36,7 @@ def test_prints_cold_loads_memory_and_paired_throughput(trained_model, tmp_path)
     number = r"\d+(\.\d+)?"
     assert re.search(rf"cold load, first .*POST /models {number} s, first answer {number} s", out)
     assert re.search(rf"cold load median of 1 later: POST /models {number} s", out)
+    assert re.search(rf"of which, .*: load {number} s, warm-up {number} s", out)
     assert re.search(r"worker RSS \(MB\).*; 3 models [\d ]+; one more model per worker", out)
     assert (
         len(re.findall(rf"^round \d: one model {number} req/s .* ratio {number}$", out, re.M)) == 2
