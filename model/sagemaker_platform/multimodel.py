@@ -213,6 +213,7 @@ def estimate_mb(model_dir: Path) -> float:
 
 
 # --- the list of loaded models, shared by the workers ---------------------------------------
+STORE_ENV = "SERVE_MME_STORE"  # set by `serving` for the workers: the Store's folder
 LOADING, LOADED = "loading", "loaded"
 REGISTRY, LOCK, SHARED = "models.json", "models.lock", "models.shm"
 HEADER = 8  # the generation counter, then a float64 last use per slot

@@ -46,7 +46,7 @@ from .batching import BatchEngine
 from .codecs import HTTPError
 from .config import ServeConfig, serve_config_from_env
 from .errors import UserError
-from .multimodel import LOADED, Entry, Store, shown
+from .multimodel import LOADED, STORE_ENV, Entry, Store, shown
 from .plugin import Plugin
 from .runtime import Runtime
 from .service import LoadedModel, Service
@@ -54,7 +54,6 @@ from .serving import check_model_dir
 
 log = logging.getLogger("serve")
 
-STORE_ENV = "SERVE_MME_STORE"  # set by `serving`: the folder of the shared model list
 POLL_S = 0.5  # how often an idle worker looks at the list
 RETRY_S = 5.0  # a copy that failed to load in this worker is tried again after this
 MAX_LOAD_BODY = 64 * 1024  # POST /models's JSON: a name and a path

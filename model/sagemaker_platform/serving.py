@@ -107,7 +107,6 @@ def child_env(
     cfg: ServeConfig, socket: Path, gpus: int, shared: int = 0, store: Path | None = None
 ) -> dict[str, str]:
     from .gunicorn_conf import GPUS_ENV, SHARED_CORES_ENV, SOCKET_ENV
-    from .multimodel_service import STORE_ENV
 
     env = dict(os.environ)
     env.update(
@@ -126,7 +125,7 @@ def child_env(
         }
     )
     if store is not None:  # a multi-model endpoint: its model list and memory budget
-        env[STORE_ENV] = str(store)
+        env[multimodel.STORE_ENV] = str(store)
         env[contract.MME_MEMORY_ENV] = str(cfg.mme_memory_mb)
     return env
 
