@@ -77,6 +77,9 @@ WORKDIR /opt/program
 
 # serve listens on 8080 unless SageMaker asks for another port through SAGEMAKER_BIND_TO_PORT.
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+# The image can host a multi-model endpoint: serve answers SageMaker's /models routes when
+# SAGEMAKER_MULTI_MODEL or MODEL_SERVER_MULTI_MODEL is true (docs/serving.md).
+LABEL com.amazonaws.sagemaker.capabilities.multi-models=true
 EXPOSE 8080
 
 # tini execs its arguments: `docker run IMAGE train` runs /opt/program/train through PATH.

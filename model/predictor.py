@@ -1,4 +1,5 @@
-"""The Flask app: HTTP routes only. The work is in sagemaker_platform.service."""
+"""The Flask app: HTTP routes only. The work is in sagemaker_platform.service (one model)
+or sagemaker_platform.multimodel_service (a multi-model endpoint's /models routes)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import gevent
 from flask import Flask, Response, after_this_request, request
 from werkzeug.exceptions import HTTPException
 
+from sagemaker_platform import logs
 from sagemaker_platform.codecs import HTTPError
+from sagemaker_platform.config import serve_config_from_env
 from sagemaker_platform.service import Service
 
 log = logging.getLogger("serve")
@@ -36,9 +39,15 @@ def _replace_worker(exc: BaseException) -> None:
 app = Flask(__name__)
 # Routes take no OPTIONS (no browser calls them): Flask's automatic answer would be an
 # empty text/html 200, not the JSON every other answer is; it is a JSON 405 instead.
-service = Service.from_env(
-    on_load_error=lambda exc: os._exit(WORKER_BOOT_ERROR), on_stuck=_replace_worker
-)
+MULTI_MODEL = serve_config_from_env().mme
+if MULTI_MODEL:
+    from sagemaker_platform.multimodel_service import MultiModelService
+
+    service = MultiModelService.from_env(on_stuck=_replace_worker)
+else:
+    service = Service.from_env(
+        on_load_error=lambda exc: os._exit(WORKER_BOOT_ERROR), on_stuck=_replace_worker
+    )
 app.config["MAX_CONTENT_LENGTH"] = service.max_payload_bytes
 
 
@@ -94,15 +103,54 @@ def _end(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-@app.post("/invocations", provide_automatic_options=False)
-def invocations() -> Response:
-    body, content_type = service.invoke(
-        _body(),
-        request.headers.get("Content-Type"),
-        request.headers.get("Accept"),
-        request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
-    )
-    return Response(body, status=200, mimetype=content_type)
+if not MULTI_MODEL:
+
+    @app.post("/invocations", provide_automatic_options=False)
+    def invocations() -> Response:
+        body, content_type = service.invoke(
+            _body(),
+            request.headers.get("Content-Type"),
+            request.headers.get("Accept"),
+            request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+        )
+        return Response(body, status=200, mimetype=content_type)
+
+else:  # a multi-model endpoint: SageMaker's /models routes (multimodel_service)
+
+    @app.post("/invocations", provide_automatic_options=False)
+    def invocations() -> Response:
+        raise HTTPError(
+            404, "this is a multi-model endpoint: invoke a model with POST /models/<name>/invoke"
+        )
+
+    @app.post("/models", provide_automatic_options=False)
+    def load_model() -> Response:
+        return app.json.response(service.load(_body()))
+
+    @app.get("/models", provide_automatic_options=False)
+    def list_models() -> Response:
+        return app.json.response(service.list(request.args))
+
+    @app.get("/models/<name>", provide_automatic_options=False)
+    def describe_model(name: str) -> Response:
+        return app.json.response(service.describe(name))
+
+    @app.delete("/models/<name>", provide_automatic_options=False)
+    def unload_model(name: str) -> Response:
+        return app.json.response(service.unload(name))
+
+    @app.post("/models/<name>/invoke", provide_automatic_options=False)
+    def invoke_model(name: str) -> Response:
+        # The body is read first, and passed straight in (no local keeps it: `invoke`
+        # lets it go before the forward pass), then the model is found or waited for.
+        body, content_type = service.invoke(
+            _body(),
+            request.headers.get("Content-Type"),
+            request.headers.get("Accept"),
+            request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+            *service.target(name),
+        )
+        return Response(body, status=200, mimetype=content_type)
 
 
 @app.get("/execution-parameters", provide_automatic_options=False)
@@ -112,7 +160,17 @@ def execution_parameters() -> Response:
 
 @app.errorhandler(HTTPError)
 def known_error(exc: HTTPError) -> Response:
-    log.warning("request rejected status=%d reason=%s", exc.status, exc.message)
+    name = (request.view_args or {}).get("name") if MULTI_MODEL else None
+    if name is None:
+        log.warning("request rejected status=%d reason=%s", exc.status, exc.message)
+    else:  # which model, and the caller's TargetModel (both hostile: inert, cut short)
+        target = request.headers.get("X-Amzn-SageMaker-Target-Model")
+        named = {"target_model": target[:200]} if target else {}
+        log.warning(
+            "request rejected %s reason=%s",
+            logs.kv(model=name[:200], **named, status=exc.status),
+            exc.message,
+        )
     return _json_error(exc.status, exc.message)
 
 

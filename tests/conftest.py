@@ -93,17 +93,38 @@ def plugin_hp(plugin_name, tiny_backbone) -> dict[str, str]:
     return helpers.test_hyperparameters(plugin_name, tiny_backbone)
 
 
+_TRAINED: dict[str, Path] = {}  # plug-in name: its trained base dir, once per session
+
+
+def _train(plugin_name: str, hp: dict[str, str], tmp_path_factory, request) -> Path:
+    if plugin_name == "text_classifier":
+        return request.getfixturevalue("trained_model")
+    if plugin_name not in _TRAINED:
+        base = tmp_path_factory.mktemp(f"trained-{plugin_name}") / "opt_ml"
+        helpers.write_sample_job(base, hp, model=plugin_name)
+        result = helpers.run_entry("train", base, timeout=300)
+        (base.parent / "train.stdout").write_text(result.stdout)
+        assert result.returncode == 0, result.stdout + result.stderr
+        _TRAINED[plugin_name] = base
+    return _TRAINED[plugin_name]
+
+
 @pytest.fixture(scope="session")
 def plugin_trained(plugin_name, plugin_hp, tmp_path_factory, request) -> Path:
     """A base dir holding a model of the plug-in trained on its sample data."""
-    if plugin_name == "text_classifier":
-        return request.getfixturevalue("trained_model")
-    base = tmp_path_factory.mktemp(f"trained-{plugin_name}") / "opt_ml"
-    helpers.write_sample_job(base, plugin_hp, model=plugin_name)
-    result = helpers.run_entry("train", base, timeout=300)
-    (base.parent / "train.stdout").write_text(result.stdout)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return base
+    return _train(plugin_name, plugin_hp, tmp_path_factory, request)
+
+
+@pytest.fixture(scope="session")
+def trained_plugins(tiny_backbone, tmp_path_factory, request) -> dict[str, Path]:
+    """Every plug-in's trained base dir at once (the same ones `plugin_trained` gives),
+    for a server that holds them side by side (a multi-model endpoint)."""
+    return {
+        name: _train(
+            name, helpers.test_hyperparameters(name, tiny_backbone), tmp_path_factory, request
+        )
+        for name in PLUGINS
+    }
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,16 @@ engine is its own watchdog instead. A batch still running `stuck_after_s` after 
 started is given up: its requests fail with `Stuck` (the service answers 504), queued
 and later ones with `NotReady` (503), and once those answers are out `on_stuck` is
 called, which in the server exits the worker so that gunicorn forks a fresh one.
+
+On a multi-model endpoint each loaded model has its engine, named (`name`) in its log
+lines, and `close` ends one when its model is unloaded: the requests queued before it
+are answered, later ones are `NotReady`, and the model is let go.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
 import threading
@@ -27,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import logs
 from .errors import UserError
 
 log = logging.getLogger("serve")
@@ -58,13 +64,18 @@ class _NativeRunner:
 
             self._pool = ThreadPool(1)
 
-    def __call__(self, fn: Callable, *args, timeout: float | None = None):
+    def __call__(
+        self,
+        fn: Callable,
+        *args,
+        timeout: float | None = None,
+        began: Callable[[], float | None] | None = None,
+    ):
+        """`fn(*args)`, given `timeout` seconds; with `began` (when `fn` really started,
+        or None while it waits its turn), counted from that start."""
         if self._pool is not None:
             result = self._pool.spawn(_capture, fn, args)
-            result.wait(timeout)
-            if not result.ready():
-                raise _Overrun
-            ok, value = result.get()
+            wait, ready = result.wait, result.ready
         else:  # plain threads: a daemon thread per call, so that a stuck one is left behind
             done, box = threading.Event(), []
 
@@ -73,12 +84,25 @@ class _NativeRunner:
                 done.set()
 
             threading.Thread(target=target, name="forward", daemon=True).start()
-            if not done.wait(timeout):
-                raise _Overrun
-            ok, value = box[0]
+            wait, ready = done.wait, done.is_set
+        wait(timeout)
+        while not ready() and began is not None:
+            start = began()
+            remaining = timeout if start is None else start + timeout - time.monotonic()
+            if remaining <= 0:
+                break
+            wait(remaining)
+        if not ready():
+            raise _Overrun
+        ok, value = result.get() if self._pool is not None else box[0]
         if not ok:
             raise value
         return value
+
+    def close(self) -> None:
+        """Let the OS thread go (gevent's pool keeps its idle thread otherwise)."""
+        if self._pool is not None:
+            self._pool.kill()
 
 
 def _capture(fn: Callable, args: tuple) -> tuple[bool, Any]:
@@ -108,6 +132,9 @@ class Stuck(TimeoutError):
     """The forward pass this request was in ran past the engine's limit."""
 
 
+_CLOSE = object()  # on the queue: the engine ends once the requests before it are answered
+
+
 class BatchEngine:
     """Owns the model: loads it, warms it up, then serves batches until stopped."""
 
@@ -120,7 +147,12 @@ class BatchEngine:
         stuck_after_s: float | None = None,
         on_stuck: Callable[[BaseException], None] | None = None,
         flush_grace_s: float = 0.2,
+        name: str | None = None,
     ):
+        self.name = name  # the model's, on a multi-model endpoint: in every log line
+        self.error: BaseException | None = None  # why the model failed to load
+        self._closing = False  # `close` was called
+        self._closed = False  # the batcher has reached the end of the queue it left
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.stuck_after_s = stuck_after_s
@@ -146,6 +178,18 @@ class BatchEngine:
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
+
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        """Wait until the model is ready or has failed to load; False on timeout."""
+        return self._settled.wait(timeout)
+
+    def close(self, reason: str = "model was unloaded") -> None:
+        """Stop taking requests: those queued already are answered, later ones get
+        `NotReady(reason)`; then the batcher ends and lets the model go."""
+        self._closing = True
+        self.not_ready_reason = reason
+        self._ready.clear()
+        self._queue.put(_CLOSE)
 
     def loaded(self, timeout: float | None = None) -> Any:
         """The model, once loaded and warm: waits for it, at most `timeout` seconds;
@@ -183,28 +227,63 @@ class BatchEngine:
             self.model = self._run_native(self._load)
             loaded = time.monotonic()
             self._run_native(self.model.warm_up)
-            log.info(
-                "ready load_seconds=%.3f warm_up_seconds=%.3f",
-                loaded - started,
-                time.monotonic() - loaded,
-            )
+            if self.name is None:
+                log.info(
+                    "ready load_seconds=%.3f warm_up_seconds=%.3f",
+                    loaded - started,
+                    time.monotonic() - loaded,
+                )
+            else:
+                log.info(
+                    "ready %s",
+                    logs.kv(
+                        model=self.name,
+                        load_seconds=round(loaded - started, 3),
+                        warm_up_seconds=round(time.monotonic() - loaded, 3),
+                        worker_pid=os.getpid(),
+                    ),
+                )
         except BaseException as exc:
             # One line that says why; a traceback only for what is not the model's fault
             # (a UserError: a corrupt model directory, a failed sample request).
             log.error(
-                "model failed to load: %s",
+                "model failed to load: %s%s",
+                "" if self.name is None else logs.kv(model=self.name) + " ",
                 str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}",
                 exc_info=None if isinstance(exc, UserError) else exc,
             )
+            self.model = None
+            self.error = exc
             self.not_ready_reason = "model failed to load"
+            self._run_native.close()
             self._settled.set()
             if self._on_load_error:
                 self._on_load_error(exc)
             return
+        if self._closing:  # closed while it loaded: never ready
+            self._end()
+            return
         self._ready.set()
         self._settled.set()
-        while self._run(self._collect()):
+        while (batch := self._collect()) and self._run(batch) and not self._closed:
             pass
+        if self._closed:
+            self._end()
+
+    def _end(self) -> None:
+        """After `close`: every request still queued gets `NotReady`, the model goes."""
+        self._ready.clear()
+        self._settled.set()
+        while True:
+            try:
+                r = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if r is not _CLOSE:
+                r.error = NotReady(self.not_ready_reason)
+                r.done.set()
+        self.model = None
+        self._run_native.close()
 
     def _collect(self) -> list[_Request]:
         """The next batch: the first queued request and what follows it, up to
@@ -215,6 +294,9 @@ class BatchEngine:
         answered, and without the wait the batches would alternate large and small."""
         expected = self._queue.qsize() + self._answered  # those queued, and returners
         first = self._queue.get()
+        if first is _CLOSE:
+            self._closed = True
+            return []
         batch, size = [first], len(first.records)
         started = last = time.monotonic()
         while size < self.max_batch_size:
@@ -233,6 +315,9 @@ class BatchEngine:
                 )
             except queue.Empty:
                 break
+            if nxt is _CLOSE:
+                self._closed = True
+                break
             batch.append(nxt)
             size += len(nxt.records)
             last = time.monotonic()
@@ -243,7 +328,12 @@ class BatchEngine:
         """Run one batch; False once the engine has given up on a stuck one."""
         records = [t for r in batch for t in r.records]
         try:
-            outputs = self._run_native(self.model.predict, records, timeout=self.stuck_after_s)
+            outputs = self._run_native(
+                self.model.predict,
+                records,
+                timeout=self.stuck_after_s,
+                began=getattr(self.model, "began", None),
+            )
         except _Overrun:
             self._give_up(batch, len(records))
             return False

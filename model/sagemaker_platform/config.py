@@ -215,6 +215,23 @@ class ServeConfig:
         hi=1024,
         env=contract.MAX_CONCURRENT_TRANSFORMS_ENV,
     )
+    multi_model: bool = setting(
+        False,
+        "a multi-model endpoint: serve starts with no model, and SageMaker loads, lists, invokes and unloads models through /models (README: Many models on one endpoint); SAGEMAKER_MULTI_MODEL=true means the same",
+        env=contract.MULTI_MODEL_ENV,
+    )
+    sagemaker_multi_model: bool = setting(
+        False,
+        "set by SageMaker in a multi-model endpoint's containers: the same as MODEL_SERVER_MULTI_MODEL",
+        env=contract.SAGEMAKER_MULTI_MODEL_ENV,
+    )
+    mme_memory_mb: int = setting(
+        0,
+        "on a multi-model endpoint, the memory its loaded models may take in all, every worker's copy counted; a load that would pass it is a 507 (SageMaker then unloads the least recently used models and retries); 0 is 85% of the container's memory less 512 MB per worker",
+        lo=0,
+        hi=100_000_000,
+        env=contract.MME_MEMORY_ENV,
+    )
 
     @property
     def body_timeout(self) -> float:
@@ -222,6 +239,11 @@ class ServeConfig:
         BODY_S_PER_MB for each MB of the body limit (5 s real-time, 4 serverless, 52 batch
         transform, 514 async, at their default limits)."""
         return BODY_FLOOR_S + BODY_S_PER_MB * self.max_payload_mb
+
+    @property
+    def mme(self) -> bool:
+        """A multi-model endpoint: MODEL_SERVER_MULTI_MODEL or SageMaker's own signal."""
+        return self.multi_model or self.sagemaker_multi_model
 
     @property
     def kind(self) -> str:

@@ -11,6 +11,8 @@ tree.
     <base>/input/config/resourceconfig.json     current_host, hosts, network interface
     <base>/input/data/<channel>/                the files of each channel
     <base>/model/                               what training leaves for serving
+    <base>/models/<name>/model/                 a multi-model endpoint's models, each
+                                                extracted by SageMaker before POST /models
     <base>/output/failure                       why training failed
     <base>/output/data/                         evaluation results
     <base>/checkpoints/                         synced to checkpoint_s3_uri by SageMaker
@@ -38,6 +40,8 @@ MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 BATCH_ENV = "SAGEMAKER_BATCH"
 BATCH_STRATEGY_ENV = "SAGEMAKER_BATCH_STRATEGY"
 MAX_CONCURRENT_TRANSFORMS_ENV = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"
+# Set on a multi-model endpoint's containers (SageMaker's inference toolkit reads it).
+SAGEMAKER_MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 
 # Serving: set by the user on the model (documented in the README's knob table).
 WORKERS_ENV = "MODEL_SERVER_WORKERS"
@@ -54,6 +58,10 @@ MODE_ENV = "MODEL_SERVER_MODE"
 ASYNC_TIMEOUT_ENV = "MODEL_SERVER_ASYNC_TIMEOUT"
 CLIENT_TIMEOUT_ENV = "MODEL_SERVER_CLIENT_TIMEOUT"
 BACKBONE_ENV = "MODEL_SERVER_BACKBONE"
+# A multi-model endpoint (MME): no model at start, models loaded by POST /models; and the
+# memory its loaded models may take.
+MULTI_MODEL_ENV = "MODEL_SERVER_MULTI_MODEL"
+MME_MEMORY_ENV = "MODEL_SERVER_MME_MEMORY_MB"
 
 # Training, multi-host (set by the user on the job; the README's "Multi-host training"):
 # host addresses to use instead of DNS ("algo-1=10.0.0.5,algo-2=10.0.0.6"), the rendezvous
@@ -112,6 +120,12 @@ def channel_dir(name: str) -> Path:
 
 def model_dir() -> Path:
     return base_dir() / "model"
+
+
+def models_dir() -> Path:
+    """Where a multi-model endpoint's models are: SageMaker extracts each one's
+    model.tar.gz into models/<name>/model and names that folder in POST /models."""
+    return base_dir() / "models"
 
 
 def output_dir() -> Path:

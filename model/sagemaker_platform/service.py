@@ -128,9 +128,13 @@ class Service:
         content_type: str | None,
         accept: str | None,
         custom_attributes: str | None = None,
+        target: tuple[Plugin, BatchEngine] | None = None,
+        deadline: float | None = None,
     ) -> tuple[str | bytes, str]:
-        """(response body, its content type) for one request."""
-        plugin = self.plugin
+        """(response body, its content type) for one request: to this service's model, or
+        to `target` (a multi-model endpoint's model: its plug-in and its engine), within
+        MODEL_SERVER_TIMEOUT (counted from `deadline`'s start when the caller waited)."""
+        plugin, engine = target or (self.plugin, self.engine)
         answer_type = codecs.choose_accept(accept, plugin.accept_types)  # 406 before any work
         if len(body) > self.max_payload_bytes:
             raise HTTPError(413, f"body exceeds {self.cfg.max_payload_mb:g} MB")
@@ -138,11 +142,11 @@ class Service:
         if not body:
             raise HTTPError(400, "request body is empty")
         options = codecs.parse_options(custom_attributes)
-        deadline = time.monotonic() + self.cfg.timeout
+        deadline = deadline or time.monotonic() + self.cfg.timeout
         try:
             # decode checks records against the model: a request that arrives while the
             # model loads (a worker gunicorn just replaced) waits for it, within the timeout
-            model = self.engine.loaded(timeout=self.cfg.timeout).model
+            model = engine.loaded(timeout=max(0.0, deadline - time.monotonic())).model
             # The platform's parsing helpers count records against the limit as they
             # parse (`codecs.max_records`): a body of millions of tiny rows is refused
             # before they are built; the check after is for plug-ins that parse alone.
@@ -156,7 +160,7 @@ class Service:
                 raise HTTPError(400, "the request holds no records")
             codecs.check_records(len(records), self.cfg.max_records)
             remaining = max(0.0, deadline - time.monotonic())
-            outputs = self.engine.predict(records, timeout=remaining)
+            outputs = engine.predict(records, timeout=remaining)
         except NotReady as exc:
             raise HTTPError(503, f"{exc}; retry shortly") from None
         except Stuck:

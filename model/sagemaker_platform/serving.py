@@ -1,5 +1,9 @@
 """The serving process: check the model, render nginx.conf, run nginx and gunicorn.
 
+On a multi-model endpoint (`ServeConfig.mme`) it starts with no model: SageMaker loads
+them through /models (`multimodel`, `multimodel_service`), and `serve` creates the list of
+loaded models the workers share in its runtime directory.
+
 `serve` is PID 1 in the container. It passes SIGTERM on (nginx drains, gunicorn
 finishes in-flight requests) and exits non-zero as soon as either child dies on its
 own, so that SageMaker replaces the container instead of leaving half a server.
@@ -12,6 +16,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +26,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import artifacts, contract, logs, registry
+from . import artifacts, contract, logs, multimodel, registry
 from .config import ConfigError, ServeConfig, serve_config_from_env
 from .errors import UserError
 from .plugin import Plugin
@@ -73,6 +78,12 @@ def shared_cores(requested: ServeConfig, resolved: ServeConfig, cores: int) -> i
     return cores
 
 
+# nginx.conf's routes for a multi-model endpoint, between these lines: dropped otherwise.
+_MULTI_MODEL_BLOCK = re.compile(
+    r"^[ \t]*# multi-model:start.*?^[ \t]*# multi-model:end[^\n]*\n", re.S | re.M
+)
+
+
 def render_nginx(cfg: ServeConfig, runtime_dir: Path, socket: Path) -> Path:
     values = {
         "runtime_dir": str(runtime_dir),
@@ -83,6 +94,8 @@ def render_nginx(cfg: ServeConfig, runtime_dir: Path, socket: Path) -> Path:
         "client_timeout": str(cfg.client_timeout),
     }
     text = NGINX_TEMPLATE.read_text()
+    if not cfg.mme:
+        text = _MULTI_MODEL_BLOCK.sub("", text)
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
     out = runtime_dir / "nginx.conf"
@@ -90,7 +103,9 @@ def render_nginx(cfg: ServeConfig, runtime_dir: Path, socket: Path) -> Path:
     return out
 
 
-def child_env(cfg: ServeConfig, socket: Path, gpus: int, shared: int = 0) -> dict[str, str]:
+def child_env(
+    cfg: ServeConfig, socket: Path, gpus: int, shared: int = 0, store: Path | None = None
+) -> dict[str, str]:
     from .gunicorn_conf import GPUS_ENV, SHARED_CORES_ENV, SOCKET_ENV
 
     env = dict(os.environ)
@@ -109,6 +124,9 @@ def child_env(cfg: ServeConfig, socket: Path, gpus: int, shared: int = 0) -> dic
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if store is not None:  # a multi-model endpoint: its model list and memory budget
+        env[multimodel.STORE_ENV] = str(store)
+        env[contract.MME_MEMORY_ENV] = str(cfg.mme_memory_mb)
     return env
 
 
@@ -163,7 +181,7 @@ class Supervisor:
 def serve() -> int:
     try:
         cfg = serve_config_from_env()
-        plugin = check_model_dir(contract.model_dir())
+        plugin = None if cfg.mme else check_model_dir(contract.model_dir())
     except (ConfigError, UserError) as exc:
         log.error("cannot serve: %s", exc)
         return 1
@@ -177,10 +195,22 @@ def serve() -> int:
     runtime_dir.chmod(0o755)  # nginx workers may run as another user
     socket = runtime_dir / "gunicorn.sock"
     conf = render_nginx(cfg, runtime_dir, socket)
+    store, where = None, {"model_dir": contract.model_dir()}
+    if cfg.mme:
+        budget = cfg.mme_memory_mb or multimodel.default_budget_mb(cfg.workers)
+        cfg = replace(cfg, mme_memory_mb=budget)
+        store = runtime_dir / "models"
+        multimodel.Store.create(store)
+        where = {"multi_model": True, "mme_memory_mb": budget, "models_dir": contract.models_dir()}
+        if not budget:
+            log.warning(
+                "the memory budget for models is 0 MB: every load will be refused; set %s",
+                contract.MME_MEMORY_ENV,
+            )
     log.info(
         "config %s",
         logs.kv(
-            plugin=plugin.name,
+            plugin=plugin.name if plugin else "any",
             mode=cfg.kind,
             port=cfg.port,
             workers=cfg.workers,
@@ -194,13 +224,13 @@ def serve() -> int:
             timeout=cfg.timeout,
             client_timeout=cfg.client_timeout,
             body_timeout=cfg.body_timeout,
-            model_dir=contract.model_dir(),
+            **where,
         ),
     )
     supervisor = Supervisor()
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
-    env = child_env(cfg, socket, gpus, shared)
+    env = child_env(cfg, socket, gpus, shared, store)
     supervisor.start(
         "gunicorn",
         [

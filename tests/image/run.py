@@ -410,10 +410,11 @@ def check_config(tag: str) -> None:
     expect(not config.get("Cmd") or config.get("Cmd") == ["/bin/bash"], f"cmd {config}")
     expect(config.get("WorkingDir") == "/opt/program", f"workdir {config.get('WorkingDir')}")
     labels = config.get("Labels") or info.get("Labels") or {}
-    expect(
-        labels.get("com.amazonaws.sagemaker.capabilities.accept-bind-to-port") == "true",
-        f"labels {labels}",
-    )
+    for label in ("accept-bind-to-port", "multi-models"):
+        expect(
+            labels.get(f"com.amazonaws.sagemaker.capabilities.{label}") == "true",
+            f"labels {labels}",
+        )
     expect("8080/tcp" in (config.get("ExposedPorts") or {}), f"ports {config}")
     out = podman(
         "run", "--rm", "--network", "none", tag, "sh", "-c",

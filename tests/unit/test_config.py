@@ -225,3 +225,25 @@ def test_an_unknown_mode_names_the_choices():
         ConfigError, match="MODEL_SERVER_MODE='batch'.*one of realtime, async, serverless"
     ):
         serve_config_from_env({"MODEL_SERVER_MODE": "batch"})
+
+
+@pytest.mark.parametrize(
+    "env,mme",
+    [
+        ({}, False),
+        ({"MODEL_SERVER_MULTI_MODEL": "true"}, True),
+        ({"SAGEMAKER_MULTI_MODEL": "true"}, True),  # what SageMaker sets on an MME
+        ({"SAGEMAKER_MULTI_MODEL": "True"}, True),
+        ({"SAGEMAKER_MULTI_MODEL": "false", "MODEL_SERVER_MULTI_MODEL": "false"}, False),
+    ],
+)
+def test_a_multi_model_endpoint_is_recognised_by_either_variable(env, mme):
+    assert serve_config_from_env(env).mme is mme
+
+
+def test_the_mme_memory_budget_is_a_checked_integer():
+    assert serve_config_from_env({"MODEL_SERVER_MME_MEMORY_MB": "4096"}).mme_memory_mb == 4096
+    with pytest.raises(ConfigError, match="MODEL_SERVER_MME_MEMORY_MB"):
+        serve_config_from_env({"MODEL_SERVER_MME_MEMORY_MB": "-1"})
+    with pytest.raises(ConfigError, match="MODEL_SERVER_MULTI_MODEL"):
+        serve_config_from_env({"MODEL_SERVER_MULTI_MODEL": "maybe"})

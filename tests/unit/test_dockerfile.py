@@ -171,6 +171,8 @@ def test_label_accepts_bind_to_port_and_port_is_exposed(ins):
     for label in of(ins, "LABEL"):
         labels.update(label.pairs())
     assert labels["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+    # SageMaker hosts a multi-model endpoint only on an image that says it can
+    assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
     assert of(ins, "EXPOSE")[-1].args == str(contract.DEFAULT_PORT)
 
 

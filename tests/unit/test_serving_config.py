@@ -101,3 +101,20 @@ def test_gunicorn_lifts_a_low_open_files_limit_above_its_connections():
     )
     soft, connections = map(int, result.stdout.split())
     assert soft > connections + 1024
+
+
+def test_nginx_routes_models_only_on_a_multi_model_endpoint(tmp_path):
+    from sagemaker_platform.config import serve_config_from_env
+
+    single = render_nginx(ServeConfig(), tmp_path, tmp_path / "g.sock").read_text()
+    assert "/models" not in single and "multi-model" not in single
+    mme = serve_config_from_env({"MODEL_SERVER_MULTI_MODEL": "true"})
+    text = render_nginx(mme, tmp_path, tmp_path / "g.sock").read_text()
+    assert "{{" not in text
+    # a model's invocations as /invocations: the same cap, streaming and timeout
+    invoke = text[text.index("location ~ ^/models/[^/]+/invoke$") :].split("}", 1)[0]
+    for directive in ("limit_conn invocations 1024;", "proxy_request_buffering off;"):
+        assert directive in invoke
+    assert "proxy_read_timeout 65s;" in invoke
+    assert "location ~ ^/models(/[^/]+)?$" in text
+    assert set(single.splitlines()) <= set(text.splitlines())  # the rest is the same
