@@ -124,7 +124,7 @@ def plan_scaling(
     if target is None:
         raise LauncherError(
             f"autoscaling a {mode} endpoint needs --target-{flag}-per-instance (see the "
-            "README: choosing the target)"
+            "docs/launcher.md: Autoscaling, choosing T)"
         )
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0:
         raise LauncherError(f"target {flag} per instance {target!r}: expected a number > 0")
@@ -166,7 +166,7 @@ def plan_component_scaling(
     if target is None:
         raise LauncherError(
             "autoscaling a component needs --target-invocations-per-copy (requests per copy "
-            "per minute; see the README: choosing the target)"
+            "per minute; see the docs/launcher.md: Autoscaling, choosing T)"
         )
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0:
         raise LauncherError(f"target invocations per copy {target!r}: expected a number > 0")

@@ -9,7 +9,7 @@
                                         default) or FastFile (streamed from S3 as it is
                                         read); Pipe is refused: the image reads files
 
-The container reads the same settings from inputdataconfig.json (see the README's
+The container reads the same settings from inputdataconfig.json (see docs/training.md's
 "Sharded and streamed input"): a sharded channel is split among each host's processes
 only, and the hosts even their steps per epoch.
 """

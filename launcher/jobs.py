@@ -222,7 +222,7 @@ def tracking_environment(uri: str | None, experiment: str | None) -> dict[str, s
 
 
 def model_trainer(plan: TrainingPlan, boto_session: Any):
-    """The SDK v3 ModelTrainer for a plan. Building it validates the role (see README)."""
+    """The SDK v3 ModelTrainer for a plan. Building it validates the role (see docs/launcher.md)."""
     from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.shapes import MetricDefinition
     from sagemaker.core.training.configs import (

@@ -94,7 +94,7 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
 # --- serving environment -----------------------------------------------------------------
 # SageMaker sets this itself in a multi-model endpoint's container (the launcher never
 # does): a model that set it would make a single-model container believe it hosts many.
-SAGEMAKER_MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
+SAGEMAKER_MULTI_MODEL_ENV = contract.SAGEMAKER_MULTI_MODEL_ENV
 # Variables SageMaker itself sets in the serving container; a model must not set them.
 _SET_BY_SAGEMAKER = (
     contract.BIND_TO_PORT_ENV,
@@ -111,7 +111,7 @@ _SET_BY_SAGEMAKER = (
 MODE_ENV = contract.MODE_ENV
 # Multi-model mode: `serve` starts with no model and loads each on SageMaker's POST /models.
 # `deploy --multi-model` sets it (the serving side reads this name), never `--env`.
-MULTI_MODEL_ENV = "MODEL_SERVER_MULTI_MODEL"
+MULTI_MODEL_ENV = contract.MULTI_MODEL_ENV
 _SET_BY_LAUNCHER = (MODE_ENV, MULTI_MODEL_ENV)
 
 

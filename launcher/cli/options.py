@@ -87,7 +87,10 @@ def add_serving(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> No
             _flag(name),
             dest=f"knob_{name}",
             metavar="VALUE",
-            help=f"{helps[env]}; sets {env} (image default {getattr(defaults, name)})",
+            # argparse formats help with %: a setting's own "85%" must be "85%%"
+            help=f"{helps[env]}; sets {env} (image default {getattr(defaults, name)})".replace(
+                "%", "%%"
+            ),
         )
     g.add_argument(
         "--env", action="append", metavar="KEY=VALUE", help="any other variable (repeatable)"
@@ -152,7 +155,7 @@ def add_autoscaling(p: argparse.ArgumentParser) -> None:
         "--target-invocations-per-instance",
         type=float,
         metavar="T",
-        help="realtime: requests per instance per minute to hold (README: choosing T)",
+        help="realtime: requests per instance per minute to hold (docs/launcher.md: Autoscaling, choosing T)",
     )
     g.add_argument(
         "--target-backlog-per-instance",

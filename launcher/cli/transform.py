@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> None:
 
 def _add_joins(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
-        "keeping input next to each answer (SageMaker's DataProcessing; README: batch joins)"
+        "keeping input next to each answer (SageMaker's DataProcessing; docs/launcher.md: Batch transform joins)"
     )
     g.add_argument(
         "--input-filter",

@@ -124,7 +124,7 @@ class ServeConfig:
     )
     endpoint_mode: str = setting(
         "realtime",
-        "the kind of endpoint (the launcher's deploy --mode sets it); it chooses the body limit, timeout and workers by default (README: Endpoint modes). Batch transform is recognised by SAGEMAKER_BATCH whatever this says",
+        "the kind of endpoint (the launcher's deploy --mode sets it); it chooses the body limit, timeout and workers by default (docs/serving.md: Endpoint modes). Batch transform is recognised by SAGEMAKER_BATCH whatever this says",
         choices=MODES,
         env=contract.MODE_ENV,
     )
@@ -217,7 +217,7 @@ class ServeConfig:
     )
     multi_model: bool = setting(
         False,
-        "a multi-model endpoint: serve starts with no model, and SageMaker loads, lists, invokes and unloads models through /models (README: Many models on one endpoint); SAGEMAKER_MULTI_MODEL=true means the same",
+        "a multi-model endpoint: serve starts with no model, and SageMaker loads, lists, invokes and unloads models through /models (docs/serving.md: Many models on one endpoint); SAGEMAKER_MULTI_MODEL=true means the same",
         env=contract.MULTI_MODEL_ENV,
     )
     sagemaker_multi_model: bool = setting(
@@ -390,7 +390,7 @@ def serve_config_from_env(env: Mapping[str, str] | None = None) -> ServeConfig:
 
 
 def describe(cls) -> list[tuple[str, str, str]]:
-    """(name, default, help) for every field: the README's tables come from this."""
+    """(name, default, help) for every field: the docs' tables come from this (make readme)."""
     rows = []
     for f in fields(cls):
         default = "" if f.default is MISSING else str(f.default)

@@ -43,7 +43,7 @@ MAX_CONCURRENT_TRANSFORMS_ENV = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"
 # Set on a multi-model endpoint's containers (SageMaker's inference toolkit reads it).
 SAGEMAKER_MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 
-# Serving: set by the user on the model (documented in the README's knob table).
+# Serving: set by the user on the model (documented in docs/serving.md's generated table).
 WORKERS_ENV = "MODEL_SERVER_WORKERS"
 TIMEOUT_ENV = "MODEL_SERVER_TIMEOUT"
 THREADS_ENV = "MODEL_SERVER_THREADS"
@@ -63,7 +63,7 @@ BACKBONE_ENV = "MODEL_SERVER_BACKBONE"
 MULTI_MODEL_ENV = "MODEL_SERVER_MULTI_MODEL"
 MME_MEMORY_ENV = "MODEL_SERVER_MME_MEMORY_MB"
 
-# Training, multi-host (set by the user on the job; the README's "Multi-host training"):
+# Training, multi-host (set by the user on the job; docs/training.md's "Multi-host training"):
 # host addresses to use instead of DNS ("algo-1=10.0.0.5,algo-2=10.0.0.6"), the rendezvous
 # port on the first host, and how long (seconds) a host waits for the others.
 HOST_ADDRESSES_ENV = "TRAINING_HOST_ADDRESSES"

@@ -126,7 +126,7 @@ class Plugin:
     #: definition for each (SageMaker charts them; a tuning job can optimise one)
     metrics: ClassVar[tuple[str, ...]] = ("val_loss",)
     #: serving variables of its own (a dataclass of `setting(..., env=NAME)` fields that
-    #: `load` reads with `config.parse_env`), listed in the README beside the platform's
+    #: `load` reads with `config.parse_env`), listed in docs/serving.md beside the platform's
     ServeSettings: ClassVar[type | None] = None
     #: the request Content-Types `decode` takes and the Accept types `encode` writes;
     #: the first of each is the default

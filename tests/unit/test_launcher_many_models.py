@@ -13,6 +13,7 @@ from launcher import autoscaling, multimodel, params
 from launcher.cli import main
 from launcher.settings import LauncherError, _instance_types, is_accelerated
 from sagemaker_platform import contract
+from sagemaker_platform.config import serve_config_from_env
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/text-classifier:latest-cpu"
@@ -127,8 +128,10 @@ def test_multi_model_plan_serves_the_prefix_on_a_cpu_type():
 
 
 def test_the_multi_model_variable_is_the_serving_sides():
-    """The name `serve` reads: the platform's contract, once it spells it there."""
-    assert getattr(contract, "MULTI_MODEL_ENV", params.MULTI_MODEL_ENV) == params.MULTI_MODEL_ENV
+    """The name `serve` reads: the platform's contract spells it, the launcher sets it."""
+    assert params.MULTI_MODEL_ENV == contract.MULTI_MODEL_ENV == "MODEL_SERVER_MULTI_MODEL"
+    env = params.serving_environment({}, None, mode="realtime", multi_model=True)
+    assert serve_config_from_env(env).mme
     assert params.MULTI_MODEL_ENV not in params.serving_knobs().values()  # no knob flag of its own
 
 
