@@ -132,6 +132,7 @@ def train_one(name: str, params: dict[str, str], data: Path, work: Path, timeout
         "test_accuracy": test["accuracy"],
         "test_f1_per_class": {k: v["f1"] for k, v in test["per_class"].items()},
         "val_macro_f1": metrics.get("macro_f1"),
+        "precision": metrics.get("precision"),
         "train_seconds": metrics["train_seconds"],
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),
