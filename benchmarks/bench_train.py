@@ -348,7 +348,9 @@ def compare_sample_job(tmp: Path, args, plugin: str) -> dict[str, dict]:
 
 def compare_real_text(work: Path, args) -> dict:
     """The fortunes set of eval_defaults (one split), trained with the defaults in each
-    precision for each training seed, scored on the held-out test set in fp32."""
+    precision for each training seed, scored on the held-out test set in fp32; torch
+    threads the first of --threads."""
+    threads = args.threads[0]
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import eval_defaults
     import real_data
@@ -362,7 +364,7 @@ def compare_real_text(work: Path, args) -> dict:
         for label, precision in PRECISIONS.items():
             params = {**args.real_text_params, "precision": precision, "seed": str(seed)}
             r = eval_defaults.train_one(
-                f"{label}-seed{seed}", params, work / "data", work, timeout=3600
+                f"{label}-seed{seed}", params, work / "data", work, 3600, thread_env(threads)
             )
             if r["precision"] != ("32-true" if precision == "32" else precision):
                 raise SystemExit(f"asked for precision={precision}, the job ran {r['precision']}")
@@ -414,7 +416,10 @@ def compare_precision(args) -> int:
         for plugin in args.plugins:
             report[f"sample_{plugin}"] = compare_sample_job(Path(tmp), args, plugin)
         if args.real_text:
-            print(f"quality: real text (fortunes), training seeds {args.seeds}")
+            print(
+                f"quality: real text (fortunes), training seeds {args.seeds}, torch threads "
+                f"{args.threads[0] or 'default'}"
+            )
             report["real_text"] = compare_real_text(Path(tmp) / "real_text", args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")
