@@ -4,6 +4,9 @@
     python benchmarks/bench_train.py [--backbone DIR] [--rows 640] [--batch-size 16]
                                      [--max-length 128] [--repeats 3] [--threads 1]
                                      [--strict]
+    python benchmarks/bench_train.py --compare-precision [--threads 1,2] [--repeats 3]
+                                     [--plugins text_classifier,tabular,image_classifier]
+                                     [--real-text [--seeds 42,7]] [--json FILE]
 
 Both sides fine-tune the same model (the packaged MiniLM unless --backbone) on the same
 rows of the sample data for one epoch, each in a fresh process, with the same batch
@@ -37,6 +40,23 @@ Issue 3 asks for median(entry) / median(bare) >= 0.95. With one thread on the CP
 verdict takes the per-CPU-second medians (each run also prints how often the OS
 preempted it); with more threads or on a GPU, the wall-clock medians. The verdict is
 printed; the exit status is 0 either way unless --strict.
+
+--compare-precision measures the entry point in fp32 (`precision=32`) against
+bf16-mixed (Lightning's autocast; what `precision=auto` chooses on a GPU with bf16, and
+on a CPU with bf16 units for a plug-in that sets `Plugin.bf16_on_cpu`), in one run:
+
+  speed     for each --threads value, --repeats alternating runs per precision (fp32,
+            bf16, fp32, ...) on the job above; medians, wall clock and per CPU second,
+            and bf16/fp32 ratios. The mean train loss of each run is printed beside.
+  sample    each --plugins plug-in's sample job (its demo data and hyperparameters,
+            --sample-rows train rows and a quarter as many in validation) once per
+            precision, with all cores: metrics.json's validation figures and speed.
+  real text with --real-text, the fortunes set of eval_defaults.py (one split) trained
+            with the defaults in each precision for each of --seeds (the training seed,
+            so fp32's seed-to-seed spread is the run-to-run noise), one torch thread per
+            run (the first of --threads), scored on the held-out test set in fp32.
+            Quality holds when bf16's mean macro-F1 is at most that noise (never less
+            than 0.03, what one split resolves) below fp32's.
 """
 
 from __future__ import annotations
