@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo launch-demo test test-unit test-integration image-test lint format readme new-model bench-train bench-serve bench-serverless bench-defaults clean
+.PHONY: help setup demo launch-demo test test-unit test-integration image-test lint format readme new-model bench-train bench-precision bench-serve bench-serverless bench-defaults bench-mme clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -58,9 +58,18 @@ format: $(STAMP) ## apply ruff's fixes and format
 bench-train: $(STAMP) ## training samples/s: the train entry point vs a bare PyTorch loop
 	$(PY) benchmarks/bench_train.py
 
+bench-precision: $(STAMP) ## training in fp32 vs bf16-mixed: speed, sample jobs, real text (~40 min CPU)
+	@test -f /usr/share/games/fortunes/computers || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fortunes >/dev/null; }
+	$(PY) benchmarks/bench_train.py --compare-precision --threads 1,2 \
+		--plugins text_classifier,tabular,image_classifier --real-text --seeds 42,7
+
 bench-serve: $(STAMP) ## serving throughput, latency and cold start through nginx (wrk)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) benchmarks/bench_serve.py
+
+bench-mme: $(STAMP) ## a multi-model endpoint: cold loads, memory per model, throughput over 10 models (wrk)
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PY) benchmarks/bench_mme.py
 
 bench-serverless: $(STAMP) ## a serverless endpoint's memory (RSS, peak) and start, to choose its size
 	$(PY) benchmarks/bench_serverless.py

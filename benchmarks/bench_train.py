@@ -4,6 +4,9 @@
     python benchmarks/bench_train.py [--backbone DIR] [--rows 640] [--batch-size 16]
                                      [--max-length 128] [--repeats 3] [--threads 1]
                                      [--strict]
+    python benchmarks/bench_train.py --compare-precision [--threads 1,2] [--repeats 3]
+                                     [--plugins text_classifier,tabular,image_classifier]
+                                     [--real-text [--seeds 42,7]] [--json FILE]
 
 Both sides fine-tune the same model (the packaged MiniLM unless --backbone) on the same
 rows of the sample data for one epoch, each in a fresh process, with the same batch
@@ -37,6 +40,23 @@ Issue 3 asks for median(entry) / median(bare) >= 0.95. With one thread on the CP
 verdict takes the per-CPU-second medians (each run also prints how often the OS
 preempted it); with more threads or on a GPU, the wall-clock medians. The verdict is
 printed; the exit status is 0 either way unless --strict.
+
+--compare-precision measures the entry point in fp32 (`precision=32`) against
+bf16-mixed (Lightning's autocast; what `precision=auto` chooses on a GPU with bf16, and
+on a CPU with bf16 units for a plug-in that sets `Plugin.bf16_on_cpu`), in one run:
+
+  speed     for each --threads value, --repeats alternating runs per precision (fp32,
+            bf16, fp32, ...) on the job above; medians, wall clock and per CPU second,
+            and bf16/fp32 ratios. The mean train loss of each run is printed beside.
+  sample    each --plugins plug-in's sample job (its demo data and hyperparameters,
+            --sample-rows train rows and a quarter as many in validation) once per
+            precision, with all cores: metrics.json's validation figures and speed.
+  real text with --real-text, the fortunes set of eval_defaults.py (one split) trained
+            with the defaults in each precision for each of --seeds (the training seed,
+            so fp32's seed-to-seed spread is the run-to-run noise), one torch thread per
+            run (the first of --threads), scored on the held-out test set in fp32.
+            Quality holds when bf16's mean macro-F1 is at most that noise (never less
+            than 0.03, what one split resolves) below fp32's.
 """
 
 from __future__ import annotations
@@ -46,6 +66,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -146,14 +167,14 @@ def bare_worker(base: Path) -> dict:
 
 
 # --- the driver ------------------------------------------------------------------------
-def write_job(base: Path, args) -> Path:
+def write_job(base: Path, args, precision: str = "32") -> Path:
     hyperparameters = {
         "backbone": str(args.backbone),
         "epochs": "1",
         "batch_size": str(args.batch_size),
         "max_length": str(args.max_length),
         "validation_fraction": "0",
-        "precision": "32",
+        "precision": precision,
     }
     return helpers.write_sample_job(base, hyperparameters, n_train=args.rows, n_val=0)
 
@@ -193,12 +214,13 @@ def run_entry(base: Path, threads: int) -> dict:
     if result.returncode != 0:
         raise SystemExit(f"train entry point failed:\n{result.stdout}\n{result.stderr}")
     metrics = json.loads((base / "output" / "data" / "metrics.json").read_text())
-    threads = loss = device = None
+    threads = loss = device = precision = None
     for line in result.stdout.splitlines():
         if " train: fit " in line:
             fit = dict(kv.split("=", 1) for kv in line.split(" train: fit ", 1)[1].split())
             threads = int(fit["torch_threads"])
             device = "cuda" if "CUDA" in fit["accelerator"] else "cpu"
+            precision = fit["precision"]
         if " train: epoch=1 train_loss=" in line:
             loss = float(line.split("train_loss=")[1].split()[0])
     return {
@@ -213,7 +235,24 @@ def run_entry(base: Path, threads: int) -> dict:
         * metrics["epochs_run"]
         / metrics["train_seconds"],
         "torch_threads": threads,
+        "precision": precision,
+        "metrics_precision": metrics.get("precision"),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name and the flags that decide bf16: avx512_bf16, amx_bf16."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if "model name" in line),
+        platform.machine(),
+    )
+    flags = next((line for line in info.splitlines() if line.startswith("flags")), "").split()
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name} [{' '.join(bf16) or 'no bf16 units'}{'' if 'avx2' in flags else ', no avx2'}]"
 
 
 def environment() -> str:
@@ -224,10 +263,210 @@ def environment() -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
-        f"{platform.processor() or platform.machine()}, {cores} cores ({usable} usable), "
+        f"{cpu_model()}, {cores} cores ({usable} usable), "
         f"load average {load}; python {platform.python_version()}, torch {torch.__version__}, "
         f"lightning {lightning.__version__}"
     )
+
+
+# --- --compare-precision: fp32 against bf16-mixed -------------------------------------
+PRECISIONS = {"fp32": "32", "bf16": "bf16-mixed"}  # label -> the `precision` hyperparameter
+HOLDS_FLOOR = 0.03  # the macro-F1 difference one fortunes split cannot resolve (one seed)
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def compare_speed(tmp: Path, args, threads: int) -> dict[str, dict[str, float]]:
+    """`--repeats` alternating entry-point runs per precision (fp32, bf16, fp32, ...),
+    same rows and threads; the medians of each."""
+    runs: dict[str, list[dict]] = {label: [] for label in PRECISIONS}
+    for i in range(1, args.repeats + 1):
+        for label, precision in PRECISIONS.items():
+            r = run_entry(write_job(tmp / f"t{threads}-{label}{i}", args, precision), threads)
+            if r["precision"] != ("32-true" if precision == "32" else precision):
+                raise SystemExit(f"asked for precision={precision}, the job ran {r['precision']}")
+            runs[label].append(r)
+            print(
+                f"  run {i}  {label:<5}  {r['samples_per_sec']:7.2f} samples/s"
+                f"   {r['samples_per_cpu_sec']:7.2f} samples/s   ({r['device']}, "
+                f"{r['precision']}, torch threads {r['torch_threads']}, preempted "
+                f"{r['preempted']}x, mean train loss {r['mean_loss']:.4f})",
+                flush=True,
+            )
+    median = {
+        label: {
+            key: statistics.median(r[key] for r in runs[label])
+            for key in ("samples_per_sec", "samples_per_cpu_sec", "mean_loss")
+        }
+        for label in runs
+    }
+    for label in runs:
+        print(
+            f"  median {label:<5}  {median[label]['samples_per_sec']:7.2f} samples/s"
+            f"   {median[label]['samples_per_cpu_sec']:7.2f} samples/s"
+        )
+    wall = ratio(median["bf16"]["samples_per_sec"], median["fp32"]["samples_per_sec"])
+    cpu = ratio(median["bf16"]["samples_per_cpu_sec"], median["fp32"]["samples_per_cpu_sec"])
+    print(f"  ratio bf16/fp32  {wall:7.3f}             {cpu:7.3f}")
+    return {**median, "ratio": {"wall": wall, "cpu": cpu}}
+
+
+def val_figures(metrics: dict) -> dict[str, float]:
+    """metrics.json's top-level validation figures (val_accuracy, val_f1, val_rmse...)."""
+    return {
+        k: v
+        for k, v in metrics.items()
+        if k.startswith("val_") and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def compare_sample_job(tmp: Path, args, plugin: str) -> dict[str, dict]:
+    """The plug-in's sample job (its demo data and hyperparameters, as `make demo` trains
+    it) once per precision, with all cores: its validation figures and speed."""
+    from local_test import make_sample_data
+
+    params = dict(make_sample_data.sample_module(plugin).HYPERPARAMETERS)
+    if plugin == "text_classifier":
+        params["backbone"] = str(args.backbone)
+    out = {}
+    for label, precision in PRECISIONS.items():
+        base = make_sample_data.write_job(
+            tmp / f"sample-{plugin}-{label}",
+            {**params, "precision": precision},
+            n_train=args.sample_rows,
+            n_val=max(1, args.sample_rows // 4),
+            model=plugin,
+        )
+        done = helpers.run_entry("train", base, timeout=1800)
+        if done.returncode != 0:
+            raise SystemExit(f"{plugin} sample job ({label}) failed:\n{done.stdout}\n{done.stderr}")
+        metrics = json.loads((base / "output" / "data" / "metrics.json").read_text())
+        out[label] = {
+            "precision": metrics["precision"],
+            "val": val_figures(metrics),
+            "best_epoch": metrics["best_epoch"],
+            "samples_per_sec": metrics["train_samples_per_sec"],
+            "samples_per_cpu_sec": ratio(
+                metrics["train_rows"] * metrics["epochs_run"], metrics["train_step_cpu_seconds"]
+            ),
+        }
+        val = " ".join(f"{k} {v:.4f}" for k, v in out[label]["val"].items())
+        print(
+            f"  {plugin:<16} {label:<5} {val}; best epoch {metrics['best_epoch']}; "
+            f"{out[label]['samples_per_sec']:.1f} samples/s, "
+            f"{out[label]['samples_per_cpu_sec']:.1f} per CPU s ({metrics['precision']})",
+            flush=True,
+        )
+    print(
+        f"  {plugin:<16} bf16/fp32 speed {ratio(out['bf16']['samples_per_sec'], out['fp32']['samples_per_sec']):.3f}"
+        f" wall, {ratio(out['bf16']['samples_per_cpu_sec'], out['fp32']['samples_per_cpu_sec']):.3f} per CPU s"
+    )
+    return out
+
+
+def compare_real_text(work: Path, args) -> dict:
+    """The fortunes set of eval_defaults (one split), trained with the defaults in each
+    precision for each training seed, scored on the held-out test set in fp32; torch
+    threads the first of --threads."""
+    threads = args.threads[0]
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import eval_defaults
+    import real_data
+
+    train, validation, test = args.real_text_rows
+    summary = real_data.build(work / "data", 0, train, validation, test)
+    print(f"  data: {summary['source']}, rows {summary['rows']}")
+    results: dict[str, list[dict]] = {label: [] for label in PRECISIONS}
+    ordered = []
+    for seed in args.seeds:  # fp32 then bf16 for each seed: the machine's drift hits both
+        for label, precision in PRECISIONS.items():
+            params = {**args.real_text_params, "precision": precision, "seed": str(seed)}
+            r = eval_defaults.train_one(
+                f"{label}-seed{seed}", params, work / "data", work, 3600, thread_env(threads)
+            )
+            if r["precision"] != ("32-true" if precision == "32" else precision):
+                raise SystemExit(f"asked for precision={precision}, the job ran {r['precision']}")
+            results[label].append(r)
+            ordered.append(r)
+            shutil.rmtree(work / "runs" / f"{label}-seed{seed}", ignore_errors=True)
+    print(eval_defaults.table(ordered))
+    f1 = {label: [r["test_macro_f1"] for r in rs] for label, rs in results.items()}
+    acc = {label: [r["test_accuracy"] for r in rs] for label, rs in results.items()}
+    mean = {label: statistics.mean(v) for label, v in f1.items()}
+    # Run-to-run noise: fp32's own spread over the training seeds (one split), never
+    # below what one split resolves at all.
+    spread = max(f1["fp32"]) - min(f1["fp32"])
+    noise = max(spread, HOLDS_FLOOR)
+    holds = mean["bf16"] >= mean["fp32"] - noise
+    cpu = {label: sum(r["cpu_seconds"] for r in rs) for label, rs in results.items()}
+    print(
+        f"  macro-F1 fp32 {' '.join(f'{x:.3f}' for x in f1['fp32'])} (mean {mean['fp32']:.3f}), "
+        f"bf16 {' '.join(f'{x:.3f}' for x in f1['bf16'])} (mean {mean['bf16']:.3f}); "
+        f"accuracy fp32 {statistics.mean(acc['fp32']):.3f}, bf16 {statistics.mean(acc['bf16']):.3f}"
+    )
+    print(
+        f"  quality {'HOLDS' if holds else 'DOES NOT HOLD'}: bf16 mean macro-F1 "
+        f"{mean['bf16'] - mean['fp32']:+.3f} against fp32; the noise is fp32's seed-to-seed "
+        f"spread {spread:.3f} (at least {HOLDS_FLOOR}) -> allowed -{noise:.3f}"
+    )
+    print(f"  training CPU seconds (whole process) bf16/fp32 {ratio(cpu['bf16'], cpu['fp32']):.3f}")
+    return {"results": results, "holds": holds, "noise": noise}
+
+
+def compare_precision(args) -> int:
+    """Speed (alternating entry-point runs, per thread count), then quality (the sample
+    jobs, and the fortunes set with --real-text), fp32 against bf16-mixed, in one run."""
+    print("training in fp32 against bf16-mixed (Lightning's autocast), the `train` entry point")
+    print(f"  machine   {environment()}")
+    report: dict = {"machine": environment()}
+    with tempfile.TemporaryDirectory(prefix="bench_precision_") as tmp:
+        for threads in args.threads if args.repeats else []:
+            steps = -(-args.rows // args.batch_size)
+            print(
+                f"speed: {args.rows} rows = {steps} steps of batch {args.batch_size}, "
+                f"max_length {args.max_length}, 1 epoch, no validation, torch threads "
+                f"{threads or 'default'}"
+            )
+            print("                 wall clock         per CPU second")
+            report[f"speed_threads_{threads}"] = compare_speed(Path(tmp), args, threads)
+        if args.plugins:
+            print(f"quality: each plug-in's sample job ({args.sample_rows} train rows)")
+        for plugin in args.plugins:
+            report[f"sample_{plugin}"] = compare_sample_job(Path(tmp), args, plugin)
+        if args.real_text:
+            print(
+                f"quality: real text (fortunes), training seeds {args.seeds}, torch threads "
+                f"{args.threads[0] or 'default'}"
+            )
+            report["real_text"] = compare_real_text(Path(tmp) / "real_text", args)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    print("summary (bf16-mixed / fp32):")
+    for threads in args.threads if args.repeats else []:
+        r = report[f"speed_threads_{threads}"]["ratio"]
+        print(
+            f"  speed, torch threads {threads or 'default'}: {r['wall']:.3f} wall clock, "
+            f"{r['cpu']:.3f} per CPU second"
+        )
+    if args.real_text:
+        print(f"  real-text quality holds: {report['real_text']['holds']}")
+    return 0
+
+
+def int_list(value: str) -> list[int]:
+    try:
+        return [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected integers, comma-separated") from None
+
+
+def key_values(value: str) -> dict[str, str]:
+    pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+    if any(not eq for _, eq, _ in pairs):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected k=v,k=v")
+    return {k.strip(): v.strip() for k, _, v in pairs}
 
 
 def main() -> int:
@@ -239,13 +478,45 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="bare/entry pairs")
     parser.add_argument(
         "--threads",
-        type=int,
-        default=1,
+        type=int_list,
+        default=[1],
         help="torch threads on both sides; 0 is torch's default (one per core). 1 by "
         "default: on a shared machine, other load stalls multi-thread OpenMP barriers "
-        "and that noise, not the code, would decide the ratio",
+        "and that noise, not the code, would decide the ratio. With --compare-precision "
+        "a list (1,2) measures each in turn",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when the ratio fails")
+    parser.add_argument(
+        "--compare-precision",
+        action="store_true",
+        help="instead of entry vs bare: the entry point in fp32 against bf16-mixed, speed "
+        "(alternating runs, --repeats pairs per thread count) and quality (the sample jobs "
+        "of --plugins; the fortunes set with --real-text)",
+    )
+    parser.add_argument(
+        "--plugins",
+        type=lambda v: [x for x in v.split(",") if x],
+        default=["text_classifier"],
+        help="--compare-precision: plug-ins whose sample job trains in both precisions "
+        "(comma-separated; empty for none)",
+    )
+    parser.add_argument("--sample-rows", type=int, default=320, help="sample jobs' train rows")
+    parser.add_argument(
+        "--real-text", action="store_true", help="--compare-precision: also the fortunes set"
+    )
+    parser.add_argument(
+        "--real-text-rows", type=int_list, default=[400, 100, 400], help="train,validation,test"
+    )
+    parser.add_argument(
+        "--real-text-params",
+        type=key_values,
+        default={},
+        help="k=v,k=v hyperparameters added to the defaults (tests: a tiny backbone)",
+    )
+    parser.add_argument(
+        "--seeds", type=int_list, default=[42], help="training seeds of the real-text runs"
+    )
+    parser.add_argument("--json", type=Path, help="--compare-precision: write the figures here")
     parser.add_argument("--bare-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -254,6 +525,13 @@ def main() -> int:
         return 0
 
     args.backbone = (args.backbone or helpers.minilm_dir()).resolve()
+    if args.compare_precision:
+        if len(args.real_text_rows) != 3:
+            parser.error("--real-text-rows: expected train,validation,test")
+        return compare_precision(args)
+    if len(args.threads) != 1:
+        parser.error("--threads: one value (a list only with --compare-precision)")
+    args.threads = args.threads[0]
     steps = -(-args.rows // args.batch_size)
     print("training throughput: the `train` entry point vs a bare PyTorch loop")
     print(

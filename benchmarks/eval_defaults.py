@@ -105,7 +105,14 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def train_one(name: str, params: dict[str, str], data: Path, work: Path, timeout: int) -> dict:
+def train_one(
+    name: str,
+    params: dict[str, str],
+    data: Path,
+    work: Path,
+    timeout: int,
+    env: dict[str, str] | None = None,
+) -> dict:
     base = work / "runs" / name
     shutil.rmtree(base, ignore_errors=True)
     shutil.copytree(data / "input", base / "input")
@@ -113,7 +120,7 @@ def train_one(name: str, params: dict[str, str], data: Path, work: Path, timeout
     print(f"[{name}] training {json.dumps(params) if params else '(defaults)'}", flush=True)
     cpu_before = _children_cpu()
     started = time.perf_counter()
-    done = helpers.run_entry("train", base, timeout=timeout)
+    done = helpers.run_entry("train", base, timeout=timeout, env=env)
     wall = time.perf_counter() - started
     cpu = _children_cpu() - cpu_before
     (base / "train.log").write_text(done.stdout + done.stderr)
@@ -132,6 +139,7 @@ def train_one(name: str, params: dict[str, str], data: Path, work: Path, timeout
         "test_accuracy": test["accuracy"],
         "test_f1_per_class": {k: v["f1"] for k, v in test["per_class"].items()},
         "val_macro_f1": metrics.get("macro_f1"),
+        "precision": metrics.get("precision"),
         "train_seconds": metrics["train_seconds"],
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),

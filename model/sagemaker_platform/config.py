@@ -55,7 +55,7 @@ class TrainSettings:
     # hardware
     precision: str = setting(
         "auto",
-        "numeric precision; auto is bf16-mixed on a GPU that has it, else 32",
+        "numeric precision; auto is bf16-mixed on a GPU that has it, and on a CPU with bf16 units (AVX512-BF16, AMX) for the plug-ins that gain from it (text_classifier); else 32",
         choices=("auto", "32", "32-true", "16-mixed", "bf16-mixed", "bf16-true"),
     )
     num_workers: int = setting(0, "DataLoader worker processes", lo=0, hi=64)

@@ -31,10 +31,15 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
 def cpu_has_bf16() -> bool:
-    """Native bf16 matrix instructions (AVX512-BF16 or AMX); elsewhere bf16 is slower."""
+    """Native bf16 matrix instructions (AVX512-BF16 or AMX); elsewhere bf16 is slower.
+    The one CPU check behind both `auto` precisions: serving's bf16 and training's
+    bf16-mixed (`training.resolve_precision`)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = CPUINFO.read_text()
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags

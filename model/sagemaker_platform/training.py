@@ -25,6 +25,8 @@ from . import archives, channels, contract, distributed, logs, sharding, trackin
 from .errors import UserError, exit_with, run_job
 from .hyperparameters import JobConfig, parse
 from .plugin import Monitor, TrainContext, TrainingData
+from .precision import resolve as resolve_precision
+from .precision import trainer_kwargs as precision_kwargs
 from .tracking import Tracking
 
 if TYPE_CHECKING:  # imported where they are used, after the input has been checked
@@ -35,16 +37,6 @@ if TYPE_CHECKING:  # imported where they are used, after the input has been chec
     from .resume import Found, SpotCheckpoints
 
 log = logging.getLogger("train")
-
-
-def resolve_precision(requested: str) -> str:
-    import torch
-
-    if requested != "auto":
-        return "32-true" if requested == "32" else requested
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32-true"
 
 
 @dataclass
@@ -201,7 +193,7 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
 
     job = prepared.job
     settings = job.settings
-    precision = resolve_precision(settings.precision)
+    precision = resolve_precision(settings.precision, job.plugin.bf16_on_cpu)
     ctx = TrainContext(
         batch_size=settings.batch_size,
         num_workers=settings.num_workers,
@@ -239,6 +231,9 @@ def build(prepared: Prepared, cluster: distributed.Cluster) -> Run:
     )
     if mlflow is not None:
         tracking.start(mlflow, prepared.tracking, job)
+    # What Lightning runs, as the log line and metrics.json say it (the same as resolved:
+    # the one precision it would change, 16-mixed on a CPU, is refused there).
+    precision = str(trainer.precision)
     log.info(
         "fit %s",
         logs.kv(
@@ -354,7 +349,7 @@ def _trainer(
     return L.Trainer(
         max_epochs=settings.epochs,
         **distributed.trainer_kwargs(cluster, layout, vocabulary),
-        precision=precision,
+        **precision_kwargs(precision),
         accumulate_grad_batches=settings.gradient_accumulation,
         callbacks=callbacks,
         logger=loggers,
