@@ -62,23 +62,14 @@ READS = ("Describe", "List", "Get", "Head")
 
 
 # --- the moto process -----------------------------------------------------------------------
-def patch_moto(setattr_=setattr) -> None:
-    """Make moto answer as SageMaker does where the launcher's SDK reads the difference
-    (the same list as tests/integration/test_launcher.py's module docstring):
-
-    - DescribeModel, DescribeEndpointConfig and DescribeEndpoint answer an unset VpcConfig
-      or DataCaptureConfig as `{}`; SageMaker leaves them out, and the SDK's pydantic
-      shapes refuse the empty form (plain moto: "vpc_config ... Field required").
-    - DescribeEndpoint answers the endpoint config's DataCaptureConfig; SageMaker answers
-      a DataCaptureConfigSummary (CaptureStatus, CurrentSamplingPercentage).
-    - moto runs no trials, yet answers a tuning job as Completed with a made-up best
-      trial (FakeTrainingJobName); and ListTrainingJobsForHyperParameterTuningJob is not
-      implemented. Both are answered as SageMaker would for a job whose trials have not
-      started: InProgress, no trials, no best one.
-
-    `setattr_(owner, name, value)` sets each; a test passes monkeypatch's, so the patches
-    end with the test (with raising=False: one of the methods is not moto's).
-    """
+def patch_describes(setattr_=setattr) -> None:
+    """DescribeModel, DescribeEndpointConfig and DescribeEndpoint as SageMaker answers
+    them: moto answers an unset VpcConfig or DataCaptureConfig as `{}`, which SageMaker
+    leaves out and the SDK's pydantic shapes refuse (plain moto: "vpc_config ... Field
+    required"); and DescribeEndpoint answers the endpoint config's DataCaptureConfig
+    where SageMaker answers a DataCaptureConfigSummary (CaptureStatus,
+    CurrentSamplingPercentage). tests/integration/test_launcher.py's moto uses these too.
+    `setattr_(owner, name, value)` sets each (a test passes monkeypatch's)."""
     from moto.core.responses import ActionResult
     from moto.sagemaker.responses import SageMakerResponse
 
@@ -98,6 +89,22 @@ def patch_moto(setattr_=setattr) -> None:
         patched.__name__ = describe.__name__
         return patched
 
+    for name in ("describe_model", "describe_endpoint_config", "describe_endpoint"):
+        setattr_(SageMakerResponse, name, omit_empty_structures(getattr(SageMakerResponse, name)))
+
+
+def patch_moto(setattr_=setattr) -> None:
+    """Make moto answer as SageMaker does where the launcher's SDK reads the difference:
+    the describes (`patch_describes`), and tuning: moto runs no trials, yet answers a
+    tuning job as Completed with a made-up best trial (FakeTrainingJobName), and
+    ListTrainingJobsForHyperParameterTuningJob is not implemented. Both are answered as
+    SageMaker would for a job whose trials have not started: InProgress, no trials, no
+    best one. (The tests play the trials' part instead: `ran_trials`.)"""
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.responses import SageMakerResponse
+
+    patch_describes(setattr_)
+
     def no_trials(self):
         return ActionResult({"TrainingJobSummaries": []})
 
@@ -112,8 +119,6 @@ def patch_moto(setattr_=setattr) -> None:
         }
         return ActionResult(result)
 
-    for name in ("describe_model", "describe_endpoint_config", "describe_endpoint"):
-        setattr_(SageMakerResponse, name, omit_empty_structures(getattr(SageMakerResponse, name)))
     setattr_(SageMakerResponse, "list_training_jobs_for_hyper_parameter_tuning_job", no_trials)
     setattr_(SageMakerResponse, "describe_hyper_parameter_tuning_job", tuning_without_trials)
 

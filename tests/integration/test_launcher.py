@@ -62,33 +62,15 @@ GPU_INSTANCE = "ml.g4dn.xlarge"  # moto's instance list has no ml.g5
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory):
-    from moto.core.responses import ActionResult
-    from moto.sagemaker.responses import SageMakerResponse
     from moto.server import ThreadedMotoServer
 
-    def omit_empty_structures(describe):
-        def patched(self):
-            result = {k: v for k, v in describe(self).result.items() if v != {}}
-            capture = result.get("DataCaptureConfig")
-            if describe.__name__ == "describe_endpoint" and capture:
-                result["DataCaptureConfig"] = {
-                    "EnableCapture": capture["EnableCapture"],
-                    "CaptureStatus": "Started",
-                    "CurrentSamplingPercentage": capture["InitialSamplingPercentage"],
-                    "DestinationS3Uri": capture["DestinationS3Uri"],
-                }
-            return ActionResult(result)
-
-        return patched
+    from scripts.launch_demo import patch_describes
 
     home = tmp_path_factory.mktemp("aws")
     port = helpers.free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("describe_model", "describe_endpoint_config", "describe_endpoint"):
-            mp.setattr(
-                SageMakerResponse, name, omit_empty_structures(getattr(SageMakerResponse, name))
-            )
+        patch_describes(mp.setattr)
         for name in ("AWS_PROFILE", "AWS_REGION", "SAGEMAKER_ROLE_ARN", "IMAGE_URI", "no_proxy"):
             mp.delenv(name, raising=False)
         env = {
