@@ -176,7 +176,11 @@ def test_cpu_default_is_a_worker_per_core_sharing_the_cores(server):
     log = server.output()
     shared = cores if workers > 1 else 0
     assert f"workers={workers} threads={max(1, cores // workers)} shared_cores={shared}" in log
-    assert log.count("model loaded") == workers
+    # /ping answers once one worker is ready; the others may still be loading.
+    deadline = time.monotonic() + 60
+    while server.output().count("model loaded") < workers and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server.output().count("model loaded") == workers
 
 
 def test_execution_parameters(server):
