@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo launch-demo test test-unit test-integration image-test lint format readme new-model bench-train bench-precision bench-serve bench-serverless bench-defaults bench-mme clean
+.PHONY: help setup demo launch-demo test test-unit test-integration image-test lint format readme new-model bench-train bench-precision bench-serve bench-serverless bench-defaults bench-mme gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -73,6 +73,12 @@ bench-mme: $(STAMP) ## a multi-model endpoint: cold loads, memory per model, thr
 
 bench-serverless: $(STAMP) ## a serverless endpoint's memory (RSS, peak) and start, to choose its size
 	$(PY) benchmarks/bench_serverless.py
+
+gpu-check: ## CUDA training (bf16 vs fp32), serving (fp16/bf16), workers per GPU: one table, <5 min (ARGS=...)
+	@# No setup: a GPU machine may have torch, lightning and transformers but no .venv, so
+	@# this uses .venv's Python where there is one, else python3. Without CUDA it measures
+	@# the CPU rows and skips the CUDA ones. ARGS: --json OUT, --seconds N, --backbone DIR.
+	$$(test -x $(PY) && echo $(PY) || echo $(PYTHON)) benchmarks/gpu_check.py $(ARGS)
 
 new-model: $(STAMP) ## write a working plug-in skeleton to fill in: make new-model NAME=my_model
 	@test -n "$(NAME)" || { echo "usage: make new-model NAME=my_model" >&2; exit 2; }

@@ -103,16 +103,6 @@ def rate(model, texts: list[str], bucket: bool, n: int = 192) -> float:
     return n / (time.perf_counter() - start)
 
 
-def batch1_ms(model, texts: list[str]) -> float:
-    """Median in-process latency of one text: tokenize + forward, warm."""
-    latencies = []
-    for text in texts:
-        t0 = time.perf_counter()
-        model.predict_proba([text], bucket=False)
-        latencies.append(time.perf_counter() - t0)
-    return statistics.median(latencies) * 1000
-
-
 def in_process(model_dir: Path, precision: str, texts: list[str]) -> dict:
     """The plain loop (input order, padded to the longest of each chunk, every padded
     token computed as transformers does) at each batch size; the best is the in-process
@@ -189,7 +179,7 @@ def compare_runtimes(
     for which, folder in (("weak", weak_dir), ("trained", model_dir)):
         own, others, skipped = runtimes(folder, work / which, precision)
         found = {**own, **others}
-        reference = torch_argmax(found[REFERENCE], held_out)
+        reference = peers.argmaxes(found[REFERENCE], held_out)
         for name, predict in found.items():
             row = table.setdefault(name, {"rates": [], "peer": name in others})
             row[which] = peers.argmax_agreement(predict, held_out, reference)
@@ -219,14 +209,6 @@ def compare_runtimes(
             f"{row['trained']:10.3f} {row['weak']:7.3f}   (rounds {min(ratios):.2f}-{max(ratios):.2f})"
         )
     return table, found, reference
-
-
-def torch_argmax(predict, texts: list[str], batch: int = 16):
-    import torch
-
-    return torch.cat([predict(texts[i : i + batch]) for i in range(0, len(texts), batch)]).argmax(
-        -1
-    )
 
 
 # --- served -----------------------------------------------------------------------------
@@ -305,7 +287,8 @@ def served(
         run_wrk(srv.url, script, 16, 2)  # warm the connections and every worker
         result = {"c1": [], "rounds": []}
         for i in range(rounds):
-            r = {"batch1_ms": batch1_ms(own_model, sent[:32])}
+            one = peers.batch1_ms(lambda t: own_model.predict_proba(t, bucket=False), sent[:32])
+            r = {"batch1_ms": one}
             r.update(run_wrk(srv.url, script, 1, max(1, seconds // 4)))
             result["c1"].append(r)
             print(

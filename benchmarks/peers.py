@@ -10,6 +10,7 @@ requirements-dev.txt, not the image's).
 
 from __future__ import annotations
 
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -122,9 +123,25 @@ def texts_per_second(predict: Callable, texts: list[str], batch: int = 16, n: in
     return n / (time.perf_counter() - start)
 
 
-def argmax_agreement(predict: Callable, texts: list[str], reference, batch: int = 16) -> float:
-    """The share of `texts` whose predicted class is `reference`'s (fp32's)."""
+def batch1_ms(predict: Callable, texts: list[str]) -> float:
+    """Median latency of `predict` on one text at a time (tokenize + forward), in ms."""
+    latencies = []
+    for text in texts:
+        t0 = time.perf_counter()
+        predict([text])
+        latencies.append(time.perf_counter() - t0)
+    return statistics.median(latencies) * 1000
+
+
+def argmaxes(predict: Callable, texts: list[str], batch: int = 16):
+    """`predict`'s class for each of `texts`, `batch` at a time (a tensor)."""
     import torch
 
-    probs = torch.cat([predict(texts[i : i + batch]) for i in range(0, len(texts), batch)])
-    return float((probs.argmax(-1) == reference).float().mean())
+    return torch.cat([predict(texts[i : i + batch]) for i in range(0, len(texts), batch)]).argmax(
+        -1
+    )
+
+
+def argmax_agreement(predict: Callable, texts: list[str], reference, batch: int = 16) -> float:
+    """The share of `texts` whose predicted class is `reference`'s (fp32's)."""
+    return float((argmaxes(predict, texts, batch) == reference).float().mean())

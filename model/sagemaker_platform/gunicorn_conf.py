@@ -18,6 +18,7 @@ from gunicorn import util
 
 from sagemaker_platform import cores, logs
 from sagemaker_platform.config import serve_config_from_env
+from sagemaker_platform.serving import gpu_for_worker
 
 SOCKET_ENV = "GUNICORN_BIND"  # set by `serving`: the unix socket nginx proxies to
 GPUS_ENV = "SERVE_GPU_COUNT"  # set by `serving`: GPUs to share out, one per worker
@@ -86,7 +87,7 @@ def pre_fork(server, worker):
     taken = {getattr(w, "slot", None) for w in server.WORKERS.values()}
     worker.slot = next(i for i in itertools.count() if i not in taken)
     if _gpus:
-        worker.gpu_index = worker.slot % _gpus
+        worker.gpu = gpu_for_worker(worker.slot, _gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
 def post_fork(server, worker):
@@ -96,12 +97,10 @@ def post_fork(server, worker):
     if _share is not None:
         _share.attach(worker.slot)
         cores.install(_share)
-    index = getattr(worker, "gpu_index", None)
-    if index is not None:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        devices = visible.split(",") if visible else [str(i) for i in range(_gpus)]
-        os.environ["CUDA_VISIBLE_DEVICES"] = devices[index]
-        logging.getLogger("serve").info(logs.kv(worker_pid=worker.pid, gpu=devices[index]))
+    gpu = getattr(worker, "gpu", None)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+        logging.getLogger("serve").info(logs.kv(worker_pid=worker.pid, gpu=gpu))
 
 
 def child_exit(server, worker):

@@ -41,8 +41,20 @@ def gpu_count() -> int:
     """GPUs this container may use, without importing torch (it would cost seconds)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+        return len(_visible_devices(visible))
     return len(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def gpu_for_worker(slot: int, gpus: int, visible: str | None) -> str:
+    """The CUDA_VISIBLE_DEVICES of the worker in `slot` on a host with `gpus` GPUs: one
+    GPU each, in turn, from the devices `visible` (the master's CUDA_VISIBLE_DEVICES)
+    lists, or 0..gpus-1 where it is unset. gunicorn_conf pins each worker with it."""
+    devices = _visible_devices(visible) if visible else [str(i) for i in range(gpus)]
+    return devices[slot % gpus]
+
+
+def _visible_devices(visible: str) -> list[str]:
+    return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
 
 
 MAX_CPU_WORKERS = 4  # each holds a copy of the model
@@ -188,7 +200,7 @@ def serve() -> int:
     if shutil.which("nginx") is None:
         log.error("cannot serve: nginx is not installed (apt-get install nginx)")
         return 1
-    gpus, cores = gpu_count(), _cores()
+    gpus, cores = gpu_count(), cpu_cores()
     requested, cfg = cfg, resolve(cfg, gpus, cores)
     shared = shared_cores(requested, cfg, cores)
     runtime_dir = Path(tempfile.mkdtemp(prefix="serve-"))
@@ -258,7 +270,7 @@ def serve() -> int:
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
-def _cores() -> int:
+def cpu_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

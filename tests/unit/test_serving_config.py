@@ -1,7 +1,11 @@
+import importlib
+import os
+from types import SimpleNamespace
+
 import pytest
 
 from sagemaker_platform.config import ServeConfig
-from sagemaker_platform.serving import render_nginx, resolve, shared_cores
+from sagemaker_platform.serving import gpu_for_worker, render_nginx, resolve, shared_cores
 
 
 @pytest.mark.parametrize(
@@ -34,6 +38,35 @@ def test_cpu_workers_times_threads_never_exceed_cores():
 def test_gpu_host_one_worker_per_gpu():
     cfg = resolve(ServeConfig(), gpus=4, cores=32)
     assert (cfg.workers, cfg.device) == (4, "cuda")
+
+
+def test_each_worker_gets_one_gpu_in_turn_from_the_visible_ones():
+    assert [gpu_for_worker(slot, 2, None) for slot in range(4)] == ["0", "1", "0", "1"]
+    assert [gpu_for_worker(slot, 2, "3, 5,") for slot in range(3)] == ["3", "5", "3"]
+
+
+def test_gunicorn_pins_each_worker_to_the_gpu_serving_chose(monkeypatch):
+    """pre_fork (master) takes the worker's GPU from `serving.gpu_for_worker`, post_fork
+    (worker) makes it the only one CUDA shows it: the decision gpu_check prints."""
+    from sagemaker_platform import gunicorn_conf
+
+    monkeypatch.setenv(gunicorn_conf.GPUS_ENV, "2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    conf = importlib.reload(gunicorn_conf)
+    try:
+        server = SimpleNamespace(WORKERS={})
+        pinned = []
+        for pid in (101, 102, 103):
+            worker = SimpleNamespace(pid=pid)
+            conf.pre_fork(server, worker)
+            server.WORKERS[pid] = worker
+            conf.post_fork(server, worker)  # as in each forked worker
+            pinned.append(os.environ["CUDA_VISIBLE_DEVICES"])
+            monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")  # the master's again
+        assert pinned == ["4", "6", "4"]
+    finally:
+        monkeypatch.delenv(gunicorn_conf.GPUS_ENV)
+        importlib.reload(gunicorn_conf)
 
 
 def test_nginx_config_is_rendered_with_every_placeholder(tmp_path):
