@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from plugins.text_classifier import artifacts
+from plugins.text_classifier import artifacts, bert
 from plugins.text_classifier.bucketing import CostCurve, plan
 from sagemaker_platform.errors import UserError
 from tests import helpers
@@ -81,16 +81,33 @@ def test_near_ties_are_recomputed_in_fp32(trained_model, fp32):
     assert torch.allclose(probs, fp32.predict_proba(TEXTS), atol=1e-5)
 
 
-@pytest.mark.parametrize("precision,skips", [("fp32", True), ("int8", True), ("bf16", False)])
-def test_cpu_fp32_and_int8_skip_padded_tokens_and_answer_the_same(trained_model, precision, skips):
-    """A padded token costs a CPU in fp32 or int8 what a real one does: those encoders
-    compute real tokens only. bf16 keeps its fixed shapes (inference.pad_multiple)."""
+@pytest.mark.parametrize("precision", ["fp32", "int8", "bf16"])
+def test_cpu_encoders_skip_padded_tokens_and_answer_the_same(trained_model, precision):
+    """A padded token costs a CPU what a real one does, in every precision: the encoders
+    compute real tokens only, and answer as over the padded grid."""
     model = helpers.text_model(trained_model / "model", precision, "cpu", threads=1)
-    assert model.net.backbone.skip_padding is skips
+    assert model.net.backbone.skip_padding
     texts = [t * (1 + 4 * (i % 2)) for i, t in enumerate(TEXTS)]  # padded by half
     packed = model.predict_proba(texts, bucket=False)
-    model.net.backbone.skip_padding = not skips
+    model.net.backbone.skip_padding = False
     assert torch.allclose(model.predict_proba(texts, bucket=False), packed, atol=1e-5)
+
+
+def test_bf16_rounds_its_packed_tokens_up_and_answers_the_same(trained_model):
+    """bf16's packed token counts step by 32 (oneDNN builds a kernel per row count):
+    every matmul sees a multiple of 32 rows, and the repeated rows change no answer."""
+    model = helpers.text_model(trained_model / "model", "bf16", "cpu", threads=1)
+    assert model.net.backbone.pack_multiple == 32
+    rows_seen = []
+    for linear in bert.matmuls(model.net.backbone):
+        linear.register_forward_hook(lambda m, args, out: rows_seen.append(args[0].shape[0]))
+    texts = [t * (1 + 4 * (i % 2)) for i, t in enumerate(TEXTS)]
+    rounded = model.predict_proba(texts, bucket=False)
+    real = sum(len(r) for r in model.encoder.token_ids(texts))
+    assert rows_seen and {n % 32 for n in rows_seen} == {0} and real % 32
+    assert set(rows_seen) == {real + -real % 32}
+    model.net.backbone.pack_multiple = 1
+    assert torch.allclose(model.predict_proba(texts, bucket=False), rounded, atol=1e-5)
 
 
 def test_chunks_of_similar_length_keep_input_order(fp32):

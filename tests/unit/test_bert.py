@@ -71,13 +71,17 @@ def assert_same_outputs(reference, native, ids, mask):
     torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("skip_padding", [False, True], ids=["padded grid", "real tokens only"])
+@pytest.mark.parametrize(
+    "skip_padding,multiple",
+    [(False, 1), (True, 1), (True, 16)],
+    ids=["padded grid", "real tokens only", "real tokens rounded up"],
+)
 @pytest.mark.parametrize("name", list(REFERENCES))
-def test_matches_transformers_with_and_without_padding(name, skip_padding):
+def test_matches_transformers_with_and_without_padding(name, skip_padding, multiple):
     torch.manual_seed(0)
     reference = REFERENCES[name]().eval()
     native = native_copy(reference)
-    native.skip_padding = skip_padding
+    native.skip_padding, native.pack_multiple = skip_padding, multiple
     pad = reference.config.pad_token_id or 0
     assert_same_outputs(reference, native, *batch(pad, [20, 7, 1, 13], 20))  # padded rows
     assert_same_outputs(reference, native, *batch(pad, [16, 16], 16, seed=1))  # none padded
@@ -100,6 +104,44 @@ def test_skipping_padding_computes_only_the_real_tokens():
     assert set(rows_seen) == {20 + 7 + 1 + 13}
     assert out.shape == (4, 20, SMALL["hidden_size"])
     assert not out[~mask.bool()].any()
+
+
+def test_packed_attention_runs_each_text_on_its_own_tokens(monkeypatch):
+    """No padded key is computed: one attention per text over its real tokens, no mask."""
+    native = native_copy(REFERENCES["bert gelu"]().eval())
+    native.skip_padding = True
+    calls = []
+    attention = bert.F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None):
+        calls.append((tuple(q.shape), attn_mask))
+        return attention(q, k, v, attn_mask=attn_mask)
+
+    monkeypatch.setattr(bert.F, "scaled_dot_product_attention", spy)
+    ids, mask = batch(0, [20, 7, 1, 13], 20)
+    with torch.inference_mode():
+        native(input_ids=ids, attention_mask=mask)
+    heads, size = SMALL["num_attention_heads"], SMALL["hidden_size"] // SMALL["num_attention_heads"]
+    per_layer = [((1, heads, n, size), None) for n in (20, 7, 1, 13)]
+    assert calls == per_layer * SMALL["num_hidden_layers"]
+
+
+def test_packed_rows_round_up_to_the_multiple_and_leave_zeros_at_padding():
+    """`pack_multiple` rounds every matmul's rows up (bf16's oneDNN kernels are built per
+    row count); the added rows are never scattered back."""
+    native = native_copy(REFERENCES["bert gelu"]().eval())
+    native.skip_padding, native.pack_multiple = True, 16
+    rows_seen = []
+    for linear in bert.matmuls(native):
+        linear.register_forward_hook(lambda m, args, out: rows_seen.append(args[0].shape[0]))
+    ids, mask = batch(0, [20, 7, 1, 13], 20)
+    with torch.inference_mode():
+        out = native(input_ids=ids, attention_mask=mask).last_hidden_state
+        native.pack_multiple = 1
+        exact = native(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert set(rows_seen) == {48, 41}  # 20 + 7 + 1 + 13 = 41, rounded up to 48
+    assert not out[~mask.bool()].any()
+    torch.testing.assert_close(out, exact)
 
 
 def test_matches_the_packaged_minilm_on_real_text():

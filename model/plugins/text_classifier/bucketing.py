@@ -4,11 +4,10 @@ A batch is padded to its longest text, so one long text makes every short one be
 pay for its length. `plan` sorts a batch's texts by token count and cuts the sorted run
 into sub-batches wherever that is cheaper, judged by a `CostCurve`: forward-pass time per
 token of length against batch size, measured on this hardware when the model warms up.
-In bf16 (AMX) or on a GPU a large batch costs far less per text, and the plan keeps the
-batch whole. On a CPU in fp32 a text costs about the same in any batch, so cutting out
-padding would pay, but there the encoder skips padded tokens itself: a pass costs its
-real tokens however they are grouped, the model measures no curve, and the plan keeps
-full windows. Pure functions of lengths and times: nothing here touches torch.
+On a GPU a large batch costs far less per text, and the plan keeps the batch whole. On a
+CPU the plain-torch encoder skips padded tokens itself, in every precision: a pass costs
+its real tokens however they are grouped, the model measures no curve, and the plan
+keeps full windows. Pure functions of lengths and times: nothing here touches torch.
 """
 
 from __future__ import annotations

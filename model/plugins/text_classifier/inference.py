@@ -25,22 +25,28 @@ WARM_UP_TEXT = "warm-up " * 16
 
 
 def pad_multiple(precision: str, device: str) -> int:
-    """Batches pad to a multiple of this many tokens. bf16 on a CPU runs on oneDNN,
-    which builds kernels for each new input shape (a batch of 16 at every length from
-    1 to max_length is a new shape); 16-token steps keep the shapes few and suit AMX
-    tiles, for 12-19% more served throughput at concurrency 16 here. GPUs' tensor cores
-    want multiples of 8. fp32 and int8 on a CPU skip padded tokens (`skips_padding`)
-    and need no step."""
-    if device == "cuda":
-        return 8
-    return 16 if precision == "bf16" else 1
+    """Batches pad to a multiple of this many tokens. GPUs' tensor cores want multiples
+    of 8. A CPU encoder skips padded tokens (`skips_padding`): the grid's width then
+    shapes attention alone, which builds no kernels per shape, and needs no step."""
+    return 8 if device == "cuda" else 1
 
 
 def skips_padding(precision: str, device: str) -> bool:
-    """Whether the plain-torch encoder computes real tokens only (`bert.Packing`): where a
-    padded token costs what a real one does, fp32 and int8 on a CPU. bf16 there keeps its
-    few fixed shapes (`pad_multiple`); GPUs are unmeasured."""
-    return device == "cpu" and precision in ("fp32", "int8")
+    """Whether the plain-torch encoder computes real tokens only (`bert.Packing`): on a
+    CPU, where a padded token costs what a real one does, in every precision. On
+    AVX512-BF16 bf16 packed ran at 1.2-1.3x bf16 over the padded grid in alternating
+    rounds (docs/results.md, "Serving speed"). GPUs are unmeasured."""
+    return device == "cpu"
+
+
+def pack_multiple(precision: str, device: str) -> int:
+    """Packed token counts round up to a multiple of this (`bert.Packing`). bf16 on a
+    CPU runs on oneDNN, which builds a matmul kernel for each new row count (a new
+    shape measured 10-15% slower than a cached one); steps of 32 bound them at
+    max_batch_size x max_length / 32 per weight shape (128 for 32 x 128, within
+    oneDNN's cache of 1024 kernels) for 1% more rows on the benchmark's batches. fp32
+    and int8 run on MKL and fbgemm, which build nothing per shape."""
+    return 32 if device == "cpu" and precision == "bf16" else 1
 
 
 # A row whose two highest logits are closer than this fraction of its largest |logit| is
@@ -96,6 +102,8 @@ class Model:
             net = net.to(torch.bfloat16)  # cast once: autocast would re-cast every call
         self.net = net.eval()
         self.pad_multiple = pad_multiple(self.precision, self.device)
+        if isinstance(self.net.backbone, bert.BertEncoder):
+            self.net.backbone.pack_multiple = pack_multiple(self.precision, self.device)
         self._torch = torch
         runtime.yield_cores_before(_layers(self.net))
         if self.exact is not None:
