@@ -93,6 +93,19 @@ def plugin_hp(plugin_name, tiny_backbone) -> dict[str, str]:
     return helpers.test_hyperparameters(plugin_name, tiny_backbone)
 
 
+@pytest.fixture
+def png_plugin(tmp_path, monkeypatch):
+    """The outside plug-in (tests/outside_plugin.py: PNG and JSON in, JSON out) written
+    under tmp_path and importable by name in this process; forgotten afterwards, so no
+    test imports another test's copy."""
+    from tests import outside_plugin
+
+    outside_plugin.write(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield outside_plugin.NAME
+    outside_plugin.forget()
+
+
 _TRAINED: dict[str, Path] = {}  # plug-in name: its trained base dir, once per session
 
 

@@ -87,6 +87,7 @@ def archive(path: Path, *members) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         tar.addfile(*member("model/config.json", data=b"{}"))  # a harmless member first
         for info, data in members:
+            data.seek(0)  # a parametrize case's member is made once: read it whole each run
             tar.addfile(info, data)
     return path
 

@@ -117,7 +117,8 @@ def test_the_jobs_own_metric_line_still_matches(captured):
     ]
 
 
-def test_a_plugins_own_templates_are_trusted_once_loaded(captured):
+def test_a_plugins_own_templates_are_trusted_once_loaded(captured, monkeypatch):
+    monkeypatch.setattr(logs, "_TRUSTED", set(logs._TRUSTED))  # the trust below: this test's only
     logging.getLogger("my_forecaster.model").info("mape=%s", "0.1")
     assert "mape\\=" in captured.getvalue()  # unknown package: inert
     logs.trust("my_forecaster")
