@@ -9,12 +9,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "model"
 sys.path.insert(0, str(ROOT))
 
 from tests import helpers  # noqa: E402
+
+# `make mutate` runs tests/unit with this profile ([tool.mutmut] pytest_add_cli_args): no
+# 200 ms deadline and the same examples every run, so a mutant is killed by what it
+# computes, never by a slow moment of a shared machine or a lucky draw.
+settings.register_profile("mutate", deadline=None, derandomize=True, database=None)
 
 
 def pytest_collection_modifyitems(items):
