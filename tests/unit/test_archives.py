@@ -210,8 +210,20 @@ def test_a_destination_that_is_a_link_or_not_empty_is_not_used(tmp_path, victim)
         ([member("model/a.json"), member("model/a.json")], r"member 'model/a\.json' would replace"),
         ([member("fifo", tarfile.FIFOTYPE)], r"member 'fifo' is a fifo, a special file"),
         ([member("sda", tarfile.BLKTYPE)], r"member 'sda' is a block device, a special file"),
+        ([member("label", b"V")], r"member 'label' is of tar type b'V', a special file"),
+        ([member("./")], r"member '\./' is a file without a name"),
+        ([member("..\\escape.txt")], r"member '\.\.\\\\escape\.txt' contains '\.\.'"),
     ],
-    ids=["file-over-folder", "folder-under-file", "twice", "fifo", "block-device"],
+    ids=[
+        "file-over-folder",
+        "folder-under-file",
+        "twice",
+        "fifo",
+        "block-device",
+        "unknown-type",
+        "nameless-file",
+        "backslash-parent",
+    ],
 )
 def test_a_member_that_would_replace_or_is_special_is_refused(tmp_path, members, reason):
     with pytest.raises(UserError, match=rf"^{WHERE} is refused: {reason}"):
@@ -268,3 +280,25 @@ def test_the_chained_symlink_archive_is_refused_on_every_python(version, python)
     assert report["refused"].startswith(f"{WHERE} is refused: member 'a' is a symbolic link"), (
         report
     )
+
+
+def test_a_link_is_refused_saying_how_to_archive_without_links(tmp_path):
+    link = member("model/config.json", tarfile.SYMTYPE, "../x")
+    with pytest.raises(UserError) as err:
+        archives.extract(archive(tmp_path / "m.tar.gz", link), tmp_path / "out", WHERE)
+    assert str(err.value).endswith(
+        "links are not extracted, as no model archive needs one: archive the files "
+        "themselves (tar --dereference)"
+    )
+
+
+def test_folders_are_made_0755_whatever_the_umask_lets_through(tmp_path):
+    info, data = member("model/sub/", tarfile.DIRTYPE)
+    info.mode = 0o777
+    old = os.umask(0)
+    try:
+        archives.extract(archive(tmp_path / "m.tar.gz", (info, data)), tmp_path / "out", WHERE)
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "out" / "model", tmp_path / "out" / "model" / "sub"):
+        assert folder.stat().st_mode & 0o7777 == 0o755, oct(folder.stat().st_mode)
