@@ -15,7 +15,8 @@ that no test fails on "survived": a line that could be wrong without any fast te
 noticing. The score printed per module is killed / checked.
 
 MODULE: `codecs` (model/sagemaker_platform/codecs.py), `tabular/codecs`
-(model/plugins/tabular/codecs.py), or a path; `all` for every module. Without one, the
+(model/plugins/tabular/codecs.py), or a path, `codecs:csv_rows` or
+`batching:BatchEngine.predict` for one function's mutants; `all` for every module. Without one, the
 modules holding the limits and checks (DEFAULT). Each run re-tests every mutant of the
 chosen modules against the tests as they are now; the time limit stops it where it is,
 and what was left is reported as not checked (mutmut starts with the mutants whose
@@ -40,7 +41,9 @@ import sys
 import threading
 import time
 from collections import Counter
+from fnmatch import fnmatch
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = ROOT / "mutants"
@@ -107,9 +110,32 @@ def every_module() -> list[Path]:
     )
 
 
-def mutant_glob(path: Path) -> str:
-    """The mutmut name pattern of every mutant in one file (see _patch_mutmut)."""
-    return ".".join(path.with_suffix("").parts[1:]) + ".*"
+class Target(NamedTuple):
+    """A module of a run, or one function of it (`logs:_escape`, `batching:BatchEngine._run`)."""
+
+    path: Path
+    function: str | None = None
+
+    @classmethod
+    def of(cls, spec: str) -> Target:
+        module, _, function = spec.partition(":")
+        return cls(resolve(module), function or None)
+
+    @property
+    def label(self) -> str:
+        return str(self.path) + (f":{self.function}" if self.function else "")
+
+    @property
+    def glob(self) -> str:
+        """The mutmut names of its mutants (see _patch_mutmut)."""
+        module = ".".join(self.path.with_suffix("").parts[1:])
+        if self.function is None:
+            return f"{module}.*"
+        owner, _, name = self.function.rpartition(".")
+        return f"{module}.{f'xǁ{owner}ǁ{name}' if owner else f'x_{name}'}__mutmut_*"
+
+    def results(self) -> dict[str, int | None]:
+        return {k: v for k, v in load_results(self.path).items() if fnmatch(k, self.glob)}
 
 
 def meta_path(path: Path) -> Path:
@@ -123,14 +149,16 @@ def load_results(path: Path) -> dict[str, int | None]:
         return {}
 
 
-def reset_results(paths: list[Path]) -> None:
-    """Forget the verdicts of these modules, so a run stopped by the time limit reports
+def reset_results(targets: list[Target]) -> None:
+    """Forget the verdicts of these targets, so a run stopped by the time limit reports
     what it did not reach as not checked, not as last time's verdict."""
-    for path in paths:
-        meta = meta_path(path)
+    for target in targets:
+        meta = meta_path(target.path)
         if meta.is_file():
             data = json.loads(meta.read_text())
-            data["exit_code_by_key"] = dict.fromkeys(data["exit_code_by_key"])
+            for key in data["exit_code_by_key"]:
+                if fnmatch(key, target.glob):
+                    data["exit_code_by_key"][key] = None
             meta.write_text(json.dumps(data, indent=4))
 
 
@@ -140,25 +168,25 @@ def status(code: int | None) -> str:
     return status_by_exit_code[code]
 
 
-def report(paths: list[Path], *, survivors: int = 12) -> tuple[int, int]:
+def report(targets: list[Target], *, survivors: int = 12) -> tuple[int, int]:
     """Per module: killed/checked and the score; the survivors by name. Returns the totals."""
     total_caught = total_checked = 0
     lost = []
-    print(f"\n{'module':44} {'killed/checked':>15} {'score':>6}  not checked")
-    for path in paths:
-        results = {key: status(code) for key, code in load_results(path).items()}
+    print(f"\n{'module':52} {'killed/checked':>15} {'score':>6}  not checked")
+    for target in targets:
+        results = {key: status(code) for key, code in target.results().items()}
         counts = Counter(results.values())
         checked = sum(n for s, n in counts.items() if s not in {"not checked", "skipped"})
         caught = sum(counts[s] for s in CAUGHT)
         total_caught += caught
         total_checked += checked
         score = f"{100 * caught / checked:5.1f}%" if checked else "    -"
-        print(f"{path!s:44} {f'{caught}/{checked}':>15} {score:>6}  {counts['not checked']}")
+        print(f"{target.label:52} {f'{caught}/{checked}':>15} {score:>6}  {counts['not checked']}")
         lost += [f"  {s:9} {key}" for key, s in sorted(results.items()) if s not in CAUGHT]
     lost = [line for line in lost if "not checked" not in line]
     if total_checked:
         ratio = f"{total_caught}/{total_checked}"
-        print(f"{'total':44} {ratio:>15} {100 * total_caught / total_checked:5.1f}%")
+        print(f"{'total':52} {ratio:>15} {100 * total_caught / total_checked:5.1f}%")
     if lost:
         print(f"\nsurvivors ({len(lost)}; `python scripts/mutate.py --show NAME` for a diff):")
         print("\n".join(lost[:survivors] if survivors else lost))
@@ -176,12 +204,13 @@ def show(name: str) -> int:
 
     os.chdir(ROOT)
     try:
-        paths = [resolve(name)]
+        targets = [Target.of(name)]
     except SystemExit:
-        paths = every_module()
-    for path in paths:
-        results = {key: status(code) for key, code in load_results(path).items()}
-        if len(paths) > 1:
+        targets = [Target(path) for path in every_module()]
+    for target in targets:
+        path = target.path
+        results = {key: status(code) for key, code in target.results().items()}
+        if len(targets) > 1:
             names = [name] if name in results else []
         else:
             names = [k for k, s in sorted(results.items()) if s not in CAUGHT | {"not checked"}]
@@ -229,7 +258,7 @@ def _forward(stream) -> None:
         out.flush()
 
 
-def run_mutmut(paths: list[Path], jobs: int, minutes: float) -> int:
+def run_mutmut(targets: list[Target], jobs: int, minutes: float) -> int:
     """`mutmut run` over these modules' mutants in a process group of its own, stopped
     (with its workers) at the time limit."""
     code = (
@@ -237,7 +266,7 @@ def run_mutmut(paths: list[Path], jobs: int, minutes: float) -> int:
         "import mutmut.__main__ as m; m.cli(sys.argv[1:])"
     )
     argv = [sys.executable, "-c", code, "run", "--max-children", str(jobs)]
-    argv += [mutant_glob(p) for p in paths]
+    argv += [t.glob for t in targets]
     proc = subprocess.Popen(
         argv, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -277,22 +306,25 @@ def main(argv: list[str] | None = None) -> int:
         return show(args.show)
 
     specs = args.modules or os.environ.get("MUTATE", "").split() or list(DEFAULT)
-    paths = every_module() if specs == ["all"] else [resolve(s) for s in specs]
+    if specs == ["all"]:
+        targets = [Target(path) for path in every_module()]
+    else:
+        targets = [Target.of(spec) for spec in specs]
     if not args.report:
         if args.fresh:
             shutil.rmtree(MUTANTS, ignore_errors=True)
-        reset_results(paths)
+        reset_results(targets)
         _config_for_subprocesses()
         start = time.monotonic()
         print(
-            f"mutate: {len(paths)} module(s), {args.jobs} job(s), at most {args.minutes:g} min",
+            f"mutate: {len(targets)} target(s), {args.jobs} job(s), at most {args.minutes:g} min",
             flush=True,
         )
-        rc = run_mutmut(paths, args.jobs, args.minutes)
+        rc = run_mutmut(targets, args.jobs, args.minutes)
         print(f"mutate: mutmut exited {rc} after {(time.monotonic() - start) / 60:.1f} min")
         if rc not in (0, 124):
             return rc
-    report(paths, survivors=0 if args.all_survivors else 12)
+    report(targets, survivors=0 if args.all_survivors else 12)
     return 0
 
 
