@@ -213,6 +213,10 @@ def test_a_destination_that_is_a_link_or_not_empty_is_not_used(tmp_path, victim)
         ([member("label", b"V")], r"member 'label' is of tar type b'V', a special file"),
         ([member("./")], r"member '\./' is a file without a name"),
         ([member("..\\escape.txt")], r"member '\.\.\\\\escape\.txt' contains '\.\.'"),
+        (
+            [member("model/notes"), member("model/notes/x/y.json")],
+            r"member 'model/notes/x/y\.json' would be written under 'model/notes', which is not",
+        ),
     ],
     ids=[
         "file-over-folder",
@@ -223,6 +227,7 @@ def test_a_destination_that_is_a_link_or_not_empty_is_not_used(tmp_path, victim)
         "unknown-type",
         "nameless-file",
         "backslash-parent",
+        "file-deep-in-the-path",
     ],
 )
 def test_a_member_that_would_replace_or_is_special_is_refused(tmp_path, members, reason):
@@ -302,3 +307,33 @@ def test_folders_are_made_0755_whatever_the_umask_lets_through(tmp_path):
         os.umask(old)
     for folder in (tmp_path / "out" / "model", tmp_path / "out" / "model" / "sub"):
         assert folder.stat().st_mode & 0o7777 == 0o755, oct(folder.stat().st_mode)
+
+
+def test_the_size_limit_counts_every_member_and_allows_exactly_the_limit(tmp_path):
+    """Three members each well under the limit, over it together: the sum is refused."""
+    files = {f"model/part{i}.bin": bytes(range(256)) * 2 for i in range(3)}  # 512 bytes each
+    archive_ = tarball(tmp_path / "m.tar.gz", files)
+    with pytest.raises(UserError) as err:
+        archives.extract(archive_, tmp_path / "out", WHERE, archives.Limits(max_bytes=1535))
+    assert str(err.value) == (
+        f"{WHERE} is refused: it expands past {1535 / 1024**3:g} GB (max_unpacked_gb)"
+    )
+    archives.extract(archive_, tmp_path / "ok", WHERE, archives.Limits(max_bytes=1536))
+
+
+def test_an_archive_that_barely_compresses_may_expand_past_the_ratio_floor(tmp_path, monkeypatch):
+    """The ratio budget is the archive's size times MAX_RATIO (at least the floor)."""
+    monkeypatch.setattr(archives, "RATIO_FLOOR_BYTES", 1)
+    weights = os.urandom(64 * 1024)  # random bytes: the archive is as big as they are
+    archives.extract(tarball(tmp_path / "m.tar.gz", {"w.bin": weights}), tmp_path / "out", WHERE)
+    assert (tmp_path / "out" / "w.bin").read_bytes() == weights
+
+
+@pytest.mark.parametrize("name", ["d" * 300 + "/x.json", "model/" + "f" * 300])
+def test_a_name_the_filesystem_cannot_take_is_refused_naming_it_cut_short(tmp_path, name):
+    with pytest.raises(UserError) as err:
+        archives.extract(archive(tmp_path / "m.tar.gz", member(name)), tmp_path / "out", WHERE)
+    assert str(err.value) == (
+        f"{WHERE} is refused: member {name[:120]!r}... ({len(name)} characters) cannot be "
+        "written: File name too long"
+    )

@@ -370,6 +370,7 @@ def test_the_custom_attributes_limit_is_1024_characters_exactly():
         ("text/csv;q=1, application/json;q=0.5", CSV),  # q=1 is not q=0
         ("text/csv;q=oops, application/json;q=0.1", JSON),  # a q that is no number: q=0
         ("image/png,application/jsonlines", JSONLINES),  # no space after the comma
+        ("text/csv;q=1, application/json", CSV),  # no q is q=1: the first listed wins
     ],
 )
 def test_accept_reads_each_types_q(header, expected):
@@ -455,3 +456,18 @@ def test_the_text_plugins_400s_name_the_record_and_what_is_wrong(body, content_t
 def test_the_text_plugin_refuses_more_probabilities_than_records():
     with pytest.raises(ValueError):
         text_codecs.answers([text_codecs.TextRecord("x")], [[0.5, 0.5]] * 2, ["a", "b"])
+
+
+def test_the_record_limit_and_a_bad_body_read_in_full():
+    assert status_and_message(codecs.check_records, 3, 2) == (
+        413,
+        "the request holds 3 records, more than MODEL_SERVER_MAX_RECORDS=2; send fewer per "
+        "request (batch transform: a smaller MaxPayloadInMB)",
+    )
+    codecs.check_records(2, 2)
+    assert status_and_message(codecs.body_text, b"ab\xff") == (
+        400,
+        "body is not valid UTF-8 (byte 2)",
+    )
+    status, message = status_and_message(codecs.csv_rows, b'ok\n"open\n"I was charged\n')
+    assert status == 400 and message.endswith("(in a quoted field from line 2)")
