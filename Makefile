@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo launch-demo test test-unit test-integration image-test lint format readme new-model bench-train bench-precision bench-serve bench-serverless bench-defaults bench-mme gpu-check clean
+.PHONY: help setup demo launch-demo test test-unit test-integration mutate image-test lint format readme new-model bench-train bench-precision bench-serve bench-serverless bench-defaults bench-mme gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -39,6 +39,11 @@ test-unit: $(STAMP) ## unit tests only (seconds)
 
 test-integration: $(STAMP) ## integration tests only
 	$(PY) -m pytest tests/integration
+
+mutate: $(STAMP) ## mutation testing of the limits and checks against tests/unit (MUTATE=codecs, MUTATE_MINUTES=40)
+	@# mutmut: a one-line change to each line of the chosen modules, the unit tests that
+	@# reach it run against it; prints killed/checked per module and what survived.
+	$(PY) scripts/mutate.py $(MUTATE)
 
 image-test: ## build both images (GPU, CPU) with podman and run train/serve in containers
 	@# Installs podman, runc and debootstrap (apt) when missing; no .venv needed. Skips,
@@ -92,4 +97,4 @@ bench-defaults: $(STAMP) ## default hyperparameters vs a plain fine-tune on real
 	$(PY) benchmarks/eval_defaults.py
 
 clean: ## remove the venv, caches and local_test outputs
-	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir local_test/test_dir_*
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis mutants local_test/test_dir local_test/test_dir_*

@@ -9,12 +9,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "model"
 sys.path.insert(0, str(ROOT))
 
 from tests import helpers  # noqa: E402
+
+# `make mutate` runs tests/unit with this profile ([tool.mutmut] pytest_add_cli_args): no
+# 200 ms deadline and the same examples every run, so a mutant is killed by what it
+# computes, never by a slow moment of a shared machine or a lucky draw.
+settings.register_profile("mutate", deadline=None, derandomize=True, database=None)
 
 
 def pytest_collection_modifyitems(items):
@@ -91,6 +97,19 @@ def plugin_name(request) -> str:
 def plugin_hp(plugin_name, tiny_backbone) -> dict[str, str]:
     """Hyperparameters that train the plug-in in seconds (text: the tiny backbone)."""
     return helpers.test_hyperparameters(plugin_name, tiny_backbone)
+
+
+@pytest.fixture
+def png_plugin(tmp_path, monkeypatch):
+    """The outside plug-in (tests/outside_plugin.py: PNG and JSON in, JSON out) written
+    under tmp_path and importable by name in this process; forgotten afterwards, so no
+    test imports another test's copy."""
+    from tests import outside_plugin
+
+    outside_plugin.write(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield outside_plugin.NAME
+    outside_plugin.forget()
 
 
 _TRAINED: dict[str, Path] = {}  # plug-in name: its trained base dir, once per session

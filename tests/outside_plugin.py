@@ -39,6 +39,19 @@ plugin = PngModel()
 '''
 
 
+def forget() -> None:
+    """Drop the imported package from sys.modules (and its log-template trust): a later
+    test that imports it again from its own folder must not get this one's, from a
+    folder that may be gone by then."""
+    import sys
+
+    from sagemaker_platform import logs
+
+    for name in [m for m in sys.modules if m == NAME or m.startswith(NAME + ".")]:
+        del sys.modules[name]
+    logs._TRUSTED.discard(NAME)
+
+
 def write(folder: Path) -> Path:
     """The package folder, written under `folder`."""
     package = folder / NAME

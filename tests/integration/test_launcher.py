@@ -1221,14 +1221,6 @@ def test_deploy_takes_the_best_completed_trial_when_the_best_was_stopped_early(
 
 
 # --- issue 24: binary payloads, dry runs, plug-ins outside the repository -----------------------
-@pytest.fixture
-def png_plugin(tmp_path, monkeypatch) -> str:
-    """The outside plug-in (PNG and JSON in, JSON out), importable in this process."""
-    outside_plugin.write(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return outside_plugin.NAME
-
-
 def canned_answer(moto: str, body: str, content_type: str = "application/json") -> None:
     requests.post(
         f"{moto}/moto-api/static/sagemaker/endpoint-results",

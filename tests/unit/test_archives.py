@@ -87,6 +87,7 @@ def archive(path: Path, *members) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         tar.addfile(*member("model/config.json", data=b"{}"))  # a harmless member first
         for info, data in members:
+            data.seek(0)  # a parametrize case's member is made once: read it whole each run
             tar.addfile(info, data)
     return path
 
@@ -209,8 +210,25 @@ def test_a_destination_that_is_a_link_or_not_empty_is_not_used(tmp_path, victim)
         ([member("model/a.json"), member("model/a.json")], r"member 'model/a\.json' would replace"),
         ([member("fifo", tarfile.FIFOTYPE)], r"member 'fifo' is a fifo, a special file"),
         ([member("sda", tarfile.BLKTYPE)], r"member 'sda' is a block device, a special file"),
+        ([member("label", b"V")], r"member 'label' is of tar type b'V', a special file"),
+        ([member("./")], r"member '\./' is a file without a name"),
+        ([member("..\\escape.txt")], r"member '\.\.\\\\escape\.txt' contains '\.\.'"),
+        (
+            [member("model/notes"), member("model/notes/x/y.json")],
+            r"member 'model/notes/x/y\.json' would be written under 'model/notes', which is not",
+        ),
     ],
-    ids=["file-over-folder", "folder-under-file", "twice", "fifo", "block-device"],
+    ids=[
+        "file-over-folder",
+        "folder-under-file",
+        "twice",
+        "fifo",
+        "block-device",
+        "unknown-type",
+        "nameless-file",
+        "backslash-parent",
+        "file-deep-in-the-path",
+    ],
 )
 def test_a_member_that_would_replace_or_is_special_is_refused(tmp_path, members, reason):
     with pytest.raises(UserError, match=rf"^{WHERE} is refused: {reason}"):
@@ -266,4 +284,56 @@ def test_the_chained_symlink_archive_is_refused_on_every_python(version, python)
     assert report["outside"] == [], report
     assert report["refused"].startswith(f"{WHERE} is refused: member 'a' is a symbolic link"), (
         report
+    )
+
+
+def test_a_link_is_refused_saying_how_to_archive_without_links(tmp_path):
+    link = member("model/config.json", tarfile.SYMTYPE, "../x")
+    with pytest.raises(UserError) as err:
+        archives.extract(archive(tmp_path / "m.tar.gz", link), tmp_path / "out", WHERE)
+    assert str(err.value).endswith(
+        "links are not extracted, as no model archive needs one: archive the files "
+        "themselves (tar --dereference)"
+    )
+
+
+def test_folders_are_made_0755_whatever_the_umask_lets_through(tmp_path):
+    info, data = member("model/sub/", tarfile.DIRTYPE)
+    info.mode = 0o777
+    old = os.umask(0)
+    try:
+        archives.extract(archive(tmp_path / "m.tar.gz", (info, data)), tmp_path / "out", WHERE)
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "out" / "model", tmp_path / "out" / "model" / "sub"):
+        assert folder.stat().st_mode & 0o7777 == 0o755, oct(folder.stat().st_mode)
+
+
+def test_the_size_limit_counts_every_member_and_allows_exactly_the_limit(tmp_path):
+    """Three members each well under the limit, over it together: the sum is refused."""
+    files = {f"model/part{i}.bin": bytes(range(256)) * 2 for i in range(3)}  # 512 bytes each
+    archive_ = tarball(tmp_path / "m.tar.gz", files)
+    with pytest.raises(UserError) as err:
+        archives.extract(archive_, tmp_path / "out", WHERE, archives.Limits(max_bytes=1535))
+    assert str(err.value) == (
+        f"{WHERE} is refused: it expands past {1535 / 1024**3:g} GB (max_unpacked_gb)"
+    )
+    archives.extract(archive_, tmp_path / "ok", WHERE, archives.Limits(max_bytes=1536))
+
+
+def test_an_archive_that_barely_compresses_may_expand_past_the_ratio_floor(tmp_path, monkeypatch):
+    """The ratio budget is the archive's size times MAX_RATIO (at least the floor)."""
+    monkeypatch.setattr(archives, "RATIO_FLOOR_BYTES", 1)
+    weights = os.urandom(64 * 1024)  # random bytes: the archive is as big as they are
+    archives.extract(tarball(tmp_path / "m.tar.gz", {"w.bin": weights}), tmp_path / "out", WHERE)
+    assert (tmp_path / "out" / "w.bin").read_bytes() == weights
+
+
+@pytest.mark.parametrize("name", ["d" * 300 + "/x.json", "model/" + "f" * 300])
+def test_a_name_the_filesystem_cannot_take_is_refused_naming_it_cut_short(tmp_path, name):
+    with pytest.raises(UserError) as err:
+        archives.extract(archive(tmp_path / "m.tar.gz", member(name)), tmp_path / "out", WHERE)
+    assert str(err.value) == (
+        f"{WHERE} is refused: member {name[:120]!r}... ({len(name)} characters) cannot be "
+        "written: File name too long"
     )

@@ -347,3 +347,127 @@ def test_a_header_row_is_not_a_record():
                 codecs.csv_rows(body, one_per_line=by_line, header=["other"])
             with pytest.raises(HTTPError, match="holds 11 records, more than MODEL_SERVER_MAX"):
                 codecs.csv_rows(body + b"a\n", one_per_line=by_line, header=["name"])
+
+
+# --- what `make mutate` found no test reading ---------------------------------------------
+def status_and_message(call, *args, **kwargs) -> tuple[int, str]:
+    with pytest.raises(HTTPError) as err:
+        call(*args, **kwargs)
+    return err.value.status, err.value.message
+
+
+def test_the_custom_attributes_limit_is_1024_characters_exactly():
+    assert codecs.parse_options("k=" + "v" * 1022) == {"k": "v" * 1022}
+    assert status_and_message(codecs.parse_options, "k=" + "v" * 1023) == (
+        400,
+        "X-Amzn-SageMaker-Custom-Attributes is over 1024 characters",
+    )
+
+
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        ("text/csv;q=1, application/json;q=0.5", CSV),  # q=1 is not q=0
+        ("text/csv;q=oops, application/json;q=0.1", JSON),  # a q that is no number: q=0
+        ("image/png,application/jsonlines", JSONLINES),  # no space after the comma
+        ("text/csv;q=1, application/json", CSV),  # no q is q=1: the first listed wins
+    ],
+)
+def test_accept_reads_each_types_q(header, expected):
+    assert choose_accept(header) == expected
+
+
+def test_a_type_refused_with_q_0_is_not_chosen_and_406_names_what_is_served():
+    assert status_and_message(choose_accept, "text/csv;q=0") == (
+        406,
+        "unsupported Accept 'text/csv;q=0'; use one of application/json, "
+        "application/jsonlines, text/csv",
+    )
+
+
+def test_empty_bodies_are_400s_saying_what_is_missing():
+    assert status_and_message(codecs.json_records, b"[]") == (
+        400,
+        "the request holds an empty list of records",
+    )
+    assert status_and_message(codecs.json_records, b'{"instances": []}')[1].endswith("records")
+    assert status_and_message(codecs.jsonlines_values, b" \n\n") == (
+        400,
+        "body has no JSON Lines records",
+    )
+    assert status_and_message(codecs.csv_rows, b"\n\r\n") == (400, "body has no CSV rows")
+
+
+def test_a_bad_json_line_is_named_by_its_number_and_the_last_needs_no_newline():
+    assert codecs.jsonlines_values(b'{"a": 1}\n{"b": 2}') == [{"a": 1}, {"b": 2}]
+    status, message = status_and_message(codecs.jsonlines_values, b'{"a": 1}\n{bad\n')
+    assert (status, message.split(":")[0]) == (400, "line 2 is not valid JSON")
+
+
+def test_one_json_value_is_one_record_and_csv_answers_take_a_dicts_values():
+    assert codecs.decode_records(b'{"text": "hi"}', JSON) == [{"text": "hi"}]
+    assert codecs.encode_records([{"a": 1, "b": "x"}, [2, "y"]], CSV) == "1,x\n2,y\n"
+
+
+def test_the_413_without_a_count_and_its_advice_for_batch_transform():
+    """A quoted body is counted as it is parsed: the 413 comes at the first row past the
+    limit (a header row aside), before the rest is read, so it cannot say how many."""
+    body = b'name\n"a"\n"b"\n"c"\n'
+    with codecs.max_records(2):
+        assert len(codecs.csv_rows(body[: -len(b'"c"\n')], header=["name"])) == 3
+        assert status_and_message(codecs.csv_rows, body, header=["name"]) == (
+            413,
+            "the request holds more records than MODEL_SERVER_MAX_RECORDS=2; send fewer "
+            "per request (batch transform: a smaller MaxPayloadInMB)",
+        )
+
+
+def test_a_body_holding_the_lone_cr_stand_in_is_parsed_as_it_is():
+    """csv_rows carries a lone CR through the parser as U+E000; a body that holds U+E000
+    itself is parsed without that trick, trailing line ends still dropped."""
+    assert codecs.csv_rows("a,\ue000b\r\nc,d\r\n\r\n".encode()) == [["a", "\ue000b"], ["c", "d"]]
+
+
+def test_class_answer_refuses_probabilities_and_labels_of_different_lengths():
+    with pytest.raises(ValueError):
+        codecs.class_answer([0.5, 0.5], ["only one label"])
+
+
+@pytest.mark.parametrize(
+    "body,content_type,message",
+    [
+        (b'{"inputs": ["ok", 5]}', JSON, "inputs[1] must be a string, got int"),
+        (b'{"inputs": [{"text": {"inputs": " "}}]}', JSON, "inputs[0].text.inputs is an empty string"),
+        (b'{"inputs": ["ok", "a\\ud800b"]}', JSON, "inputs[1] is not valid Unicode (a lone surrogate at character 1)"),
+        (b'{"inputs": [{"id": 3}]}', JSON, "inputs[0] is an object without an 'inputs' or 'text' field"),
+        (b'{"x": 1}', JSON, "JSON object needs an 'inputs' (or 'instances') field"),
+        (b'{"inputs": []}', JSON, "inputs is an empty list"),
+        (b"7", JSON, "inputs must be a string, got int"),
+        (b'"ok"\n{"text": 1}\n', JSONLINES, "line 2.text must be a string, got int"),
+        (b"ok\na,b\n", CSV, "CSV row 2 has 2 columns; expected one text per row"),
+        (b'ok\n" "\n', CSV, "CSV row 2 is an empty string"),
+        (b" ", codecs.TEXT, "body is an empty string"),
+    ],
+)  # fmt: skip
+def test_the_text_plugins_400s_name_the_record_and_what_is_wrong(body, content_type, message):
+    assert status_and_message(decode, body, content_type) == (400, message)
+
+
+def test_the_text_plugin_refuses_more_probabilities_than_records():
+    with pytest.raises(ValueError):
+        text_codecs.answers([text_codecs.TextRecord("x")], [[0.5, 0.5]] * 2, ["a", "b"])
+
+
+def test_the_record_limit_and_a_bad_body_read_in_full():
+    assert status_and_message(codecs.check_records, 3, 2) == (
+        413,
+        "the request holds 3 records, more than MODEL_SERVER_MAX_RECORDS=2; send fewer per "
+        "request (batch transform: a smaller MaxPayloadInMB)",
+    )
+    codecs.check_records(2, 2)
+    assert status_and_message(codecs.body_text, b"ab\xff") == (
+        400,
+        "body is not valid UTF-8 (byte 2)",
+    )
+    status, message = status_and_message(codecs.csv_rows, b'ok\n"open\n"I was charged\n')
+    assert status == 400 and message.endswith("(in a quoted field from line 2)")

@@ -2,6 +2,7 @@
 
 import copy
 import importlib
+import logging
 import os
 from types import SimpleNamespace
 
@@ -69,6 +70,8 @@ def test_gunicorn_hooks_give_slots_and_free_the_slot_of_an_exited_worker(monkeyp
 
     monkeypatch.setenv(gunicorn_conf.SHARED_CORES_ENV, "4")
     conf = importlib.reload(gunicorn_conf)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level  # post_fork sets up a worker's logging
     try:
         server = SimpleNamespace(WORKERS={})
         workers = []
@@ -89,6 +92,8 @@ def test_gunicorn_hooks_give_slots_and_free_the_slot_of_an_exited_worker(monkeyp
         conf.pre_fork(server, replacement)
         assert replacement.slot == 1  # the lowest free slot again
     finally:
+        root.handlers[:], level = saved  # not left writing to this run's captured stdout
+        root.setLevel(level)
         cores.install(None)
         monkeypatch.delenv(gunicorn_conf.SHARED_CORES_ENV)
         importlib.reload(gunicorn_conf)

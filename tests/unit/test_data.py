@@ -154,3 +154,51 @@ def test_class_weights_are_inverse_frequency_and_one_when_balanced():
     assert class_weights(np.array([0, 1, 0, 1]), 2) == [1.0, 1.0]
     assert class_weights(np.array([0, 0, 0, 1]), 2) == [pytest.approx(0.666667), 2.0]
     assert class_weights(np.array([0, 0]), 3)[1:] == [pytest.approx(0.666667)] * 2  # unseen
+
+
+# --- what `make mutate` found no test reading ---------------------------------------------
+def test_hidden_files_and_folders_are_not_read(tmp_path):
+    ch = tmp_path / "train"
+    (ch / ".cache").mkdir(parents=True)
+    frame(4).to_csv(ch / "a.csv", index=False)
+    (ch / ".hidden.csv").write_text("not,a,table\n1\n")
+    (ch / ".cache" / "b.csv").write_text("not,a,table\n1\n")
+    assert channels.data_files(ch) == [ch / "a.csv"]
+
+
+def test_the_files_rows_are_numbered_from_0_across_files(tmp_path):
+    ch = tmp_path / "train"
+    ch.mkdir()
+    frame(2).to_csv(ch / "a.csv", index=False)
+    frame(3).to_csv(ch / "b.csv", index=False)
+    assert list(channels.read_channel(ch).index) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "files,message",
+    [
+        (
+            {"notes.txt": "x"},
+            "channel 'train' has no data files (found only: notes.txt); expected files "
+            "ending in .csv, .tsv, .jsonl, .json, .parquet",
+        ),
+        (
+            {"a.csv": "text,y\nx,1\n"},
+            "train/a.csv has no column 'label' (columns: text, y); check the "
+            "hyperparameters that name columns",
+        ),
+        (
+            {"a.csv": "text,label\nx,a\ny,b,c,d\n"},
+            "cannot read train/a.csv: Error tokenizing data. C error: Expected 2 fields in "
+            "line 3, saw 4",
+        ),
+    ],
+)
+def test_a_channels_errors_read_in_full(tmp_path, files, message):
+    ch = tmp_path / "train"
+    ch.mkdir()
+    for name, text in files.items():
+        (ch / name).write_text(text)
+    with pytest.raises(UserError) as err:
+        channels.read_channel(ch, ["text", "label"])
+    assert str(err.value) == message

@@ -140,3 +140,42 @@ def test_read_dispatches_on_the_plugins_kind(tmp_path):
         "a.csv",
         "b.png",
     ]
+
+
+# --- what `make mutate` found no test reading ---------------------------------------------
+def test_a_folder_that_cannot_be_listed_fails_naming_it_rather_than_being_skipped(
+    tmp_path, monkeypatch
+):
+    """Root reads any folder, so the refusal is made where os.walk lists one: a folder
+    skipped without a word would be a channel silently missing its files."""
+    channel = write(tmp_path / "train", {"ok/1.png": b"x", "locked/2.png": b"x"})
+    scandir = os.scandir
+
+    def refuse(path="."):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    with pytest.raises(UserError) as err:
+        channels.list_files(channel)
+    assert str(err.value) == "train/locked cannot be listed: Permission denied"
+
+
+def test_files_are_sorted_by_their_place_in_the_channel_not_by_a_links_target(tmp_path):
+    channel = write(tmp_path / "train", {"b.png": b"x", "z/real.png": b"x"})
+    (channel / "a.png").symlink_to(channel / "z" / "real.png")
+    listed = channels.list_files(channel)
+    assert list(listed[channels.RELATIVE]) == ["a.png", "b.png", "z/real.png"]
+    assert listed[channels.PATH][0] == str((channel / "z" / "real.png").resolve())
+
+
+def test_a_link_out_of_the_channel_says_which_links_are_followed(tmp_path):
+    channel = write(tmp_path / "train", {"a.png": b"x"})
+    (channel / "out.png").symlink_to(write(tmp_path / "elsewhere", {"x.png": b"x"}) / "x.png")
+    with pytest.raises(UserError) as err:
+        channels.list_files(channel)
+    assert str(err.value) == (
+        "train/out.png is a symbolic link to a file outside the channel; "
+        "only links to files inside the channel are followed"
+    )

@@ -280,3 +280,41 @@ def test_a_hostile_value_in_network_json_is_refused_naming_it(model_dir, key, va
         artifacts.read_spec(model_dir)
     assert message in str(raised.value), str(raised.value)
     assert str(raised.value).startswith("model directory is corrupt"), str(raised.value)
+
+
+# --- what `make mutate` found no test reading ---------------------------------------------
+def test_base64_with_a_character_outside_its_alphabet_is_refused_not_skipped():
+    b64 = base64.b64encode(sample.PAYLOADS[PNG]).decode()
+    body = json.dumps([b64[:8] + "*" + b64[8:]]).encode()
+    with pytest.raises(HTTPError) as raised:
+        codecs.decode(body, JSON, 32)
+    assert raised.value.message.startswith("instances[0] is not valid base64")
+
+
+def test_one_json_value_is_named_inputs_in_its_400():
+    with pytest.raises(HTTPError) as raised:
+        codecs.decode(b"5", JSON, 32)
+    assert raised.value.message == "inputs must be a base64 string, got int"
+
+
+def test_an_images_id_comes_back_in_its_answer_and_outputs_match_records_one_to_one():
+    b64 = base64.b64encode(sample.PAYLOADS[PNG]).decode()
+    records = codecs.decode(json.dumps([{"image": b64, "id": "x-1"}, b64]).encode(), JSON, 32)
+    probabilities = [[0.7, 0.1, 0.1, 0.1], [0.1, 0.6, 0.2, 0.1]]
+    labels = list(sample.SHAPES)
+    answers = json.loads(codecs.encode(records, probabilities, labels, JSON))["predictions"]
+    assert [a.get("id") for a in answers] == ["x-1", None]
+    assert codecs.encode(records, probabilities, labels, "text/csv").startswith("x-1,circle,")
+    with pytest.raises(ValueError):
+        codecs.encode(records, probabilities[:1], labels, JSON)
+
+
+def test_the_413_over_the_pixel_budget_says_what_to_send(monkeypatch):
+    monkeypatch.setattr(codecs, "MAX_REQUEST_PIXELS", 1500)
+    one = base64.b64encode(encoded(Image.new("RGB", (32, 32)))).decode()
+    with pytest.raises(HTTPError) as raised:
+        codecs.decode(json.dumps([one, one]).encode(), JSON, 8)
+    assert raised.value.message == (
+        "the request's images hold more than 1500 pixels in all; "
+        "send fewer or smaller images per request"
+    )

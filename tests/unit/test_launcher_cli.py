@@ -224,12 +224,10 @@ def test_launch_functions_show_their_plan_arguments():
 
 
 # --- issue 24: help lists a plug-in kept outside the repository --------------------------------
-def test_train_and_tune_help_list_the_plugin_named_with_hp(tmp_path, monkeypatch, capsys):
+def test_train_and_tune_help_list_the_plugin_named_with_hp(png_plugin, capsys):
     from tests import outside_plugin
 
-    outside_plugin.write(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    name = outside_plugin.NAME
+    name = png_plugin
     for command in ("train", "tune"):
         with pytest.raises(SystemExit):
             main([command, "--hp", f"model={name}", "--help"])

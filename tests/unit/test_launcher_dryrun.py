@@ -150,12 +150,10 @@ def test_async_and_serverless_deploy_dry_runs(no_aws, capsys):
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
 
 
-def test_transform_dry_run_of_an_image_prefix(no_aws, capsys, tmp_path, monkeypatch):
-    outside_plugin.write(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_transform_dry_run_of_an_image_prefix(no_aws, capsys, png_plugin):
     printed = dry(capsys, "transform", "--training-job", "job-1", "--input", "s3://b-1/images/",
                   "--output", "s3://b-1/out/", "--content-type", "image/png",
-                  "--model", outside_plugin.NAME, "--name", "batch-1")  # fmt: skip
+                  "--model", png_plugin, "--name", "batch-1")  # fmt: skip
     assert operations(printed) == ["CreateModel", "CreateTransformJob"]
     job = params(printed, "CreateTransformJob")
     assert job["TransformInput"]["SplitType"] == "None"

@@ -14,14 +14,6 @@ TRANSFORM = dict(model_name="m", input_s3_uri="s3://b-1/in/", output_s3_uri="s3:
 WHERE = dict(region="us-east-1")
 
 
-@pytest.fixture
-def png_plugin(tmp_path, monkeypatch) -> str:
-    """The outside plug-in (PNG and JSON in, JSON out) importable by name."""
-    outside_plugin.write(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return outside_plugin.NAME
-
-
 @pytest.mark.parametrize(
     "name,expected",
     [

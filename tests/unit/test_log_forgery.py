@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
+import sys
 import warnings
 from functools import partial
 
@@ -117,7 +119,8 @@ def test_the_jobs_own_metric_line_still_matches(captured):
     ]
 
 
-def test_a_plugins_own_templates_are_trusted_once_loaded(captured):
+def test_a_plugins_own_templates_are_trusted_once_loaded(captured, monkeypatch):
+    monkeypatch.setattr(logs, "_TRUSTED", set(logs._TRUSTED))  # the trust below: this test's only
     logging.getLogger("my_forecaster.model").info("mape=%s", "0.1")
     assert "mape\\=" in captured.getvalue()  # unknown package: inert
     logs.trust("my_forecaster")
@@ -212,3 +215,91 @@ def test_no_key_but_a_metrics_own_name_makes_that_metric(name, value):
     names = {n for n, _ in forged_by_any(line)}
     assert names <= {name}, (name, value, line)
     assert len(line.splitlines()) <= 1
+
+
+# --- what `make mutate` found no test reading ---------------------------------------------
+def test_a_key_escapes_each_code_point_by_its_width():
+    """`\\xNN` up to U+00FF, `\\uNNNN` up to U+FFFF, `\\UNNNNNNNN` beyond: `\\x100` would
+    read back as `\\x10` then `0`."""
+    escaped = [logs.key(chr(c)) for c in (0xFF, 0x100, 0xFFFF, 0x10000)]
+    assert escaped == ["\\xff", "\\u0100", "\\uffff", "\\U00010000"]
+
+
+def test_a_stack_printed_with_a_record_keeps_its_lines_and_is_inert(captured):
+    logging.getLogger("train").info("here", stack_info=True)  # val_f1=0.999
+    out = captured.getvalue()
+    assert "Stack (most recent call last):" in out and len(out.splitlines()) > 2
+    assert "val_f1\\=0.999" in out and forged(out) == []
+
+
+# The libraries that chat at INFO or draw progress bars in a job's log.
+QUIET = ("lightning", "lightning.pytorch", "lightning.fabric", "transformers", "urllib3")
+QUIET += ("matplotlib",)
+
+
+@pytest.fixture
+def library_loggers():
+    """quiet_libraries' loggers as they were, put back after the test."""
+    names = (*QUIET, "py.warnings")
+    saved = {
+        n: (lg.level, lg.handlers[:], lg.propagate) for n in names for lg in [logging.getLogger(n)]
+    }
+    yield names
+    for name, (level, handlers, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+
+
+def test_setup_logs_one_line_per_record_to_stdout_at_log_level(
+    capsys, monkeypatch, library_loggers
+):
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    try:
+        with warnings.catch_warnings():  # the filters and capture setup installs
+            logs.setup()
+            logging.captureWarnings(False)
+        assert root.level == logging.WARNING
+        logging.getLogger("sagemaker_platform.x").warning("disk at %s", "9=9\n")
+        logging.getLogger("sagemaker_platform.x").info("not at WARNING")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    out = capsys.readouterr().out
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d WARNING sagemaker_platform\.x: disk at 9\\=9\\n\n", out
+    ), out
+
+
+def test_quiet_libraries_quiets_each_library_and_each_known_warning(monkeypatch, library_loggers):
+    """Each library logs at WARNING through the job's one handler (its own handler gone,
+    propagating), no progress bars, and the warnings every job would print are dropped."""
+    calls = []
+    fake = type(sys)("transformers.utils.logging")
+    fake.disable_progress_bar = lambda: calls.append("off")
+    monkeypatch.setitem(sys.modules, "transformers.utils.logging", fake)
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    for name in library_loggers:
+        logging.getLogger(name).addHandler(logging.NullHandler())
+        logging.getLogger(name).propagate = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        logs.quiet_libraries()
+        logging.captureWarnings(False)
+        with warnings.catch_warnings(record=True) as seen:
+            for message in (
+                "torch.utils._pytree.LeafSpec is deprecated, use TreeSpec",
+                "The 'train_dataloader' does not have many workers which may be a bottleneck.",
+                "The number of training batches (2) is smaller than the logging interval",
+                "torch.quantize_per_tensor is deprecated",
+                "a warning of its own",
+            ):
+                warnings.warn(message, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["a warning of its own"]
+    assert calls == ["off"] and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    for name in QUIET:
+        logger = logging.getLogger(name)
+        assert (logger.level, logger.handlers, logger.propagate) == (logging.WARNING, [], True)

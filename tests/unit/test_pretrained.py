@@ -148,26 +148,28 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tuple:
     return info, io.BytesIO(data)
 
 
+# Each case names its members, built afresh per run: a BytesIO made once at import would
+# be read empty by a second run of the case in one process (mutmut's runs, pytest-repeat).
 MALICIOUS = {
-    "parent": ([member("../escape.txt")], r"member '\.\./escape\.txt' contains '\.\.'"),
+    "parent": ([("../escape.txt",)], r"member '\.\./escape\.txt' contains '\.\.'"),
     "parent inside": (
-        [member("backbone/../../escape.txt")],
+        [("backbone/../../escape.txt",)],
         r"member 'backbone/\.\./\.\./escape\.txt' contains '\.\.'",
     ),
-    "absolute": ([member("/tmp/escape.txt")], r"member '/tmp/escape\.txt' has an absolute path"),
+    "absolute": ([("/tmp/escape.txt",)], r"member '/tmp/escape\.txt' has an absolute path"),
     "symlink out": (
-        [member("config.json", tarfile.SYMTYPE, "/etc/passwd")],
+        [("config.json", tarfile.SYMTYPE, "/etc/passwd")],
         r"member 'config\.json' is a symbolic link \(to '/etc/passwd'\); links are not extracted",
     ),
     "relative symlink out": (
-        [member("up", tarfile.SYMTYPE, "../../.."), member("up/escape.txt")],
+        [("up", tarfile.SYMTYPE, "../../.."), ("up/escape.txt",)],
         r"member 'up' is a symbolic link \(to '\.\./\.\./\.\.'\)",
     ),
     "hard link out": (
-        [member("config.json", tarfile.LNKTYPE, "/etc/passwd")],
+        [("config.json", tarfile.LNKTYPE, "/etc/passwd")],
         r"member 'config\.json' is a hard link \(to '/etc/passwd'\)",
     ),
-    "device": ([member("tty", tarfile.CHRTYPE)], r"member 'tty' is a character device, a special"),
+    "device": ([("tty", tarfile.CHRTYPE)], r"member 'tty' is a character device, a special"),
 }
 
 
@@ -176,8 +178,8 @@ def test_a_member_that_would_leave_the_folder_is_refused(case, channel, scratch)
     members, reason = MALICIOUS[case]
     with tarfile.open(channel / "model.tar.gz", "w:gz") as tar:
         tar.addfile(*member("model/notes.txt"))  # a harmless member first
-        for info, data in members:
-            tar.addfile(info, data)
+        for args in members:
+            tar.addfile(*member(*args))
     with pytest.raises(UserError, match=r"^pretrained/model\.tar\.gz is refused: " + reason):
         resolve(scratch)
     base = channel.parents[3]  # tmp_path: the channel's tree and the scratch folder

@@ -178,3 +178,36 @@ def test_a_symlinked_plugin_folder_is_found_through_the_link(on_path, tmp_path):
     real = package(tmp_path / "elsewhere", "linked_real", PLUGIN.format(name="linked"), True)
     (on_path / "linked_pkg").symlink_to(real, target_is_directory=True)
     assert registry.load("linked_pkg").name == "linked"
+
+
+# --- what `make mutate` found no test reading ---------------------------------------------
+def manifest(tmp_path: Path, module: str) -> Path:
+    from sagemaker_platform import artifacts
+
+    artifacts.write_manifest(tmp_path / "model", "x", module)
+    return tmp_path / "model"
+
+
+def test_a_model_directory_names_the_plugin_that_loads_it(tmp_path):
+    assert registry.plugin_for(manifest(tmp_path, "plugins.tabular")).name == "tabular"
+
+
+@pytest.mark.parametrize(
+    "module,message",
+    [
+        (
+            "os; import x",
+            "plugin.json's module='os; import x' is not a plug-in name: expected a Python "
+            "package path (my_model, team.my_model: identifiers joined by dots)",
+        ),
+        ("json", "plugin.json's module='json' is not a plug-in: its folder "),
+    ],
+)
+def test_a_model_directorys_plugin_name_is_checked_before_anything_is_imported(
+    tmp_path, module, message
+):
+    """plugin.json comes with the model: it names a module, which must be a marked
+    plug-in package, like a name from a hyperparameter."""
+    with pytest.raises(UserError) as caught:
+        registry.plugin_for(manifest(tmp_path, module))
+    assert str(caught.value).startswith(message)

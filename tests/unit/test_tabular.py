@@ -414,3 +414,69 @@ def test_a_csv_header_and_the_limits_records_are_answered(classification):
     body = (",".join(FEATURES) + "\n").encode() + row * LIMIT
     with platform_codecs.max_records(LIMIT):
         assert len(codecs.decode(classification.schema, body, CSV)) == LIMIT
+
+
+# --- what `make mutate` found no test reading ---------------------------------------------
+def test_a_regression_answer_echoes_the_records_id_in_json_and_csv(regression):
+    schema = regression.schema
+    body = json.dumps([{**r, "id": f"r{i}"} for i, r in enumerate(records(2))]).encode()
+    rows = codecs.decode(schema, body, JSON)
+    outputs = np.array([1.5, 2.0])
+    assert json.loads(codecs.encode(schema, rows, outputs, JSON))["predictions"] == [
+        {"id": "r0", "prediction": 1.5},
+        {"id": "r1", "prediction": 2.0},
+    ]
+    assert codecs.encode(schema, rows, outputs, CSV) == "r0,1.5\nr1,2.0\n"
+
+
+def test_fewer_outputs_than_records_is_an_error_not_a_shorter_answer(regression):
+    rows = codecs.decode(regression.schema, sample.PAYLOADS[CSV], CSV)
+    with pytest.raises(ValueError):
+        codecs.encode(regression.schema, rows, np.array([1.0, 2.0]), JSON)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"columns": ["x", "a", "a"], "data": [[1, 2, 3]]}, "columns lists 'a' twice"),
+        ({"columns": ["a", "b"], "data": [5]}, "data row 1 has a int; expected 2"),
+        (
+            {"area_m2": [1, 2], "rooms": [1, 2, 3]},
+            "column-oriented JSON needs lists of one length: 'area_m2' has 2, 'rooms' has 3",
+        ),
+    ],
+)
+def test_column_oriented_bodies_are_400s_naming_what_is_wrong(classification, body, message):
+    with pytest.raises(HTTPError) as err:
+        codecs.decode(classification.schema, json.dumps(body).encode(), JSON)
+    assert (err.value.status, err.value.message) == (400, message)
+
+
+def test_a_csv_header_row_alone_is_a_400(classification):
+    with pytest.raises(HTTPError) as err:
+        codecs.decode(classification.schema, (",".join(FEATURES) + "\n").encode(), CSV)
+    assert (err.value.status, err.value.message) == (400, "CSV body has a header row and no data")
+
+
+def test_a_missing_field_lists_the_first_12_features_and_counts_the_rest():
+    schema = SimpleNamespace(features=[f"f{i}" for i in range(14)])
+    with pytest.raises(HTTPError) as err:
+        codecs.rows_from_records(schema, [{}], "record")
+    assert err.value.message == (
+        "record 1 has no field 'f0'; the model's features are "
+        "f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11 and 2 more"
+    )
+    schema.features = schema.features[:12]
+    with pytest.raises(HTTPError) as err:
+        codecs.rows_from_records(schema, [{}], "record")
+    assert err.value.message.endswith("f10, f11")
+
+
+def test_a_non_finite_output_is_a_400_saying_why(regression):
+    rows = codecs.decode(regression.schema, sample.PAYLOADS[CSV], CSV)
+    with pytest.raises(HTTPError) as err:
+        codecs.encode(regression.schema, rows, np.array([1.0, np.inf, 2.0]), JSON)
+    assert err.value.message == (
+        "record 2: the model's output is not finite (its values are far outside the "
+        "training data's range, or the model's weights are broken)"
+    )
