@@ -31,14 +31,21 @@ demo: $(STAMP) ## train on the sample data, serve it, send predictions (CPU, no 
 launch-demo: $(STAMP) ## the launcher end to end against a local moto server, no AWS account (~30 s)
 	$(PY) scripts/launch_demo.py
 
-test: $(STAMP) ## the whole test suite (unit + integration, tiny backbones + a few real MiniLM runs)
-	$(PY) -m pytest
+# The tests run in parallel processes (pytest-xdist): most wait on a subprocess or a
+# socket, so 3 keep 2 cores busy. TEST_WORKERS=0 runs them in this one process. Which
+# worker takes which test (the tests of a module-scoped fixture on one) and in what order
+# (the long ones first): tests/parallel.py.
+TEST_WORKERS ?= 3
+XDIST = -n $(TEST_WORKERS) --dist loadgroup
+
+test: $(STAMP) ## the whole test suite in parallel (unit + integration; TEST_WORKERS=3)
+	$(PY) -m pytest $(XDIST)
 
 test-unit: $(STAMP) ## unit tests only (seconds)
 	$(PY) -m pytest tests/unit
 
-test-integration: $(STAMP) ## integration tests only
-	$(PY) -m pytest tests/integration
+test-integration: $(STAMP) ## integration tests only, in parallel (TEST_WORKERS=3)
+	$(PY) -m pytest $(XDIST) tests/integration
 
 mutate: $(STAMP) ## mutation testing of the limits and checks against tests/unit (MUTATE=codecs, MUTATE_MINUTES=40)
 	@# mutmut: a one-line change to each line of the chosen modules, the unit tests that

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "model"
 sys.path.insert(0, str(ROOT))
 
-from tests import helpers  # noqa: E402
+from tests import helpers, parallel  # noqa: E402
+from tests.parallel import shared_dir  # noqa: E402
 
 # `make mutate` runs tests/unit with this profile ([tool.mutmut] pytest_add_cli_args): no
 # 200 ms deadline and the same examples every run, so a mutant is killed by what it
@@ -32,10 +33,14 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
+def pytest_configure(config):
+    config.pluginmanager.register(parallel, "tests-parallel")
+
+
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory) -> Path:
     """A small random BERT with the packaged MiniLM tokenizer: trains in seconds."""
-    return helpers.make_tiny_backbone(tmp_path_factory.mktemp("tiny_backbone"))
+    return shared_dir(tmp_path_factory, "tiny_backbone", helpers.make_tiny_backbone)
 
 
 @pytest.fixture
@@ -58,16 +63,24 @@ def run_train():
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, tiny_backbone) -> Path:
     """A base dir holding a model trained on the sample data with the tiny backbone."""
-    base = tmp_path_factory.mktemp("trained") / "opt_ml"
-    helpers.write_sample_job(
-        base, {"backbone": str(tiny_backbone), "epochs": "2", "max_length": "32"}
-    )
-    result = helpers.run_entry("train", base, timeout=300)
-    # The job's log, beside (not inside) the /opt/ml tree, for tests of what it printed.
-    (base.parent / "train.stdout").write_text(result.stdout)
-    (base.parent / "train.stderr").write_text(result.stderr)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return base
+    hp = {"backbone": str(tiny_backbone), "epochs": "2", "max_length": "32"}
+    return _trained(tmp_path_factory, "text_classifier", hp)
+
+
+def _trained(tmp_path_factory, plugin_name: str, hp: dict[str, str]) -> Path:
+    """The base dir of a job of the plug-in's sample data, trained once per run (see
+    `shared_dir`). The job's log lies beside (not inside) the /opt/ml tree, for tests of
+    what it printed: train.stdout, train.stderr."""
+
+    def train(folder: Path) -> None:
+        base = folder / "opt_ml"
+        helpers.write_sample_job(base, hp, model=plugin_name)
+        result = helpers.run_entry("train", base, timeout=300)
+        (folder / "train.stdout").write_text(result.stdout)
+        (folder / "train.stderr").write_text(result.stderr)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    return shared_dir(tmp_path_factory, f"trained-{plugin_name}", train) / "opt_ml"
 
 
 __all__ = ["MODEL_DIR", "ROOT", "json", "os"]
@@ -112,20 +125,10 @@ def png_plugin(tmp_path, monkeypatch):
     outside_plugin.forget()
 
 
-_TRAINED: dict[str, Path] = {}  # plug-in name: its trained base dir, once per session
-
-
 def _train(plugin_name: str, hp: dict[str, str], tmp_path_factory, request) -> Path:
     if plugin_name == "text_classifier":
         return request.getfixturevalue("trained_model")
-    if plugin_name not in _TRAINED:
-        base = tmp_path_factory.mktemp(f"trained-{plugin_name}") / "opt_ml"
-        helpers.write_sample_job(base, hp, model=plugin_name)
-        result = helpers.run_entry("train", base, timeout=300)
-        (base.parent / "train.stdout").write_text(result.stdout)
-        assert result.returncode == 0, result.stdout + result.stderr
-        _TRAINED[plugin_name] = base
-    return _TRAINED[plugin_name]
+    return _trained(tmp_path_factory, plugin_name, hp)
 
 
 @pytest.fixture(scope="session")
