@@ -66,6 +66,9 @@ SOAK_CLIENTS = 32
 PING_P99_S = 2.0
 RSS_GROWTH_MB = 32  # over the soak, after warm-up: about 5 KB per request
 RECOVERY_S = 30  # /ping 200 again after a worker was killed or replaced (tiny model)
+# A bound on the soak's time, not a figure: with `make test`'s other workers (and anything
+# else) on the same 2 cores, 6,000 requests took over 90 s at 52 req/s.
+SOAK_DEADLINE_S = 300
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -253,13 +256,13 @@ def test_soak(trained_model):
         srv.wait_ready()
         refs = references(srv)
         pid = the_worker(srv)
-        warm = Load(srv, refs, SOAK_CLIENTS, 500, deadline_s=60).start().join()
+        warm = Load(srv, refs, SOAK_CLIENTS, 500, deadline_s=SOAK_DEADLINE_S).start().join()
         assert all(r.problem is None for r in warm), [r.problem for r in warm if r.problem][:3]
         rss_before = rss_mb(pid)
         peak = [rss_before]
 
         with Pinger(srv, every=0.2) as pinger:
-            load = Load(srv, refs, SOAK_CLIENTS, SOAK_REQUESTS, deadline_s=90).start()
+            load = Load(srv, refs, SOAK_CLIENTS, SOAK_REQUESTS, deadline_s=SOAK_DEADLINE_S).start()
             while load.running():
                 peak.append(rss_mb(pid))
                 time.sleep(0.5)
