@@ -63,22 +63,30 @@ def main() -> None:
         for srv in servers.values():
             srv.wait_ready(300)
             run_wrk(srv.url, script, args.concurrency, 2)  # warm every worker
-        rows = []
+        rows, every = [], []
         for i in range(args.rounds):
             order = "AB" if i % 2 == 0 else "BA"
             row = {
                 k: run_wrk(servers[k].url, script, args.concurrency, args.seconds) for k in order
             }
-            rows.append(row)
+            # A round in which either side completed no request (a machine too loaded for
+            # wrk's window) has no ratio: it is shown and left out, never divided by.
+            every.append(row)
+            answered = row["A"]["rps"] > 0 and row["B"]["rps"] > 0
+            if answered:
+                rows.append(row)
+            ratio = f"{row['B']['rps'] / row['A']['rps']:.3f}" if answered else "n/a"
             print(
                 f"round {i + 1}: A {row['A']['rps']:6.1f} req/s p50 {row['A']['p50_ms']:6.1f} ms"
                 f" | B {row['B']['rps']:6.1f} req/s p50 {row['B']['p50_ms']:6.1f} ms"
-                f" | B/A {row['B']['rps'] / row['A']['rps']:.3f}",
+                f" | B/A {ratio}",
                 flush=True,
             )
+    if not rows:
+        raise SystemExit("no round completed a request on both sides: rerun on a quieter machine")
     ratios = [r["B"]["rps"] / r["A"]["rps"] for r in rows]
     p50 = [r["B"]["p50_ms"] - r["A"]["p50_ms"] for r in rows]
-    errors = sum(r[k]["errors"] for r in rows for k in "AB")
+    errors = sum(r[k]["errors"] for r in every for k in "AB")
     print(
         f"\nc={args.concurrency}  A={configs['A'] or 'defaults'}  B={configs['B'] or 'defaults'}\n"
         f"  throughput B/A: median {statistics.median(ratios):.3f} "
