@@ -101,6 +101,8 @@ class _Order:
 
 def pytest_configure(config):
     config.pluginmanager.register(_Order(), "tests-parallel-order")
+    # Also where pytest-xdist is not loaded (-p no:xdist), under --strict-markers.
+    config.addinivalue_line("markers", "xdist_group(name): tests run on one xdist worker")
 
 
 @pytest.hookimpl(optionalhook=True)
