@@ -88,6 +88,14 @@ def test_matches_transformers_with_and_without_padding(name, skip_padding, multi
     assert_same_outputs(reference, native, *batch(pad, [9], 9, seed=2))  # one text
 
 
+def matmul_rows(net) -> list[int]:
+    """The row count of every matmul `net` runs from now on (filled as it runs)."""
+    rows: list[int] = []
+    for linear in bert.matmuls(net):
+        linear.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+    return rows
+
+
 def test_skipping_padding_computes_only_the_real_tokens():
     """The packed path runs every matrix multiply on the real tokens alone (so that a
     change routing the padded grid through them fails here), and leaves zeros where
@@ -95,9 +103,7 @@ def test_skipping_padding_computes_only_the_real_tokens():
     reference = REFERENCES["bert gelu"]().eval()
     native = native_copy(reference)
     native.skip_padding = True
-    rows_seen = []
-    for linear in bert.matmuls(native):
-        linear.register_forward_hook(lambda m, args, out: rows_seen.append(args[0].shape[0]))
+    rows_seen = matmul_rows(native)
     ids, mask = batch(0, [20, 7, 1, 13], 20)
     with torch.inference_mode():
         out = native(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -131,9 +137,7 @@ def test_packed_rows_round_up_to_the_multiple_and_leave_zeros_at_padding():
     row count); the added rows are never scattered back."""
     native = native_copy(REFERENCES["bert gelu"]().eval())
     native.skip_padding, native.pack_multiple = True, 16
-    rows_seen = []
-    for linear in bert.matmuls(native):
-        linear.register_forward_hook(lambda m, args, out: rows_seen.append(args[0].shape[0]))
+    rows_seen = matmul_rows(native)
     ids, mask = batch(0, [20, 7, 1, 13], 20)
     with torch.inference_mode():
         out = native(input_ids=ids, attention_mask=mask).last_hidden_state
