@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "model"
 sys.path.insert(0, str(ROOT))
 
-from tests import helpers, parallel  # noqa: E402
+from tests import cputime, helpers, parallel  # noqa: E402
 from tests.parallel import shared_dir  # noqa: E402
 
 # `make mutate` runs tests/unit with this profile ([tool.mutmut] pytest_add_cli_args): no
@@ -35,6 +35,7 @@ def pytest_collection_modifyitems(items):
 
 def pytest_configure(config):
     config.pluginmanager.register(parallel, "tests-parallel")
+    config.pluginmanager.register(cputime, "tests-cputime")
 
 
 @pytest.fixture(scope="session")
