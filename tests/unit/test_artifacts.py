@@ -169,6 +169,21 @@ def test_a_checkpoint_that_is_not_one_is_a_user_error_of_one_line(tmp_path):
     assert message.startswith("cannot load model.ckpt: PytorchStreamReader failed")
 
 
+def test_a_torch_error_without_a_message_is_still_a_user_error(tmp_path):
+    # a zip that passes check_weights, its pickle cut off: torch raises EOFError('')
+    torch.save({"state_dict": {}}, tmp_path / "good.ckpt")
+    import zipfile
+
+    with (
+        zipfile.ZipFile(tmp_path / "good.ckpt") as good,
+        zipfile.ZipFile(tmp_path / artifacts.CHECKPOINT, "w") as cut,
+    ):
+        for name in good.namelist():
+            cut.writestr(name, b"" if name.endswith("data.pkl") else good.read(name))
+    artifacts.check_weights(tmp_path)
+    assert refusal(artifacts.load_checkpoint, tmp_path) == "cannot load model.ckpt: EOFError"
+
+
 def test_check_weights_wants_a_zip_named_model_ckpt(tmp_path):
     assert refusal(artifacts.check_weights, tmp_path) == (
         f"model directory is incomplete: model.ckpt is missing from {tmp_path}"
@@ -290,6 +305,16 @@ def test_read_json_refuses_a_missing_broken_or_deep_file(tmp_path):
     )
     path.write_text("[" * 100_000 + "]" * 100_000)
     assert refusal(artifacts.read_json, path) == CORRUPT + "labels.json is nested too deeply"
+
+
+def test_read_json_refuses_an_integer_too_long_to_convert(tmp_path):
+    # Python's int() refuses over 4300 digits with a ValueError that is not a
+    # JSONDecodeError: it must still be the model directory's fault, not a traceback
+    path = tmp_path / "schema.json"
+    path.write_text('{"mean": 1' + "0" * 5000 + "}")
+    assert refusal(artifacts.read_json, path).startswith(
+        CORRUPT + "schema.json is not valid JSON (Exceeds the limit (4300 digits)"
+    )
 
 
 # --- check_labels -------------------------------------------------------------------------
