@@ -65,7 +65,9 @@ def read_json(path: Path, expect: type | None = None) -> Any:
         raise UserError(f"model directory is incomplete: {path.name} is missing from {path.parent}")
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so is int()'s refusal
+        # of a number of over 4300 digits, which is not a JSONDecodeError
         raise UserError(
             f"model directory is corrupt: {path.name} is not valid JSON ({exc})"
         ) from exc
@@ -228,7 +230,8 @@ def load_checkpoint(model_dir: Path) -> dict[str, Any]:
     try:
         return torch.load(model_dir / CHECKPOINT, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UserError(f"cannot load {CHECKPOINT}: {str(exc).splitlines()[0]}") from exc
+        # first_line: a pickle cut short raises EOFError(''), a message of no lines
+        raise UserError(f"cannot load {CHECKPOINT}: {first_line(exc)}") from exc
 
 
 def load_state_dict(model_dir: Path, prefix: str = "") -> dict[str, Any]:
