@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def run_benchmark(script: str, model_dir, tmp_path, *args: str) -> str:
-    """The benchmark's stdout, run briefly (1-second figures, 2 rounds) on `model_dir`."""
+    """The benchmark's stdout, run on `model_dir` as briefly as `args` say."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), f"--model-dir={model_dir}", *args],
         env=subprocess_env(tmp_path),
@@ -28,11 +28,23 @@ def run_benchmark(script: str, model_dir, tmp_path, *args: str) -> str:
     return done.stdout
 
 
+# Every figure at the smallest size that still prints it: 1-second wrk runs, 2 paired
+# rounds, 48 texts per in-process rate, 64 held-out texts, one cold start, one thread (the
+# suite's workers share the cores), and the model as its own weak model (measured once).
+BRIEF = (
+    "--seconds=1",
+    "--rounds=2",
+    "--rate-texts=48",
+    "--held-out=64",
+    "--cold-starts=1",
+    "--threads=1",
+)
+
+
 def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
     model = trained_model / "model"
-    out = run_benchmark(
-        "bench_serve.py", model, tmp_path, "--seconds=1", "--rounds=2", f"--weak-model-dir={model}"
-    )
+    out = run_benchmark("bench_serve.py", model, tmp_path, *BRIEF, f"--weak-model-dir={model}")
+    assert "weak model: the model's own folder" in out
     assert len(re.findall(r"round \d: in-process fp32 limit", out)) >= 2
     for figure in (
         "served fp32 c=16 / in-process fp32 limit",
