@@ -25,7 +25,7 @@ with fp32's (the faithful peer) beside it. Without --model-dir it first trains t
 classifier on the sample job (1 epoch, max_length 128) with model/train.
 
 The test runs it briefly (tests/integration/test_bench_serve.py): --seconds, --rounds,
---held-out, --rate-texts, --cold-starts and --threads shrink the work without leaving
+--held-out, --rate-texts, --cold-starts, --threads and --workers shrink the work without leaving
 out a figure, and a --weak-model-dir that is the --model-dir folder itself is measured
 once (its agreement column is the trained model's). Their defaults are the benchmark's.
 """
@@ -55,6 +55,7 @@ from tests import helpers  # noqa: E402
 
 THREADS = len(os.sched_getaffinity(0))  # in-process threads: --threads sets it
 RATE_TEXTS = 192  # texts per in-process throughput figure: --rate-texts sets it
+SERVER_ENV: dict[str, str] = {}  # every server's settings over the defaults: --workers
 # The runtimes table's yardstick for speed and answers: torch in fp32 over the whole
 # padded grid, as transformers computes it (what the issue's "torch fp32" measured).
 REFERENCE = "torch fp32, padded tokens computed (reference)"
@@ -350,7 +351,7 @@ def served(
     `models` is (the fp32 limit's model, this precision's, {key: a peer's predict}): each
     peer is measured in process in every c=16 round too, its texts/s under `key`."""
     limit_model, own_model, peer_runs = models
-    env = {"MODEL_SERVER_PRECISION": precision}
+    env = {**SERVER_ENV, "MODEL_SERVER_PRECISION": precision}
     with helpers.Server(base, env=env) as srv:
         srv.wait_ready(300)
         setup = re.search(r"workers=\S+ threads=\S+ shared_cores=\S+", srv.output())
@@ -395,7 +396,7 @@ def served(
 def cold_start(base: Path, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
-        with helpers.Server(base) as srv:
+        with helpers.Server(base, env=SERVER_ENV) as srv:
             times.append(srv.wait_ready(120))
     return times
 
@@ -417,7 +418,7 @@ def median_ratio(rounds: list[dict], key: str) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    global THREADS, RATE_TEXTS
+    global THREADS, RATE_TEXTS, SERVER_ENV
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -448,6 +449,9 @@ def main() -> None:
         default=THREADS,
         help="threads of the in-process runtimes (default: every usable core)",
     )
+    parser.add_argument(
+        "--workers", type=int, help="MODEL_SERVER_WORKERS of every server (default: auto)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
@@ -457,6 +461,8 @@ def main() -> None:
     if args.rate_texts > 256:
         parser.error("--rate-texts: at most 256 (the texts measured on)")
     THREADS, RATE_TEXTS = args.threads, args.rate_texts
+    if args.workers:
+        SERVER_ENV = {"MODEL_SERVER_WORKERS": str(args.workers)}
 
     import torch
 

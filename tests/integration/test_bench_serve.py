@@ -29,8 +29,9 @@ def run_benchmark(script: str, model_dir, tmp_path, *args: str) -> str:
 
 
 # Every figure at the smallest size that still prints it: 1-second wrk runs, 2 paired
-# rounds, 48 texts per in-process rate, 64 held-out texts, one cold start, one thread (the
-# suite's workers share the cores), and the model as its own weak model (measured once).
+# rounds, 48 texts per in-process rate, 64 held-out texts, one cold start, one thread in
+# process and one serving worker (the suite's workers share the cores), and the model as
+# its own weak model (measured once).
 BRIEF = (
     "--seconds=1",
     "--rounds=2",
@@ -38,6 +39,7 @@ BRIEF = (
     "--held-out=64",
     "--cold-starts=1",
     "--threads=1",
+    "--workers=1",
 )
 
 
@@ -77,7 +79,7 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
     named = re.search(r"/ fastest runtime \(([^,]+), agreement [01]\.\d{3} / [01]\.\d{3}\)", out)
     assert named and speeds[named.group(1)] == max(speeds.values()), (named, speeds)
     assert "errors 0" in out and not re.search(r"errors [1-9]", out)
-    assert re.search(r"server: workers=\d+ threads=\d+ shared_cores=\d+", out)
+    assert re.search(r"server: workers=1 threads=\d+ shared_cores=\d+", out)
 
 
 def test_the_peer_is_the_fastest_runtime_whatever_its_agreement():
@@ -107,7 +109,7 @@ def test_ab_serve_pairs_two_configurations(trained_model, tmp_path):
         trained_model / "model",
         tmp_path,
         "--a=MODEL_SERVER_WORKERS=1",
-        "--b=MODEL_SERVER_WORKERS=2,MODEL_SERVER_THREADS=1",
+        "--b=MODEL_SERVER_WORKERS=1,MODEL_SERVER_THREADS=1",
         "--rounds=2",
         "--seconds=1",
     )
