@@ -25,7 +25,7 @@ with fp32's (the faithful peer) beside it. Without --model-dir it first trains t
 classifier on the sample job (1 epoch, max_length 128) with model/train.
 
 The test runs it briefly (tests/integration/test_bench_serve.py): --seconds, --rounds,
---held-out, --rate-texts, --cold-starts, --threads and --workers shrink the work without leaving
+--held-out, --rate-texts, --cold-starts, --threads, --workers and --server-threads shrink the work without leaving
 out a figure, and a --weak-model-dir that is the --model-dir folder itself is measured
 once (its agreement column is the trained model's). Their defaults are the benchmark's.
 """
@@ -55,7 +55,7 @@ from tests import helpers  # noqa: E402
 
 THREADS = len(os.sched_getaffinity(0))  # in-process threads: --threads sets it
 RATE_TEXTS = 192  # texts per in-process throughput figure: --rate-texts sets it
-SERVER_ENV: dict[str, str] = {}  # every server's settings over the defaults: --workers
+SERVER_ENV: dict[str, str] = {}  # every server's settings over the defaults: --workers...
 # The runtimes table's yardstick for speed and answers: torch in fp32 over the whole
 # padded grid, as transformers computes it (what the issue's "torch fp32" measured).
 REFERENCE = "torch fp32, padded tokens computed (reference)"
@@ -452,6 +452,9 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, help="MODEL_SERVER_WORKERS of every server (default: auto)"
     )
+    parser.add_argument(
+        "--server-threads", type=int, help="MODEL_SERVER_THREADS of every server (default: auto)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
@@ -461,8 +464,9 @@ def main() -> None:
     if args.rate_texts > 256:
         parser.error("--rate-texts: at most 256 (the texts measured on)")
     THREADS, RATE_TEXTS = args.threads, args.rate_texts
-    if args.workers:
-        SERVER_ENV = {"MODEL_SERVER_WORKERS": str(args.workers)}
+    for var, value in (("WORKERS", args.workers), ("THREADS", args.server_threads)):
+        if value:
+            SERVER_ENV[f"MODEL_SERVER_{var}"] = str(value)
 
     import torch
 

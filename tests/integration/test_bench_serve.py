@@ -30,8 +30,9 @@ def run_benchmark(script: str, model_dir, tmp_path, *args: str) -> str:
 
 # Every figure at the smallest size that still prints it: 1-second wrk runs, 2 paired
 # rounds, 48 texts per in-process rate, 64 held-out texts, one cold start, one thread in
-# process and one serving worker (the suite's workers share the cores), and the model as
-# its own weak model (measured once).
+# process and one serving worker of one thread (the suite's workers share the cores: a
+# second thread would spin on a core another process holds), and the model as its own
+# weak model (measured once).
 BRIEF = (
     "--seconds=1",
     "--rounds=2",
@@ -40,6 +41,7 @@ BRIEF = (
     "--cold-starts=1",
     "--threads=1",
     "--workers=1",
+    "--server-threads=1",
 )
 
 
@@ -79,7 +81,7 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
     named = re.search(r"/ fastest runtime \(([^,]+), agreement [01]\.\d{3} / [01]\.\d{3}\)", out)
     assert named and speeds[named.group(1)] == max(speeds.values()), (named, speeds)
     assert "errors 0" in out and not re.search(r"errors [1-9]", out)
-    assert re.search(r"server: workers=1 threads=\d+ shared_cores=\d+", out)
+    assert re.search(r"server: workers=1 threads=1 shared_cores=\d+", out)
 
 
 def test_the_peer_is_the_fastest_runtime_whatever_its_agreement():
@@ -108,8 +110,9 @@ def test_ab_serve_pairs_two_configurations(trained_model, tmp_path):
         "ab_serve.py",
         trained_model / "model",
         tmp_path,
-        "--a=MODEL_SERVER_WORKERS=1",
-        "--b=MODEL_SERVER_WORKERS=1,MODEL_SERVER_THREADS=1",
+        # one worker of one thread each (the suite shares the cores), B in fp32
+        "--a=MODEL_SERVER_WORKERS=1,MODEL_SERVER_THREADS=1",
+        "--b=MODEL_SERVER_WORKERS=1,MODEL_SERVER_THREADS=1,MODEL_SERVER_PRECISION=fp32",
         "--rounds=2",
         "--seconds=1",
     )
