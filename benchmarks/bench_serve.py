@@ -25,9 +25,10 @@ with fp32's (the faithful peer) beside it. Without --model-dir it first trains t
 classifier on the sample job (1 epoch, max_length 128) with model/train.
 
 The test runs it briefly (tests/integration/test_bench_serve.py): --seconds, --rounds,
---held-out, --rate-texts, --cold-starts, --threads, --workers and --server-threads shrink the work without leaving
-out a figure, and a --weak-model-dir that is the --model-dir folder itself is measured
-once (its agreement column is the trained model's). Their defaults are the benchmark's.
+--held-out, --rate-texts, --cold-starts, --threads, --workers and --server-threads
+shrink the work without leaving out a figure, and a --weak-model-dir that is the
+--model-dir folder itself is measured once (its agreement column is the trained
+model's). Their defaults are the benchmark's.
 """
 
 from __future__ import annotations
