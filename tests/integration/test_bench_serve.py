@@ -119,3 +119,18 @@ def test_ab_serve_pairs_two_configurations(trained_model, tmp_path):
     assert len(re.findall(r"^round \d: A +[\d.]+ req/s .* B/A [\d.]+$", out, re.M)) == 2
     assert re.search(r"throughput B/A: median [\d.]+ \(rounds [\d.]+-[\d.]+\)", out)
     assert "non-2xx answers: 0" in out
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [("--cold-starts=0", "--cold-starts: at least 1"), ("--rate-texts=257", "at most 256")],
+)
+def test_test_sizes_out_of_range_are_refused(tmp_path, arg, message):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), arg],
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
