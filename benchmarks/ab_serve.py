@@ -62,7 +62,8 @@ def main() -> None:
         servers = {"A": a, "B": b}
         for srv in servers.values():
             srv.wait_ready(300)
-            run_wrk(srv.url, script, args.concurrency, 2)  # warm every worker
+            # Warm every worker: 2 s, or a round's length where that is shorter (the test).
+            run_wrk(srv.url, script, args.concurrency, min(2, args.seconds))
         rows, every = [], []
         for i in range(args.rounds):
             order = "AB" if i % 2 == 0 else "BA"

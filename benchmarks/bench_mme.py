@@ -211,14 +211,15 @@ def main() -> None:
             spread = wrk_script([f"/models/{m}/invoke" for m in models], texts, work / "all.lua")
             load(srv, base, models[0])
             wait_loaded(srv, models[:1])
-            run_wrk(srv.url, one, CONCURRENCY, 2)  # and has computed with it
+            # and has computed with it (2 s, or a round's length where shorter: the test)
+            run_wrk(srv.url, one, CONCURRENCY, min(2, args.seconds))
             precision = re.findall(r"model loaded .*?precision=(\S+)", srv.output())
             print(f"precision: {precision[-1] if precision else '?'}")
             with_one = worker_rss_mb(srv)
             for name in models[1:]:
                 load(srv, base, name)
             wait_loaded(srv, models)  # every worker loads them in the background
-            run_wrk(srv.url, spread, CONCURRENCY, 3)
+            run_wrk(srv.url, spread, CONCURRENCY, min(3, args.seconds))
             with_all = worker_rss_mb(srv)
             each = [
                 (b - a) / max(1, len(models) - 1) for a, b in zip(with_one, with_all, strict=True)

@@ -23,6 +23,12 @@ and the ratios the targets are stated in: the default against the fastest runtim
 table whatever its agreement (the peer), and against the fastest whose argmaxes agree
 with fp32's (the faithful peer) beside it. Without --model-dir it first trains the MiniLM
 classifier on the sample job (1 epoch, max_length 128) with model/train.
+
+The test runs it briefly (tests/integration/test_bench_serve.py): --seconds, --rounds,
+--held-out, --rate-texts, --cold-starts, --threads, --workers and --server-threads
+shrink the work without leaving out a figure, and a --weak-model-dir that is the
+--model-dir folder itself is measured once (its agreement column is the trained
+model's). Their defaults are the benchmark's.
 """
 
 from __future__ import annotations
@@ -48,7 +54,9 @@ import peers  # noqa: E402  (benchmarks/peers.py)
 from plugins.text_classifier import sample as text_sample  # noqa: E402
 from tests import helpers  # noqa: E402
 
-THREADS = len(os.sched_getaffinity(0))
+THREADS = len(os.sched_getaffinity(0))  # in-process threads: --threads sets it
+RATE_TEXTS = 192  # texts per in-process throughput figure: --rate-texts sets it
+SERVER_ENV: dict[str, str] = {}  # every server's settings over the defaults: --workers...
 # The runtimes table's yardstick for speed and answers: torch in fp32 over the whole
 # padded grid, as transformers computes it (what the issue's "torch fp32" measured).
 REFERENCE = "torch fp32, padded tokens computed (reference)"
@@ -94,8 +102,10 @@ def load(model_dir: Path, precision: str, batch: int):
     return model
 
 
-def rate(model, texts: list[str], bucket: bool, n: int = 192) -> float:
-    """Texts/s for tokenize + forward over `n` texts in chunks of the model's batch size."""
+def rate(model, texts: list[str], bucket: bool, n: int | None = None) -> float:
+    """Texts/s for tokenize + forward over `n` texts (RATE_TEXTS) in chunks of the
+    model's batch size."""
+    n = n or RATE_TEXTS
     batch = model.max_batch_size
     chunks = [texts[i : i + batch] for i in range(0, n, batch)]
     model.predict_proba(chunks[0], bucket=bucket)
@@ -112,7 +122,7 @@ def in_process(model_dir: Path, precision: str, texts: list[str]) -> dict:
     best = {"throughput": 0.0}
     for batch in (1, 8, 16, 32):
         model = padded(load(model_dir, precision, batch))
-        throughput = rate(model, texts, bucket=False, n=48 if batch == 1 else 192)
+        throughput = rate(model, texts, bucket=False, n=min(48, RATE_TEXTS) if batch == 1 else None)
         print(
             f"  in-process {precision:5s} batch {batch:2d}: {throughput:6.1f} texts/s", flush=True
         )
@@ -168,28 +178,41 @@ def own_row(precision: str) -> str:
 
 
 def compare_runtimes(
-    model_dir: Path, weak_dir: Path, work: Path, texts: list[str], held_out: list[str], rounds: int
+    model_dir: Path,
+    weak_dir: Path | None,
+    work: Path,
+    texts: list[str],
+    held_out: list[str],
+    rounds: int,
 ) -> tuple[dict, dict, object]:
     """Texts/s of every runtime in alternating rounds (tokenization included), and its
     argmax agreement with the reference on `held_out`, for the trained model and for the
     weakly trained one (`peer` marks the other runtimes' rows). Also the trained model's
-    runners and the reference's argmaxes on `held_out`."""
+    runners and the reference's argmaxes on `held_out`. A `weak_dir` of None: the weak
+    model is the trained one (the same folder), converted and scored once."""
     from sagemaker_platform.runtime import resolve_precision
 
     precision = resolve_precision("auto", "cpu")
     table = {}
-    for which, folder in (("weak", weak_dir), ("trained", model_dir)):
+    folders = (
+        (("weak", weak_dir), ("trained", model_dir)) if weak_dir else (("trained", model_dir),)
+    )
+    for which, folder in folders:
         own, others, skipped = runtimes(folder, work / which, precision)
         found = {**own, **others}
         reference = peers.argmaxes(found[REFERENCE], held_out)
         for name, predict in found.items():
             row = table.setdefault(name, {"rates": [], "peer": name in others})
             row[which] = peers.argmax_agreement(predict, held_out, reference)
+    if not weak_dir:
+        print("  weak model: the model's own folder; its agreement is the model's")
+        for row in table.values():
+            row["weak"] = row["trained"]
     for name, why in skipped.items():
         print(f"  {name}: skipped, {why}")
     for i in range(rounds):  # the trained model's runners, one after another, each round
         for name, predict in found.items():
-            table[name]["rates"].append(peers.texts_per_second(predict, texts))
+            table[name]["rates"].append(peers.texts_per_second(predict, texts, n=RATE_TEXTS))
         print(
             f"  runtimes round {i + 1}: "
             + ", ".join(f"{n} {table[n]['rates'][-1]:.1f}" for n in found)
@@ -329,12 +352,12 @@ def served(
     `models` is (the fp32 limit's model, this precision's, {key: a peer's predict}): each
     peer is measured in process in every c=16 round too, its texts/s under `key`."""
     limit_model, own_model, peer_runs = models
-    env = {"MODEL_SERVER_PRECISION": precision}
+    env = {**SERVER_ENV, "MODEL_SERVER_PRECISION": precision}
     with helpers.Server(base, env=env) as srv:
         srv.wait_ready(300)
         setup = re.search(r"workers=\S+ threads=\S+ shared_cores=\S+", srv.output())
         print(f"  server: {setup.group(0) if setup else '?'}", flush=True)
-        run_wrk(srv.url, script, 16, 2)  # warm the connections and every worker
+        run_wrk(srv.url, script, 16, min(2, seconds))  # warm the connections and every worker
         result = {"c1": [], "rounds": []}
         for i in range(rounds):
             one = peers.batch1_ms(lambda t: own_model.predict_proba(t, bucket=False), sent[:32])
@@ -352,7 +375,10 @@ def served(
             row = {
                 "limit": rate(limit_model, texts, bucket=False),
                 "bucketed": rate(own_model, texts, bucket=True),
-                **{key: peers.texts_per_second(p, texts) for key, p in peer_runs.items()},
+                **{
+                    key: peers.texts_per_second(p, texts, n=RATE_TEXTS)
+                    for key, p in peer_runs.items()
+                },
                 **run_wrk(srv.url, script, 16, seconds),
             }
             result["rounds"].append(row)
@@ -371,9 +397,14 @@ def served(
 def cold_start(base: Path, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
-        with helpers.Server(base) as srv:
+        with helpers.Server(base, env=SERVER_ENV) as srv:
             times.append(srv.wait_ready(120))
     return times
+
+
+def same_folder(a: Path, b: Path | None) -> bool:
+    """Whether `a` and `b` name one folder (the test passes its model as the weak one)."""
+    return b is not None and a.resolve() == b.resolve()
 
 
 def c1_spread(rounds: list[dict]) -> str:
@@ -388,6 +419,7 @@ def median_ratio(rounds: list[dict], key: str) -> tuple[float, float, float]:
 
 
 def main() -> None:
+    global THREADS, RATE_TEXTS, SERVER_ENV
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -402,9 +434,40 @@ def main() -> None:
     parser.add_argument(
         "--runtimes-only", action="store_true", help="only the in-process runtimes table"
     )
+    parser.add_argument(
+        "--held-out", type=int, default=500, help="held-out texts each agreement is measured on"
+    )
+    parser.add_argument(
+        "--rate-texts",
+        type=int,
+        default=RATE_TEXTS,
+        help="texts per in-process throughput figure, at most 256 (batch 1: at most 48)",
+    )
+    parser.add_argument("--cold-starts", type=int, default=3, help="cold starts timed")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=THREADS,
+        help="threads of the in-process runtimes (default: every usable core)",
+    )
+    parser.add_argument(
+        "--workers", type=int, help="MODEL_SERVER_WORKERS of every server (default: auto)"
+    )
+    parser.add_argument(
+        "--server-threads", type=int, help="MODEL_SERVER_THREADS of every server (default: auto)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
+    for name in ("held_out", "rate_texts", "cold_starts", "threads", "rounds", "seconds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: at least 1")
+    if args.rate_texts > 256:
+        parser.error("--rate-texts: at most 256 (the texts measured on)")
+    THREADS, RATE_TEXTS = args.threads, args.rate_texts
+    for var, value in (("WORKERS", args.workers), ("THREADS", args.server_threads)):
+        if value:
+            SERVER_ENV[f"MODEL_SERVER_{var}"] = str(value)
 
     import torch
 
@@ -416,7 +479,7 @@ def main() -> None:
         train_model(base)
     model_dir = base / "model"
     texts = long_texts(256, seed=11)
-    held_out = long_texts(500, seed=12)
+    held_out = long_texts(args.held_out, seed=12)
     spec = json.loads((model_dir / "preprocessing.json").read_text())
     print(
         f"model {model_dir} max_length={spec['max_length']} "
@@ -427,12 +490,15 @@ def main() -> None:
 
     from sagemaker_platform.runtime import resolve_precision
 
-    if args.weak_model_dir:
-        shutil.copytree(args.weak_model_dir, work / "weak" / "opt_ml" / "model")
+    weak_dir: Path | None = work / "weak" / "opt_ml" / "model"
+    if args.weak_model_dir and same_folder(args.weak_model_dir, args.model_dir):
+        weak_dir = None  # the same model: converted and scored once
+    elif args.weak_model_dir:
+        shutil.copytree(args.weak_model_dir, weak_dir)
     else:
         train_model(work / "weak" / "opt_ml", weak=True)
     table, found, reference = compare_runtimes(
-        model_dir, work / "weak" / "opt_ml" / "model", work / "peers", texts, held_out, args.rounds
+        model_dir, weak_dir, work / "peers", texts, held_out, args.rounds
     )
     if args.runtimes_only:
         shutil.rmtree(work, ignore_errors=True)
@@ -463,7 +529,7 @@ def main() -> None:
         runs[p] = served(
             base, p, script, sent, texts, (fp32_limit, own, measured), args.seconds, args.rounds
         )
-    starts = cold_start(base, 3)
+    starts = cold_start(base, args.cold_starts)
     print(f"  cold start (serve start -> /ping 200): {', '.join(f'{t:.2f}' for t in starts)} s")
 
     def spread(p: str, key: str) -> str:

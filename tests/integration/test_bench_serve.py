@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def run_benchmark(script: str, model_dir, tmp_path, *args: str) -> str:
-    """The benchmark's stdout, run briefly (1-second figures, 2 rounds) on `model_dir`."""
+    """The benchmark's stdout, run on `model_dir` as briefly as `args` say."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), f"--model-dir={model_dir}", *args],
         env=subprocess_env(tmp_path),
@@ -28,11 +28,27 @@ def run_benchmark(script: str, model_dir, tmp_path, *args: str) -> str:
     return done.stdout
 
 
+# Every figure at the smallest size that still prints it: 1-second wrk runs, 2 paired
+# rounds, 48 texts per in-process rate, 64 held-out texts, one cold start, one thread in
+# process and one serving worker of one thread (the suite's workers share the cores: a
+# second thread would spin on a core another process holds), and the model as its own
+# weak model (measured once).
+BRIEF = (
+    "--seconds=1",
+    "--rounds=2",
+    "--rate-texts=48",
+    "--held-out=64",
+    "--cold-starts=1",
+    "--threads=1",
+    "--workers=1",
+    "--server-threads=1",
+)
+
+
 def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
     model = trained_model / "model"
-    out = run_benchmark(
-        "bench_serve.py", model, tmp_path, "--seconds=1", "--rounds=2", f"--weak-model-dir={model}"
-    )
+    out = run_benchmark("bench_serve.py", model, tmp_path, *BRIEF, f"--weak-model-dir={model}")
+    assert "weak model: the model's own folder" in out
     assert len(re.findall(r"round \d: in-process fp32 limit", out)) >= 2
     for figure in (
         "served fp32 c=16 / in-process fp32 limit",
@@ -65,7 +81,7 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
     named = re.search(r"/ fastest runtime \(([^,]+), agreement [01]\.\d{3} / [01]\.\d{3}\)", out)
     assert named and speeds[named.group(1)] == max(speeds.values()), (named, speeds)
     assert "errors 0" in out and not re.search(r"errors [1-9]", out)
-    assert re.search(r"server: workers=\d+ threads=\d+ shared_cores=\d+", out)
+    assert re.search(r"server: workers=1 threads=1 shared_cores=\d+", out)
 
 
 def test_the_peer_is_the_fastest_runtime_whatever_its_agreement():
@@ -94,11 +110,27 @@ def test_ab_serve_pairs_two_configurations(trained_model, tmp_path):
         "ab_serve.py",
         trained_model / "model",
         tmp_path,
-        "--a=MODEL_SERVER_WORKERS=1",
-        "--b=MODEL_SERVER_WORKERS=2,MODEL_SERVER_THREADS=1",
+        # one worker of one thread each (the suite shares the cores), B in fp32
+        "--a=MODEL_SERVER_WORKERS=1,MODEL_SERVER_THREADS=1",
+        "--b=MODEL_SERVER_WORKERS=1,MODEL_SERVER_THREADS=1,MODEL_SERVER_PRECISION=fp32",
         "--rounds=2",
         "--seconds=1",
     )
     assert len(re.findall(r"^round \d: A +[\d.]+ req/s .* B/A [\d.]+$", out, re.M)) == 2
     assert re.search(r"throughput B/A: median [\d.]+ \(rounds [\d.]+-[\d.]+\)", out)
     assert "non-2xx answers: 0" in out
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [("--cold-starts=0", "--cold-starts: at least 1"), ("--rate-texts=257", "at most 256")],
+)
+def test_test_sizes_out_of_range_are_refused(tmp_path, arg, message):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), arg],
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
