@@ -208,7 +208,7 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
         raise UserError(f"model directory is corrupt: {MANIFEST} names no plug-in module")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise UserError(
-            f"model directory has format {manifest.get('format_version')}, "
+            f"model directory has format {shown(manifest.get('format_version'))}, "
             f"expected {FORMAT_VERSION}"
         )
     return manifest

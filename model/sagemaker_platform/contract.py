@@ -177,7 +177,7 @@ def _read_json(path: Path, default: Any) -> Any:
         return default
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a number too long
         raise ContractFileError(f"{path.name} is not valid JSON: {exc}") from exc
     except RecursionError:
         raise ContractFileError(f"{path.name} is not valid JSON: nested too deeply") from None

@@ -257,6 +257,11 @@ def test_a_legacy_marker_that_is_a_folder_is_not_a_legacy_model(tmp_path):
         ),
         ({"module": "plugins.tabular"}, "model directory has format None, expected 1"),
         ({"format_version": 2, "module": "m"}, "model directory has format 2, expected 1"),
+        ({"format_version": "1", "module": "m"}, "model directory has format '1', expected 1"),
+        (
+            {"format_version": "9" * 100, "module": "m"},
+            f"model directory has format '{'9' * 56}..., expected 1",
+        ),
     ],
 )
 def test_a_bad_plugin_json_is_refused_by_name(tmp_path, manifest, message):

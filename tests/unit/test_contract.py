@@ -40,6 +40,14 @@ def test_broken_json_is_named(base):
     assert isinstance(caught.value, UserError)
 
 
+def test_a_number_too_long_to_convert_is_named_not_a_traceback(base):
+    """json.loads raises a plain ValueError (not a JSONDecodeError) for an integer of more
+    than 4,300 digits: still the job's input, still a one-line reason."""
+    (base / "input/config/hyperparameters.json").write_text('{"epochs": ' + "9" * 5000 + "}")
+    with pytest.raises(UserError, match="hyperparameters.json is not valid JSON.*4300 digits"):
+        contract.read_hyperparameters()
+
+
 def test_resource_config(base):
     assert contract.read_resource_config().num_nodes == 1
     (base / "input/config/resourceconfig.json").write_text(
