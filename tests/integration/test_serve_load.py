@@ -8,7 +8,7 @@ answer is checked against its own input's reference, and the reference texts are
 enough apart that an answer given to the wrong request cannot pass the check.
 
 Every loop is bounded in count and time. The figures each test prints (run pytest with
--s to see them) are the ones quoted in the README's Reliability section.
+-s to see them) are the ones quoted in docs/serving.md (Reliability).
 """
 
 from __future__ import annotations
@@ -60,14 +60,20 @@ TEXTS = [
     " ".join(_rng.choice(WORDS) for _ in range(_rng.randint(2, 12))) + f" #{i}" for i in range(60)
 ]
 
-# Stated bounds (the README quotes them).
-SOAK_REQUESTS = 6000  # after a 500-request warm-up
+# Stated bounds (docs/serving.md quotes them).
+# The soak is sized by what it proves, not by a round number: 2,000 requests of 1 to 4
+# texts from 32 clients are ~5,000 records in batches mixed from many requests (a wrong
+# answer from a mixed-up batch shows at once), a few hundred /ping samples for the p99,
+# and a leak bound of the same per-request strength as before (6,000 requests and 32 MB
+# were 5.5 KB per request; measured growth is 1-3 MB, under a third of this bound).
+SOAK_REQUESTS = 2000  # after a 500-request warm-up
 SOAK_CLIENTS = 32
 PING_P99_S = 2.0
-RSS_GROWTH_MB = 32  # over the soak, after warm-up: about 5 KB per request
+RSS_GROWTH_KB_PER_REQUEST = 5.5  # a leak of this much per request fails the soak
+RSS_GROWTH_MB = SOAK_REQUESTS * RSS_GROWTH_KB_PER_REQUEST / 1024  # 10.7 MB over the soak
 RECOVERY_S = 30  # /ping 200 again after a worker was killed or replaced (tiny model)
 # A bound on the soak's time, not a figure: with `make test`'s other workers (and anything
-# else) on the same 2 cores, 6,000 requests took over 90 s at 52 req/s.
+# else) on the same 2 cores, 6,000 requests once took over 90 s at 52 req/s.
 SOAK_DEADLINE_S = 300
 
 
@@ -249,9 +255,10 @@ class Pinger:
 # --- the soak --------------------------------------------------------------------------
 @pytest.mark.slow
 def test_soak(trained_model):
-    """6,000 requests from 32 concurrent clients after a 500-request warm-up: no 5xx (no
+    """2,000 requests from 32 concurrent clients after a 500-request warm-up: no 5xx (no
     error at all), every answer its own input's, /ping p99 under 2 s throughout, and the
-    worker's RSS growing by less than 32 MB from the end of the warm-up to the end."""
+    worker's RSS growing by less than 5.5 KB per request (10.7 MB) from the end of the
+    warm-up to the end."""
     with helpers.Server(trained_model, env=FP32) as srv:
         srv.wait_ready()
         refs = references(srv)
