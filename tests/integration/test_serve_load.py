@@ -63,9 +63,10 @@ TEXTS = [
 # Stated bounds (docs/serving.md quotes them).
 # The soak is sized by what it proves, not by a round number: 2,000 requests of 1 to 4
 # texts from 32 clients are ~5,000 records in batches mixed from many requests (a wrong
-# answer from a mixed-up batch shows at once), a few hundred /ping samples for the p99,
-# and a leak bound of the same per-request strength as before (6,000 requests and 32 MB
-# were 5.5 KB per request; measured growth is 1-3 MB, under a third of this bound).
+# answer from a mixed-up batch shows at once), about a hundred /ping samples (0.2 s apart
+# over the 15-25 s the soak takes) for the p99, and a leak bound of the same per-request
+# strength as before (6,000 requests and 32 MB were 5.5 KB per request; measured growth
+# is 1-3 MB, under a third of this bound).
 SOAK_REQUESTS = 2000  # after a 500-request warm-up
 SOAK_CLIENTS = 32
 PING_P99_S = 2.0
