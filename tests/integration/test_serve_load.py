@@ -337,7 +337,11 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(one_worker):
         deadline = killed + RECOVERY_S
         while pinger.first_200_after(dead) is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(2)  # and some more load on the new worker
+        # And some more load on the new worker: until 20 requests sent after the death
+        # were answered (a fixed 2 s gave 16 on a loaded machine), bounded.
+        more = time.monotonic() + 30
+        while sum(r.started > dead for r in list(load.results)) < 20 and time.monotonic() < more:
+            time.sleep(0.05)
         load.stop.set()
         results = load.join()
     successor = the_worker(srv)
