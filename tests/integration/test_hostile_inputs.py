@@ -118,7 +118,11 @@ JSONLINES = "application/jsonlines"
 
 @pytest.fixture(scope="module")
 def capped_server(plugin_trained):
-    env = {"MODEL_SERVER_PRECISION": "fp32", "MODEL_SERVER_MAX_RECORDS": str(MAX_RECORDS)}
+    env = {
+        "MODEL_SERVER_PRECISION": "fp32",
+        "MODEL_SERVER_MAX_RECORDS": str(MAX_RECORDS),
+        "MODEL_SERVER_WORKERS": "1",  # the limit is per request: one worker's start will do
+    }
     with helpers.Server(plugin_trained, env=env) as srv:
         srv.wait_ready()
         yield srv

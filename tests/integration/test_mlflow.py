@@ -129,17 +129,6 @@ def test_a_job_logs_hyperparameters_epoch_metrics_and_its_report(mlflow_server, 
     assert list((base / "output" / "tensorboard").rglob("events.out.tfevents.*"))
 
 
-def test_the_experiment_defaults_to_the_plugin_name(mlflow_server, tmp_path):
-    from mlflow.tracking import MlflowClient
-
-    base = tabular_job(tmp_path, epochs=1)
-    result = helpers.run_entry("train", base, env={"MLFLOW_TRACKING_URI": mlflow_server})
-    assert result.returncode == 0, result.stdout[-3000:]
-    experiment = MlflowClient(mlflow_server).get_experiment_by_name("tabular")
-    assert experiment is not None
-    assert "INFO train: mlflow experiment=tabular " in result.stdout
-
-
 @pytest.mark.parametrize("server", ["refused", "blackholed"])
 def test_an_unreachable_tracking_server_fails_the_job_in_seconds(tmp_path, server):
     """With MLflow's own retry settings (7 retries, 2 s backoff, 120 s timeouts) this took
@@ -182,17 +171,50 @@ def test_a_tracking_uri_mlflow_cannot_keep_fails_in_prepare_with_one_line(
     assert "INFO train: fit " not in result.stdout  # refused before torch was imported
 
 
-def test_a_sqlite_tracking_uri_keeps_artifacts_in_the_job_output(tmp_path, program_folder):
+@pytest.fixture(scope="module")
+def sqlite_job(tmp_path_factory) -> dict:
+    """One job tracked to a sqlite database with MLFLOW_EXPERIMENT_NAME unset, for the two
+    tests below: where its artifacts went, and which experiment it logged to. What it
+    wrote into the program folder is noted (and removed), as `program_folder` does."""
+    tmp_path = tmp_path_factory.mktemp("sqlite_job")
+    before = {p.name for p in helpers.MODEL_DIR.iterdir()}
+    try:
+        base = tabular_job(tmp_path, epochs=1)
+        db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        result = helpers.run_entry("train", base, env={"MLFLOW_TRACKING_URI": db})
+    finally:
+        written = {p.name for p in helpers.MODEL_DIR.iterdir()} - before - {"__pycache__"}
+        for name in written & {"mlruns", "mlflow.db", "mlartifacts"}:
+            path = helpers.MODEL_DIR / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {"base": base, "db": db, "stdout": result.stdout, "written": written}
+
+
+def test_a_sqlite_tracking_uri_keeps_artifacts_in_the_job_output(sqlite_job):
     """MLflow's default artifact root for a database is ./mlruns: the program folder,
     which is the working directory of `train` in the image."""
     from mlflow.tracking import MlflowClient
 
-    base = tabular_job(tmp_path, epochs=1)
-    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = helpers.run_entry("train", base, env={"MLFLOW_TRACKING_URI": db})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    client = MlflowClient(db)
+    assert not sqlite_job["written"], f"written into the program folder: {sqlite_job['written']}"
+    client = MlflowClient(sqlite_job["db"])
     (run,) = client.search_runs([client.get_experiment_by_name("tabular").experiment_id])
-    artifacts = base / "output" / "mlflow"
+    artifacts = sqlite_job["base"] / "output" / "mlflow"
     assert run.info.artifact_uri.startswith(str(artifacts)), run.info.artifact_uri
     assert list(artifacts.rglob("metrics.json"))
+
+
+def test_the_experiment_defaults_to_the_plugin_name(sqlite_job):
+    """No MLFLOW_EXPERIMENT_NAME: the job creates and logs to the experiment named after
+    its plug-in (the same code whatever the store; creating an experiment on the tracking
+    server is the first test's job, whose experiment is new to the server too)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(sqlite_job["db"])
+    experiment = client.get_experiment_by_name("tabular")
+    assert experiment is not None
+    # The job's one run, in that experiment and no other.
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.experiment_id == experiment.experiment_id
+    assert run.info.status == "FINISHED"
+    assert "INFO train: mlflow experiment=tabular " in sqlite_job["stdout"]

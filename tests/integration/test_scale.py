@@ -187,7 +187,9 @@ def test_sigterm_saves_at_once_and_a_restart_resumes(tmp_path, tiny_backbone, pl
     helpers.write_sample_job(base, {}, n_train=rows, model=plugin_name)
     written = len(helpers.channel_rows(plugin_name, base / "input" / "data" / "train"))
     size = sigterm_sizes(plugin_name, written)
-    hp = small(plugin_name, tiny_backbone, epochs="3", checkpoint_every_n_steps=str(size.every))
+    # Two epochs: the restart finishes the interrupted first and must then go on into a
+    # second (a third proved nothing more, and was 2,000 more tabular steps).
+    hp = small(plugin_name, tiny_backbone, epochs="2", checkpoint_every_n_steps=str(size.every))
     helpers.write_hyperparameters(base, hp)
     last = base / "checkpoints" / "last.ckpt"
 
@@ -226,7 +228,7 @@ def test_sigterm_saves_at_once_and_a_restart_resumes(tmp_path, tiny_backbone, pl
     assert not (base / "output" / "failure").exists()
     assert not (base / "model").exists()
 
-    # 2. The restart continues from that step and finishes the 3 epochs.
+    # 2. The restart continues from that step and finishes the 2 epochs.
     result = helpers.run_entry("train", base, timeout=300)
     out = result.stdout
     assert result.returncode == 0, out[-4000:] + result.stderr[-2000:]
@@ -234,8 +236,8 @@ def test_sigterm_saves_at_once_and_a_restart_resumes(tmp_path, tiny_backbone, pl
     assert f"resume epoch=1 skip_batches={step} of={size.steps}" in out
     first_step = int(re.search(r"epoch=\d+ step=(\d+) ", out).group(1))
     assert step < first_step <= step + size.steps // 5 + 1, "the restart began from step 0"
-    assert re.findall(r"INFO train: epoch=(\d) train_loss", out) == ["1", "2", "3"]
-    assert step_of(last) == 3 * size.steps, out[-3000:]
+    assert re.findall(r"INFO train: epoch=(\d) train_loss", out) == ["1", "2"]
+    assert step_of(last) == 2 * size.steps, out[-3000:]
     assert_serves(base)
 
     # 3. A restart of the finished job trains nothing and writes the same model again.
@@ -245,7 +247,7 @@ def test_sigterm_saves_at_once_and_a_restart_resumes(tmp_path, tiny_backbone, pl
             path.unlink()
     result = helpers.run_entry("train", base, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:]
-    assert f"resume checkpoint={last} step={3 * size.steps}" in result.stdout
+    assert f"resume checkpoint={last} step={2 * size.steps}" in result.stdout
     assert not re.search(r"epoch=\d+ step=\d+", result.stdout)
     after = torch.load(base / "model" / "model.ckpt", weights_only=True)["state_dict"]
     assert before.keys() == after.keys()

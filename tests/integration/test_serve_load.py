@@ -8,7 +8,7 @@ answer is checked against its own input's reference, and the reference texts are
 enough apart that an answer given to the wrong request cannot pass the check.
 
 Every loop is bounded in count and time. The figures each test prints (run pytest with
--s to see them) are the ones quoted in the README's Reliability section.
+-s to see them) are the ones quoted in docs/serving.md (Reliability).
 """
 
 from __future__ import annotations
@@ -60,14 +60,21 @@ TEXTS = [
     " ".join(_rng.choice(WORDS) for _ in range(_rng.randint(2, 12))) + f" #{i}" for i in range(60)
 ]
 
-# Stated bounds (the README quotes them).
-SOAK_REQUESTS = 6000  # after a 500-request warm-up
+# Stated bounds (docs/serving.md quotes them).
+# The soak is sized by what it proves, not by a round number: 2,000 requests of 1 to 4
+# texts from 32 clients are ~5,000 records in batches mixed from many requests (a wrong
+# answer from a mixed-up batch shows at once), about a hundred /ping samples (0.2 s apart
+# over the 15-25 s the soak takes) for the p99, and a leak bound of the same per-request
+# strength as before (6,000 requests and 32 MB were 5.5 KB per request; measured growth
+# is 1-3 MB, under a third of this bound).
+SOAK_REQUESTS = 2000  # after a 500-request warm-up
 SOAK_CLIENTS = 32
 PING_P99_S = 2.0
-RSS_GROWTH_MB = 32  # over the soak, after warm-up: about 5 KB per request
+RSS_GROWTH_KB_PER_REQUEST = 5.5  # a leak of this much per request fails the soak
+RSS_GROWTH_MB = SOAK_REQUESTS * RSS_GROWTH_KB_PER_REQUEST / 1024  # 10.7 MB over the soak
 RECOVERY_S = 30  # /ping 200 again after a worker was killed or replaced (tiny model)
 # A bound on the soak's time, not a figure: with `make test`'s other workers (and anything
-# else) on the same 2 cores, 6,000 requests took over 90 s at 52 req/s.
+# else) on the same 2 cores, 6,000 requests once took over 90 s at 52 req/s.
 SOAK_DEADLINE_S = 300
 
 
@@ -246,29 +253,38 @@ class Pinger:
         return next((s for s, _, status in self.samples if s > t and status == 200), None)
 
 
-# --- the soak --------------------------------------------------------------------------
-@pytest.mark.slow
-def test_soak(trained_model):
-    """6,000 requests from 32 concurrent clients after a 500-request warm-up: no 5xx (no
-    error at all), every answer its own input's, /ping p99 under 2 s throughout, and the
-    worker's RSS growing by less than 32 MB from the end of the warm-up to the end."""
+@pytest.fixture(scope="module")
+def one_worker(trained_model):
+    """The soak's and the SIGKILL test's server, started once, and its references. The
+    tests take whichever worker is serving when they begin: after the SIGKILL test, the
+    replacement, which it left answering (its /ping 200 again)."""
     with helpers.Server(trained_model, env=FP32) as srv:
         srv.wait_ready()
-        refs = references(srv)
-        pid = the_worker(srv)
-        warm = Load(srv, refs, SOAK_CLIENTS, 500, deadline_s=SOAK_DEADLINE_S).start().join()
-        assert all(r.problem is None for r in warm), [r.problem for r in warm if r.problem][:3]
-        rss_before = rss_mb(pid)
-        peak = [rss_before]
+        yield srv, references(srv)
 
-        with Pinger(srv, every=0.2) as pinger:
-            load = Load(srv, refs, SOAK_CLIENTS, SOAK_REQUESTS, deadline_s=SOAK_DEADLINE_S).start()
-            while load.running():
-                peak.append(rss_mb(pid))
-                time.sleep(0.5)
-            results = load.join()
-        rss_after = rss_mb(pid)
-        assert the_worker(srv) == pid, "the worker was replaced during the soak"
+
+# --- the soak --------------------------------------------------------------------------
+@pytest.mark.slow
+def test_soak(one_worker):
+    """2,000 requests from 32 concurrent clients after a 500-request warm-up: no 5xx (no
+    error at all), every answer its own input's, /ping p99 under 2 s throughout, and the
+    worker's RSS growing by less than 5.5 KB per request (10.7 MB) from the end of the
+    warm-up to the end."""
+    srv, refs = one_worker
+    pid = the_worker(srv)
+    warm = Load(srv, refs, SOAK_CLIENTS, 500, deadline_s=SOAK_DEADLINE_S).start().join()
+    assert all(r.problem is None for r in warm), [r.problem for r in warm if r.problem][:3]
+    rss_before = rss_mb(pid)
+    peak = [rss_before]
+
+    with Pinger(srv, every=0.2) as pinger:
+        load = Load(srv, refs, SOAK_CLIENTS, SOAK_REQUESTS, deadline_s=SOAK_DEADLINE_S).start()
+        while load.running():
+            peak.append(rss_mb(pid))
+            time.sleep(0.5)
+        results = load.join()
+    rss_after = rss_mb(pid)
+    assert the_worker(srv) == pid, "the worker was replaced during the soak"
 
     elapsed = max(r.ended for r in results) - min(r.started for r in results)
     pings = [seconds for _, seconds, _ in pinger.samples]
@@ -293,7 +309,7 @@ def test_soak(trained_model):
 
 # --- a SIGKILLed worker ----------------------------------------------------------------
 @pytest.mark.slow
-def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(trained_model):
+def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(one_worker):
     """One worker, so the requests on the killed worker are exactly
     those in flight while it died: not finished when SIGKILL was sent, and started
     before the process was reaped (until its last thread exits, its sockets stay open
@@ -307,27 +323,29 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(trained_model):
     listening socket is the master's, so they wait for the replacement, which holds
     them until its model is loaded instead of answering 503. gunicorn logs the kill
     and boots a new worker; /ping is 200 again within RECOVERY_S."""
-    with helpers.Server(trained_model, env=FP32) as srv:
-        srv.wait_ready()
-        refs = references(srv)
-        victim = the_worker(srv)
-        with Pinger(srv, every=0.1, limit_s=120) as pinger:
-            load = Load(srv, refs, clients=4, total=20_000, deadline_s=90).start()
-            time.sleep(1.5)
-            killed = time.monotonic()
-            os.kill(victim, signal.SIGKILL)
-            while not gone(victim) and time.monotonic() - killed < 10:
-                time.sleep(0.001)
-            dead = time.monotonic()
-            assert gone(victim)
-            deadline = killed + RECOVERY_S
-            while pinger.first_200_after(dead) is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(2)  # and some more load on the new worker
-            load.stop.set()
-            results = load.join()
-        successor = the_worker(srv)
-        log = srv.output()
+    srv, refs = one_worker
+    victim = the_worker(srv)
+    with Pinger(srv, every=0.1, limit_s=120) as pinger:
+        load = Load(srv, refs, clients=4, total=20_000, deadline_s=90).start()
+        time.sleep(1.5)
+        killed = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        while not gone(victim) and time.monotonic() - killed < 10:
+            time.sleep(0.001)
+        dead = time.monotonic()
+        assert gone(victim)
+        deadline = killed + RECOVERY_S
+        while pinger.first_200_after(dead) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # And some more load on the new worker: until 20 requests sent after the death
+        # were answered (a fixed 2 s gave 16 on a loaded machine), bounded.
+        more = time.monotonic() + 30
+        while sum(r.started > dead for r in list(load.results)) < 20 and time.monotonic() < more:
+            time.sleep(0.05)
+        load.stop.set()
+        results = load.join()
+    successor = the_worker(srv)
+    log = srv.output()
 
     back = pinger.first_200_after(dead)
     in_flight = [r for r in results if r.started < dead and r.ended > killed]

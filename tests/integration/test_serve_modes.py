@@ -26,6 +26,10 @@ MB = 1024 * 1024
 JSON, JSONLINES, CSV = "application/json", "application/jsonlines", "text/csv"
 WORDS = "my parcel never arrived and I was charged twice for the delivery "
 FP32 = {"MODEL_SERVER_PRECISION": "fp32"}
+# One worker of one thread where the test is about a limit, not about workers: a worker's
+# start costs about 2 CPU seconds, and the long request's seconds are then CPU seconds
+# once, not once per thread.
+ONE = {"MODEL_SERVER_WORKERS": "1", "MODEL_SERVER_THREADS": "1"}
 # The long-request test grows its request until it takes seconds, on any machine: past the
 # record limits (10,000 real-time, 100,000 async), which are about size, not time.
 MANY_RECORDS = {"MODEL_SERVER_MAX_RECORDS": "1000000"}
@@ -118,7 +122,7 @@ def test_serverless_takes_4_mb_on_one_cpu_worker(serverless):
 # --- async ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def async_server(trained_model):
-    env = {**FP32, "MODEL_SERVER_MODE": "async", "MODEL_SERVER_TIMEOUT": "2", **MANY_RECORDS}
+    env = {**FP32, **ONE, "MODEL_SERVER_MODE": "async", "MODEL_SERVER_TIMEOUT": "2", **MANY_RECORDS}
     with helpers.Server(trained_model, env=env) as srv:
         srv.wait_ready()
         yield srv
@@ -171,6 +175,7 @@ def test_async_answers_a_request_longer_than_the_realtime_limits(async_server, t
 
     env = {
         **FP32,
+        **ONE,  # as the async server: the same request takes it as long
         "MODEL_SERVER_TIMEOUT": "2",
         "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
         **MANY_RECORDS,
@@ -213,7 +218,8 @@ def test_slow_clients_cannot_take_the_connections_ping_needs(async_server):
 @pytest.fixture(scope="module")
 def impatient(trained_model):
     """A real-time server whose nginx waits 2 s for a silent client."""
-    with helpers.Server(trained_model, env={**FP32, "MODEL_SERVER_CLIENT_TIMEOUT": "2"}) as srv:
+    env = {**FP32, **ONE, "MODEL_SERVER_CLIENT_TIMEOUT": "2"}
+    with helpers.Server(trained_model, env=env) as srv:
         srv.wait_ready()
         yield srv
 

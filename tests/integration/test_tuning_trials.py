@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests import helpers
@@ -42,7 +43,8 @@ def test_a_trials_hyperparameters_train_to_a_model_that_serves(base_dir, run_tra
     assert "pooling=cls" in result.stdout and "learning_rate=3.000e-04" in result.stdout
     # The objective is a name=value line the metric definitions catch.
     assert re.search(r"\bval_f1=[0-9.]+", result.stdout.split(" result ", 1)[1])
-    with helpers.Server(base_dir, env={"MODEL_SERVER_PRECISION": "fp32"}) as server:
+    env = {"MODEL_SERVER_PRECISION": "fp32", "MODEL_SERVER_WORKERS": "1"}  # one request
+    with helpers.Server(base_dir, env=env) as server:
         server.wait_ready()
         response = requests.post(
             server.url + "/invocations", json={"text": "my parcel never arrived"}, timeout=60
@@ -65,57 +67,78 @@ def resumed_from(stdout: str) -> str | None:
     return match.group(1) if match else None
 
 
-def test_trials_sharing_a_checkpoint_uri_never_resume_each_other(tmp_path):
+def top_level(checkpoints: Path) -> dict[str, tuple[int, int]]:
+    """The checkpoint files at the top of checkpoints/: name -> (size, mtime in ns)."""
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in checkpoints.glob("*.ckpt")}
+
+
+@pytest.fixture(scope="module")
+def shared_uri(tmp_path_factory) -> dict:
+    """One checkpoints/ (one checkpoint_s3_uri) used in turn by two plain jobs and three
+    trial runs, as SageMaker copies the URI onto each: the tests below read what each
+    run printed and left. One sequence for both tests, so that the trials meet a plain
+    job's checkpoint at the top (the case that matters) and no job runs twice.
+
+    1. plain-job-1: trains, checkpoints at the top.
+    2. plain-job-2: a new plain job on the same URI resumes the top.
+    3. trial tune-1-001 (SDK keys): trains from scratch in its own folder.
+    4. trial tune-1-002: from scratch too, not from 001's folder.
+    5. tune-1-001 again with epochs=2 (a spot restart): resumes its own, and goes on."""
+    hp = {**helpers.test_hyperparameters("tabular"), "epochs": "1"}
+    base = tmp_path_factory.mktemp("shared_uri") / "opt_ml"
+    helpers.write_sample_job(base, hp, model="tabular")
+    hp_path = base / "input" / "config" / "hyperparameters.json"
+    plain = json.loads(hp_path.read_text())
+    checkpoints = base / "checkpoints"
+    runs, tops = {}, {}
+
+    def run(key: str, job_name: str, raw: dict) -> None:
+        hp_path.write_text(json.dumps(raw))
+        shutil.rmtree(base / "model", ignore_errors=True)
+        result = helpers.run_entry("train", base, env={"TRAINING_JOB_NAME": job_name})
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        runs[key] = result.stdout
+        tops[key] = top_level(checkpoints)
+
+    trial = {**plain, **SDK_KEYS}
+    run("plain-1", "plain-job-1", plain)
+    run("plain-2", "plain-job-2", plain)
+    run("trial-1", "tune-1-001-aaaaaaaa", trial)
+    run("trial-2", "tune-1-002-bbbbbbbb", trial)
+    run("restart", "tune-1-001-aaaaaaaa", {**trial, "epochs": "2"})
+    return {"checkpoints": checkpoints, "runs": runs, "tops": tops}
+
+
+def test_trials_sharing_a_checkpoint_uri_never_resume_each_other(shared_uri):
     """Two trials, one checkpoints/ (as SageMaker copies the shared URI onto each): each
     trains from scratch in its own folder; a restart of the first resumes its own."""
-    hp = {**helpers.test_hyperparameters("tabular"), "epochs": "1"}
-    trial = tmp_path / "trial" / "opt_ml"
-    helpers.write_sample_job(trial, hp, model="tabular")
-    hp_path = trial / "input" / "config" / "hyperparameters.json"
-    hp_path.write_text(json.dumps({**json.loads(hp_path.read_text()), **SDK_KEYS}))
-    checkpoints = trial / "checkpoints"
-
-    def run(job_name: str, epochs: str = "1"):
-        raw = json.loads(hp_path.read_text())
-        hp_path.write_text(json.dumps({**raw, "epochs": epochs}))
-        shutil.rmtree(trial / "model", ignore_errors=True)
-        result = helpers.run_entry("train", trial, env={"TRAINING_JOB_NAME": job_name})
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-        return result.stdout
-
-    # A checkpoint at the top, from an earlier plain job given the same URI.
-    first = run("tune-1-001-aaaaaaaa")
+    checkpoints, runs, tops = shared_uri["checkpoints"], shared_uri["runs"], shared_uri["tops"]
     own = checkpoints / "tune-1-001-aaaaaaaa"
+    first = runs["trial-1"]
     assert resumed_from(first) is None
     assert f"checkpoints dir={own} trial=tune-1-001-aaaaaaaa" in first
     assert (own / "last.ckpt").is_file() and (own / "best.ckpt").is_file()
-    assert not list(checkpoints.glob("*.ckpt")), "a trial writes nothing at the top"
+    # A trial writes nothing at the top: the plain jobs' files there are as they left them.
+    assert (
+        tops["plain-2"]
+        and tops["trial-1"] == tops["trial-2"] == tops["restart"] == (tops["plain-2"])
+    ), "a trial wrote at the top"
 
-    second = run("tune-1-002-bbbbbbbb")
-    assert resumed_from(second) is None, "the second trial resumed the first's checkpoint"
+    assert resumed_from(runs["trial-2"]) is None, "the second trial resumed the first's"
     assert (checkpoints / "tune-1-002-bbbbbbbb" / "last.ckpt").is_file()
 
     # A spot restart of the first trial (same job name) resumes its own, and goes on.
-    restart = run("tune-1-001-aaaaaaaa", epochs="2")
+    restart = runs["restart"]
     assert resumed_from(restart) == str(own / "last.ckpt")
     assert re.findall(r"INFO train: epoch=(\d+) train_loss", restart) == ["2"]
 
 
-def test_a_plain_job_still_resumes_the_top_level_and_a_trial_ignores_it(tmp_path):
-    hp = {**helpers.test_hyperparameters("tabular"), "epochs": "1"}
-    base = tmp_path / "opt_ml"
-    helpers.write_sample_job(base, hp, model="tabular")
-    env = {"TRAINING_JOB_NAME": "plain-job-1"}
-    result = helpers.run_entry("train", base, env=env)
-    assert result.returncode == 0, result.stdout[-3000:]
-    top: Path = base / "checkpoints" / "last.ckpt"
-    assert top.is_file(), "outside a tuning job checkpoints stay at the top, as before"
-
-    again = helpers.run_entry("train", base, env={"TRAINING_JOB_NAME": "plain-job-2"})
-    assert resumed_from(again.stdout) == str(top)  # a new job on the same URI resumes
-
-    hp_path = base / "input" / "config" / "hyperparameters.json"
-    hp_path.write_text(json.dumps({**json.loads(hp_path.read_text()), **SDK_KEYS}))
-    trial = helpers.run_entry("train", base, env={"TRAINING_JOB_NAME": "tune-2-001-cccccccc"})
-    assert trial.returncode == 0, trial.stdout[-3000:]
-    assert resumed_from(trial.stdout) is None
+def test_a_plain_job_still_resumes_the_top_level_and_a_trial_ignores_it(shared_uri):
+    checkpoints, runs = shared_uri["checkpoints"], shared_uri["runs"]
+    top: Path = checkpoints / "last.ckpt"
+    assert resumed_from(runs["plain-1"]) is None
+    assert "last.ckpt" in shared_uri["tops"]["plain-1"], (
+        "outside a tuning job checkpoints stay at the top, as before"
+    )
+    assert resumed_from(runs["plain-2"]) == str(top)  # a new job on the same URI resumes
+    assert resumed_from(runs["trial-1"]) is None  # a trial does not, though it is there
