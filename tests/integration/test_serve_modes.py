@@ -6,8 +6,10 @@ hour) each get a body of exactly their limit answered and one byte more refused 
 JSON 413. The async server runs with MODEL_SERVER_TIMEOUT=2, the real-time variable set
 low: a request that takes longer than that and than nginx's margin over it (2 + 5 s)
 must still be answered there, while the same request to a real-time server with the same
-setting gets a 504. Were async to use the real-time limits at any layer (nginx's proxy
-timeout, gunicorn's worker timeout, the batch engine's watchdog), it would fail.
+setting gets a 504 (or, where that server computes it inside 2 s, a request grown until it
+cannot: a shared machine's speed is not the same from one server to the next). Were async
+to use the real-time limits at any layer (nginx's proxy timeout, gunicorn's worker
+timeout, the batch engine's watchdog), it would fail.
 """
 
 from __future__ import annotations
@@ -173,18 +175,34 @@ def test_async_answers_a_request_longer_than_the_realtime_limits(async_server, t
         n = min(int(n * 11 / took), 1_000_000)
     assert took > 8, f"{n} texts took only {took:.1f} s: the test proves nothing"
 
+    # One worker: ready on /ping is then the worker that answers (a second one still
+    # loading would answer a 503 "model is loading" after the 2 s).
     env = {
         **FP32,
         **ONE,  # as the async server: the same request takes it as long
         "MODEL_SERVER_TIMEOUT": "2",
+        "MODEL_SERVER_WORKERS": "1",
         "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
         **MANY_RECORDS,
     }
     with helpers.Server(trained_model, env=env) as realtime:
         realtime.wait_ready()
-        start = time.monotonic()
-        r = post(realtime, body, JSON, JSON, timeout=300)
-        took = time.monotonic() - start
+        # The same texts, and while they are answered (200) double them. A shared
+        # machine's speed swings 10-40x within seconds: the texts that took the loaded
+        # async server 25 s took a quiet real-time server 1.6 s, inside its 2 s, and
+        # that 200 was right. A 200 is never late (nginx cuts a request off at 7 s, with
+        # its own 504 "longer than 7 s"); past the texts the machine computes in 2 s at
+        # its fastest, the app's 504 must come.
+        for _ in range(6):
+            start = time.monotonic()
+            r = post(realtime, body, JSON, JSON, timeout=300)
+            took = time.monotonic() - start
+            print(f"real-time: {n} texts in {took:.1f} s, answered {r.status_code}")
+            if r.status_code != 200:
+                break
+            assert len(r.json()["predictions"]) == n
+            n = min(n * 2, 1_000_000)
+            body = _texts(n)
     assert r.status_code == 504, r.text[:300]
     assert "longer than 2 s" in r.json()["error"]
     assert took < 6
