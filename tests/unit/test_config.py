@@ -430,3 +430,59 @@ def test_the_serving_settings_come_from_the_process_environment(monkeypatch):
     assert str(err.value) == (
         "MODEL_SERVER_MAX_BATCH_SIZE='0' is out of range: expected an integer from 1 to 4096"
     )
+
+
+def test_a_union_setting_is_refused_with_or_without_postponed_annotations():
+    """`int | None` has no __name__: it was parsed as a string when the plug-in's module
+    did not postpone its annotations, and refused when it did."""
+    from sagemaker_platform.config import parse_fields
+
+    namespace: dict = {}
+    exec(
+        "from dataclasses import dataclass\n"
+        "from sagemaker_platform.config import setting\n"
+        "@dataclass(frozen=True)\n"
+        "class H:\n"
+        "    limit: int | None = setting(None, 'l')\n",
+        namespace,
+    )
+    postponed: dict = {}
+    exec(
+        "from __future__ import annotations\n"
+        "from dataclasses import dataclass\n"
+        "from sagemaker_platform.config import setting\n"
+        "@dataclass(frozen=True)\n"
+        "class H:\n"
+        "    limit: int | None = setting(None, 'l')\n",
+        postponed,
+    )
+    for cls in (namespace["H"], postponed["H"]):
+        with pytest.raises(TypeError) as err:
+            parse_fields(cls, {"limit": "3"})
+        assert str(err.value) == "setting 'limit' has type int | None; use int, float, bool or str"
+
+
+def test_a_setting_without_a_default_is_described_with_none():
+    from dataclasses import field
+
+    meta = {"help": "h", "choices": (), "min": 1, "max": None, "env": "X_N"}
+
+    @dataclass(frozen=True)
+    class Required:
+        n: int = field(metadata=meta)
+
+    assert describe(Required) == [("X_N", "", "h (an integer >= 1)")]
+
+
+def test_a_plugins_serving_settings_come_from_the_process_environment(monkeypatch):
+    from sagemaker_platform.config import parse_env
+
+    @dataclass(frozen=True)
+    class Settings:
+        size: int = setting(3, "s", lo=1, hi=9, env="X_TEST_SIZE")
+
+    monkeypatch.setenv("X_TEST_SIZE", "7")
+    assert parse_env(Settings).size == 7
+    monkeypatch.setenv("X_TEST_SIZE", "  ")
+    assert parse_env(Settings).size == 3
+    assert parse_env(Settings, {"X_TEST_SIZE": "5"}).size == 5
