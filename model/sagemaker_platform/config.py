@@ -258,8 +258,9 @@ _FALSE = {"false", "0", "no", "off"}
 
 def _type(f) -> str:
     """ "int", "float", "bool" or "str", whether or not the dataclass's module postpones
-    its annotations."""
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
+    its annotations. A type without a name (`int | None`) is spelt as its module would
+    have postponed it, and refused the same way."""
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", repr(f.type))
     if kind not in ("int", "float", "bool", "str"):
         raise TypeError(f"setting {f.name!r} has type {kind}; use int, float, bool or str")
     return kind

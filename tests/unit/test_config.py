@@ -247,3 +247,242 @@ def test_the_mme_memory_budget_is_a_checked_integer():
         serve_config_from_env({"MODEL_SERVER_MME_MEMORY_MB": "-1"})
     with pytest.raises(ConfigError, match="MODEL_SERVER_MULTI_MODEL"):
         serve_config_from_env({"MODEL_SERVER_MULTI_MODEL": "maybe"})
+
+
+# --- the parse rules, bounds and messages exactly (found by mutation testing) ----------
+@dataclass(frozen=True)
+class _Bounded:
+    count: int = setting(2, "c", lo=1, hi=10)
+    share: float = setting(0.5, "s", lo=0.0, hi=0.9)
+    every: int = setting(0, "e", lo=0)
+    name: str = setting("x", "n")
+    on: bool = setting(False, "o")
+
+
+@pytest.mark.parametrize(
+    "raw,value",
+    [
+        ({"count": "1"}, 1),
+        ({"count": "10"}, 10),
+        ({"count": " 7 "}, 7),
+        ({"share": "0"}, 0.0),
+        ({"share": "0.9"}, 0.9),
+        ({"every": "0"}, 0),
+        ({"every": "123456789"}, 123456789),
+    ],
+)
+def test_the_bounds_are_inclusive(raw, value):
+    from sagemaker_platform.config import parse_fields
+
+    ((key, _),) = raw.items()
+    assert getattr(parse_fields(_Bounded, raw), key) == value
+
+
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        ({"count": "0"}, "count='0' is out of range: expected an integer from 1 to 10"),
+        ({"count": "11"}, "count='11' is out of range: expected an integer from 1 to 10"),
+        ({"count": "1.5"}, "count='1.5' is not valid: expected an integer from 1 to 10"),
+        ({"share": "0.95"}, "share='0.95' is out of range: expected a number from 0.0 to 0.9"),
+        ({"share": "-0.1"}, "share='-0.1' is out of range: expected a number from 0.0 to 0.9"),
+        ({"share": "half"}, "share='half' is not valid: expected a number from 0.0 to 0.9"),
+        ({"share": "nan"}, "share='nan' is not valid: expected a number from 0.0 to 0.9"),
+        ({"every": "-1"}, "every='-1' is out of range: expected an integer >= 0"),
+        ({"on": "maybe"}, "on='maybe' is not valid: expected true or false"),
+        ({"on": " "}, "on=' ' is not valid: expected true or false"),
+    ],
+)
+def test_a_bad_value_gets_the_exact_message(raw, message):
+    from sagemaker_platform.config import parse_fields
+
+    with pytest.raises(ConfigError) as err:
+        parse_fields(_Bounded, raw)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        *[(t, True) for t in ("true", "1", "yes", "on", "TRUE", " Yes ", '"on"')],
+        *[(t, False) for t in ("false", "0", "no", "off", "False", " OFF ", '"no"')],
+    ],
+)
+def test_every_spelling_of_a_bool(text, value):
+    from sagemaker_platform.config import parse_fields
+
+    assert parse_fields(_Bounded, {"on": text}).on is value
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ('"abc"', "abc"),
+        ('""', ""),
+        ('"', '"'),
+        ('  "a b"  ', "a b"),
+        ('"a', '"a'),
+        ('a"', 'a"'),
+        (' "x" ', "x"),
+        ("  plain  ", "plain"),
+    ],
+)
+def test_a_string_loses_its_json_quotes_and_outer_blanks_only(text, value):
+    from sagemaker_platform.config import parse_fields
+
+    assert parse_fields(_Bounded, {"name": text}).name == value
+
+
+def test_an_unknown_key_gets_the_exact_message_with_the_first_of_them():
+    from sagemaker_platform.config import parse_fields
+
+    with pytest.raises(ConfigError) as err:
+        parse_fields(_Bounded, {"zeta": "1", "beta": "2", "count": "3"}, "setting")
+    assert str(err.value) == "unknown setting 'beta'; known: count, every, name, on, share"
+    with pytest.raises(ConfigError, match="^unknown hyperparameter 'x'; "):
+        parse_fields(_Bounded, {"x": "1"})
+
+
+def test_a_setting_of_another_type_is_refused_by_name():
+    from sagemaker_platform.config import parse_fields
+
+    @dataclass(frozen=True)
+    class Listy:
+        items: tuple = setting((), "i")
+
+    with pytest.raises(TypeError) as err:
+        parse_fields(Listy, {"items": "a"})
+    assert str(err.value) == "setting 'items' has type tuple; use int, float, bool or str"
+
+
+def test_describe_gives_each_settings_default_and_what_it_accepts():
+    rows = {name: (default, text) for name, default, text in describe(_Bounded)}
+    assert rows == {
+        "count": ("2", "c (an integer from 1 to 10)"),
+        "share": ("0.5", "s (a number from 0.0 to 0.9)"),
+        "every": ("0", "e (an integer >= 0)"),
+        "name": ("x", "n"),
+        "on": ("False", "o (true or false)"),
+    }
+    serve = {name: (default, text) for name, default, text in describe(ServeConfig)}
+    assert serve["MODEL_SERVER_DEVICE"][0] == "auto"
+    assert serve["MODEL_SERVER_DEVICE"][1].endswith(" (one of auto, cuda, cpu)")
+    assert serve["SAGEMAKER_BIND_TO_PORT"][1].endswith(" (an integer from 1 to 65535)")
+
+
+@pytest.mark.parametrize(
+    "env,max_records",
+    [
+        ({}, 10_000),
+        ({"MODEL_SERVER_MODE": "serverless"}, 10_000),
+        ({"MODEL_SERVER_MODE": "async"}, 100_000),
+        ({"SAGEMAKER_BATCH": "true"}, 100_000),
+        ({"SAGEMAKER_BATCH": "true", "MODEL_SERVER_MAX_RECORDS": "50"}, 50),
+        ({"MODEL_SERVER_MAX_RECORDS": "1000000"}, 1_000_000),
+    ],
+)
+def test_each_mode_has_its_own_record_limit(env, max_records):
+    assert serve_config_from_env(env).max_records == max_records
+
+
+def test_a_blank_variable_takes_the_modes_default():
+    env = {
+        "SAGEMAKER_BATCH": "true",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "  ",
+        "MODEL_SERVER_TIMEOUT": " ",
+        "MODEL_SERVER_CLIENT_TIMEOUT": "\t",
+        "MODEL_SERVER_MAX_RECORDS": " ",
+        "MODEL_SERVER_PRECISION": " ",
+    }
+    cfg = serve_config_from_env(env)
+    assert (cfg.max_payload_mb, cfg.timeout, cfg.client_timeout, cfg.max_records) == (
+        100,
+        600,
+        60,
+        100_000,
+    )
+    assert cfg.precision == "auto"
+    serverless = serve_config_from_env(
+        {"MODEL_SERVER_MODE": "serverless", "MODEL_SERVER_WORKERS": " "}
+    )
+    assert serverless.workers == 1
+
+
+def test_a_serverless_endpoint_refuses_cuda_with_the_exact_message():
+    with pytest.raises(ConfigError) as err:
+        serve_config_from_env({"MODEL_SERVER_MODE": "serverless", "MODEL_SERVER_DEVICE": "cuda"})
+    assert (
+        str(err.value) == "MODEL_SERVER_DEVICE=cuda is not valid: a serverless endpoint has no GPU"
+    )
+    cpu = {"MODEL_SERVER_MODE": "serverless", "MODEL_SERVER_DEVICE": "cpu"}
+    assert serve_config_from_env(cpu).device == "cpu"
+    assert serve_config_from_env({"MODEL_SERVER_DEVICE": "cuda"}).device == "cuda"
+
+
+def test_the_serving_settings_come_from_the_process_environment(monkeypatch):
+    monkeypatch.setenv("MODEL_SERVER_MODE", "async")
+    monkeypatch.setenv("MODEL_SERVER_MAX_BATCH_SIZE", "8")
+    cfg = serve_config_from_env()
+    assert (cfg.kind, cfg.timeout, cfg.max_batch_size) == ("async", 3600, 8)
+    monkeypatch.setenv("MODEL_SERVER_MAX_BATCH_SIZE", "0")
+    with pytest.raises(ConfigError) as err:
+        serve_config_from_env()
+    assert str(err.value) == (
+        "MODEL_SERVER_MAX_BATCH_SIZE='0' is out of range: expected an integer from 1 to 4096"
+    )
+
+
+def test_a_union_setting_is_refused_with_or_without_postponed_annotations():
+    """`int | None` has no __name__: it was parsed as a string when the plug-in's module
+    did not postpone its annotations, and refused when it did."""
+    from sagemaker_platform.config import parse_fields
+
+    namespace: dict = {}
+    exec(
+        "from dataclasses import dataclass\n"
+        "from sagemaker_platform.config import setting\n"
+        "@dataclass(frozen=True)\n"
+        "class H:\n"
+        "    limit: int | None = setting(None, 'l')\n",
+        namespace,
+    )
+    postponed: dict = {}
+    exec(
+        "from __future__ import annotations\n"
+        "from dataclasses import dataclass\n"
+        "from sagemaker_platform.config import setting\n"
+        "@dataclass(frozen=True)\n"
+        "class H:\n"
+        "    limit: int | None = setting(None, 'l')\n",
+        postponed,
+    )
+    for cls in (namespace["H"], postponed["H"]):
+        with pytest.raises(TypeError) as err:
+            parse_fields(cls, {"limit": "3"})
+        assert str(err.value) == "setting 'limit' has type int | None; use int, float, bool or str"
+
+
+def test_a_setting_without_a_default_is_described_with_none():
+    from dataclasses import field
+
+    meta = {"help": "h", "choices": (), "min": 1, "max": None, "env": "X_N"}
+
+    @dataclass(frozen=True)
+    class Required:
+        n: int = field(metadata=meta)
+
+    assert describe(Required) == [("X_N", "", "h (an integer >= 1)")]
+
+
+def test_a_plugins_serving_settings_come_from_the_process_environment(monkeypatch):
+    from sagemaker_platform.config import parse_env
+
+    @dataclass(frozen=True)
+    class Settings:
+        size: int = setting(3, "s", lo=1, hi=9, env="X_TEST_SIZE")
+
+    monkeypatch.setenv("X_TEST_SIZE", "7")
+    assert parse_env(Settings).size == 7
+    monkeypatch.setenv("X_TEST_SIZE", "  ")
+    assert parse_env(Settings).size == 3
+    assert parse_env(Settings, {"X_TEST_SIZE": "5"}).size == 5

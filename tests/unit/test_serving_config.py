@@ -1,4 +1,5 @@
 import importlib
+import logging
 import os
 from types import SimpleNamespace
 
@@ -53,6 +54,8 @@ def test_gunicorn_pins_each_worker_to_the_gpu_serving_chose(monkeypatch):
     monkeypatch.setenv(gunicorn_conf.GPUS_ENV, "2")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
     conf = importlib.reload(gunicorn_conf)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level  # post_fork sets up a worker's logging
     try:
         server = SimpleNamespace(WORKERS={})
         pinned = []
@@ -65,6 +68,10 @@ def test_gunicorn_pins_each_worker_to_the_gpu_serving_chose(monkeypatch):
             monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")  # the master's again
         assert pinned == ["4", "6", "4"]
     finally:
+        # Not left writing to this run's captured stdout: a later pytest session in the
+        # same process (mutmut's stats run, then its clean run) would log to a closed file.
+        root.handlers[:], level = saved
+        root.setLevel(level)
         monkeypatch.delenv(gunicorn_conf.GPUS_ENV)
         importlib.reload(gunicorn_conf)
 
