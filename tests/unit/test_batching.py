@@ -452,5 +452,9 @@ def test_a_model_closed_while_its_batch_is_stuck_still_hands_over_to_on_stuck():
         assert isinstance(outcome[0], Stuck) and calls == [outcome[0]]
         with pytest.raises(NotReady):
             engine.predict(["later"], timeout=1)
+        deadline = time.monotonic() + 5
+        while engine.model is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.model is None  # closed: let go
     finally:
         model.release.set()
