@@ -458,3 +458,50 @@ def test_a_model_closed_while_its_batch_is_stuck_still_hands_over_to_on_stuck():
         assert engine.model is None  # closed: let go
     finally:
         model.release.set()
+
+
+def test_close_answers_the_batch_it_ends_in_then_lets_the_model_go():
+    model = Held()
+    engine = BatchEngine(lambda: model, max_batch_size=64, name="m")
+    assert engine.wait_ready(5)
+    hold = threading.Thread(target=engine.predict, args=(["hold"],), daemon=True)
+    hold.start()
+    assert model.entered.wait(5)
+    results = [None, None]
+
+    def client(i, records):
+        results[i] = engine.predict(records, timeout=10)
+
+    threads = [
+        threading.Thread(target=client, args=(i, [r]), daemon=True) for i, r in enumerate("ab")
+    ]
+    for i, t in enumerate(threads):
+        t.start()
+        _queued(engine, i + 1)
+    engine.close("model 'm' was unloaded")
+    with pytest.raises(NotReady, match="^model 'm' was unloaded$"):
+        engine.predict(["late"], timeout=1)
+    model.gate.set()
+    for t in [hold, *threads]:
+        t.join(10)
+    assert model.batches == [["hold"], ["a", "b"]]  # the marker ended the batch it was in
+    assert results == [["2:a"], ["2:b"]]
+    deadline = time.monotonic() + 5
+    while engine.model is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.model is None and not engine.ready
+
+
+def test_a_warm_up_failure_is_a_load_failure():
+    class ColdModel(Held):
+        def warm_up(self):
+            raise ValueError("no warm-up")
+
+    engine = BatchEngine(ColdModel)  # no on_load_error: only the engine's state says
+    assert engine.wait_settled(5) and not engine.ready
+    assert isinstance(engine.error, ValueError) and str(engine.error) == "no warm-up"
+    assert engine.model is None
+    with pytest.raises(NotReady, match="^model failed to load$"):
+        engine.predict(["x"], timeout=5)
+    with pytest.raises(NotReady, match="^model failed to load$"):
+        engine.loaded(timeout=5)
