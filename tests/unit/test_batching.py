@@ -180,8 +180,10 @@ def test_a_stuck_batch_is_given_up_and_on_stuck_runs_after_every_answer():
     model.release.set()
 
     assert isinstance(outcomes["stuck"][0], Stuck)
+    assert str(outcomes["stuck"][0]) == "the forward pass ran longer than 0.5 s"
     assert 0.4 < outcomes["stuck"][1] < 3
     assert isinstance(outcomes["queued"][0], NotReady)
+    assert str(outcomes["queued"][0]) == "this worker is being replaced"
     assert len(calls) == 1
     exc, seen_when_called = calls[0]
     assert isinstance(exc, Stuck)
