@@ -507,3 +507,49 @@ def test_a_warm_up_failure_is_a_load_failure():
         engine.predict(["x"], timeout=5)
     with pytest.raises(NotReady, match="^model failed to load$"):
         engine.loaded(timeout=5)
+
+
+def test_while_loading_loaded_and_wait_settled_give_up_within_their_timeout():
+    gate = threading.Event()
+    engine = BatchEngine(lambda: (gate.wait(10), Held())[1])
+    try:
+        assert engine.wait_settled(0.05) is False
+        with pytest.raises(NotReady, match="^model is loading$"):
+            engine.loaded(timeout=0.05)
+    finally:
+        gate.set()
+    assert engine.wait_settled(5)
+    assert isinstance(engine.loaded(timeout=5), Held)
+
+
+def test_a_model_closed_while_loading_is_never_ready_even_for_a_moment():
+    gate = threading.Event()
+    engine = BatchEngine(lambda: (gate.wait(10), Held())[1])
+    became_ready = []
+    waiter = threading.Thread(target=lambda: became_ready.append(engine.wait_ready(1)))
+    waiter.start()
+    engine.close()
+    gate.set()
+    waiter.join(5)
+    assert became_ready == [False]
+    assert engine.wait_settled(5) and not engine.ready
+
+
+def test_a_request_that_slipped_in_behind_close_gets_not_ready():
+    """The race `close` leaves (a request that passed the ready check as it closed):
+    queued behind the end-marker, it is answered NotReady, never left to time out."""
+    from sagemaker_platform.batching import _Request
+
+    model = Held()
+    engine = BatchEngine(lambda: model, name="m")
+    assert engine.wait_ready(5)
+    hold = threading.Thread(target=engine.predict, args=(["hold"],), daemon=True)
+    hold.start()
+    assert model.entered.wait(5)
+    engine.close("model 'm' was unloaded")
+    late = _Request(["late"])
+    engine._queue.put(late)
+    model.gate.set()
+    assert late.done.wait(5)
+    assert isinstance(late.error, NotReady) and str(late.error) == "model 'm' was unloaded"
+    assert model.batches == [["hold"]]
