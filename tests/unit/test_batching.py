@@ -553,3 +553,39 @@ def test_a_request_that_slipped_in_behind_close_gets_not_ready():
     assert late.done.wait(5)
     assert isinstance(late.error, NotReady) and str(late.error) == "model 'm' was unloaded"
     assert model.batches == [["hold"]]
+
+
+def test_without_a_max_delay_a_batch_waits_for_the_clients_the_last_one_answered(
+    monkeypatch,
+):
+    """The refill wait, made long enough to be certain: after a batch of one, with two
+    queued, the batch waits for one more (the client just answered, resending), and a
+    batch holding as many as expected is sent at once."""
+    from sagemaker_platform import batching
+
+    monkeypatch.setattr(batching, "REFILL_GAP_S", 30.0)
+    monkeypatch.setattr(batching, "REFILL_MAX_S", 30.0)
+    model = Held()
+    engine = BatchEngine(lambda: model, max_batch_size=64)
+    assert engine.wait_ready(5)
+    results = {}
+
+    def client(name):
+        results[name] = engine.predict([name], timeout=20)
+
+    hold = threading.Thread(target=engine.predict, args=(["hold"],), daemon=True)
+    hold.start()
+    assert model.entered.wait(5)
+    threads = []
+    for i, name in enumerate("ab"):
+        threads.append(threading.Thread(target=client, args=(name,), daemon=True))
+        threads[-1].start()
+        _queued(engine, i + 1)
+    model.gate.set()
+    _queued(engine, 0)  # both taken: 2 queued + 1 answered, so it waits for a third
+    threads.append(threading.Thread(target=client, args=("c",), daemon=True))
+    threads[-1].start()
+    for t in [hold, *threads]:
+        t.join(10)
+    assert model.batches == [["hold"], ["a", "b", "c"]]
+    assert results == {"a": ["2:a"], "b": ["2:b"], "c": ["2:c"]}
