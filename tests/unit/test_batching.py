@@ -589,3 +589,33 @@ def test_without_a_max_delay_a_batch_waits_for_the_clients_the_last_one_answered
         t.join(10)
     assert model.batches == [["hold"], ["a", "b", "c"]]
     assert results == {"a": ["2:a"], "b": ["2:b"], "c": ["2:c"]}
+
+
+def test_on_stuck_waits_until_every_answer_is_taken():
+    """`on_stuck` exits the worker: called before a waiting request took its NotReady,
+    that client would get a dropped connection instead of its 503."""
+    from sagemaker_platform.batching import _Request
+
+    model, handed_over = Gated(), threading.Event()
+    engine = BatchEngine(
+        lambda: model,
+        max_batch_size=1,
+        stuck_after_s=0.3,
+        on_stuck=lambda exc: handed_over.set(),
+        flush_grace_s=0.0,
+    )
+    assert engine.wait_ready(5)
+    stuck = threading.Thread(target=pytest.raises, args=(Stuck, engine.predict, ["stuck"]))
+    stuck.daemon = True
+    stuck.start()
+    assert model.entered.wait(5)
+    slow_reader = _Request(["behind"])  # a client that has not yet run to take its answer
+    engine._queue.put(slow_reader)
+    try:
+        assert slow_reader.done.wait(5)
+        assert isinstance(slow_reader.error, NotReady)
+        assert not handed_over.wait(0.5), "on_stuck ran before the answer was taken"
+        slow_reader.collected.set()
+        assert handed_over.wait(5)
+    finally:
+        model.release.set()
