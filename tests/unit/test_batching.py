@@ -428,8 +428,13 @@ def test_a_model_closed_while_its_batch_is_stuck_still_hands_over_to_on_stuck():
     model, calls = Gated(), []
     handed_over = threading.Event()
 
+    from sagemaker_platform.batching import _Request
+
+    late = _Request(["late"])  # slipped in behind the marker (the race `close` leaves)
+    late.collected.set()
+
     def on_stuck(exc):
-        calls.append(exc)
+        calls.append((exc, late.error))
         handed_over.set()
 
     engine = BatchEngine(
@@ -448,10 +453,12 @@ def test_a_model_closed_while_its_batch_is_stuck_still_hands_over_to_on_stuck():
     thread.start()
     assert model.entered.wait(5)  # the batch is computing: the marker queues behind it
     engine.close("model 'm' was unloaded")
+    engine._queue.put(late)
     try:
         assert handed_over.wait(10), "on_stuck was never called"
         thread.join(10)
-        assert isinstance(outcome[0], Stuck) and calls == [outcome[0]]
+        assert isinstance(outcome[0], Stuck) and calls[0][0] is outcome[0]
+        assert isinstance(calls[0][1], NotReady), "answered only after on_stuck"
         with pytest.raises(NotReady):
             engine.predict(["later"], timeout=1)
         deadline = time.monotonic() + 5
