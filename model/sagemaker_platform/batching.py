@@ -382,6 +382,9 @@ class BatchEngine:
                 r = self._queue.get_nowait()
             except queue.Empty:
                 break
+            if r is _CLOSE:  # closed while the batch hung: let the model go after
+                self._closed = True
+                continue
             r.error = NotReady(self.not_ready_reason)
             r.done.set()
             failed.append(r)
