@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -165,6 +166,19 @@ def server(trained_model):
     with helpers.Server(trained_model, env={"MODEL_SERVER_PRECISION": "fp32"}) as srv:
         srv.wait_ready()
         yield srv
+
+
+@pytest.fixture
+def root_logging():
+    """The root logger, its handlers and level put back afterwards: for tests of code that
+    sets up logging (`logs.setup`, gunicorn's post_fork). Left bound to pytest's captured
+    stdout, a later pytest session in the same process (mutmut's stats run, then its clean
+    run) would log to a closed file."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

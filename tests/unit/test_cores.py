@@ -2,7 +2,6 @@
 
 import copy
 import importlib
-import logging
 import os
 from types import SimpleNamespace
 
@@ -63,16 +62,14 @@ def test_a_computing_worker_that_died_is_released():
         share.attach(4)
 
 
-def test_gunicorn_hooks_give_slots_and_free_the_slot_of_an_exited_worker(monkeypatch):
+def test_gunicorn_hooks_give_slots_and_free_the_slot_of_an_exited_worker(monkeypatch, root_logging):
     """pre_fork (master) picks the lowest free slot, post_fork (worker) attaches it, and
     child_exit (master) releases the slot of a worker that died computing."""
     from sagemaker_platform import cores, gunicorn_conf
 
     monkeypatch.setenv(gunicorn_conf.SHARED_CORES_ENV, "4")
     conf = importlib.reload(gunicorn_conf)
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level  # post_fork sets up a worker's logging
-    try:
+    try:  # post_fork sets up a worker's logging: `root_logging` puts it back
         server = SimpleNamespace(WORKERS={})
         workers = []
         for pid in (101, 102, 103):
@@ -92,8 +89,6 @@ def test_gunicorn_hooks_give_slots_and_free_the_slot_of_an_exited_worker(monkeyp
         conf.pre_fork(server, replacement)
         assert replacement.slot == 1  # the lowest free slot again
     finally:
-        root.handlers[:], level = saved  # not left writing to this run's captured stdout
-        root.setLevel(level)
         cores.install(None)
         monkeypatch.delenv(gunicorn_conf.SHARED_CORES_ENV)
         importlib.reload(gunicorn_conf)

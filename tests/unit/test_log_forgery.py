@@ -43,17 +43,13 @@ def forged(text: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def captured():
+def captured(root_logging):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    yield stream
-    root.handlers[:], level = saved
-    root.setLevel(level)
+    root_logging.handlers[:] = [handler]
+    root_logging.setLevel(logging.INFO)
+    return stream
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
@@ -253,21 +249,15 @@ def library_loggers():
 
 
 def test_setup_logs_one_line_per_record_to_stdout_at_log_level(
-    capsys, monkeypatch, library_loggers
+    capsys, monkeypatch, library_loggers, root_logging
 ):
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
     monkeypatch.setenv("LOG_LEVEL", "warning")
-    try:
-        with warnings.catch_warnings():  # the filters and capture setup installs
-            logs.setup()
-            logging.captureWarnings(False)
-        assert root.level == logging.WARNING
-        logging.getLogger("sagemaker_platform.x").warning("disk at %s", "9=9\n")
-        logging.getLogger("sagemaker_platform.x").info("not at WARNING")
-    finally:
-        root.handlers[:], level = saved
-        root.setLevel(level)
+    with warnings.catch_warnings():  # the filters and capture setup installs
+        logs.setup()
+        logging.captureWarnings(False)
+    assert root_logging.level == logging.WARNING
+    logging.getLogger("sagemaker_platform.x").warning("disk at %s", "9=9\n")
+    logging.getLogger("sagemaker_platform.x").info("not at WARNING")
     out = capsys.readouterr().out
     assert re.fullmatch(
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d WARNING sagemaker_platform\.x: disk at 9\\=9\\n\n", out

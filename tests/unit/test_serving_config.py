@@ -1,5 +1,4 @@
 import importlib
-import logging
 import os
 from types import SimpleNamespace
 
@@ -46,7 +45,7 @@ def test_each_worker_gets_one_gpu_in_turn_from_the_visible_ones():
     assert [gpu_for_worker(slot, 2, "3, 5,") for slot in range(3)] == ["3", "5", "3"]
 
 
-def test_gunicorn_pins_each_worker_to_the_gpu_serving_chose(monkeypatch):
+def test_gunicorn_pins_each_worker_to_the_gpu_serving_chose(monkeypatch, root_logging):
     """pre_fork (master) takes the worker's GPU from `serving.gpu_for_worker`, post_fork
     (worker) makes it the only one CUDA shows it: the decision gpu_check prints."""
     from sagemaker_platform import gunicorn_conf
@@ -54,9 +53,7 @@ def test_gunicorn_pins_each_worker_to_the_gpu_serving_chose(monkeypatch):
     monkeypatch.setenv(gunicorn_conf.GPUS_ENV, "2")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
     conf = importlib.reload(gunicorn_conf)
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level  # post_fork sets up a worker's logging
-    try:
+    try:  # post_fork sets up a worker's logging: `root_logging` puts it back
         server = SimpleNamespace(WORKERS={})
         pinned = []
         for pid in (101, 102, 103):
@@ -68,10 +65,6 @@ def test_gunicorn_pins_each_worker_to_the_gpu_serving_chose(monkeypatch):
             monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")  # the master's again
         assert pinned == ["4", "6", "4"]
     finally:
-        # Not left writing to this run's captured stdout: a later pytest session in the
-        # same process (mutmut's stats run, then its clean run) would log to a closed file.
-        root.handlers[:], level = saved
-        root.setLevel(level)
         monkeypatch.delenv(gunicorn_conf.GPUS_ENV)
         importlib.reload(gunicorn_conf)
 
