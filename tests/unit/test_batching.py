@@ -293,9 +293,9 @@ def _queued(engine, n):
     assert engine._queue.qsize() == n
 
 
-def _send_while_held(engine, model, requests, **kwargs):
-    """Hold a forward pass, queue `requests` one after the other, release: the answer
-    (or the exception) of each, in order."""
+def _send_while_held(engine, model, requests, meanwhile=None, **kwargs):
+    """Hold a forward pass, queue `requests` one after the other, call `meanwhile` (if
+    given), release: the answer (or the exception) of each, in order."""
     results = [None] * len(requests)
 
     def client(i, records):
@@ -314,6 +314,8 @@ def _send_while_held(engine, model, requests, **kwargs):
         threads.append(threading.Thread(target=client, args=(i, records), daemon=True))
         threads[-1].start()
         _queued(engine, i + 1)
+    if meanwhile:
+        meanwhile()
     model.gate.set()
     for t in [hold, *threads]:
         t.join(10)
@@ -473,26 +475,13 @@ def test_close_answers_the_batch_it_ends_in_then_lets_the_model_go():
     model = Held()
     engine = BatchEngine(lambda: model, max_batch_size=64, name="m")
     assert engine.wait_ready(5)
-    hold = threading.Thread(target=engine.predict, args=(["hold"],), daemon=True)
-    hold.start()
-    assert model.entered.wait(5)
-    results = [None, None]
 
-    def client(i, records):
-        results[i] = engine.predict(records, timeout=10)
+    def close():
+        engine.close("model 'm' was unloaded")
+        with pytest.raises(NotReady, match="^model 'm' was unloaded$"):
+            engine.predict(["late"], timeout=1)
 
-    threads = [
-        threading.Thread(target=client, args=(i, [r]), daemon=True) for i, r in enumerate("ab")
-    ]
-    for i, t in enumerate(threads):
-        t.start()
-        _queued(engine, i + 1)
-    engine.close("model 'm' was unloaded")
-    with pytest.raises(NotReady, match="^model 'm' was unloaded$"):
-        engine.predict(["late"], timeout=1)
-    model.gate.set()
-    for t in [hold, *threads]:
-        t.join(10)
+    results = _send_while_held(engine, model, [["a"], ["b"]], meanwhile=close)
     assert model.batches == [["hold"], ["a", "b"]]  # the marker ended the batch it was in
     assert results == [["2:a"], ["2:b"]]
     deadline = time.monotonic() + 5
