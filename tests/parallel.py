@@ -51,7 +51,7 @@ if WORKER:
 LONG = (
     "tests/integration/test_bench_",
     "tests/integration/test_scale.py::test_sigterm_saves_at_once_and_a_restart_resumes",
-    "tests/integration/test_serve_load.py::test_soak",
+    "tests/integration/test_tuning_trials.py",  # a module fixture of five training jobs
     "tests/integration/test_own_plugin.py::test_a_plugin_kept_outside_the_repo",
     "tests/integration/test_train.py::test_minilm_learns",
 )
