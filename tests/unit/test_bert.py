@@ -112,23 +112,35 @@ def test_skipping_padding_computes_only_the_real_tokens():
     assert not out[~mask.bool()].any()
 
 
-def test_packed_attention_runs_each_text_on_its_own_tokens(monkeypatch):
-    """No padded key is computed: one attention per text over its real tokens, no mask."""
+@pytest.mark.parametrize("matmuls", ["fp32", "bf16"])
+def test_packed_attention_runs_each_text_on_its_own_tokens(monkeypatch, matmuls):
+    """No padded key is computed: one attention per text over its real tokens (scores,
+    then the weighted sum), no mask, in fp32 whatever the matmuls' precision."""
     native = native_copy(REFERENCES["bert gelu"]().eval())
+    if matmuls == "bf16":
+        native = bert.bf16_matmuls(native, native)
     native.skip_padding = True
     calls = []
-    attention = bert.F.scaled_dot_product_attention
+    bmm = bert.torch.bmm
 
-    def spy(q, k, v, attn_mask=None):
-        calls.append((tuple(q.shape), attn_mask))
-        return attention(q, k, v, attn_mask=attn_mask)
+    def spy(a, b):
+        calls.append((tuple(a.shape), tuple(b.shape), a.dtype, b.dtype))
+        return bmm(a, b)
 
-    monkeypatch.setattr(bert.F, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(bert.torch, "bmm", spy)
     ids, mask = batch(0, [20, 7, 1, 13], 20)
     with torch.inference_mode():
         native(input_ids=ids, attention_mask=mask)
     heads, size = SMALL["num_attention_heads"], SMALL["hidden_size"] // SMALL["num_attention_heads"]
-    per_layer = [((1, heads, n, size), None) for n in (20, 7, 1, 13)]
+    f32 = torch.float32
+    per_layer = [
+        call
+        for n in (20, 7, 1, 13)
+        for call in (
+            ((heads, n, size), (heads, size, n), f32, f32),  # scores
+            ((heads, n, n), (heads, n, size), f32, f32),  # weighted values
+        )
+    ]
     assert calls == per_layer * SMALL["num_hidden_layers"]
 
 
