@@ -114,34 +114,47 @@ def test_skipping_padding_computes_only_the_real_tokens():
 
 @pytest.mark.parametrize("matmuls", ["fp32", "bf16"])
 def test_packed_attention_runs_each_text_on_its_own_tokens(monkeypatch, matmuls):
-    """No padded key is computed: one attention per text over its real tokens (scores,
-    then the weighted sum), no mask, in fp32 whatever the matmuls' precision."""
+    """No padded key is computed: one attention per text over its real tokens, no mask.
+    A short text's is two fp32 matmuls (scores, then the weighted sum) whatever the
+    matmuls' precision; a text whose scores would not fit `SMALL_SCORES` goes to torch's
+    flash kernel, and the answers agree."""
     native = native_copy(REFERENCES["bert gelu"]().eval())
     if matmuls == "bf16":
         native = bert.bf16_matmuls(native, native)
     native.skip_padding = True
-    calls = []
-    bmm = bert.torch.bmm
-
-    def spy(a, b):
-        calls.append((tuple(a.shape), tuple(b.shape), a.dtype, b.dtype))
-        return bmm(a, b)
-
-    monkeypatch.setattr(bert.torch, "bmm", spy)
+    heads, size = SMALL["num_attention_heads"], SMALL["hidden_size"] // SMALL["num_attention_heads"]
     ids, mask = batch(0, [20, 7, 1, 13], 20)
     with torch.inference_mode():
-        native(input_ids=ids, attention_mask=mask)
-    heads, size = SMALL["num_attention_heads"], SMALL["hidden_size"] // SMALL["num_attention_heads"]
-    f32 = torch.float32
-    per_layer = [
+        all_short = native(input_ids=ids, attention_mask=mask).last_hidden_state
+
+    calls = []
+    bmm, sdpa = bert.torch.bmm, bert.F.scaled_dot_product_attention
+
+    def spy_bmm(a, b):
+        calls.append(("bmm", tuple(a.shape), tuple(b.shape), a.dtype, b.dtype))
+        return bmm(a, b)
+
+    def spy_sdpa(q, k, v, attn_mask=None):
+        calls.append(("flash", tuple(q.shape), attn_mask, q.dtype))
+        return sdpa(q, k, v, attn_mask=attn_mask)
+
+    monkeypatch.setattr(bert.torch, "bmm", spy_bmm)
+    monkeypatch.setattr(bert.F, "scaled_dot_product_attention", spy_sdpa)
+    monkeypatch.setattr(bert, "SMALL_SCORES", heads * 13 * 13 * 4)  # 20 tokens: too long
+    with torch.inference_mode():
+        split = native(input_ids=ids, attention_mask=mask).last_hidden_state
+    f32, stored = torch.float32, (torch.bfloat16 if matmuls == "bf16" else torch.float32)
+    per_layer = [("flash", (1, heads, 20, size), None, stored)] + [
         call
-        for n in (20, 7, 1, 13)
+        for n in (7, 1, 13)
         for call in (
-            ((heads, n, size), (heads, size, n), f32, f32),  # scores
-            ((heads, n, n), (heads, n, size), f32, f32),  # weighted values
+            ("bmm", (heads, n, size), (heads, size, n), f32, f32),  # scores
+            ("bmm", (heads, n, n), (heads, n, size), f32, f32),  # weighted values
         )
     ]
     assert calls == per_layer * SMALL["num_hidden_layers"]
+    if matmuls == "fp32":  # in bf16 the flash kernel's rounding is the difference
+        torch.testing.assert_close(split, all_short, atol=1e-5, rtol=1e-5)
 
 
 def test_packed_rows_round_up_to_the_multiple_and_leave_zeros_at_padding():

@@ -132,6 +132,13 @@ def _to(x: torch.Tensor, linear: nn.Module) -> torch.Tensor:
     return x.to(weight.dtype) if isinstance(weight, torch.Tensor) else x
 
 
+# A packed text whose attention scores (heads x tokens x tokens, fp32) fit in this many
+# bytes is attended with plain matmuls (`Packing.attend`): 104 tokens with 12 heads. Half
+# of a 1 MB L2 cache (AMD EPYC with AVX512-BF16), and all of the 512 KB of older cores;
+# at 128 tokens (786 KB) the matmuls measured from 0.97x to 2.4x the flash kernel's time.
+SMALL_SCORES = 512 * 1024
+
+
 class Packing(NamedTuple):
     """Where a padded batch's real tokens sit, for an encoder that skips padding: every
     layer works on the real tokens alone, packed into one [tokens, hidden] matrix, each
@@ -164,23 +171,31 @@ class Packing(NamedTuple):
         Measured on MiniLM's layers with the benchmark's batches of 16 (61-102 tokens),
         a quarter less time than the masked grid. The rounding's rows get zeros.
 
-        In fp32 whatever the matmuls' precision: two batched matrix multiplies over the
-        text's heads around an fp32 softmax. On such short texts that took 0.77x the
-        time of bf16 `scaled_dot_product_attention` per text (its flash kernel, on one
-        thread, AVX512-BF16). The result is stored in `qkv`'s dtype: rounded to bf16
-        where the matmuls are bf16, as the next matmul's input would be anyway."""
+        A short text (`SMALL_SCORES`) is computed in fp32 whatever the matmuls'
+        precision: two batched matrix multiplies over its heads around an fp32 softmax.
+        On the benchmark's texts that took 0.77x the time of bf16
+        `scaled_dot_product_attention` (its flash kernel) on one thread, AVX512-BF16. A
+        longer one goes to that kernel, which never holds its whole score matrix: past
+        the core's cache the two matmuls took 1.2-3.3x its time (128-512 tokens). The
+        result is stored in `qkv`'s dtype: rounded to bf16 where the matmuls are bf16,
+        as the next matmul's input would be anyway."""
         d = qkv.shape[1] // 3
         width = d // heads
         scale = width**-0.5
         out = qkv.new_zeros(qkv.shape[0], d)
         start = 0
         for length in self.lengths:
-            if length:
-                part = qkv[start : start + length].float().view(length, 3, heads, width)
-                q, k, v = part.permute(1, 2, 0, 3)  # each [heads, length, width]
+            if not length:
+                continue
+            part = qkv[start : start + length]
+            if heads * length * length * 4 <= SMALL_SCORES:
+                q, k, v = part.float().view(length, 3, heads, width).permute(1, 2, 0, 3)
                 weights = torch.bmm(q * scale, k.transpose(1, 2)).softmax(-1)
-                attended = torch.bmm(weights, v)
-                out[start : start + length] = attended.transpose(0, 1).reshape(length, d)
+                attended = torch.bmm(weights, v)  # [heads, length, width]
+            else:
+                q, k, v = part.view(1, length, 3, heads, width).permute(2, 0, 3, 1, 4)
+                attended = F.scaled_dot_product_attention(q, k, v)[0]
+            out[start : start + length] = attended.transpose(0, 1).reshape(length, d)
             start += length
         return out
 
