@@ -376,9 +376,9 @@ def bf16_matmuls(net: nn.Module, encoder: BertEncoder) -> nn.Module:
     matrix multiplies in bf16 (bf16 weights and inputs, fp32 accumulation inside the
     kernel) and everything else in fp32: embeddings, the residual stream, LayerNorm,
     attention (packed: `Packing.attend`; over a padded grid, the softmax inside the fused
-    kernel) and whatever `net` does after the encoder (pooling, the classifier head). Casting the whole network instead
-    rounds the residual stream to 8 bits of mantissa at every layer, which flips
-    near-tied argmaxes. Every parameter but the matmuls' is shared with `net`, not copied.
+    kernel) and whatever `net` does after the encoder (pooling, the classifier head).
+    Casting the whole network instead rounds the residual stream to 8 bits of mantissa
+    at every layer, which flips near-tied argmaxes. Every parameter but the matmuls' is shared with `net`, not copied.
     On a CPU with oneDNN the matmuls run as `OneDNNLinear`, the feed-forward activation
     fused into the first."""
     import copy
