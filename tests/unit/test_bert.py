@@ -235,3 +235,28 @@ def test_every_activation_a_backbone_may_name_has_its_fused_onednn_form():
     from plugins.text_classifier import bert
 
     assert set(bert.ONEDNN_ACTIVATIONS) == set(bert.ACTIVATIONS)
+
+
+def _caches(root, entries):
+    for name, (level, size) in entries.items():
+        (root / name).mkdir()
+        (root / name / "level").write_text(f"{level}\n")
+        (root / name / "size").write_text(f"{size}\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    "entries,expected",
+    [
+        ({"index0": (1, "32K"), "index1": (1, "32K"), "index2": (2, "1024K")}, 1 << 20),
+        ({"index0": (1, "48K"), "index2": (2, "2M"), "index3": (3, "105M")}, 2 << 20),
+        ({"index2": (2, "524288")}, 1 << 19),  # no unit: bytes
+        ({"index2": (2, "lots"), "index3": (3, "32M")}, 12345),  # unreadable: the default
+        ({"index2": (2, "0K")}, 12345),
+        ({"index0": (1, "32K")}, 12345),  # no L2 listed
+        ({}, 12345),  # no sysfs (not Linux, or a sandbox without it)
+    ],
+)
+def test_the_l2_size_comes_from_sysfs_or_the_default(tmp_path, entries, expected):
+    """`SMALL_SCORES` is half of it: the attention matmuls lose past the core's cache."""
+    assert bert.l2_bytes(_caches(tmp_path, entries), default=12345) == expected

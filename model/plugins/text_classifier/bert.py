@@ -12,6 +12,7 @@ transformers instead.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -132,11 +133,32 @@ def _to(x: torch.Tensor, linear: nn.Module) -> torch.Tensor:
     return x.to(weight.dtype) if isinstance(weight, torch.Tensor) else x
 
 
+CPU_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")  # Linux: one folder per cache
+
+
+def l2_bytes(caches: Path = CPU_CACHES, default: int = 1 << 20) -> int:
+    """The size of one core's L2 cache (Linux's sysfs: `index*/level` 2, `size` such as
+    "1024K"), or `default` where it cannot be read."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    for index in sorted(caches.glob("index*")):
+        try:
+            if (index / "level").read_text().strip() != "2":
+                continue
+            size = (index / "size").read_text().strip()
+            value = int(size[:-1]) * units[size[-1]] if size[-1:] in units else int(size)
+        except (OSError, ValueError, KeyError):
+            continue
+        if value > 0:
+            return value
+    return default
+
+
 # A packed text whose attention scores (heads x tokens x tokens, fp32) fit in this many
-# bytes is attended with plain matmuls (`Packing.attend`): 104 tokens with 12 heads. Half
-# of a 1 MB L2 cache (AMD EPYC with AVX512-BF16), and all of the 512 KB of older cores;
-# at 128 tokens (786 KB) the matmuls measured from 0.97x to 2.4x the flash kernel's time.
-SMALL_SCORES = 512 * 1024
+# bytes is attended with plain matmuls (`Packing.attend`): half of one core's L2. With a
+# 1 MB L2 (AMD EPYC, AVX512-BF16) that is 104 tokens with 12 heads; the matmuls measured
+# 0.82-0.88x the flash kernel's time up to 112 tokens (602 KB of scores), and from 0.97x
+# to 2.4x at 128 tokens (786 KB). Half is a margin for CPUs measured on no other cache.
+SMALL_SCORES = l2_bytes() // 2
 
 
 class Packing(NamedTuple):
