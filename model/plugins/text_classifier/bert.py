@@ -198,9 +198,9 @@ class Packing(NamedTuple):
         On the benchmark's texts that took 0.77x the time of bf16
         `scaled_dot_product_attention` (its flash kernel) on one thread, AVX512-BF16. A
         longer one goes to that kernel, which never holds its whole score matrix: past
-        the core's cache the two matmuls took 1.2-3.3x its time (128-512 tokens). The
-        result is stored in `qkv`'s dtype: rounded to bf16 where the matmuls are bf16,
-        as the next matmul's input would be anyway."""
+        the core's cache (from 128 tokens here) the two matmuls took up to 3.3x its time
+        (`SMALL_SCORES`). The result is stored in `qkv`'s dtype: rounded to bf16 where
+        the matmuls are bf16, as the next matmul's input would be anyway."""
         d = qkv.shape[1] // 3
         width = d // heads
         scale = width**-0.5
@@ -400,9 +400,9 @@ def bf16_matmuls(net: nn.Module, encoder: BertEncoder) -> nn.Module:
     attention (packed: `Packing.attend`; over a padded grid, the softmax inside the fused
     kernel) and whatever `net` does after the encoder (pooling, the classifier head).
     Casting the whole network instead rounds the residual stream to 8 bits of mantissa
-    at every layer, which flips near-tied argmaxes. Every parameter but the matmuls' is shared with `net`, not copied.
-    On a CPU with oneDNN the matmuls run as `OneDNNLinear`, the feed-forward activation
-    fused into the first."""
+    at every layer, which flips near-tied argmaxes. Every parameter but the matmuls' is
+    shared with `net`, not copied. On a CPU with oneDNN the matmuls run as
+    `OneDNNLinear`, the feed-forward activation fused into the first."""
     import copy
 
     linears = {id(p) for linear in matmuls(encoder) for p in linear.parameters()}
