@@ -185,7 +185,7 @@ def compare_runtimes(
     held_out: list[str],
     rounds: int,
 ) -> tuple[dict, dict, object]:
-    """Texts/s of every runtime in alternating rounds (tokenization included), and its
+    """Texts/s of every runtime in rounds of alternating order (tokenization included), and its
     argmax agreement with the reference on `held_out`, for the trained model and for the
     weakly trained one (`peer` marks the other runtimes' rows). Also the trained model's
     runners and the reference's argmaxes on `held_out`. A `weak_dir` of None: the weak
@@ -211,8 +211,9 @@ def compare_runtimes(
     for name, why in skipped.items():
         print(f"  {name}: skipped, {why}")
     for i in range(rounds):  # the trained model's runners, one after another, each round
-        for name, predict in found.items():
-            table[name]["rates"].append(peers.texts_per_second(predict, texts, n=RATE_TEXTS))
+        for name in round_order(list(found), i):
+            rate = peers.texts_per_second(found[name], texts, n=RATE_TEXTS)
+            table[name]["rates"].append(rate)
         print(
             f"  runtimes round {i + 1}: "
             + ", ".join(f"{n} {table[n]['rates'][-1]:.1f}" for n in found)
@@ -222,7 +223,8 @@ def compare_runtimes(
     base = statistics.median(table[REFERENCE]["rates"])
     print(
         "\nruntimes in process: same network and texts, batch 16, "
-        f"{THREADS} threads, tokenization included; medians of {rounds} alternating rounds"
+        f"{THREADS} threads, tokenization included; medians of {rounds} rounds "
+        "(every other one in reverse order)"
     )
     print(f"  {'runtime':50s} {'texts/s':>8s} {'vs fp32':>8s} {'agreement':>10s} {'weak':>7s}")
     for name, row in table.items():
@@ -234,6 +236,14 @@ def compare_runtimes(
             f"{row['trained']:10.3f} {row['weak']:7.3f}   (rounds {min(ratios):.2f}-{max(ratios):.2f})"
         )
     return table, found, reference
+
+
+def round_order(names: list[str], i: int) -> list[str]:
+    """The runners of round `i` in the order they run: the table's in even rounds, the
+    reverse in odd ones, as ab_serve.py alternates A and B. A runner's place in a round
+    (what ran just before it, how far the machine drifted since the default's turn) then
+    weighs on the default and on each peer alike."""
+    return names if i % 2 == 0 else names[::-1]
 
 
 def pick_peers(table: dict) -> tuple[str | None, str | None]:

@@ -105,6 +105,16 @@ def test_the_peer_is_the_fastest_runtime_whatever_its_agreement():
     assert bench_serve.pick_peers(table) == ("OpenVINO f32", "OpenVINO f32")
 
 
+def test_the_runtimes_run_in_the_reverse_order_every_other_round():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_serve
+
+    names = ["reference", "default", "OpenVINO f32", "OpenVINO bf16 hint"]
+    orders = [bench_serve.round_order(names, i) for i in range(4)]
+    assert orders[0] == orders[2] == names
+    assert orders[1] == orders[3] == names[::-1]
+
+
 def test_ab_serve_pairs_two_configurations(trained_model, tmp_path):
     out = run_benchmark(
         "ab_serve.py",
