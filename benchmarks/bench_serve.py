@@ -185,11 +185,11 @@ def compare_runtimes(
     held_out: list[str],
     rounds: int,
 ) -> tuple[dict, dict, object]:
-    """Texts/s of every runtime in rounds of alternating order (tokenization included), and its
-    argmax agreement with the reference on `held_out`, for the trained model and for the
-    weakly trained one (`peer` marks the other runtimes' rows). Also the trained model's
-    runners and the reference's argmaxes on `held_out`. A `weak_dir` of None: the weak
-    model is the trained one (the same folder), converted and scored once."""
+    """Texts/s of every runtime in rounds (tokenization included; `round_order`), and
+    its argmax agreement with the reference on `held_out`, for the trained model and for
+    the weakly trained one (`peer` marks the other runtimes' rows). Also the trained
+    model's runners and the reference's argmaxes on `held_out`. A `weak_dir` of None: the
+    weak model is the trained one (the same folder), converted and scored once."""
     from sagemaker_platform.runtime import resolve_precision
 
     precision = resolve_precision("auto", "cpu")
