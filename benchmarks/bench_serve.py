@@ -145,9 +145,11 @@ def whole_network_bf16(model_dir: Path):
 
 
 def padded(model):
-    """`model` with its encoder computing every padded token, as transformers does and
-    as fp32 did before (the reference and the plain loop, not served)."""
+    """`model` computing as transformers does and as fp32 did before: every padded
+    token, and each batch in one call on every thread (the reference and the plain
+    loop, not served)."""
     model.net.backbone.skip_padding = False
+    model.runtime.split_batches = False  # one call per batch, on every thread
     return model
 
 

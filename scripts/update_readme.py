@@ -60,7 +60,7 @@ HELPERS: dict[str, tuple[str, ...]] = {
     ),
     "artifacts": ("read_json", "check_labels", "load_checkpoint", "load_state_dict"),
     "archives": ("extract", "Limits"),
-    "runtime": ("Runtime",),
+    "runtime": ("Runtime", "Runtime.in_parts"),
     "codecs": (
         "HTTPError",
         "JSON",
@@ -110,7 +110,9 @@ def helpers_table() -> str:
     for module_name, names in HELPERS.items():
         module = importlib.import_module(f"sagemaker_platform.{module_name}")
         for name in names:
-            obj = getattr(module, name)  # AttributeError: HELPERS names a removed helper
+            obj = module  # AttributeError: HELPERS names a removed helper
+            for part in name.split("."):  # a class's method: "Runtime.in_parts"
+                obj = getattr(obj, part)
             lines.append(f"| `{_signature(module_name, name, obj)}` | {_summary(name, obj)} |")
     return "\n".join(lines)
 
@@ -125,7 +127,7 @@ def _signature(module_name: str, name: str, obj) -> str:
     except (TypeError, ValueError):
         return f"{module_name}.{name}"
     # `from __future__ import annotations` makes every annotation a string: unquote them
-    sig = re.sub(r"(: |-> )'([^']*)'", r"\1\2", sig)
+    sig = re.sub(r"(: |-> )'([^']*)'", r"\1\2", sig).replace("(self, ", "(")
     return f"{module_name}.{name}{sig}".replace("|", "\\|")
 
 

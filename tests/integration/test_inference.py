@@ -229,6 +229,30 @@ def test_workers_sharing_cores_take_their_share_and_drop_to_it_mid_batch(trained
     assert share.busy() == 0  # its own flag is down between batches
 
 
+def test_a_model_computing_alone_on_two_threads_splits_a_batch_with_the_same_answers(
+    trained_model,
+):
+    """No core share (one worker, or the model in a process of its own) and two threads:
+    a pass of 32 texts runs as two of 16 at once (`Runtime.in_parts`), answering as one."""
+    before = torch.get_num_threads()
+    try:
+        model = helpers.text_model(trained_model / "model", "fp32", "cpu", threads=2)
+        passes = []
+        forward = model._forward
+        model._forward = lambda rows: passes.append(len(rows)) or forward(rows)
+        texts = TEXTS * 8
+        split = model.predict_proba(texts, bucket=False)
+        assert sorted(passes) == [16, 16] and torch.get_num_threads() == 2
+        passes.clear()
+        model.runtime.split_batches = False
+        whole = model.predict_proba(texts, bucket=False)
+        assert passes == [32]
+        assert torch.allclose(split, whole, atol=1e-6)
+        assert torch.equal(split.argmax(-1), whole.argmax(-1))
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_gpu_only_precisions_are_refused_on_cpu(trained_model):
     with pytest.raises(UserError, match="fp16 needs a GPU"):
         helpers.text_model(trained_model / "model", "fp16", "cpu")

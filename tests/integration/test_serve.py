@@ -64,6 +64,22 @@ def same(a, b):
         assert a["probabilities"][k] == pytest.approx(b["probabilities"][k], abs=2e-3)
 
 
+def test_a_lone_worker_on_two_threads_answers_a_large_batch_as_each_text_alone(
+    trained_model, reference
+):
+    """One worker with two threads computes alone: a request of 40 texts runs as two
+    parts at once on two OS threads under gevent (`Runtime.in_parts`), in order."""
+    env = {"MODEL_SERVER_WORKERS": "1", "MODEL_SERVER_THREADS": "2"}
+    with helpers.Server(trained_model, env={**env, "MODEL_SERVER_PRECISION": "fp32"}) as srv:
+        srv.wait_ready()
+        texts = [TEXTS[i % len(TEXTS)] for i in range(40)]
+        r = post(srv, {"inputs": texts})
+        assert r.status_code == 200, r.text
+        for text, rec in zip(texts, r.json()["predictions"], strict=True):
+            same(rec, reference[text])
+        assert "threads=2" in srv.output()  # the model's load line: no core share, 2 threads
+
+
 def test_ping(server):
     r = requests.get(server.url + "/ping", timeout=2)
     assert r.status_code == 200

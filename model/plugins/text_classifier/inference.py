@@ -164,11 +164,16 @@ class Model:
                 for i in range(0, len(rows), self.max_batch_size)
             ]
         if len(passes) == 1:  # one pass holds every text: run them in input order
-            return self._forward(rows)
+            return self._forward_parts(rows)
         out = torch.empty(len(rows), len(self.labels))
         for idx in passes:
-            out[idx] = self._forward([rows[i] for i in idx])
+            out[idx] = self._forward_parts([rows[i] for i in idx])
         return out
+
+    def _forward_parts(self, rows: Sequence[Sequence[int]]):
+        """`_forward(rows)`, split over the worker's threads where it computes alone on
+        a CPU (`Runtime.in_parts`): each part pads to its own longest text."""
+        return self._torch.cat(self.runtime.in_parts(self._forward, rows))
 
     def warm_up(self) -> None:
         """One pass at full length, so a ready /ping promises a model that handles any

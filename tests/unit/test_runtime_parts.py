@@ -1,0 +1,146 @@
+"""`Runtime.in_parts`: a worker computing alone on several CPU threads splits a large
+batch over threads of one torch thread each; anywhere else, one call as before."""
+
+import threading
+
+import pytest
+import torch
+
+from sagemaker_platform.cores import CoreShare
+from sagemaker_platform.runtime import MIN_PART, Runtime
+
+
+@pytest.fixture
+def torch_threads():
+    """Set torch's thread count for the test; the suite's count again afterwards."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def recorder(together: int = 1):
+    """fn(records) -> records, noting each call's thread, its torch thread count and
+    its records; with `together`, each call waits until that many run at once."""
+    calls = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(together, timeout=10)
+
+    def fn(records):
+        with lock:
+            calls.append((threading.get_ident(), torch.get_num_threads(), list(records)))
+        barrier.wait()  # BrokenBarrierError unless the parts run at the same time
+        return list(records)
+
+    return fn, calls
+
+
+def test_a_worker_alone_on_two_threads_splits_a_large_batch_in_order(torch_threads):
+    torch_threads(2)
+    fn, calls = recorder(together=2)
+    records = list(range(2 * MIN_PART + 1))
+    runtime = Runtime()
+    assert runtime.in_parts(fn, records) == [records[: MIN_PART + 1], records[MIN_PART + 1 :]]
+    assert sorted(len(r) for _, _, r in calls) == [MIN_PART, MIN_PART + 1]
+    assert len({thread for thread, _, _ in calls}) == 2  # two threads at once
+    assert {threads for _, threads, _ in calls} == {1}  # each on one torch thread
+    assert threading.get_ident() in {thread for thread, _, _ in calls}  # one is the caller's
+    assert torch.get_num_threads() == 2  # the caller's count is back
+    calls.clear()
+    assert runtime.in_parts(fn, records) == [records[: MIN_PART + 1], records[MIN_PART + 1 :]]
+    assert {threads for _, threads, _ in calls} == {1}  # the pool's thread again, still one
+
+
+def test_three_threads_make_three_parts_where_each_gets_enough(torch_threads):
+    torch_threads(3)
+    fn, calls = recorder(together=3)
+    assert [len(p) for p in Runtime().in_parts(fn, list(range(3 * MIN_PART)))] == [MIN_PART] * 3
+    assert len({thread for thread, _, _ in calls}) == 3
+    n = 3 * MIN_PART - 1  # a record short of three parts: two, as even as they go
+    fn, _ = recorder(together=2)
+    assert [len(p) for p in Runtime().in_parts(fn, list(range(n)))] == [n - n // 2, n // 2]
+
+
+def one_call(runtime: Runtime, records: list) -> list:
+    fn, calls = recorder()
+    assert runtime.in_parts(fn, records) == [records]
+    return calls
+
+
+def test_one_call_where_the_worker_does_not_compute_alone_on_a_cpu(torch_threads):
+    torch_threads(2)
+    records = list(range(4 * MIN_PART))
+    share = CoreShare(cores=2, slots=2)
+    for runtime in (
+        Runtime(share=share),  # workers sharing the cores: each follows its share
+        Runtime(device="cuda"),
+        Runtime(split_batches=False),
+    ):
+        (call,) = one_call(runtime, records)
+        assert call[0] == threading.get_ident() and call[1] == 2
+    (call,) = one_call(Runtime(), records[: 2 * MIN_PART - 1])  # too small to split
+    assert call == (threading.get_ident(), 2, records[: 2 * MIN_PART - 1])
+    torch_threads(1)
+    assert len(one_call(Runtime(), records)) == 1
+
+
+def test_a_part_that_fails_fails_the_batch_and_leaves_nothing_running(torch_threads):
+    torch_threads(2)
+    finished = []
+
+    def fn(records):
+        if records[0] == 0:
+            raise ValueError("bad record 0")
+        threading.Event().wait(0.2)  # the other part still computes when the first fails
+        finished.append(records)
+        return records
+
+    with pytest.raises(ValueError, match="bad record 0"):
+        Runtime().in_parts(fn, list(range(2 * MIN_PART)))
+    assert finished == [list(range(MIN_PART, 2 * MIN_PART))]  # waited for, not abandoned
+    assert torch.get_num_threads() == 2
+
+    def late(records):
+        if records[0] != 0:
+            raise ValueError(f"bad record {records[0]}")
+        return records
+
+    with pytest.raises(ValueError, match=f"bad record {MIN_PART}"):
+        Runtime().in_parts(late, list(range(2 * MIN_PART)))
+    assert torch.get_num_threads() == 2
+
+
+def test_parts_run_on_os_threads_at_once_in_a_gevent_worker():
+    """Under gunicorn's gevent worker `threading` is monkey-patched: its threads are
+    greenlets, which would take turns on the forward pass's thread. The parts must run
+    on OS threads of their own, at the same time, from the batcher's native thread."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import sagemaker_platform
+
+    code = """
+from gevent import monkey; monkey.patch_all()
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import torch
+from gevent.threadpool import ThreadPool
+from sagemaker_platform.runtime import MIN_PART, Runtime
+native_id = monkey.get_original("threading", "get_native_id")
+torch.set_num_threads(2)
+def fn(records):
+    start = time.perf_counter()
+    while time.perf_counter() - start < 0.3:  # holds the GIL between its switches
+        pass
+    return (native_id(), start, time.perf_counter(), torch.get_num_threads())
+runtime = Runtime()
+forward = ThreadPool(1)  # as batching runs every forward pass
+(a, b) = forward.spawn(runtime.in_parts, fn, list(range(2 * MIN_PART))).get(timeout=30)
+print(a[0] != b[0], a[1] < b[2] and b[1] < a[2], a[3], b[3], torch.get_num_threads())
+"""
+    model = Path(sagemaker_platform.__file__).parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120
+    )
+    # Two OS threads, whose computations overlapped in time, each on one torch thread.
+    assert done.stdout.split() == ["True", "True", "1", "1", "2"], done.stdout + done.stderr[-3000:]
