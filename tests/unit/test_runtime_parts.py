@@ -47,7 +47,7 @@ def test_a_worker_alone_on_two_threads_splits_a_large_batch_in_order(torch_threa
     assert torch.get_num_threads() == 2  # the caller's count is back
     calls.clear()
     assert runtime.in_parts(fn, records) == [records[: MIN_PART + 1], records[MIN_PART + 1 :]]
-    assert {threads for _, threads, _ in calls} == {1}  # the pool's thread again, still one
+    assert {threads for _, threads, _ in calls} == {1}  # a new part thread, on one torch thread too
 
 
 def test_three_threads_make_three_parts_where_each_gets_enough(torch_threads):
