@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from typing import Any
 
 from . import logs
 from .errors import UserError
+from .native import capture, gevent_active
 
 log = logging.getLogger("serve")
 
@@ -41,11 +41,6 @@ log = logging.getLogger("serve")
 # until none has arrived for REFILL_GAP_S, and never longer than REFILL_MAX_S in all.
 REFILL_GAP_S = 0.002
 REFILL_MAX_S = 0.005
-
-
-def _gevent_active() -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    return bool(monkey and monkey.is_module_patched("threading"))
 
 
 class _Overrun(Exception):
@@ -59,7 +54,7 @@ class _NativeRunner:
 
     def __init__(self):
         self._pool = None
-        if _gevent_active():
+        if gevent_active():
             from gevent.threadpool import ThreadPool
 
             self._pool = ThreadPool(1)
@@ -74,13 +69,13 @@ class _NativeRunner:
         """`fn(*args)`, given `timeout` seconds; with `began` (when `fn` really started,
         or None while it waits its turn), counted from that start."""
         if self._pool is not None:
-            result = self._pool.spawn(_capture, fn, args)
+            result = self._pool.spawn(capture, fn, args)
             wait, ready = result.wait, result.ready
         else:  # plain threads: a daemon thread per call, so that a stuck one is left behind
             done, box = threading.Event(), []
 
             def target():
-                box.append(_capture(fn, args))
+                box.append(capture(fn, args))
                 done.set()
 
             threading.Thread(target=target, name="forward", daemon=True).start()
@@ -103,14 +98,6 @@ class _NativeRunner:
         """Let the OS thread go (gevent's pool keeps its idle thread otherwise)."""
         if self._pool is not None:
             self._pool.kill()
-
-
-def _capture(fn: Callable, args: tuple) -> tuple[bool, Any]:
-    """Hand exceptions back as values: gevent's pool would print each one again."""
-    try:
-        return True, fn(*args)
-    except BaseException as exc:
-        return False, exc
 
 
 class _Request:

@@ -33,7 +33,6 @@ import gc
 import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -41,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, codecs, contract, cores, logs, multimodel, registry
+from . import artifacts, codecs, contract, cores, logs, multimodel, native, registry
 from .batching import BatchEngine
 from .codecs import HTTPError
 from .config import ServeConfig, serve_config_from_env
@@ -63,10 +62,7 @@ def _native_rlock():
     """A lock of the OS, which the forward passes' native threads take. Under gevent's
     monkey-patching `threading.RLock`, even its saved original, is built on greenlet
     locks, which hang when OS threads contend for them: `_thread.RLock` is not."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey and monkey.is_module_patched("threading"):
-        return monkey.get_original("_thread", "RLock")()
-    return threading.RLock()
+    return native.os_thread("RLock")()
 
 
 class SharedModel(LoadedModel):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import native
 from .cores import CoreShare
 from .errors import UserError
 
@@ -183,37 +183,18 @@ def _start_native(fn: Callable[..., R], *args: Any) -> Callable[[], tuple[bool, 
     gives (True, its result) or (False, its exception). An OS thread even in a gevent
     worker, whose monkey-patched threads are greenlets that would take turns on the
     caller's thread: the caller (the batcher's forward thread) blocks, as it may."""
-    start, allocate_lock = _native_threads()
-    done = allocate_lock()
+    done = native.os_thread("allocate_lock")()
     done.acquire()
     box: list[tuple[bool, Any]] = []
 
     def run() -> None:
-        try:
-            box.append((True, fn(*args)))
-        except BaseException as exc:  # handed to the caller, which raises it
-            box.append((False, exc))
-        finally:
-            done.release()
+        box.append(native.capture(fn, args))
+        done.release()
 
-    start(run, ())
+    native.os_thread("start_new_thread")(run, ())
 
     def join() -> tuple[bool, Any]:
         done.acquire()
         return box[0]
 
     return join
-
-
-def _native_threads():
-    """`_thread.start_new_thread` and `allocate_lock` as the OS provides them, also
-    where gevent has patched `_thread`."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
-        return (
-            monkey.get_original("_thread", "start_new_thread"),
-            monkey.get_original("_thread", "allocate_lock"),
-        )
-    import _thread
-
-    return _thread.start_new_thread, _thread.allocate_lock
