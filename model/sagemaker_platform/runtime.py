@@ -128,13 +128,13 @@ class Runtime:
         threads at once, as a network in eval mode under `torch.inference_mode()` is."""
         import torch
 
+        threads = torch.get_num_threads()
         alone = self.device == "cpu" and self.share is None and self.split_batches
-        parts = min(torch.get_num_threads(), len(records) // MIN_PART) if alone else 1
+        parts = min(threads, len(records) // MIN_PART) if alone else 1
         if parts < 2:
             return [fn(records)]
         size = -(-len(records) // parts)
         chunks = [records[i : i + size] for i in range(0, len(records), size)]
-        threads = torch.get_num_threads()
         torch.set_num_threads(1)
         joins = []
         try:
