@@ -9,6 +9,7 @@ tells the other workers this one computes and takes this worker's share of the c
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def resolve_precision(requested: str, device: str) -> str:
 T = TypeVar("T")
 R = TypeVar("R")
 
-# `in_parts` splits a batch only where each thread gets this many records. MiniLM on 2
+# `in_parts` splits a batch only where it holds this many records a thread. MiniLM on 2
 # cores, bf16, two one-thread halves against one two-thread call: 1.076x for a batch of
 # 16 texts, 1.118x for 32, but 0.99x for 8 and 0.91x for 4 (on small parts Python's work
 # per operation, which the GIL serialises, outweighs the gain). docs/results.md.
@@ -115,16 +116,23 @@ class Runtime:
             torch.set_num_threads(self.share.threads())
             yield
 
-    def in_parts(self, fn: Callable[[Sequence[T]], R], records: Sequence[T]) -> list[R]:
+    def in_parts(
+        self,
+        fn: Callable[[Sequence[T]], R],
+        records: Sequence[T],
+        cost: Callable[[T], float] | None = None,
+    ) -> list[R]:
         """`fn` of consecutive parts of `records` at once, one part per CPU thread, where
-        this worker computes alone; elsewhere `[fn(records)]`. Results in order.
+        this worker computes alone; elsewhere `[fn(records)]`. Results in order. With
+        `cost` (a record's work, such as a text's token count) the parts hold near-equal
+        work, so that no thread waits on a longer one; without it, near-equal counts.
 
         Alone: on a CPU with several torch threads and no core share (one worker, or a
         model in a process of its own), and a batch of at least `MIN_PART` records per
-        part. Each part runs on an OS thread of its own (gevent's patched threads left
-        aside) with one torch thread: the small operations of a network (a text's
-        attention, a LayerNorm) scale poorly across the threads of one call, and
-        separate calls keep every core busy. `fn` must be safe to call from several
+        thread (a part of long records may hold fewer). Each part runs on an OS thread
+        of its own (gevent's patched threads left aside) with one torch thread: the
+        small operations of a network (a text's attention, a LayerNorm) scale poorly
+        across the threads of one call, and separate calls keep every core busy. `fn` must be safe to call from several
         threads at once, as a network in eval mode under `torch.inference_mode()` is."""
         import torch
 
@@ -133,8 +141,8 @@ class Runtime:
         parts = min(threads, len(records) // MIN_PART) if alone else 1
         if parts < 2:
             return [fn(records)]
-        size = -(-len(records) // parts)
-        chunks = [records[i : i + size] for i in range(0, len(records), size)]
+        ends = _even_ends([cost(r) for r in records] if cost else [1.0] * len(records), parts)
+        chunks = [records[i:j] for i, j in itertools.pairwise([0, *ends])]
         torch.set_num_threads(1)
         joins = []
         try:
@@ -169,6 +177,22 @@ class Runtime:
 
         for module in modules:
             module.register_forward_pre_hook(drop)
+
+
+def _even_ends(costs: Sequence[float], parts: int) -> list[int]:
+    """Where each of `parts` consecutive runs of `costs` ends, none empty, each end
+    the one whose total so far is nearest its share (k / parts of the whole; of two as
+    near, the later)."""
+    totals = list(itertools.accumulate(costs))
+    ends: list[int] = []
+    for k in range(1, parts):
+        share = totals[-1] * k / parts
+        first = ends[-1] + 1 if ends else 1  # at least one record per part
+        last = len(costs) - (parts - k)  # and one left for each part after this
+        ends.append(
+            min(range(first, last + 1), key=lambda end: (abs(totals[end - 1] - share), -end))
+        )
+    return [*ends, len(costs)]
 
 
 def _on_one_thread(fn: Callable[[Sequence[T]], R], records: Sequence[T]) -> R:

@@ -233,20 +233,25 @@ def test_a_model_computing_alone_on_two_threads_splits_a_batch_with_the_same_ans
     trained_model,
 ):
     """No core share (one worker, or the model in a process of its own) and two threads:
-    a pass of 32 texts runs as two of 16 at once (`Runtime.in_parts`), answering as one."""
+    a pass of 32 texts runs as two parts at once (`Runtime.in_parts`), answering as one.
+    The parts hold near-equal tokens, not texts: 8 long texts and 24 short ones split
+    about 6 | 26, so that neither thread waits on the other."""
     before = torch.get_num_threads()
     try:
         model = helpers.text_model(trained_model / "model", "fp32", "cpu", threads=2)
         passes = []
         forward = model._forward
-        model._forward = lambda rows: passes.append(len(rows)) or forward(rows)
-        texts = TEXTS * 8
+        model._forward = lambda rows: passes.append([len(r) for r in rows]) or forward(rows)
+        texts = [" and ".join(TEXTS * 3)] * 8 + TEXTS * 6
         split = model.predict_proba(texts, bucket=False)
-        assert sorted(passes) == [16, 16] and torch.get_num_threads() == 2
+        assert len(passes) == 2 and torch.get_num_threads() == 2
+        first, second = sorted(passes, key=len)
+        assert sum(map(len, passes)) == 32 and len(first) < 8  # the long texts' part
+        assert abs(sum(first) - sum(second)) <= max(first + second)  # near-equal tokens
         passes.clear()
         model.runtime.split_batches = False
         whole = model.predict_proba(texts, bucket=False)
-        assert passes == [32]
+        assert [len(p) for p in passes] == [32]
         assert torch.allclose(split, whole, atol=1e-6)
         assert torch.equal(split.argmax(-1), whole.argmax(-1))
     finally:

@@ -5,9 +5,11 @@ import threading
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sagemaker_platform.cores import CoreShare
-from sagemaker_platform.runtime import MIN_PART, Runtime
+from sagemaker_platform.runtime import MIN_PART, Runtime, _even_ends
 
 
 @pytest.fixture
@@ -58,6 +60,36 @@ def test_three_threads_make_three_parts_where_each_gets_enough(torch_threads):
     n = 3 * MIN_PART - 1  # a record short of three parts: two, as even as they go
     fn, _ = recorder(together=2)
     assert [len(p) for p in Runtime().in_parts(fn, list(range(n)))] == [n - n // 2, n // 2]
+
+
+def test_with_a_cost_the_parts_hold_near_equal_work_not_counts(torch_threads):
+    """A text's cost is its tokens: by count, 4 long texts then 16 short ones would
+    split 10 | 10, 46 units of work against 10. By cost, the ends nearest each share
+    of the work, whatever the counts."""
+    torch_threads(2)
+    fn, calls = recorder(together=2)
+    costs = [10] * 4 + [1] * 16
+    records = list(range(len(costs)))
+    parts = Runtime().in_parts(fn, records, cost=costs.__getitem__)
+    assert parts == [records[:3], records[3:]]  # 30 | 26 units
+    assert {threads for _, threads, _ in calls} == {1}
+    torch_threads(3)
+    costs = [1] * 12 + [12] * 2 + [1] * 12  # the two long ones get a part of their own
+    fn, _ = recorder(together=3)
+    parts = Runtime().in_parts(fn, list(range(26)), cost=costs.__getitem__)
+    assert [len(p) for p in parts] == [12, 2, 12]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 500), min_size=2, max_size=64), st.integers(2, 8))
+def test_even_ends_make_nonempty_parts_near_their_share(costs, parts):
+    parts = min(parts, len(costs))
+    ends = _even_ends(costs, parts)
+    assert len(ends) == parts and ends[-1] == len(costs)
+    starts = [0, *ends[:-1]]
+    assert all(a < b for a, b in zip(starts, ends, strict=True))  # none empty, in order
+    for a, b in zip(starts, ends, strict=True):  # none more than one record past its share
+        assert sum(costs[a:b]) <= sum(costs) / parts + max(costs)
 
 
 def one_call(runtime: Runtime, records: list) -> list:
@@ -125,7 +157,7 @@ import sys, time
 sys.path.insert(0, sys.argv[1])
 import torch
 from gevent.threadpool import ThreadPool
-from sagemaker_platform.runtime import MIN_PART, Runtime
+from sagemaker_platform.runtime import MIN_PART, Runtime, _even_ends
 native_id = monkey.get_original("threading", "get_native_id")
 torch.set_num_threads(2)
 def fn(records):

@@ -172,8 +172,9 @@ class Model:
 
     def _forward_parts(self, rows: Sequence[Sequence[int]]):
         """`_forward(rows)`, split over the worker's threads where it computes alone on
-        a CPU (`Runtime.in_parts`): each part pads to its own longest text."""
-        return self._torch.cat(self.runtime.in_parts(self._forward, rows))
+        a CPU (`Runtime.in_parts`): parts of near-equal token counts, each padded to its
+        own longest text."""
+        return self._torch.cat(self.runtime.in_parts(self._forward, rows, cost=len))
 
     def warm_up(self) -> None:
         """One pass at full length, so a ready /ping promises a model that handles any
