@@ -132,8 +132,9 @@ class Runtime:
         thread (a part of long records may hold fewer). Each part runs on an OS thread
         of its own (gevent's patched threads left aside) with one torch thread: the
         small operations of a network (a text's attention, a LayerNorm) scale poorly
-        across the threads of one call, and separate calls keep every core busy. `fn` must be safe to call from several
-        threads at once, as a network in eval mode under `torch.inference_mode()` is."""
+        across the threads of one call, and separate calls keep every core busy. `fn`
+        must be safe to call from several threads at once, as a network in eval mode
+        under `torch.inference_mode()` is."""
         import torch
 
         threads = torch.get_num_threads()
