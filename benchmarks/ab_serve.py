@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -50,6 +51,15 @@ def main() -> None:
     configs = {"A": settings(args.a), "B": settings(args.b)}
 
     work = Path(tempfile.mkdtemp(prefix="ab-serve-"))
+    try:
+        compare(args, configs, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(args: argparse.Namespace, configs: dict[str, dict[str, str]], work: Path) -> None:
+    """The paired rounds and their summary, with the scripts under `work` (`main`
+    removes it)."""
     base = work / "opt_ml"
     base.mkdir(parents=True)
     (base / "model").symlink_to(args.model_dir.resolve(), target_is_directory=True)

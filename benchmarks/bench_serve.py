@@ -481,9 +481,17 @@ def main() -> None:
         if value:
             SERVER_ENV[f"MODEL_SERVER_{var}"] = str(value)
 
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    try:
+        measure(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
+    """Every figure, with the models and scripts under `work` (`main` removes it)."""
     import torch
 
-    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     base = work / "opt_ml"
     if args.model_dir:
         shutil.copytree(args.model_dir, base / "model")
@@ -513,7 +521,6 @@ def main() -> None:
         model_dir, weak_dir, work / "peers", texts, held_out, args.rounds
     )
     if args.runtimes_only:
-        shutil.rmtree(work, ignore_errors=True)
         return
     # int8 (opt-in) against the same reference as the table (the trained model's).
     int8 = load(model_dir, "int8", 16)
@@ -591,7 +598,6 @@ def main() -> None:
     print("\nsummary (ratios: median of paired rounds)")
     for name, value, note in rows:
         print(f"  {name:52s} {value:>26s}   {note}")
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,15 @@ def main() -> None:
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-serverless-"))
+    try:
+        measure_all(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_all(args: argparse.Namespace, work: Path) -> None:
+    """Both precisions' figures and the size, with the model under `work` (`main`
+    removes it)."""
     base = work / "opt_ml"
     if args.model_dir:
         shutil.copytree(args.model_dir, base / "model")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +118,20 @@ def subprocess_env(base: Path, extra: dict | None = None) -> dict[str, str]:
     )
     env.update(extra or {})
     return env
+
+
+@contextlib.contextmanager
+def open_tmpdir():
+    """A folder to give a subprocess as its TMPDIR, removed afterwards: under the system's
+    temporary folder and open to other users, as /tmp is (a `serve` it starts puts
+    gunicorn's socket there, and nginx's workers may run as another user: pytest's
+    tmp_path is closed to them)."""
+    folder = Path(tempfile.mkdtemp(prefix="test-tmpdir-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_entry(name: str, base: Path, timeout: int = 300, env: dict | None = None):

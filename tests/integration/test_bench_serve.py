@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, subprocess_env
+from tests.helpers import ROOT, open_tmpdir, subprocess_env
 
 pytestmark = pytest.mark.skipif(
     shutil.which("wrk") is None, reason="needs wrk: apt-get install wrk"
@@ -16,15 +16,19 @@ pytestmark = pytest.mark.skipif(
 
 
 def run_benchmark(script: str, model_dir, tmp_path, *args: str) -> str:
-    """The benchmark's stdout, run on `model_dir` as briefly as `args` say."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), f"--model-dir={model_dir}", *args],
-        env=subprocess_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    """The benchmark's stdout, run on `model_dir` as briefly as `args` say; it leaves
+    nothing in its temporary folder (a copy of the model each run, else)."""
+    with open_tmpdir() as scratch:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / script), f"--model-dir={model_dir}", *args],
+            env=subprocess_env(tmp_path, {"TMPDIR": str(scratch)}),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        # nothing but the session id file that importing onnxruntime (a peer) writes there
+        assert {p.name for p in scratch.iterdir()} <= {".ses"}
     return done.stdout
 
 
