@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import statistics
 import sys
 import tempfile
@@ -50,11 +49,8 @@ def main() -> None:
     args = parser.parse_args()
     configs = {"A": settings(args.a), "B": settings(args.b)}
 
-    work = Path(tempfile.mkdtemp(prefix="ab-serve-"))
-    try:
-        compare(args, configs, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="ab-serve-", ignore_cleanup_errors=True) as tmp:
+        compare(args, configs, Path(tmp))
 
 
 def compare(args: argparse.Namespace, configs: dict[str, dict[str, str]], work: Path) -> None:

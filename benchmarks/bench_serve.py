@@ -481,11 +481,8 @@ def main() -> None:
         if value:
             SERVER_ENV[f"MODEL_SERVER_{var}"] = str(value)
 
-    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    try:
-        measure(args, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="bench-serve-", ignore_cleanup_errors=True) as tmp:
+        measure(args, Path(tmp))
 
 
 def measure(args: argparse.Namespace, work: Path) -> None:

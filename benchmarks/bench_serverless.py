@@ -134,11 +134,8 @@ def main() -> None:
         "--big-mb", type=float, default=4.0, help="the large request's size (serverless: 4)"
     )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-serverless-"))
-    try:
-        measure_all(args, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="bench-serverless-", ignore_cleanup_errors=True) as tmp:
+        measure_all(args, Path(tmp))
 
 
 def measure_all(args: argparse.Namespace, work: Path) -> None:

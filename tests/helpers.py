@@ -134,6 +134,25 @@ def open_tmpdir():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def run_benchmark(
+    script: str, model_dir: Path, tmp_path: Path, *args: str, leaves: frozenset[str] = frozenset()
+) -> str:
+    """benchmarks/<script>'s stdout, run on `model_dir` as briefly as `args` say; it must
+    succeed and leave nothing in its temporary folder (a copy of the model each run,
+    else) but the files named in `leaves`."""
+    with open_tmpdir() as scratch:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / script), f"--model-dir={model_dir}", *args],
+            env=subprocess_env(tmp_path, {"TMPDIR": str(scratch)}),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert {p.name for p in scratch.iterdir()} <= leaves
+    return done.stdout
+
+
 def run_entry(name: str, base: Path, timeout: int = 300, env: dict | None = None):
     """Run model/<name> exactly as the image would: a subprocess with the base dir set."""
     return subprocess.run(

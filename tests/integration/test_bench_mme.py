@@ -3,12 +3,10 @@ every figure the docs quote."""
 
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import ROOT, subprocess_env
+from tests.helpers import run_benchmark
 
 pytestmark = pytest.mark.skipif(
     shutil.which("wrk") is None, reason="needs wrk: apt-get install wrk"
@@ -16,23 +14,15 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_prints_cold_loads_memory_and_paired_throughput(trained_model, tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_mme.py"),
-            f"--model-dir={trained_model / 'model'}",
-            "--models=3",
-            "--cold=2",
-            "--seconds=1",
-            "--rounds=2",
-        ],
-        env=subprocess_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = run_benchmark(
+        "bench_mme.py",
+        trained_model / "model",
+        tmp_path,
+        "--models=3",
+        "--cold=2",
+        "--seconds=1",
+        "--rounds=2",
     )
-    out = done.stdout
-    assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
     number = r"\d+(\.\d+)?"
     assert re.search(rf"cold load, first .*POST /models {number} s, first answer {number} s", out)
     assert re.search(rf"cold load median of 1 later: POST /models {number} s", out)

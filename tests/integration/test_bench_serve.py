@@ -8,28 +8,11 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, open_tmpdir, subprocess_env
+from tests.helpers import ROOT, run_benchmark, subprocess_env
 
 pytestmark = pytest.mark.skipif(
     shutil.which("wrk") is None, reason="needs wrk: apt-get install wrk"
 )
-
-
-def run_benchmark(script: str, model_dir, tmp_path, *args: str) -> str:
-    """The benchmark's stdout, run on `model_dir` as briefly as `args` say; it leaves
-    nothing in its temporary folder (a copy of the model each run, else)."""
-    with open_tmpdir() as scratch:
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "benchmarks" / script), f"--model-dir={model_dir}", *args],
-            env=subprocess_env(tmp_path, {"TMPDIR": str(scratch)}),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        # nothing but the session id file that importing onnxruntime (a peer) writes there
-        assert {p.name for p in scratch.iterdir()} <= {".ses"}
-    return done.stdout
 
 
 # Every figure at the smallest size that still prints it: 1-second wrk runs, 2 paired
@@ -51,7 +34,14 @@ BRIEF = (
 
 def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
     model = trained_model / "model"
-    out = run_benchmark("bench_serve.py", model, tmp_path, *BRIEF, f"--weak-model-dir={model}")
+    out = run_benchmark(
+        "bench_serve.py",
+        model,
+        tmp_path,
+        *BRIEF,
+        f"--weak-model-dir={model}",
+        leaves=frozenset({".ses"}),  # the session id importing onnxruntime (a peer) writes
+    )
     assert "weak model: the model's own folder" in out
     assert len(re.findall(r"round \d: in-process fp32 limit", out)) >= 2
     for figure in (
