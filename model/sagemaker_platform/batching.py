@@ -33,7 +33,7 @@ from typing import Any
 
 from . import logs
 from .errors import UserError
-from .native import capture, gevent_active
+from .native import capture, gevent_active, here, stack_of
 
 log = logging.getLogger("serve")
 
@@ -54,6 +54,7 @@ class _NativeRunner:
 
     def __init__(self):
         self._pool = None
+        self._running: tuple[int, Any] | None = None  # the thread of the call in progress
         if gevent_active():
             from gevent.threadpool import ThreadPool
 
@@ -68,6 +69,7 @@ class _NativeRunner:
     ):
         """`fn(*args)`, given `timeout` seconds; with `began` (when `fn` really started,
         or None while it waits its turn), counted from that start."""
+        fn = self._tracked(fn)
         if self._pool is not None:
             result = self._pool.spawn(capture, fn, args)
             wait, ready = result.wait, result.ready
@@ -93,6 +95,21 @@ class _NativeRunner:
         if not ok:
             raise value
         return value
+
+    def _tracked(self, fn: Callable) -> Callable:
+        def run(*args):
+            self._running = here()
+            try:
+                return fn(*args)
+            finally:
+                self._running = None
+
+        return run
+
+    def where(self) -> str:
+        """Where the call in progress is now (`native.stack_of`), for the log line of one
+        that overran; empty when none runs."""
+        return stack_of(self._running)
 
     def close(self) -> None:
         """Let the OS thread go (gevent's pool keeps its idle thread otherwise)."""
@@ -169,6 +186,11 @@ class BatchEngine:
     def wait_settled(self, timeout: float | None = None) -> bool:
         """Wait until the model is ready or has failed to load; False on timeout."""
         return self._settled.wait(timeout)
+
+    def where(self) -> str:
+        """Where the load, warm-up or forward pass in progress is now, innermost frame
+        first (`native.stack_of`): for the log line of one that overran."""
+        return self._run_native.where()
 
     def close(self, reason: str = "model was unloaded") -> None:
         """Stop taking requests: those queued already are answered, later ones get
@@ -355,10 +377,11 @@ class BatchEngine:
         self.not_ready_reason = "this worker is being replaced"
         self._ready.clear()  # /ping 503 and new requests NotReady from here on
         log.error(
-            "forward pass stuck: batch of %d records, %d requests, over %g s; giving up",
+            "forward pass stuck: batch of %d records, %d requests, over %g s; giving up %s",
             n_records,
             len(batch),
             self.stuck_after_s,
+            logs.kv(at=self.where()),
         )
         failed = list(batch)
         for r in batch:

@@ -261,6 +261,15 @@ class MultiModelService(Service):
             raise
         threading.Thread(target=self._settle, args=(hosted, started), daemon=True).start()
         if not hosted.done.wait(self.cfg.timeout):
+            log.warning(
+                "model load overran %s",
+                logs.kv(
+                    model=name,
+                    seconds=self.cfg.timeout,
+                    worker_pid=os.getpid(),
+                    at=hosted.engine.where(),
+                ),
+            )
             raise HTTPError(
                 504,
                 f"model {name!r} is still loading after {self.cfg.timeout} s; it is listed "

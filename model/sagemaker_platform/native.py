@@ -2,13 +2,16 @@
 `threading` and `_thread` cooperative (greenlets on the event loop's thread). The forward
 passes run on OS threads (`batching`), take turns through an OS lock
 (`multimodel_service`) and split over OS threads (`runtime.Runtime.in_parts`): what they
-start or take must be the OS's, here, in one place."""
+start or take must be the OS's, here, in one place, and so must the ident that says
+where a stuck one is (`stack_of`)."""
 
 from __future__ import annotations
 
 import _thread
 import sys
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -33,3 +36,26 @@ def capture(fn: Callable, args: tuple) -> tuple[bool, Any]:
         return True, fn(*args)
     except BaseException as exc:
         return False, exc
+
+
+def here() -> tuple[int, Any]:
+    """The calling thread, for `stack_of`: its OS ident (the key of
+    `sys._current_frames()`; gevent's patched `get_ident` gives a greenlet's), and under
+    gevent its greenlet, which a blocking call patched by gevent suspends while that
+    thread's own hub runs."""
+    greenlet = sys.modules.get("greenlet") if gevent_active() else None
+    return os_thread("get_ident")(), greenlet.getcurrent() if greenlet else None
+
+
+def stack_of(thread: tuple[int, Any] | None, depth: int = 8) -> str:
+    """Where `thread` (from `here`) is now, innermost first, on one line for a log:
+    `file.py:LINE function < file.py:LINE caller ...`; empty if it runs no Python."""
+    if thread is None:
+        return ""
+    ident, greenlet = thread
+    # A suspended greenlet has its own frame; a running one is the thread's.
+    frame = getattr(greenlet, "gr_frame", None) or sys._current_frames().get(ident)
+    if frame is None:
+        return ""
+    frames = traceback.extract_stack(frame)[-depth:]
+    return " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))

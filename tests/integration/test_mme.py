@@ -355,7 +355,8 @@ def test_a_load_and_an_unload_racing_requests_never_get_another_models_answer(
         for t in threads:
             t.start()
         time.sleep(0.5)
-        assert load(server, base, "tabular-b").status_code == 200
+        r = load(server, base, "tabular-b")
+        assert r.status_code == 200, (r.text, server.output()[-4000:])  # 504: says where
         # Each worker loads its own copy on its first request: on a busy machine that
         # takes seconds, so wait for an answer rather than a fixed time (requests that
         # came while a copy loaded waited for it, within the timeout).
@@ -414,6 +415,77 @@ def test_the_memory_budget_answers_507_until_a_model_is_unloaded(base):
         body = helpers.sample("image_classifier").PAYLOADS[JSON]
         assert invoke(srv, "image_classifier", body).status_code == 200
         assert f"mme_memory_mb={budget}" in srv.output()
+
+
+# --- a load past the timeout ----------------------------------------------------------
+WAITING_PLUGIN = """
+\"\"\"The tabular plug-in, whose load waits for a file to appear: a load that overruns.\"\"\"
+import time
+from pathlib import Path
+
+from plugins.tabular import plugin as _tabular
+
+GATE = Path({gate!r})
+
+
+class WaitsForTheGate(type(_tabular)):
+    def load(self, model_dir, runtime):
+        while not GATE.exists():
+            time.sleep(0.05)
+        return super().load(model_dir, runtime)
+
+
+plugin = WaitsForTheGate()
+"""
+
+
+def test_a_load_past_the_timeout_is_a_504_that_says_where_it_waits(base, tmp_path, references):
+    """MODEL_SERVER_TIMEOUT=2 and a model whose plug-in's `load` waits for a file (kept
+    outside the repository, on PYTHONPATH): POST /models answers a JSON 504 at the timeout
+    and the worker logs one line saying where the load is; meanwhile the model is listed
+    as loading (a second POST is a 409, a request a 503). Once the file appears the load
+    ends, and the model is listed as loaded and answers."""
+    package = tmp_path / "plugins_outside" / "waits_for_the_gate"
+    package.mkdir(parents=True)
+    (package / "SAGEMAKER_PLUGIN").write_text("a test plug-in\n")
+    gate = tmp_path / "gate"
+    (package / "__init__.py").write_text(WAITING_PLUGIN.format(gate=str(gate)))
+    model = base / "models" / "waits" / "model"
+    shutil.copytree(url_of(base, "tabular"), model)
+    manifest = json.loads((model / "plugin.json").read_text())
+    (model / "plugin.json").write_text(json.dumps({**manifest, "module": package.name}))
+    env = {
+        **MME,
+        "MODEL_SERVER_WORKERS": "1",
+        "MODEL_SERVER_TIMEOUT": "2",
+        "PYTHONPATH": str(package.parent),
+    }
+    body = helpers.sample("tabular").PAYLOADS[JSON]
+    with helpers.Server(base, env=env) as srv:
+        srv.wait_ready(60)
+        started = time.monotonic()
+        r = load(srv, base, "waits")
+        json_error(r, 504, "still loading after 2 s")
+        assert time.monotonic() - started < 10
+        described = requests.get(srv.url + "/models/waits", timeout=10).json()
+        assert described["state"] == "loading", described
+        json_error(load(srv, base, "waits"), 409, "already loading")
+        json_error(invoke(srv, "waits", body), 503, "")
+        gate.touch()
+        deadline = time.monotonic() + 60
+        while requests.get(srv.url + "/models/waits", timeout=10).json()["state"] != "loaded":
+            assert time.monotonic() < deadline, srv.output()[-3000:]
+            time.sleep(0.1)
+        r = invoke(srv, "waits", body)
+        assert r.status_code == 200 and same(r.json()["predictions"], references["tabular"][JSON])
+        log = srv.output()
+    lines = [line for line in log.splitlines() if "model load overran" in line]
+    assert len(lines) == 1, log[-3000:]
+    assert re.search(
+        r"model load overran model=waits seconds=2 worker_pid=\d+ at=\S+ sleep < "
+        r"__init__\.py:\d+ load < ",
+        lines[0],
+    ), lines[0]
 
 
 # --- workers killed --------------------------------------------------------------------

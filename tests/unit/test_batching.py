@@ -1,3 +1,5 @@
+import logging
+import re
 import threading
 import time
 
@@ -191,6 +193,48 @@ def test_a_stuck_batch_is_given_up_and_on_stuck_runs_after_every_answer():
     assert not engine.ready
     with pytest.raises(NotReady, match="being replaced"):
         engine.predict(["later"], timeout=5)
+
+
+def test_a_stuck_batch_logs_where_it_is_stuck(caplog):
+    """The one line a stuck forward pass leaves says where it hangs, innermost frame
+    first: here the model's `predict`, waiting on its event."""
+    model = Gated()
+    engine = BatchEngine(
+        lambda: model, stuck_after_s=0.3, on_stuck=lambda exc: None, flush_grace_s=0.0
+    )
+    assert engine.wait_ready(5)
+    try:
+        with caplog.at_level(logging.ERROR, logger="serve"), pytest.raises(Stuck):
+            engine.predict(["stuck"], timeout=10)
+    finally:
+        model.release.set()
+    lines = [r.getMessage() for r in caplog.records if "forward pass stuck" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "\n" not in lines[0]
+    assert re.search(
+        r" at=threading\.py:\d+ wait < .* < test_batching\.py:\d+ predict < ", lines[0]
+    )
+
+
+def test_where_names_the_load_in_progress_and_nothing_once_it_is_done():
+    release = threading.Event()
+
+    def slow_load():
+        release.wait(10)
+        return Doubler()
+
+    engine = BatchEngine(slow_load)
+    try:
+        deadline = time.monotonic() + 5
+        while "slow_load" not in engine.where() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert re.match(
+            r"threading\.py:\d+ wait < .*test_batching\.py:\d+ slow_load", engine.where()
+        )
+    finally:
+        release.set()
+    assert engine.wait_ready(5)
+    assert engine.where() == ""
 
 
 def test_a_slow_batch_under_the_limit_is_not_given_up():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import threading
 import time
 
@@ -383,6 +384,49 @@ print(sorted(r.get(timeout=10) for r in results))
         [sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "[0, 1]", done.stdout + done.stderr[-2000:]
+
+
+def test_where_a_load_is_found_under_gevent():
+    """A load that overruns logs where it is (`BatchEngine.where`). Under gevent its OS
+    thread must be named by the OS's ident, not the greenlet id patched `get_ident`
+    gives; and a load blocked in a call gevent patched (`time.sleep` here) is a suspended
+    greenlet while its thread runs a hub: its own frames, not the hub's, say where."""
+    import subprocess
+    import sys
+
+    code = """
+from gevent import monkey; monkey.patch_all()
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from sagemaker_platform import native
+from sagemaker_platform.batching import BatchEngine
+gate, opened = native.os_thread("allocate_lock")(), []
+gate.acquire()
+def blocked_in_c():
+    gate.acquire(timeout=10)
+    raise RuntimeError("loaded")
+def sleeping():
+    while not opened:
+        time.sleep(0.01)
+    raise RuntimeError("loaded")
+for load, release in ((blocked_in_c, gate.release), (sleeping, lambda: opened.append(1))):
+    engine = BatchEngine(load, on_load_error=lambda exc: None)
+    deadline = time.monotonic() + 5
+    while load.__name__ not in engine.where() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print(engine.where().split(" < ")[:2])
+    release()
+    print(engine.wait_settled(10), repr(engine.where()))
+"""
+    model = multimodel.Path(multimodel.__file__).parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=60
+    )
+    out = done.stdout.splitlines()
+    assert len(out) == 4, done.stdout + done.stderr[-2000:]
+    assert re.fullmatch(r"\['<string>:\d+ blocked_in_c', '\S+ run'\]", out[0]), out[0]
+    assert re.fullmatch(r"\['\S+ sleep', '<string>:\d+ sleeping'\]", out[2]), out[2]
+    assert out[1] == out[3] == "True ''"
 
 
 def test_a_model_warming_up_never_holds_up_another_models_forward_passes():
