@@ -98,11 +98,12 @@ class _NativeRunner:
 
     def _tracked(self, fn: Callable) -> Callable:
         def run(*args):
-            self._running = here()
+            mine = self._running = here()
             try:
                 return fn(*args)
             finally:
-                self._running = None
+                if self._running is mine:  # not a later call's (after an overrun)
+                    self._running = None
 
         return run
 
