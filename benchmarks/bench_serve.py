@@ -102,6 +102,61 @@ def load(model_dir: Path, precision: str, batch: int):
     return model
 
 
+def recheck_margin(model_dir: Path, texts: list[str]) -> dict[str, float] | None:
+    """What the bf16 default's near-tie recheck (`inference.NEAR_TIE`) rests on, on
+    `texts`: how far bf16 matmuls move a row's logits from fp32's, as the largest change
+    of any two logits' difference over the row's largest |logit| (the scale the margin is
+    a share of): its worst and its p99; the rows recomputed in fp32; the argmaxes bf16
+    alone flips, and those outside the margin (which reach the answers). None where the
+    encoder is not the plug-in's own (no recheck)."""
+    import torch
+
+    from plugins.text_classifier.inference import near_ties
+
+    model = load(model_dir, "bf16", 16)
+    if model.exact is None:
+        return None
+    fast, exact = [], []
+    with torch.inference_mode():
+        for i in range(0, len(texts), 16):
+            batch = model.encoder.pad(model.encoder.token_ids(texts[i : i + 16]))
+            ids, mask = batch["input_ids"], batch["attention_mask"]
+            fast.append(model.net(ids, mask).float())
+            exact.append(model.exact(ids, mask).float())
+    bf16, fp32 = torch.cat(fast), torch.cat(exact)
+    moved = bf16 - fp32
+    change = (moved.unsqueeze(-1) - moved.unsqueeze(-2)).abs().amax((-1, -2))
+    change = change / bf16.abs().amax(-1).clamp_min(1e-30)
+    near = near_ties(bf16)
+    flipped = bf16.argmax(-1) != fp32.argmax(-1)
+    return {
+        "worst": float(change.max()),
+        "p99": float(change.quantile(0.99)),
+        "rechecked": float(near.float().mean()),
+        "flips": int(flipped.sum()),
+        "outside": int((flipped & ~near).sum()),
+    }
+
+
+def margin_row(margins: list[dict[str, float] | None]) -> tuple[str, str, str] | None:
+    """The summary's line for `recheck_margin` of the trained and the weak model."""
+    found = [m for m in margins if m is not None]
+    if not found:
+        return None
+    from plugins.text_classifier.inference import NEAR_TIE
+
+    def each(key: str, fmt: str) -> str:
+        return " / ".join(format(m[key], fmt) for m in found)
+
+    return (
+        f"bf16 vs fp32 logits ({' / '.join(['trained', 'weak'][: len(found)])})",
+        f"moved {each('worst', '.1%')} (p99 {each('p99', '.1%')}); "
+        f"rechecked {each('rechecked', '.1%')}; flips {each('flips', 'd')}, "
+        f"outside the {NEAR_TIE:.0%} margin {each('outside', 'd')}",
+        "target: 0 outside",
+    )
+
+
 def rate(model, texts: list[str], bucket: bool, n: int | None = None) -> float:
     """Texts/s for tokenize + forward over `n` texts (RATE_TEXTS) in chunks of the
     model's batch size."""
@@ -526,6 +581,7 @@ def measure(args: argparse.Namespace, work: Path) -> None:
             lambda t: int8.predict_proba(t, bucket=False), held_out, reference
         )
     }
+    margins = [recheck_margin(d, held_out) for d in (model_dir, weak_dir) if d is not None]
     default = resolve_precision("auto", "cpu")
     default_row = table[own_row(default)]
     agree[default] = default_row["trained"]
@@ -591,6 +647,8 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         ),
         ("int8 argmax agreement with fp32", f"{agree['int8']:.3f}", "opt-in only"),
     ]
+    if margin := margin_row(margins):
+        rows.append(margin)
     rows[1:1] = peer_rows(table, default, peer_names, lambda key: spread(default, key))
     print("\nsummary (ratios: median of paired rounds)")
     for name, value, note in rows:
