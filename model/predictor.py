@@ -13,7 +13,7 @@ import gevent
 from flask import Flask, Response, after_this_request, request
 from werkzeug.exceptions import HTTPException
 
-from sagemaker_platform import logs
+from sagemaker_platform import logs, native
 from sagemaker_platform.codecs import HTTPError
 from sagemaker_platform.config import serve_config_from_env
 from sagemaker_platform.service import Service
@@ -35,6 +35,10 @@ def _replace_worker(exc: BaseException) -> None:
     sys.stderr.flush()
     os._exit(WORKER_STUCK)
 
+
+# gunicorn's gevent worker has patched this process before importing the app: give
+# logging back the OS's locks before any model loads on an OS thread.
+native.native_logging_locks()
 
 app = Flask(__name__)
 # Routes take no OPTIONS (no browser calls them): Flask's automatic answer would be an

@@ -59,3 +59,35 @@ def stack_of(thread: tuple[int, Any] | None, depth: int = 8) -> str:
         return ""
     frames = traceback.extract_stack(frame)[-depth:]
     return " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
+
+
+def native_logging_locks() -> None:
+    """Give logging the OS's locks again, once gevent has patched this process.
+
+    gevent's `patch_all` turns every RLock that exists when it patches (logging's own
+    and each handler's, which `logs.setup` made before it) into a lock of greenlets, and
+    handlers made after it get one too. The loads and forward passes run on OS threads
+    and log there: an OS thread that waited on such a lock while the event loop's thread
+    held it could wait for good, and its model never loaded (a multi-model load hung
+    that way). A handler holds its lock only while it writes a line to a plain file, never
+    yielding to the event loop, so an OS lock serves the greenlets as well."""
+    if not gevent_active():
+        return
+    import logging
+
+    rlock = os_thread("RLock")
+    logging._lock = rlock()  # getLogger's and the handlers' registry
+    for ref in list(logging._handlerList):
+        handler = ref()
+        if handler is not None:
+            handler.lock = rlock()
+    original = logging.Handler.createLock
+    if getattr(original, "native", False):
+        return
+
+    def create_lock(self) -> None:
+        original(self)
+        self.lock = rlock()
+
+    create_lock.native = True
+    logging.Handler.createLock = create_lock

@@ -443,17 +443,19 @@ def test_a_load_past_the_timeout_is_a_504_that_says_where_it_waits(base, tmp_pat
     """MODEL_SERVER_TIMEOUT=2 and a model whose plug-in's `load` waits for a file (kept
     outside the repository, on PYTHONPATH): POST /models answers a JSON 504 at the timeout
     and the worker logs one line saying where the load is; meanwhile the model is listed
-    as loading (a second POST is a 409, a request a 503). Once the file appears the load
-    ends, and the model is listed as loaded and answers."""
+    as loading (a second POST is a 409, a request a 503), and DELETE unlists another such
+    load. Once the file appears the loads end: the first model is listed as loaded and
+    answers, the deleted one stays unlisted."""
     package = tmp_path / "plugins_outside" / "waits_for_the_gate"
     package.mkdir(parents=True)
     (package / "SAGEMAKER_PLUGIN").write_text("a test plug-in\n")
     gate = tmp_path / "gate"
     (package / "__init__.py").write_text(WAITING_PLUGIN.format(gate=str(gate)))
-    model = base / "models" / "waits" / "model"
-    shutil.copytree(url_of(base, "tabular"), model)
-    manifest = json.loads((model / "plugin.json").read_text())
-    (model / "plugin.json").write_text(json.dumps({**manifest, "module": package.name}))
+    for name in ("waits", "waits-too"):
+        model = base / "models" / name / "model"
+        shutil.copytree(url_of(base, "tabular"), model)
+        manifest = json.loads((model / "plugin.json").read_text())
+        (model / "plugin.json").write_text(json.dumps({**manifest, "module": package.name}))
     env = {
         **MME,
         "MODEL_SERVER_WORKERS": "1",
@@ -462,25 +464,35 @@ def test_a_load_past_the_timeout_is_a_504_that_says_where_it_waits(base, tmp_pat
     }
     body = helpers.sample("tabular").PAYLOADS[JSON]
     with helpers.Server(base, env=env) as srv:
-        srv.wait_ready(60)
-        started = time.monotonic()
-        r = load(srv, base, "waits")
-        json_error(r, 504, "still loading after 2 s")
-        assert time.monotonic() - started < 10
-        described = requests.get(srv.url + "/models/waits", timeout=10).json()
-        assert described["state"] == "loading", described
-        json_error(load(srv, base, "waits"), 409, "already loading")
-        json_error(invoke(srv, "waits", body), 503, "")
-        gate.touch()
-        deadline = time.monotonic() + 60
-        while requests.get(srv.url + "/models/waits", timeout=10).json()["state"] != "loaded":
-            assert time.monotonic() < deadline, srv.output()[-3000:]
-            time.sleep(0.1)
-        r = invoke(srv, "waits", body)
-        assert r.status_code == 200 and same(r.json()["predictions"], references["tabular"][JSON])
+        try:
+            srv.wait_ready(60)
+            started = time.monotonic()
+            r = load(srv, base, "waits")
+            json_error(r, 504, "still loading after 2 s")
+            assert time.monotonic() - started < 10
+            described = requests.get(srv.url + "/models/waits", timeout=10).json()
+            assert described["state"] == "loading", described
+            json_error(load(srv, base, "waits"), 409, "already loading")
+            json_error(invoke(srv, "waits", body), 503, "")
+            json_error(load(srv, base, "waits-too"), 504, "still loading")
+            assert requests.delete(srv.url + "/models/waits-too", timeout=10).status_code == 200
+            gate.touch()
+            deadline = time.monotonic() + 60
+            while requests.get(srv.url + "/models/waits", timeout=10).json()["state"] != "loaded":
+                assert time.monotonic() < deadline, "never loaded"
+                time.sleep(0.1)
+            r = invoke(srv, "waits", body)
+            assert r.status_code == 200 and same(
+                r.json()["predictions"], references["tabular"][JSON]
+            )
+            # the deleted model's load ends too (its engine logs "ready"), and lists nothing
+            wait_until(lambda: "ready model=waits-too " in srv.output(), 30, "still loading", srv)
+            json_error(requests.get(srv.url + "/models/waits-too", timeout=10), 404, "not loaded")
+        except AssertionError as exc:  # with what the server said
+            raise AssertionError(f"{exc}\n{srv.output()[-4000:]}") from None
         log = srv.output()
     lines = [line for line in log.splitlines() if "model load overran" in line]
-    assert len(lines) == 1, log[-3000:]
+    assert len(lines) == 2, log[-3000:]
     assert re.search(
         r"model load overran model=waits seconds=2 worker_pid=\d+ at=\S+ sleep < "
         r"__init__\.py:\d+ load < ",

@@ -386,6 +386,51 @@ print(sorted(r.get(timeout=10) for r in results))
     assert done.stdout.strip() == "[0, 1]", done.stdout + done.stderr[-2000:]
 
 
+def test_os_threads_that_log_never_hang_under_gevent():
+    """gevent's patching turns logging's locks (the handler `logs.setup` made before it,
+    and those made after) into greenlet locks; OS threads (loads, forward passes) that
+    logged while the event loop's thread did waited on one for good: a multi-model load
+    hung so. After `native.native_logging_locks` (the app does it at import) every lock
+    is the OS's and three OS threads and a greenlet log 5,000 lines each, to the end."""
+    import subprocess
+    import sys
+
+    code = """
+import logging, os, sys
+sys.path.insert(0, sys.argv[1])
+from sagemaker_platform import logs
+logs.setup()
+from gevent import monkey; monkey.patch_all()
+import _thread, gevent
+from gevent.threadpool import ThreadPool
+from sagemaker_platform import native
+native.native_logging_locks()
+logging.getLogger().handlers[0].stream = open(os.devnull, "w")
+late = logging.StreamHandler(open(os.devnull, "w"))
+print(type(logging.getLogger().handlers[0].lock) is _thread.RLock,
+      type(late.lock) is _thread.RLock, flush=True)
+log = logging.getLogger("serve")
+def lines(n):
+    for i in range(n):
+        log.info("line %d", i)
+        if i % 100 == 0:
+            gevent.sleep(0)
+    return n
+main = gevent.spawn(lines, 5000)
+done = [pool.spawn(lines, 5000) for pool in (ThreadPool(1), ThreadPool(1), ThreadPool(1))]
+try:
+    print(sum(r.get(timeout=10) for r in done) + main.get(timeout=10), flush=True)
+except gevent.Timeout:
+    print("hung", flush=True)
+os._exit(0)
+"""
+    model = multimodel.Path(multimodel.__file__).parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split("\n")[:2] == ["True True", "20000"], done.stdout + done.stderr[-2000:]
+
+
 def test_where_a_load_is_found_under_gevent():
     """A load that overruns logs where it is (`BatchEngine.where`). Under gevent its OS
     thread must be named by the OS's ident, not the greenlet id patched `get_ident`
