@@ -69,8 +69,10 @@ def native_logging_locks() -> None:
     handlers made after it get one too. The loads and forward passes run on OS threads
     and log there: an OS thread that waited on such a lock while the event loop's thread
     held it could wait for good, and its model never loaded (a multi-model load hung
-    that way). A handler holds its lock only while it writes a line to a plain file, never
-    yielding to the event loop, so an OS lock serves the greenlets as well."""
+    that way). The platform's handler holds its lock only while it writes a line to
+    standard output, never yielding to the event loop, so an OS lock serves the greenlets
+    as well. A handler of your own that sends lines over the network must queue them for a
+    thread of its own (as CloudWatch handlers do), not send them in `emit`."""
     if not gevent_active():
         return
     import logging
