@@ -118,6 +118,10 @@ def test_packed_attention_runs_each_text_on_its_own_tokens(monkeypatch, matmuls)
     A short text's is two fp32 matmuls (scores, then the weighted sum) whatever the
     matmuls' precision; a text whose scores would not fit `SMALL_SCORES` goes to torch's
     flash kernel, and the answers agree."""
+    # Weights of a fixed draw: from whatever state earlier tests (run in random order) left
+    # the generator in, one draw in many put fp32's two paths 2e-5 apart (flash kernel and
+    # two matmuls round differently), past the tolerance.
+    torch.manual_seed(0)
     native = native_copy(REFERENCES["bert gelu"]().eval())
     if matmuls == "bf16":
         native = bert.bf16_matmuls(native, native)
