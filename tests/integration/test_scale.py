@@ -277,6 +277,8 @@ def test_sigterm_during_the_rendezvous_stops_at_once(tmp_path, tiny_backbone):
         "TRAINING_HOST_ADDRESSES": ",".join(f"{h}=127.0.0.1" for h in HOSTS),
         "TRAINING_MASTER_PORT": str(port),
         "TRAINING_DIST_TIMEOUT": "600",
+        # SIGTERM's default action skips the cleanup of train's scratch folder: keep it here
+        "TMPDIR": str(tmp_path),
     }
     proc = start_train(base, env)
     try:
