@@ -153,6 +153,17 @@ def run_benchmark(
     return done.stdout
 
 
+def run_code(code: str, timeout: int = 60) -> subprocess.CompletedProcess:
+    """Python `code` in an interpreter of its own (one gevent can patch, say), with model/
+    as its `sys.argv[1]` to put on sys.path; its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-c", code, str(MODEL_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def run_entry(name: str, base: Path, timeout: int = 300, env: dict | None = None):
     """Run model/<name> exactly as the image would: a subprocess with the base dir set."""
     return subprocess.run(

@@ -16,6 +16,7 @@ from sagemaker_platform import multimodel
 from sagemaker_platform.batching import BatchEngine, NotReady
 from sagemaker_platform.codecs import HTTPError
 from sagemaker_platform.multimodel import LOADED, LOADING, Store
+from tests import helpers
 
 
 def status(fn, *args) -> tuple[int, str]:
@@ -361,9 +362,6 @@ def test_the_compute_lock_is_the_oss_under_gevent():
     turns through one lock. Under gevent's monkey-patching, `threading.RLock` (even the
     original gevent saves) is built on greenlet locks, and two native threads contending
     for one hung the worker's loads: this runs that contention in a patched process."""
-    import subprocess
-    import sys
-
     code = """
 from gevent import monkey; monkey.patch_all()
 import sys, time
@@ -379,10 +377,7 @@ def turn(i):
 results = [pool.spawn(turn, i) for i, pool in enumerate(pools)]
 print(sorted(r.get(timeout=10) for r in results))
 """
-    model = multimodel.Path(multimodel.__file__).parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=60
-    )
+    done = helpers.run_code(code)
     assert done.stdout.strip() == "[0, 1]", done.stdout + done.stderr[-2000:]
 
 
@@ -392,9 +387,6 @@ def test_os_threads_that_log_never_hang_under_gevent():
     logged while the event loop's thread did waited on one for good: a multi-model load
     hung so. After `native.native_logging_locks` (the app does it at import) every lock
     is the OS's and three OS threads and a greenlet log 5,000 lines each, to the end."""
-    import subprocess
-    import sys
-
     code = """
 import logging, os, sys
 sys.path.insert(0, sys.argv[1])
@@ -424,10 +416,7 @@ except gevent.Timeout:
     print("hung", flush=True)
 os._exit(0)
 """
-    model = multimodel.Path(multimodel.__file__).parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120
-    )
+    done = helpers.run_code(code, timeout=120)
     assert done.stdout.split("\n")[:2] == ["True True", "20000"], done.stdout + done.stderr[-2000:]
 
 
@@ -436,9 +425,6 @@ def test_where_a_load_is_found_under_gevent():
     thread must be named by the OS's ident, not the greenlet id patched `get_ident`
     gives; and a load blocked in a call gevent patched (`time.sleep` here) is a suspended
     greenlet while its thread runs a hub: its own frames, not the hub's, say where."""
-    import subprocess
-    import sys
-
     code = """
 from gevent import monkey; monkey.patch_all()
 import sys, time
@@ -463,10 +449,7 @@ for load, release in ((blocked_in_c, gate.release), (sleeping, lambda: opened.ap
     release()
     print(engine.wait_settled(10), repr(engine.where()))
 """
-    model = multimodel.Path(multimodel.__file__).parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=60
-    )
+    done = helpers.run_code(code)
     out = done.stdout.splitlines()
     assert len(out) == 4, done.stdout + done.stderr[-2000:]
     assert re.fullmatch(r"\['<string>:\d+ blocked_in_c', '\S+ run'\]", out[0]), out[0]

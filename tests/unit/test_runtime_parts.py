@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from sagemaker_platform.cores import CoreShare
 from sagemaker_platform.runtime import MIN_PART, Runtime, _even_ends
+from tests import helpers
 
 
 @pytest.fixture
@@ -145,12 +146,6 @@ def test_parts_run_on_os_threads_at_once_in_a_gevent_worker():
     """Under gunicorn's gevent worker `threading` is monkey-patched: its threads are
     greenlets, which would take turns on the forward pass's thread. The parts must run
     on OS threads of their own, at the same time, from the batcher's native thread."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import sagemaker_platform
-
     code = """
 from gevent import monkey; monkey.patch_all()
 import sys, time
@@ -170,9 +165,6 @@ forward = ThreadPool(1)  # as batching runs every forward pass
 (a, b) = forward.spawn(runtime.in_parts, fn, list(range(2 * MIN_PART))).get(timeout=30)
 print(a[0] != b[0], a[1] < b[2] and b[1] < a[2], a[3], b[3], torch.get_num_threads())
 """
-    model = Path(sagemaker_platform.__file__).parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120
-    )
+    done = helpers.run_code(code, timeout=120)
     # Two OS threads, whose computations overlapped in time, each on one torch thread.
     assert done.stdout.split() == ["True", "True", "1", "1", "2"], done.stdout + done.stderr[-3000:]
