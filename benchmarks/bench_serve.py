@@ -103,7 +103,7 @@ def load(model_dir: Path, precision: str, batch: int):
 
 
 def recheck_margin(model_dir: Path, texts: list[str]) -> dict[str, float] | None:
-    """What the bf16 default's near-tie recheck (`inference.NEAR_TIE`) rests on, on
+    """What the bf16 default's near-tie recheck (`bf16.NEAR_TIE`) rests on, on
     `texts`: how far bf16 matmuls move a row's logits from fp32's, as the largest change
     of any two logits' difference over the row's largest |logit| (the scale the margin is
     a share of): its worst and its p99; the rows recomputed in fp32; the argmaxes bf16
@@ -111,7 +111,7 @@ def recheck_margin(model_dir: Path, texts: list[str]) -> dict[str, float] | None
     encoder is not the plug-in's own (no recheck)."""
     import torch
 
-    from plugins.text_classifier.inference import near_ties
+    from sagemaker_platform.bf16 import near_ties
 
     model = load(model_dir, "bf16", 16)
     if model.exact is None:
@@ -143,7 +143,7 @@ def margin_row(margins: list[dict[str, float] | None]) -> tuple[str, str, str] |
     found = [m for m in margins if m is not None]
     if not found:
         return None
-    from plugins.text_classifier.inference import NEAR_TIE
+    from sagemaker_platform.bf16 import NEAR_TIE
 
     def each(key: str, fmt: str) -> str:
         return " / ".join(format(m[key], fmt) for m in found)

@@ -61,6 +61,16 @@ HELPERS: dict[str, tuple[str, ...]] = {
     "artifacts": ("read_json", "check_labels", "load_checkpoint", "load_state_dict"),
     "archives": ("extract", "Limits"),
     "runtime": ("Runtime", "Runtime.in_parts"),
+    "bf16": (
+        "bf16_matmuls",
+        "recheck",
+        "near_ties",
+        "NEAR_TIE",
+        "Bf16Linear",
+        "OneDNNLinear",
+        "onednn_bf16",
+        "shared_copy",
+    ),
     "codecs": (
         "HTTPError",
         "JSON",
@@ -94,6 +104,7 @@ CONSTANTS = {
     "JSONLINES": "a media type (its aliases, `application/x-jsonlines` and the like, map to it)",
     "CSV": "a media type",
     "TEXT": "a media type",
+    "NEAR_TIE": "the margin `near_ties` and `recheck` use, as a share of the largest logit magnitude in the row",
 }
 
 

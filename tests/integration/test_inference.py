@@ -56,17 +56,17 @@ def test_bf16_computes_only_the_matmuls_in_bf16_and_shares_the_rest(trained_mode
 def test_bf16_without_onednn_bf16_falls_back_to_torch_linears(trained_model, fp32, monkeypatch):
     """An AVX2 CPU: oneDNN cannot build a bf16 matmul there (it raised on every request
     before), so an explicit MODEL_SERVER_PRECISION=bf16 runs torch's bf16 linears."""
-    from plugins.text_classifier import bert
+    from sagemaker_platform import bf16
 
-    monkeypatch.setattr(bert, "onednn_bf16", lambda: False)
+    monkeypatch.setattr(bf16, "onednn_bf16", lambda: False)
     model = helpers.text_model(trained_model / "model", "bf16", "cpu", threads=1)
-    assert not any(isinstance(m, bert.OneDNNLinear) for m in model.net.modules())
+    assert not any(isinstance(m, bf16.OneDNNLinear) for m in model.net.modules())
     assert model.net.backbone.encoder.layer[0].attention.self.qkv.weight.dtype == torch.bfloat16
     assert (model.predict_proba(TEXTS) - fp32.predict_proba(TEXTS)).abs().max() < 0.1
 
 
 def test_near_ties_are_recomputed_in_fp32(trained_model, fp32):
-    from plugins.text_classifier.inference import near_ties
+    from sagemaker_platform.bf16 import near_ties
 
     logits = torch.tensor([[2.0, 1.99, -1.0], [2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
     assert near_ties(logits).tolist() == [True, False, True]
@@ -186,6 +186,14 @@ def test_the_transformers_backbone_setting_answers_the_same(trained_model, preci
     )
     assert type(native.net.backbone).__name__ == "BertEncoder"
     assert type(via_transformers.net.backbone).__name__ == "BertModel"
+    if precision == "bf16":  # any backbone: the platform's bf16 matmuls, near ties in fp32
+        from sagemaker_platform import bf16
+
+        fast = via_transformers.net.backbone.encoder.layer[0].intermediate.dense
+        assert isinstance(fast, bf16.Bf16Linear)
+        assert via_transformers.exact.backbone.encoder.layer[0].intermediate.dense.weight.dtype == (
+            torch.float32
+        )
     a, b = native.predict_proba(texts), via_transformers.predict_proba(texts)
     assert torch.allclose(a, b, atol=1e-5 if precision == "fp32" else 2e-2)
     assert a.argmax(-1).tolist() == b.argmax(-1).tolist()

@@ -22,7 +22,9 @@ log = logging.getLogger("serve")
 
 class ImageModel:
     """A trained SmallCNN on one device. It computes in fp32 whatever
-    MODEL_SERVER_PRECISION says: a network this small gains nothing from less."""
+    MODEL_SERVER_PRECISION says: its work is in convolutions, which `bf16.bf16_matmuls`
+    leaves in fp32 (0.97x at 32 images); with them in bf16 as well, 0.52x fp32's speed
+    for one image and 1.05x for 32, on AVX512-BF16."""
 
     def __init__(self, model_dir: Path, runtime: Runtime | None = None):
         import torch

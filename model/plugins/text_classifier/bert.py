@@ -19,6 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sagemaker_platform import bf16
+from sagemaker_platform.bf16 import OneDNNLinear
+
 # config.json's hidden_act -> the function transformers' ACT2FN maps it to.
 ACTIVATIONS = {
     "gelu": F.gelu,
@@ -372,27 +375,6 @@ ONEDNN_ACTIVATIONS = {
 }
 
 
-class OneDNNLinear(nn.Module):
-    """A bf16 linear layer run by oneDNN's matmul directly, its bias and activation
-    fused into the kernel, its weight reordered once into oneDNN's blocked layout (the
-    ops torch.compile's CPU backend emits with frozen weights). Measured alone on
-    MiniLM's first feed-forward layer, half the time of `addmm` (which copies the bias
-    into the output first) followed by a separate GELU pass; the reorder saved another
-    3-8% per matmul on AVX512-BF16. The weight is an opaque oneDNN tensor then (no
-    parameter: it holds no gradient and is never saved). CPU only."""
-
-    def __init__(self, linear: nn.Linear, activation: str = "none", algorithm: str = ""):
-        super().__init__()
-        self.weight = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach())
-        self.bias = linear.bias
-        self.activation, self.algorithm = activation, algorithm
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.mkldnn._linear_pointwise(
-            x, self.weight, self.bias, self.activation, [], self.algorithm
-        )
-
-
 def bf16_matmuls(net: nn.Module, encoder: BertEncoder) -> nn.Module:
     """A copy of `net` (an fp32 network around `encoder`) whose encoder computes its
     matrix multiplies in bf16 (bf16 weights and inputs, fp32 accumulation inside the
@@ -402,16 +384,16 @@ def bf16_matmuls(net: nn.Module, encoder: BertEncoder) -> nn.Module:
     Casting the whole network instead rounds the residual stream to 8 bits of mantissa
     at every layer, which flips near-tied argmaxes. Every parameter but the matmuls' is
     shared with `net`, not copied. On a CPU with oneDNN the matmuls run as
-    `OneDNNLinear`, the feed-forward activation fused into the first."""
-    import copy
+    `OneDNNLinear`, the feed-forward activation fused into the first.
 
-    linears = {id(p) for linear in matmuls(encoder) for p in linear.parameters()}
-    shared = {id(p): p for p in net.parameters() if id(p) not in linears}
-    fast = copy.deepcopy(net, memo=shared)
+    The platform's `bf16.bf16_matmuls` does this for any network; here the encoder's
+    matmuls also keep their outputs in bf16 (the next operation, a residual add into
+    fp32 or the attention's fp32 scores, converts them anyway) and fuse the activation."""
+    fast = bf16.shared_copy(net, matmuls(encoder))
     fast_encoder = next(m for m in fast.modules() if isinstance(m, BertEncoder))
     for linear in matmuls(fast_encoder):
         linear.to(torch.bfloat16)
-    if encoder.embeddings.word_embeddings.weight.is_cpu and onednn_bf16():
+    if encoder.embeddings.word_embeddings.weight.is_cpu and bf16.onednn_bf16():
         fused = ONEDNN_ACTIVATIONS[
             fast_encoder.config.hidden_act
         ]  # every ACTIVATIONS key (test_bert)
@@ -422,13 +404,6 @@ def bf16_matmuls(net: nn.Module, encoder: BertEncoder) -> nn.Module:
             ffn.dense, ffn.act = OneDNNLinear(ffn.dense, *fused), _identity
             layer.output.dense = OneDNNLinear(layer.output.dense)
     return fast
-
-
-def onednn_bf16() -> bool:
-    """oneDNN's own answer to whether it runs bf16 matmuls on this CPU (AVX512 or AMX).
-    Elsewhere (AVX2) it cannot build the kernel, and bf16 linears stay torch's: slow but
-    right, for a user who asks for bf16 where `auto` would not choose it."""
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:

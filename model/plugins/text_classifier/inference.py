@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sagemaker_platform import logs
+from sagemaker_platform import bf16, logs
 from sagemaker_platform.runtime import Runtime
 
 from . import artifacts, bert, bucketing
@@ -49,25 +49,6 @@ def pack_multiple(precision: str, device: str) -> int:
     return 32 if device == "cpu" and precision == "bf16" else 1
 
 
-# A row whose two highest logits are closer than this fraction of its largest |logit| is
-# recomputed in fp32. On the benchmark's 500 held-out texts (`make bench-serve`: its
-# "bf16 vs fp32 logits" line) bf16 matmuls moved the difference of two logits by 2.7%
-# of that scale at worst for a trained MiniLM (p99 1.6%) and 4.0% for one barely trained
-# (p99 2.9%): not a bound, so a flip outside the margin stays possible. Of the argmaxes
-# bf16 flipped there, none was outside 2%, which sends 1.2% and 4.0% of rows to fp32;
-# agreement with fp32 stays 1.000. A wider margin costs about 1.75x a row's bf16 time
-# for each row it adds.
-NEAR_TIE = 0.02
-
-
-def near_ties(logits):
-    """Rows of `logits` whose argmax bf16 rounding could flip (a boolean mask)."""
-    if logits.shape[-1] < 2:
-        return logits.new_zeros(logits.shape[0], dtype=bool)
-    top = logits.topk(2, dim=-1).values
-    return top[:, 0] - top[:, 1] <= NEAR_TIE * logits.abs().amax(-1)
-
-
 class Model:
     """A trained classifier on one device, in one precision."""
 
@@ -93,17 +74,19 @@ class Model:
         net = artifacts.load_network(model_dir, self.spec, backbone).to(self.device)
         if isinstance(net.backbone, bert.BertEncoder):
             net.backbone.skip_padding = skips_padding(self.precision, self.device)
-        # bf16 with a plain-torch encoder: bf16 matrix multiplies, fp32 everywhere else,
-        # and near-tied rows recomputed by the fp32 network (`exact`), which shares all
-        # but the matmuls' weights with the bf16 one. See `bert.bf16_matmuls`.
+        # bf16: bf16 matrix multiplies, fp32 everywhere else, and near-tied rows
+        # recomputed by the fp32 network (`exact`), which shares all but the matmuls'
+        # weights with the bf16 one: `bert.bf16_matmuls` for the plain-torch encoder, the
+        # platform's `bf16.bf16_matmuls` for a backbone through transformers.
         self.exact = None
         if self.precision == "int8":
             net = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
-        elif self.precision == "bf16" and isinstance(net.backbone, bert.BertEncoder):
-            self.exact = net.eval()
-            net = bert.bf16_matmuls(net, net.backbone)
         elif self.precision == "bf16":
-            net = net.to(torch.bfloat16)  # cast once: autocast would re-cast every call
+            self.exact = net.eval()
+            if isinstance(net.backbone, bert.BertEncoder):
+                net = bert.bf16_matmuls(net, net.backbone)
+            else:
+                net = bf16.bf16_matmuls(net)
         self.net = net.eval()
         self.pad_multiple = pad_multiple(self.precision, self.device)
         if isinstance(self.net.backbone, bert.BertEncoder):
@@ -145,9 +128,7 @@ class Model:
         with torch.inference_mode(), self._autocast():
             logits = self.net(ids, mask).float()
             if self.exact is not None:
-                near = near_ties(logits)
-                if bool(near.any()):
-                    logits[near] = self.exact(ids[near], mask[near])
+                logits = bf16.recheck(logits, self.exact, ids, mask)
         return torch.softmax(logits, dim=-1).cpu()
 
     def predict_proba(self, texts: Sequence[str], bucket: bool = True):
