@@ -93,10 +93,10 @@ def shared_copy(net: nn.Module, own: Iterable[nn.Module]) -> nn.Module:
 def bf16_matmuls(net: nn.Module, onednn: bool | None = None) -> nn.Module:
     """A copy of `net` (fp32) whose `nn.Linear` layers compute in bf16 (`Bf16Linear`)
     and everything else as before, sharing every other parameter with `net`, which is
-    left unchanged (keep it for `recheck`). Subclasses of `nn.Linear` are left alone:
-    some modules read their weights directly (`nn.MultiheadAttention`'s output
-    projection). `onednn` (default: the layers are on a CPU where oneDNN runs bf16)
-    runs them as `OneDNNLinear`."""
+    left unchanged (keep it for `recheck`). Subclasses of `nn.Linear`, and the linears
+    of torch's attention and Transformer layers, are left alone: those modules read the
+    weights themselves in their fused paths (`READ_WEIGHTS`). `onednn` (default: the
+    layers are on a CPU where oneDNN runs bf16) runs them as `OneDNNLinear`."""
     onednn = onednn_bf16() if onednn is None else onednn
     fast = shared_copy(net, [linear for _, _, linear in _plain_linears(net)])
     for parent, name, linear in _plain_linears(fast):
@@ -104,12 +104,23 @@ def bf16_matmuls(net: nn.Module, onednn: bool | None = None) -> nn.Module:
     return fast
 
 
+# torch's modules that read their linears' weights themselves (fused fast paths) rather
+# than calling them: a linear in one of these stays as it is.
+READ_WEIGHTS = (
+    nn.MultiheadAttention,
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
+    Bf16Linear,  # already in bf16
+)
+
+
 def _plain_linears(net: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]:
-    """(parent, attribute, layer) for each `nn.Linear` in `net` not already in bf16."""
+    """(parent, attribute, layer) for each `nn.Linear` in `net` that `bf16_matmuls`
+    replaces: not a subclass, not one a module reads the weights of (`READ_WEIGHTS`)."""
     return [
         (parent, name, child)
         for parent in net.modules()
-        if not isinstance(parent, Bf16Linear)
+        if not isinstance(parent, READ_WEIGHTS)
         for name, child in parent.named_children()
         if type(child) is nn.Linear
     ]

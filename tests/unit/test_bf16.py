@@ -87,6 +87,24 @@ def test_a_network_in_bf16_already_is_not_wrapped_twice(net, onednn):
         assert torch.equal(again(ids), fast(ids))
 
 
+def test_torchs_transformer_layers_keep_the_linears_they_read_the_weights_of():
+    """nn.TransformerEncoderLayer's fused fast path (eval, batch_first) reads its linears'
+    weights itself: replacing them broke it (an AttributeError on `.weight`)."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+    net = nn.Sequential(
+        nn.TransformerEncoder(layer, 2, enable_nested_tensor=False), nn.Linear(32, 3)
+    )
+    net.eval()
+    fast = bf16.bf16_matmuls(net, onednn=False)
+    assert type(fast[0].layers[0].linear1) is nn.Linear
+    assert fast[0].layers[0].linear1.weight is net[0].layers[0].linear1.weight
+    assert isinstance(fast[1], bf16.Bf16Linear)
+    with torch.inference_mode():
+        x = torch.randn(2, 5, 32)
+        assert torch.allclose(fast(x), net(x), rtol=0.05, atol=0.05)
+
+
 def test_near_ties_are_the_rows_within_the_margin_of_their_scale():
     logits = torch.tensor([[2.0, 1.99, -1.0], [2.0, 0.0, -1.0], [0.0, 0.0, 0.0], [-4.0, 1.0, 0.95]])
     assert bf16.near_ties(logits).tolist() == [True, False, True, True]
