@@ -73,8 +73,16 @@ class Bf16Linear(nn.Module):
 
     def __init__(self, linear: nn.Linear, onednn: bool):
         super().__init__()
-        linear = linear.to(torch.bfloat16)
-        self.inner = OneDNNLinear(linear) if onednn else linear
+        # bf16 copies: `linear`'s own tensors may be shared (with the fp32 network, or a
+        # tied embedding) and stay as they are.
+        low = nn.Linear(
+            linear.in_features, linear.out_features, linear.bias is not None, device="meta"
+        )
+        for name in ("weight", "bias"):
+            if getattr(linear, name) is not None:
+                value = getattr(linear, name).detach().to(torch.bfloat16)
+                setattr(low, name, nn.Parameter(value, requires_grad=False))
+        self.inner = OneDNNLinear(low) if onednn else low
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(x.to(torch.bfloat16)).to(x.dtype)
@@ -98,7 +106,7 @@ def bf16_matmuls(net: nn.Module, onednn: bool | None = None) -> nn.Module:
     weights themselves in their fused paths (`READ_WEIGHTS`). `onednn` (default: the
     layers are on a CPU where oneDNN runs bf16) runs them as `OneDNNLinear`."""
     onednn = onednn_bf16() if onednn is None else onednn
-    fast = shared_copy(net, [linear for _, _, linear in _plain_linears(net)])
+    fast = shared_copy(net, own=())  # the structure copied, every tensor shared
     for parent, name, linear in _plain_linears(fast):
         setattr(parent, name, Bf16Linear(linear, onednn and linear.weight.is_cpu))
     return fast

@@ -77,6 +77,21 @@ def test_the_linears_compute_in_bf16_and_the_rest_is_shared_and_untouched(net, o
     assert not torch.equal(out, before)
 
 
+def test_a_head_tied_to_the_embedding_leaves_the_embedding_in_fp32():
+    """An output layer sharing its weight with the input embedding (a language model's
+    head): the bf16 copy is the head's alone, the embedding stays fp32 and shared."""
+    torch.manual_seed(0)
+    embed, head = nn.Embedding(50, 16), nn.Linear(16, 50)
+    head.weight = embed.weight
+    net = nn.Sequential(embed, nn.LayerNorm(16), head).eval()
+    fast = bf16.bf16_matmuls(net, onednn=False)
+    assert fast[0].weight is net[0].weight and fast[0].weight.dtype == torch.float32
+    assert fast[2].inner.weight.dtype == torch.bfloat16
+    ids = torch.randint(0, 50, (3, 4))
+    with torch.inference_mode():
+        assert torch.allclose(fast(ids), net(ids), rtol=0.05, atol=0.05)
+
+
 @pytest.mark.parametrize("onednn", onednn_modes())
 def test_a_network_in_bf16_already_is_not_wrapped_twice(net, onednn):
     fast = bf16.bf16_matmuls(net, onednn=onednn)
