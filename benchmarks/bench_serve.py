@@ -38,6 +38,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -370,7 +371,16 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (wrk, once it has exited)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
+    """wrk's figures, and the cores wrk itself kept busy (`client_cores`): the load
+    generator runs on the server's cores, and what it takes is not the server's."""
+    cpu_before, started = children_cpu(), time.perf_counter()
     out = subprocess.run(
         [
             "wrk",
@@ -388,6 +398,7 @@ def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
         text=True,
         check=True,
     ).stdout
+    client_cores = (children_cpu() - cpu_before) / (time.perf_counter() - started)
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     if len(percentiles) != 2:
         raise RuntimeError(f"unexpected wrk output:\n{out}")
@@ -397,6 +408,7 @@ def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict:
         "p50_ms": _ms(percentiles["50"]),
         "p99_ms": _ms(percentiles["99"]),
         "errors": int(errors.group(1)) if errors else 0,
+        "client_cores": client_cores,
     }
 
 
@@ -454,7 +466,8 @@ def served(
                 f"in-process {precision} bucketed {row['bucketed']:6.1f}/s, "
                 + "".join(f"{key} {row[key]:6.1f}/s, " for key in peer_runs)
                 + f"served c=16 {row['rps']:6.1f} req/s (p50 {row['p50_ms']:.0f} ms, "
-                f"p99 {row['p99_ms']:.0f} ms, errors {row['errors']})  "
+                f"p99 {row['p99_ms']:.0f} ms, errors {row['errors']}, "
+                f"wrk {row['client_cores']:.2f} cores)  "
                 f"ratio {row['rps'] / row['limit']:.3f}",
                 flush=True,
             )
@@ -649,6 +662,14 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     ]
     if margin := margin_row(margins):
         rows.append(margin)
+    client = [r["client_cores"] for r in runs[default]["rounds"]]
+    rows.append(
+        (
+            "wrk's own CPU at c=16 (cores)",
+            f"{statistics.median(client):.2f} of {THREADS}",
+            f"the load generator, on the server's cores ({default} rounds)",
+        )
+    )
     rows[1:1] = peer_rows(table, default, peer_names, lambda key: spread(default, key))
     print("\nsummary (ratios: median of paired rounds)")
     for name, value, note in rows:

@@ -52,6 +52,7 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
         "cold start median (s)",
         "argmax agreement with fp32",
         "c=16 / fastest runtime in process",
+        "wrk's own CPU at c=16 (cores)",
     ):
         assert re.search(re.escape(figure) + r"\s+[-+]?\d", out), figure
     # The runtimes table: texts/s, ratio to fp32, agreement on the model and the weak one.
