@@ -103,20 +103,16 @@ def load(model_dir: Path, precision: str, batch: int):
     return model
 
 
-def recheck_margin(model_dir: Path, texts: list[str]) -> dict[str, float] | None:
-    """What the bf16 default's near-tie recheck (`bf16.NEAR_TIE`) rests on, on
-    `texts`: how far bf16 matmuls move a row's logits from fp32's, as the largest change
-    of any two logits' difference over the row's largest |logit| (the scale the margin is
-    a share of): its worst and its p99; the rows recomputed in fp32; the argmaxes bf16
-    alone flips, and those outside the margin (which reach the answers). None where the
-    encoder is not the plug-in's own (no recheck)."""
+def recheck_margin(model_dir: Path, texts: list[str]) -> dict[str, float]:
+    """What the bf16 default's near-tie recheck (`bf16.NEAR_TIE`) rests on, on `texts`:
+    `bf16.compare` of the bf16 network's logits and the fp32 one's (how far bf16 moved
+    them, the rows rechecked, the argmaxes bf16 alone flips and those outside the
+    margin, which would reach the answers)."""
     import torch
 
-    from sagemaker_platform.bf16 import near_ties
+    from sagemaker_platform import bf16
 
     model = load(model_dir, "bf16", 16)
-    if model.exact is None:
-        return None
     fast, exact = [], []
     with torch.inference_mode():
         for i in range(0, len(texts), 16):
@@ -124,26 +120,11 @@ def recheck_margin(model_dir: Path, texts: list[str]) -> dict[str, float] | None
             ids, mask = batch["input_ids"], batch["attention_mask"]
             fast.append(model.net(ids, mask).float())
             exact.append(model.exact(ids, mask).float())
-    bf16, fp32 = torch.cat(fast), torch.cat(exact)
-    moved = bf16 - fp32
-    change = (moved.unsqueeze(-1) - moved.unsqueeze(-2)).abs().amax((-1, -2))
-    change = change / bf16.abs().amax(-1).clamp_min(1e-30)
-    near = near_ties(bf16)
-    flipped = bf16.argmax(-1) != fp32.argmax(-1)
-    return {
-        "worst": float(change.max()),
-        "p99": float(change.quantile(0.99)),
-        "rechecked": float(near.float().mean()),
-        "flips": int(flipped.sum()),
-        "outside": int((flipped & ~near).sum()),
-    }
+    return bf16.compare(torch.cat(fast), torch.cat(exact))
 
 
-def margin_row(margins: list[dict[str, float] | None]) -> tuple[str, str, str] | None:
+def margin_row(found: list[dict[str, float]]) -> tuple[str, str, str]:
     """The summary's line for `recheck_margin` of the trained and the weak model."""
-    found = [m for m in margins if m is not None]
-    if not found:
-        return None
     from sagemaker_platform.bf16 import NEAR_TIE
 
     def each(key: str, fmt: str) -> str:
@@ -660,8 +641,7 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         ),
         ("int8 argmax agreement with fp32", f"{agree['int8']:.3f}", "opt-in only"),
     ]
-    if margin := margin_row(margins):
-        rows.append(margin)
+    rows.append(margin_row(margins))
     client = [r["client_cores"] for r in runs[default]["rounds"]]
     rows.append(
         (

@@ -64,6 +64,7 @@ HELPERS: dict[str, tuple[str, ...]] = {
     "bf16": (
         "bf16_matmuls",
         "recheck",
+        "compare",
         "near_ties",
         "NEAR_TIE",
         "Bf16Linear",

@@ -143,6 +143,28 @@ def near_ties(logits: torch.Tensor, margin: float = NEAR_TIE) -> torch.Tensor:
     return top[:, 0] - top[:, 1] <= margin * logits.abs().amax(-1)
 
 
+def compare(fast: torch.Tensor, exact: torch.Tensor, margin: float = NEAR_TIE) -> dict:
+    """How far bf16 moved a classifier's logits, on held-out rows: `fast` and `exact` are
+    the bf16 and fp32 networks' logits [rows, classes]. `worst` and `p99` are the largest
+    change of any two logits' difference over the row's largest |logit| (what `margin` is
+    a share of); `rechecked` the share of rows `recheck` sends to fp32; `flips` the
+    argmaxes bf16 alone changes, `outside` those beyond the margin, which reach the
+    answers. What NEAR_TIE rests on; measure it for a network of your own."""
+    fast, exact = fast.float(), exact.float()
+    moved = fast - exact
+    change = (moved.unsqueeze(-1) - moved.unsqueeze(-2)).abs().amax((-1, -2))
+    change = change / fast.abs().amax(-1).clamp_min(1e-30)
+    near = near_ties(fast, margin)
+    flipped = fast.argmax(-1) != exact.argmax(-1)
+    return {
+        "worst": float(change.max()),
+        "p99": float(change.quantile(0.99)),
+        "rechecked": float(near.float().mean()),
+        "flips": int(flipped.sum()),
+        "outside": int((flipped & ~near).sum()),
+    }
+
+
 def recheck(
     logits: torch.Tensor,
     exact: Callable[..., torch.Tensor],

@@ -145,3 +145,13 @@ def test_recheck_recomputes_the_near_ties_alone_on_their_rows_of_every_input():
     clear = torch.tensor([[2.0, -2.0], [1.0, 5.0]])
     assert torch.equal(bf16.recheck(clear.clone(), exact, ids[:2], mask[:2]), clear)
     assert seen == []  # nothing near a tie: the fp32 network never runs
+
+
+def test_compare_measures_the_change_the_margin_must_cover_and_the_flips_beyond_it():
+    exact = torch.tensor([[1.0, 0.0], [0.5, 0.49], [2.0, -2.0]])
+    fast = torch.tensor([[1.0, 0.0], [0.49, 0.5], [1.0, 1.5]]).bfloat16()
+    found = bf16.compare(fast, exact)
+    assert found["worst"] == pytest.approx(3.0)  # row 3: (3.5 - -1.0) / 1.5
+    assert found["rechecked"] == pytest.approx(1 / 3)  # row 2 only: within 2% of 0.5
+    assert (found["flips"], found["outside"]) == (2, 1)  # row 3's flip reaches the answer
+    assert bf16.compare(exact, exact)["worst"] == 0.0
