@@ -69,13 +69,21 @@ class Counts(Plugin):
         return {"val_rows": len(rows)}
 
     def load(self, model_dir, runtime):
+        import logging
+
+        from sagemaker_platform import bf16
         from sagemaker_platform.artifacts import load_state_dict
 
         from .model import Net
 
         net = Net(int((model_dir / "width.txt").read_text()))
         net.load_state_dict(load_state_dict(model_dir, prefix="network."))
-        return net.eval()
+        if runtime.precision != "bf16":
+            return net.eval()
+        fast = bf16.bf16_matmuls(net).eval()
+        layers = sum(isinstance(m, bf16.Bf16Linear) for m in fast.modules())
+        logging.getLogger("serve").info("counts in bf16 layers=%d", layers)
+        return fast
 
     def predict(self, model, records):
         import torch
@@ -188,6 +196,17 @@ def test_a_plugin_outside_the_repo_trains_and_serves(tmp_path):
         )
         assert r.status_code == 415 and "application/json" in r.json()["error"]
         assert "plugin=counts" in server.output()
+
+    # bf16 through the platform's helper (docs/bring-your-own-model.md), on whatever CPU
+    # this is: oneDNN's kernels where it has bf16 units, torch's elsewhere.
+    bf16_env = {**env, "MODEL_SERVER_WORKERS": "1", "MODEL_SERVER_PRECISION": "bf16"}
+    with helpers.Server(base, env=bf16_env) as server:
+        server.wait_ready()
+        r = requests.post(server.url + "/invocations", json=[[4, 4, 1, 0], [0, 1, 2, 3]])
+        assert r.status_code == 200, r.text + server.output()[-3000:]
+        assert "counts in bf16 layers=1" in server.output()
+        for low, exact in zip(r.json()["predictions"], predictions, strict=True):
+            assert abs(low - exact) <= 0.02 * max(1.0, abs(exact)), (low, exact)
 
 
 def test_an_unknown_model_fails_the_job_naming_the_shipped_ones(tmp_path):
