@@ -33,7 +33,7 @@ from torch import nn
 # the margin stays possible. Of the argmaxes bf16 flipped there, none was outside 2%,
 # which sends 1.2% and 4.0% of rows to fp32; agreement with fp32 stays 1.000. A wider
 # margin costs about 1.75x a row's bf16 time for each row it adds. For a network of
-# your own, compare its bf16 and fp32 logits on held-out data the same way.
+# your own, measure the same on held-out data (`compare`).
 NEAR_TIE = 0.02
 
 
