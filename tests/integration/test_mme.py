@@ -464,6 +464,11 @@ def test_a_load_past_the_timeout_is_a_504_that_says_where_it_waits(base, tmp_pat
     }
     body = helpers.sample("tabular").PAYLOADS[JSON]
     with helpers.Server(base, env=env) as srv:
+
+        def is_loaded(name: str) -> bool:
+            described = requests.get(f"{srv.url}/models/{name}", timeout=10).json()
+            return described.get("state") == "loaded"
+
         try:
             srv.wait_ready(60)
             # The worker's first load imports torch's lazily loaded modules, which on a slow
@@ -471,15 +476,7 @@ def test_a_load_past_the_timeout_is_a_504_that_says_where_it_waits(base, tmp_pat
             # A plain tabular load first, however long it takes, leaves the gated loads only
             # their wait for the file.
             load(srv, base, "tabular")
-            wait_until(
-                lambda: (
-                    requests.get(srv.url + "/models/tabular", timeout=10).json().get("state")
-                    == "loaded"
-                ),
-                60,
-                "tabular never loaded",
-                srv,
-            )
+            wait_until(lambda: is_loaded("tabular"), 60, "tabular never loaded", srv)
             started = time.monotonic()
             r = load(srv, base, "waits")
             json_error(r, 504, "still loading after 2 s")
@@ -491,10 +488,7 @@ def test_a_load_past_the_timeout_is_a_504_that_says_where_it_waits(base, tmp_pat
             json_error(load(srv, base, "waits-too"), 504, "still loading")
             assert requests.delete(srv.url + "/models/waits-too", timeout=10).status_code == 200
             gate.touch()
-            deadline = time.monotonic() + 60
-            while requests.get(srv.url + "/models/waits", timeout=10).json()["state"] != "loaded":
-                assert time.monotonic() < deadline, "never loaded"
-                time.sleep(0.1)
+            wait_until(lambda: is_loaded("waits"), 60, "never loaded", srv)
             r = invoke(srv, "waits", body)
             assert r.status_code == 200 and same(
                 r.json()["predictions"], references["tabular"][JSON]
