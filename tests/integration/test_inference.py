@@ -205,7 +205,7 @@ def test_workers_sharing_cores_take_their_share_and_drop_to_it_mid_batch(trained
     one before the next layer, and it never grows back mid-batch."""
     from sagemaker_platform.cores import CoreShare
 
-    share = CoreShare(cores=2, slots=2)
+    share = CoreShare(cores=2, slots=2, hold_s=0)  # no hold between runs (test_cores)
     share.attach(0)
     model = helpers.text_model(trained_model / "model", "fp32", "cpu", threads=1, share=share)
     layers = model.net.backbone.encoder.layer

@@ -10,8 +10,19 @@ import pytest
 from sagemaker_platform.cores import CoreShare
 
 
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_worker_alone_takes_every_core_and_busy_workers_split_them():
-    share = CoreShare(cores=8, slots=4)
+    clock = Clock()
+    share = CoreShare(cores=8, slots=4, clock=clock)
     share.attach(0)
     assert share.threads() == 8  # nobody computes: a batch starting now would be alone
     with share.computing():
@@ -20,12 +31,50 @@ def test_a_worker_alone_takes_every_core_and_busy_workers_split_them():
         other.slot = 1
         with other.computing():
             assert share.busy() == 2 and share.threads() == 4
-        assert share.threads() == 8
+        assert share.busy() == 1
+        assert share.threads() == 4  # it saw another computing a moment ago: held
+        clock.now += 2 * share.hold_s
+        assert share.threads() == 8  # none seen for longer than hold_s: every core again
     assert share.busy() == 0
 
 
+def test_a_worker_keeps_its_share_through_the_gaps_of_a_steady_load():
+    """Two workers under load: one's short gap between batches does not hand the other
+    every core for its next batch; a gap as long as the hold does."""
+    clock = Clock()
+    share = CoreShare(cores=2, slots=2, clock=clock)
+    share.attach(0)
+    other = copy.copy(share)
+    other.slot = 1
+    for _ in range(3):  # batches overlapping, with gaps shorter than the hold between
+        with other.computing(), share.computing():
+            assert share.threads() == 1
+        clock.now += share.hold_s * 0.9
+        with share.computing():
+            assert share.threads() == 1  # the other is answering, not gone
+    clock.now += 2 * share.hold_s
+    with share.computing():
+        assert share.threads() == 2
+    three = CoreShare(cores=6, slots=3, clock=clock)  # the share held is the last seen
+    three.attach(0)
+    with three.computing():
+        three._busy[1] = three._busy[2] = 1
+        assert three.threads() == 2
+        three._busy[2] = 0
+        assert three.threads() == 3  # fewer busy now: the count now
+        three._busy[1] = 0
+        assert three.threads() == 3  # none but itself, within the hold: the last seen
+    unheld = CoreShare(cores=2, slots=2, hold_s=0, clock=clock)
+    unheld.attach(0)
+    with unheld.computing():
+        unheld._busy[1] = 1
+        assert unheld.threads() == 1
+        unheld._busy[1] = 0
+        assert unheld.threads() == 2
+
+
 def test_the_bytes_are_shared_with_a_forked_worker():
-    share = CoreShare(cores=2)
+    share = CoreShare(cores=2, hold_s=0)
     share.attach(0)
     started, finish = os.pipe(), os.pipe()
     pid = os.fork()
@@ -47,7 +96,7 @@ def test_the_bytes_are_shared_with_a_forked_worker():
 
 
 def test_a_computing_worker_that_died_is_released():
-    share = CoreShare(cores=4, slots=4)
+    share = CoreShare(cores=4, slots=4, hold_s=0)
     share.attach(2)
     with pytest.raises(RuntimeError), share.computing():
         raise RuntimeError("the batch failed")
