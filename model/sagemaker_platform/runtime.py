@@ -36,15 +36,25 @@ def resolve_device(requested: str) -> str:
 CPUINFO = Path("/proc/cpuinfo")
 
 
+def _cpu_flags() -> str:
+    try:
+        return CPUINFO.read_text()
+    except OSError:
+        return ""
+
+
 def cpu_has_bf16() -> bool:
     """Native bf16 matrix instructions (AVX512-BF16 or AMX); elsewhere bf16 is slower.
     The one CPU check behind both `auto` precisions: serving's bf16 and training's
     bf16-mixed (`training.resolve_precision`)."""
-    try:
-        flags = CPUINFO.read_text()
-    except OSError:
-        return False
+    flags = _cpu_flags()
     return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def cpu_has_amx() -> bool:
+    """Intel's AMX tiles for bf16 (Sapphire Rapids and later), which multiply bf16
+    matrices about twice as fast as AVX512-BF16 does (`MIN_PART_AMX`)."""
+    return " amx_bf16" in _cpu_flags()
 
 
 def resolve_precision(requested: str, device: str) -> str:
@@ -72,6 +82,10 @@ R = TypeVar("R")
 # 16 texts, 1.118x for 32, but 0.99x for 8 and 0.91x for 4 (on small parts Python's work
 # per operation, which the GIL serialises, outweighs the gain). docs/results.md.
 MIN_PART = 8
+# The same in bf16 on AMX, whose matrix multiplies take half the time, so that Python's
+# share doubles: halves of 16 texts ran at 0.93x one call, of 24 at 1.04x, of 32 at
+# 1.00-1.04x (7 alternating rounds each, docs/results.md "AMX").
+MIN_PART_AMX = 12
 
 
 @dataclass
@@ -116,6 +130,13 @@ class Runtime:
             torch.set_num_threads(self.share.threads())
             yield
 
+    def min_part(self) -> int:
+        """The fewest records a thread that `in_parts` splits a batch for: `MIN_PART`,
+        or `MIN_PART_AMX` for bf16 on a CPU with AMX."""
+        if self.device == "cpu" and self.precision == "bf16" and cpu_has_amx():
+            return MIN_PART_AMX
+        return MIN_PART
+
     def in_parts(
         self,
         fn: Callable[[Sequence[T]], R],
@@ -128,7 +149,7 @@ class Runtime:
         work, so that no thread waits on a longer one; without it, near-equal counts.
 
         Alone: on a CPU with several torch threads and no core share (one worker, or a
-        model in a process of its own), and a batch of at least `MIN_PART` records per
+        model in a process of its own), and a batch of at least `min_part()` records per
         thread (a part of long records may hold fewer). Each part runs on an OS thread
         of its own (gevent's patched threads left aside) with one torch thread: the
         small operations of a network (a text's attention, a LayerNorm) scale poorly
@@ -139,7 +160,7 @@ class Runtime:
 
         threads = torch.get_num_threads()
         alone = self.device == "cpu" and self.share is None and self.split_batches
-        parts = min(threads, len(records) // MIN_PART) if alone else 1
+        parts = min(threads, len(records) // self.min_part()) if alone else 1
         if parts < 2:
             return [fn(records)]
         ends = _even_ends([cost(r) for r in records] if cost else [1.0] * len(records), parts)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sagemaker_platform.cores import CoreShare
-from sagemaker_platform.runtime import MIN_PART, Runtime, _even_ends
+from sagemaker_platform.runtime import MIN_PART, MIN_PART_AMX, Runtime, _even_ends
 from tests import helpers
 
 
@@ -51,6 +51,27 @@ def test_a_worker_alone_on_two_threads_splits_a_large_batch_in_order(torch_threa
     calls.clear()
     assert runtime.in_parts(fn, records) == [records[: MIN_PART + 1], records[MIN_PART + 1 :]]
     assert {threads for _, threads, _ in calls} == {1}  # a new part thread, on one torch thread too
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_bf16_on_amx_splits_only_larger_batches(torch_threads, monkeypatch, amx):
+    """bf16 on AMX computes twice as fast, so a part needs more records to pay for
+    Python's work per operation (`MIN_PART_AMX`); fp32 there, and bf16 elsewhere, keep
+    `MIN_PART`."""
+    from sagemaker_platform import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "cpu_has_amx", lambda: amx)
+    torch_threads(2)
+    least = MIN_PART_AMX if amx else MIN_PART
+    bf16, fp32 = Runtime(precision="bf16"), Runtime(precision="fp32")
+    assert bf16.min_part() == least and fp32.min_part() == MIN_PART
+    fn, calls = recorder()
+    assert bf16.in_parts(fn, list(range(2 * least - 1))) == [list(range(2 * least - 1))]
+    assert [threads for _, threads, _ in calls] == [2]  # one call, on both threads
+    fn, calls = recorder(together=2)
+    assert [len(p) for p in bf16.in_parts(fn, list(range(2 * least)))] == [least, least]
+    assert [len(p) for p in fp32.in_parts(fn, list(range(2 * MIN_PART)))] == [MIN_PART] * 2
+    assert len(calls) == 4 and {threads for _, threads, _ in calls} == {1}
 
 
 def test_three_threads_make_three_parts_where_each_gets_enough(torch_threads):
@@ -152,7 +173,7 @@ import sys, time
 sys.path.insert(0, sys.argv[1])
 import torch
 from gevent.threadpool import ThreadPool
-from sagemaker_platform.runtime import MIN_PART, Runtime, _even_ends
+from sagemaker_platform.runtime import MIN_PART, MIN_PART_AMX, Runtime, _even_ends
 native_id = monkey.get_original("threading", "get_native_id")
 torch.set_num_threads(2)
 def fn(records):
