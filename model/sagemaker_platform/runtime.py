@@ -9,6 +9,7 @@ tells the other workers this one computes and takes this worker's share of the c
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -130,9 +131,10 @@ class Runtime:
             torch.set_num_threads(self.share.threads())
             yield
 
+    @functools.cached_property
     def min_part(self) -> int:
         """The fewest records a thread that `in_parts` splits a batch for: `MIN_PART`,
-        or `MIN_PART_AMX` for bf16 on a CPU with AMX."""
+        or `MIN_PART_AMX` for bf16 on a CPU with AMX (read once, not per batch)."""
         if self.device == "cpu" and self.precision == "bf16" and cpu_has_amx():
             return MIN_PART_AMX
         return MIN_PART
@@ -149,7 +151,7 @@ class Runtime:
         work, so that no thread waits on a longer one; without it, near-equal counts.
 
         Alone: on a CPU with several torch threads and no core share (one worker, or a
-        model in a process of its own), and a batch of at least `min_part()` records per
+        model in a process of its own), and a batch of at least `min_part` records per
         thread (a part of long records may hold fewer). Each part runs on an OS thread
         of its own (gevent's patched threads left aside) with one torch thread: the
         small operations of a network (a text's attention, a LayerNorm) scale poorly
@@ -160,7 +162,7 @@ class Runtime:
 
         threads = torch.get_num_threads()
         alone = self.device == "cpu" and self.share is None and self.split_batches
-        parts = min(threads, len(records) // self.min_part()) if alone else 1
+        parts = min(threads, len(records) // self.min_part) if alone else 1
         if parts < 2:
             return [fn(records)]
         ends = _even_ends([cost(r) for r in records] if cost else [1.0] * len(records), parts)

@@ -64,7 +64,7 @@ def test_bf16_on_amx_splits_only_larger_batches(torch_threads, monkeypatch, amx)
     torch_threads(2)
     least = MIN_PART_AMX if amx else MIN_PART
     bf16, fp32 = Runtime(precision="bf16"), Runtime(precision="fp32")
-    assert bf16.min_part() == least and fp32.min_part() == MIN_PART
+    assert bf16.min_part == least and fp32.min_part == MIN_PART
     fn, calls = recorder()
     assert bf16.in_parts(fn, list(range(2 * least - 1))) == [list(range(2 * least - 1))]
     assert [threads for _, threads, _ in calls] == [2]  # one call, on both threads
@@ -173,7 +173,7 @@ import sys, time
 sys.path.insert(0, sys.argv[1])
 import torch
 from gevent.threadpool import ThreadPool
-from sagemaker_platform.runtime import MIN_PART, MIN_PART_AMX, Runtime, _even_ends
+from sagemaker_platform.runtime import MIN_PART, Runtime, _even_ends
 native_id = monkey.get_original("threading", "get_native_id")
 torch.set_num_threads(2)
 def fn(records):
