@@ -1,6 +1,7 @@
 """Where a worker's model runs: device, precision, threads and the CPU cores it shares.
 
-`serve` resolves these once per worker and hands them to the plug-in's `load` as a
+`serve` resolves these once per worker (and sets the process's malloc to keep freed
+memory for the next batch: `allocator`) and hands them to the plug-in's `load` as a
 `Runtime`. The platform runs every `predict` and `warm_up` inside `computing()`, which
 tells the other workers this one computes and takes this worker's share of the cores
 (all of them when it computes alone; `cores`).
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import native
+from . import allocator, native
 from .cores import CoreShare
 from .errors import UserError
 
@@ -110,6 +111,7 @@ class Runtime:
     ) -> Runtime:
         import torch
 
+        allocator.keep_freed_memory()  # the process serves from here on
         if threads:
             torch.set_num_threads(threads)
         resolved = resolve_device(device)
