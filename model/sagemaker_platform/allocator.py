@@ -6,8 +6,8 @@ that the kernel must fault in and zero. A model server allocates and frees the s
 sizes batch after batch. On MiniLM in bf16 (batches of 16 texts, 2 cores with AMX) that
 was 3,200-3,800 page faults per batch and 5-7% of the CPU time spent in the kernel.
 With the settings below it was 11-25 faults per batch and almost no kernel time:
-1.03-1.13x the texts per second in process, 1.03x served at 16 concurrent requests, no
-change one request at a time (docs/results.md, "AMX").
+1.03-1.13x the texts per second in process; served, 1.03x at 16 concurrent requests
+(within the benchmark's noise) and no change one request at a time (docs/results.md, "AMX").
 
 The cost is memory: a process keeps its peak heap rather than shrinking after a large
 batch (26-35 MB more resident there). PyTorch's CUDA allocator makes the same trade for
