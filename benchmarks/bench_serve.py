@@ -50,8 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "model")]
 
-import peers  # noqa: E402  (benchmarks/peers.py)
-
+from benchmarks import peers  # noqa: E402
 from plugins.text_classifier import sample as text_sample  # noqa: E402
 from tests import helpers  # noqa: E402
 
@@ -539,10 +538,12 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     import torch
 
     from sagemaker_platform import allocator
+    from sagemaker_platform.runtime import resolve_precision
 
-    # As a serving process does (`Runtime.resolve`), before any runtime runs: every row
-    # of the table is measured under the same process-wide malloc settings.
-    kept = allocator.keep_freed_memory()
+    # As a worker serving the default precision does (`Runtime.resolve`), before any
+    # runtime runs: every row of the table is measured under the same process-wide
+    # malloc settings.
+    kept = allocator.for_serving("cpu", resolve_precision("auto", "cpu"))
 
     base = work / "opt_ml"
     if args.model_dir:
@@ -560,8 +561,6 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         f"malloc keeps freed memory: {'yes' if kept else 'no'} (every runtime)",
         flush=True,
     )
-
-    from sagemaker_platform.runtime import resolve_precision
 
     weak_dir: Path | None = work / "weak" / "opt_ml" / "model"
     if args.weak_model_dir and same_folder(args.weak_model_dir, args.model_dir):

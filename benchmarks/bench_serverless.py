@@ -8,7 +8,8 @@ worker, 4 MB bodies), for fp32 and for the CPU default precision, and prints:
   - cold start: `serve` process start to the first /ping 200 (serverless: within 3 min);
   - the resident memory (RSS) of every process of the container (nginx, the gunicorn
     master, the worker) once the model is ready, after a mix of requests, and the
-    worker's peak (VmHWM) after a 4 MB request, the largest a serverless endpoint takes;
+    worker's peak (VmHWM) after the largest request a serverless endpoint takes (4 MB of
+    JSON Lines, or 10,000 records, MODEL_SERVER_MAX_RECORDS, if fewer);
   - the smallest serverless memory size (1-6 GB) that holds the peak with a margin.
 Without --model-dir it first trains the MiniLM classifier (bench_serve.py's model).
 """
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "model")]
 
 from benchmarks.bench_serve import long_texts, train_model  # noqa: E402
+from sagemaker_platform.config import MODE_LIMITS  # noqa: E402
 from tests import helpers  # noqa: E402
 
 MB = 1024 * 1024
@@ -64,12 +66,12 @@ def rss(named: dict[str, int]) -> dict[str, float]:
     return {name: status_mb(pid, "VmRSS") for name, pid in named.items()}
 
 
-def jsonlines_body(texts: list[str], size: int) -> bytes:
-    """As many texts as fit in `size` bytes of JSON Lines."""
+def jsonlines_body(texts: list[str], size: int, records: int) -> bytes:
+    """As many texts as fit in `size` bytes of JSON Lines, at most `records` of them."""
     lines, total, i = [], 0, 0
     while True:
         line = json.dumps(texts[i % len(texts)]) + "\n"
-        if total + len(line.encode()) > size:
+        if total + len(line.encode()) > size or len(lines) == records:
             return "".join(lines).encode()
         lines.append(line)
         total += len(line.encode())
@@ -96,7 +98,9 @@ def measure(base: Path, precision: str, texts: list[str], requests_n: int, big_m
             r = session.post(srv.url + "/invocations", json={"inputs": batch}, timeout=60)
             assert r.status_code == 200, r.text
         served = rss(named)
-        body = jsonlines_body(texts, int(big_mb * MB))
+        # The largest request a serverless endpoint takes: its body limit or its record
+        # limit, whichever comes first (the benchmark's texts reach the records first).
+        body = jsonlines_body(texts, int(big_mb * MB), MODE_LIMITS["serverless"].max_records)
         t = time.monotonic()
         r = session.post(
             srv.url + "/invocations",

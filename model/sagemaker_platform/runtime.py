@@ -1,7 +1,7 @@
 """Where a worker's model runs: device, precision, threads and the CPU cores it shares.
 
-`serve` resolves these once per worker (and sets the process's malloc to keep freed
-memory for the next batch: `allocator`) and hands them to the plug-in's `load` as a
+`serve` resolves these once per worker (and, for bf16 on a CPU, sets the process's
+malloc to keep freed memory for the next batch: `allocator`) and hands them to the plug-in's `load` as a
 `Runtime`. The platform runs every `predict` and `warm_up` inside `computing()`, which
 tells the other workers this one computes and takes this worker's share of the cores
 (all of them when it computes alone; `cores`).
@@ -111,11 +111,12 @@ class Runtime:
     ) -> Runtime:
         import torch
 
-        allocator.keep_freed_memory()  # the process serves from here on
         if threads:
             torch.set_num_threads(threads)
         resolved = resolve_device(device)
-        return cls(resolved, resolve_precision(precision, resolved), max_batch_size, share)
+        chosen = resolve_precision(precision, resolved)
+        allocator.for_serving(resolved, chosen)  # the process serves from here on
+        return cls(resolved, chosen, max_batch_size, share)
 
     @contextlib.contextmanager
     def computing(self) -> Iterator[None]:

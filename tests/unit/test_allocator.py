@@ -56,9 +56,10 @@ def test_kept_memory_is_reused_without_page_faults():
     assert got["faults"] < 1024  # fewer than one block's pages over 120 blocks
 
 
-def test_a_serving_runtime_keeps_freed_memory():
-    setup = "from sagemaker_platform.runtime import Runtime; Runtime.resolve('fp32', 'cpu')"
-    assert faults(setup)["faults"] < 1024
+def test_a_bf16_worker_on_a_cpu_keeps_freed_memory_and_an_fp32_one_does_not():
+    setup = "from sagemaker_platform.runtime import Runtime; Runtime.resolve('{}', 'cpu')"
+    assert faults(setup.format("bf16"))["faults"] < 1024
+    assert faults(setup.format("fp32"))["faults"] > 10 * 1024  # glibc's defaults
 
 
 def test_malloc_settings_of_the_users_own_are_left_alone():
