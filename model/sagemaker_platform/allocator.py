@@ -7,13 +7,14 @@ sizes batch after batch. On MiniLM in bf16 (batches of 16 texts, 2 cores with AM
 was 3,200-3,800 page faults per batch and 5-7% of the CPU time spent in the kernel.
 With the settings below it was 11-25 faults per batch and almost no kernel time:
 1.03-1.13x the texts per second in process; served, 1.03x at 16 concurrent requests
-(within the benchmark's noise) and no change one request at a time (docs/results.md, "AMX").
+(within the benchmark's noise) and no change one request at a time (docs/results.md,
+"AMX").
 
 The cost is memory: a process keeps its peak heap rather than shrinking after a large
-batch (26-35 MB more resident there, 22 MB more at the peak of serverless's largest
+batch (26-35 MB more resident there, 22-36 MB more at the peak of serverless's largest
 request). PyTorch's CUDA allocator makes the same trade for GPU memory. Serving sets it
-for bf16 on a CPU only (`for_serving`). Set `GLIBC_TUNABLES` or `MALLOC_*` yourself to keep glibc's defaults or
-choose other values: settings of your own are left alone.
+for bf16 on a CPU only (`for_serving`). Set `GLIBC_TUNABLES` or `MALLOC_*` yourself to
+keep glibc's defaults or choose other values: settings of your own are left alone.
 """
 
 from __future__ import annotations

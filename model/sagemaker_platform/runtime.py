@@ -1,10 +1,10 @@
 """Where a worker's model runs: device, precision, threads and the CPU cores it shares.
 
 `serve` resolves these once per worker (and, for bf16 on a CPU, sets the process's
-malloc to keep freed memory for the next batch: `allocator`) and hands them to the plug-in's `load` as a
-`Runtime`. The platform runs every `predict` and `warm_up` inside `computing()`, which
-tells the other workers this one computes and takes this worker's share of the cores
-(all of them when it computes alone; `cores`).
+malloc to keep freed memory for the next batch: `allocator`) and hands them to the
+plug-in's `load` as a `Runtime`. The platform runs every `predict` and `warm_up` inside
+`computing()`, which tells the other workers this one computes and takes this worker's
+share of the cores (all of them when it computes alone; `cores`).
 """
 
 from __future__ import annotations
