@@ -11,10 +11,13 @@ computes. Without gevent the same code runs on plain threads.
 
 Because the forward pass runs on a native thread, gunicorn's worker timeout never
 fires for it: the event loop keeps sending heartbeats while the thread is stuck. The
-engine is its own watchdog instead. A batch still running `stuck_after_s` after it
-started is given up: its requests fail with `Stuck` (the service answers 504), queued
-and later ones with `NotReady` (503), and once those answers are out `on_stuck` is
-called, which in the server exits the worker so that gunicorn forks a fresh one.
+engine is its own watchdog instead. A call to the model's `predict` still running
+`stuck_after_s` after it started is given up: its batch's requests fail with `Stuck`
+(the service answers 504), queued and later ones with `NotReady` (503), and once those
+answers are out `on_stuck` is called, which in the server exits the worker so that
+gunicorn forks a fresh one. A batch of many records goes to the model in several calls
+(`PASSES_PER_CALL`), so that a long request is never taken for a stuck one, and stops
+at the next call once all its callers have stopped waiting.
 
 On a multi-model endpoint each loaded model has its engine, named (`name`) in its log
 lines, and `close` ends one when its model is unloaded: the requests queued before it
@@ -41,6 +44,14 @@ log = logging.getLogger("serve")
 # until none has arrived for REFILL_GAP_S, and never longer than REFILL_MAX_S in all.
 REFILL_GAP_S = 0.002
 REFILL_MAX_S = 0.005
+# A batch larger than this many `max_batch_size` passes (a request of many records: a
+# batch transform file, a large real-time body) goes to the model in calls of at most
+# that many records. The watchdog (`stuck_after_s`) then times one call, not a whole
+# request: a request that is only long is not taken for a stuck pass, which replaced the
+# worker (10,000 texts took 78 s in fp32 on 2 cores, past the 60 s timeout). And a
+# request whose caller has stopped waiting (it got its 504) stops computing at the next
+# call. Within a call the plug-in still plans its passes (grouping texts by length).
+PASSES_PER_CALL = 16
 
 
 class _Overrun(Exception):
@@ -335,27 +346,38 @@ class BatchEngine:
         return batch
 
     def _run(self, batch: list[_Request]) -> bool:
-        """Run one batch; False once the engine has given up on a stuck one."""
+        """Run one batch, in calls of at most `PASSES_PER_CALL` passes; False once the
+        engine has given up on a stuck one."""
         records = [t for r in batch for t in r.records]
-        try:
-            outputs = self._run_native(
-                self.model.predict,
-                records,
-                timeout=self.stuck_after_s,
-                began=getattr(self.model, "began", None),
-            )
-        except _Overrun:
-            self._give_up(batch, len(records))
-            return False
-        except BaseException as exc:
-            self._fail(batch, exc)
-            return True
-        if len(outputs) != len(records):  # never hand a request someone else's answers
-            self._fail(
-                batch,
-                RuntimeError(f"predict returned {len(outputs)} outputs for {len(records)} records"),
-            )
-            return True
+        step = self.max_batch_size * PASSES_PER_CALL
+        parts = []
+        for start in range(0, len(records), step):
+            if start and all(r.collected.is_set() for r in batch):
+                return True  # every caller has stopped waiting (answered: timed out)
+            part = records[start : start + step]
+            try:
+                outputs = self._run_native(
+                    self.model.predict,
+                    part,
+                    timeout=self.stuck_after_s,
+                    began=getattr(self.model, "began", None),
+                )
+            except _Overrun:
+                self._give_up(batch, len(part))
+                return False
+            except BaseException as exc:
+                self._fail(batch, exc)
+                return True
+            if len(outputs) != len(part):  # never hand a request someone else's answers
+                self._fail(
+                    batch,
+                    RuntimeError(
+                        f"predict returned {len(outputs)} outputs for {len(part)} records"
+                    ),
+                )
+                return True
+            parts.append(outputs)
+        outputs = _join(parts)
         self.batches += 1
         self.records += len(records)
         start = 0
@@ -407,3 +429,20 @@ class BatchEngine:
         time.sleep(self.flush_grace_s)
         if self._on_stuck:
             self._on_stuck(error)
+
+
+def _join(parts: list[Sequence[Any]]) -> Sequence[Any]:
+    """The outputs of consecutive `predict` calls as one, of the type it returns: a torch
+    tensor or numpy array (joined along the first axis), or any other sequence (a list)."""
+    if len(parts) == 1:
+        return parts[0]
+    kind = type(parts[0]).__module__.split(".")[0]
+    if kind == "torch":
+        import torch
+
+        return torch.cat(parts)
+    if kind == "numpy":
+        import numpy
+
+        return numpy.concatenate(parts)
+    return [output for part in parts for output in part]

@@ -214,7 +214,9 @@ class Plugin:
         return codecs.decode_records(body, content_type)
 
     def predict(self, model: Any, records: Sequence[Any]) -> Sequence[Any]:
-        """One output per record, in order; records of several requests come together."""
+        """One output per record, in order, as a torch tensor, a numpy array or a list;
+        records of several requests come together, and a request of many records comes
+        in several calls (`batching.PASSES_PER_CALL`)."""
         raise NotImplementedError(f"plug-in {self.name!r} does not define predict()")
 
     def encode(

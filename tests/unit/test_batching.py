@@ -3,9 +3,11 @@ import re
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
+from sagemaker_platform import batching
 from sagemaker_platform.batching import BatchEngine, NotReady, Stuck
 
 
@@ -659,3 +661,48 @@ def test_on_stuck_waits_until_every_answer_is_taken():
         assert handed_over.wait(5)
     finally:
         model.release.set()
+
+
+# --- a request of many records: calls of at most PASSES_PER_CALL passes -----------------
+def test_a_long_request_is_computed_in_calls_and_answered_in_order(monkeypatch):
+    monkeypatch.setattr(batching, "PASSES_PER_CALL", 2)
+    model = Held()
+    engine = BatchEngine(lambda: model, max_batch_size=2)
+    assert engine.wait_ready(5)
+    results = _send_while_held(engine, model, [list("abcdefghij"), ["k"]])
+    # calls of 2 passes x 2 records; the next request waits for the whole long one
+    assert model.batches == [["hold"], list("abcd"), list("efgh"), list("ij"), ["k"]]
+    assert results[0] == ["2:a", "2:b", "2:c", "2:d", "3:e", "3:f", "3:g", "3:h", "4:i", "4:j"]
+    assert results[1] == ["5:k"] and (engine.batches, engine.records) == (3, 12)
+
+
+def test_tensor_and_array_outputs_of_several_calls_are_joined(monkeypatch):
+    monkeypatch.setattr(batching, "PASSES_PER_CALL", 1)
+    engine = BatchEngine(lambda: Doubler(), max_batch_size=2)
+    assert engine.wait_ready(5)
+    rows = engine.predict(["a", "bb", "ccc"], timeout=5)
+    assert rows.tolist() == [[1.0, 2.0], [2.0, 2.0], [3.0, 1.0]]  # [length, call's size]
+    joined = batching._join([np.zeros((2, 3)), np.ones((1, 3))])
+    assert isinstance(joined, np.ndarray) and joined.shape == (3, 3)
+
+
+def test_a_request_longer_than_the_stuck_limit_in_short_calls_is_answered(monkeypatch):
+    monkeypatch.setattr(batching, "PASSES_PER_CALL", 1)
+    calls = []
+    model = Doubler(delay=0.3)
+    engine = BatchEngine(lambda: model, max_batch_size=1, stuck_after_s=1.0, on_stuck=calls.append)
+    assert engine.wait_ready(5)
+    rows = engine.predict(["a", "b", "c", "d", "e"], timeout=10)  # 1.5 s in all
+    assert rows[:, 0].tolist() == [1.0] * 5 and model.batch_sizes == [1] * 5
+    assert calls == [] and engine.ready
+
+
+def test_a_request_whose_caller_stopped_waiting_stops_computing(monkeypatch):
+    monkeypatch.setattr(batching, "PASSES_PER_CALL", 1)
+    model = Doubler(delay=0.1)
+    engine = BatchEngine(lambda: model, max_batch_size=1)
+    assert engine.wait_ready(5)
+    with pytest.raises(TimeoutError):
+        engine.predict(["x"] * 50, timeout=0.25)
+    assert engine.predict(["next"], timeout=5).tolist() == [[4.0, 1.0]]
+    assert len(model.batch_sizes) < 10  # not the 50 calls the whole request would take
