@@ -378,27 +378,73 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(one_worker):
 
 
 # --- a forward pass past MODEL_SERVER_TIMEOUT ------------------------------------------
+LONG_REQUEST = {
+    **FP32,
+    "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20",
+    "MODEL_SERVER_MAX_RECORDS": "20000",  # past the default 10,000: this is about time
+}
+BIG = {"inputs": [f"text number {i} " + "word " * 240 for i in range(12_000)]}
+
+
+@pytest.mark.slow
+def test_a_request_past_the_timeout_in_short_calls_answers_504_and_the_worker_serves_on(
+    trained_model,
+):
+    """The same 12,000 texts at the default batch size: calls of 512 texts, each well
+    within the timeout. The client gets its JSON 504 at about the timeout; the engine
+    computes none of the request's later calls, so a request queued behind it is
+    answered 200 soon after, by the same worker, which was never taken for stuck."""
+    timeout = 2
+    env = {**LONG_REQUEST, "MODEL_SERVER_TIMEOUT": str(timeout)}
+    with helpers.Server(trained_model, env=env) as srv:
+        srv.wait_ready()
+        first = the_worker(srv)
+        answers: dict[str, tuple[int, str, float]] = {}
+
+        def send(name, payload):
+            started = time.monotonic()
+            r = requests.post(srv.url + "/invocations", json=payload, timeout=60)
+            answers[name] = (r.status_code, r.text, time.monotonic() - started)
+
+        threads = [threading.Thread(target=send, args=("big", BIG))]
+        threads[0].start()
+        time.sleep(0.5)
+        threads.append(threading.Thread(target=send, args=("queued", {"inputs": "late"})))
+        threads[1].start()
+        for t in threads:
+            t.join(timeout + 30)
+        assert set(answers) == {"big", "queued"}, "a client hung"
+        worker = the_worker(srv)
+        log = srv.output()
+    status, body, seconds = answers["big"]
+    assert status == 504 and "longer than 2 s" in json.loads(body)["error"]
+    assert seconds < timeout + 3
+    q_status, q_body, q_seconds = answers["queued"]
+    assert q_status == 200 and json.loads(q_body)["predictions"], q_body
+    assert q_seconds < timeout + 10  # behind the call in progress, not the whole request
+    assert "forward pass stuck" not in log and worker == first
+
+
 @pytest.mark.slow
 def test_worker_past_the_timeout_answers_5xx_and_is_replaced(trained_model):
-    """MODEL_SERVER_TIMEOUT=2 and one 15 MB request of 12,000 long texts, which needs
-    tens of times that on a CPU (no test hook: the engine's own watchdog). Its client gets a
-    JSON 504 at about the timeout, not a hang; a request queued behind it a 5xx JSON
-    too. The worker logs that it gives up and exits, gunicorn forks a new one (its own
-    timeout never fires: the heartbeat goes on while the forward pass is stuck), /ping
-    is 200 again within RECOVERY_S, and a good request gets its old answer."""
+    """MODEL_SERVER_TIMEOUT=2 and one 15 MB request of 12,000 long texts in one call to
+    the model (passes of 1,024: 16 of them make a call), which needs tens of times that on
+    a CPU (no test hook: the engine's own watchdog). Its client gets a JSON 504 at about
+    the timeout, not a hang; a request queued behind it a 5xx JSON too. The worker logs
+    that it gives up and exits, gunicorn forks a new one (its own timeout never fires:
+    the heartbeat goes on while the forward pass is stuck), /ping is 200 again within
+    RECOVERY_S, and a good request gets its old answer."""
     timeout = 2
     env = {
-        **FP32,
+        **LONG_REQUEST,
         "MODEL_SERVER_TIMEOUT": str(timeout),
-        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20",
-        "MODEL_SERVER_MAX_RECORDS": "20000",  # past the default 10,000: this is about time
+        "MODEL_SERVER_MAX_BATCH_SIZE": "1024",
     }
     with helpers.Server(trained_model, env=env) as srv:
         srv.wait_ready()
         before = requests.post(srv.url + "/invocations", json={"inputs": TEXTS[0]}, timeout=30)
         assert before.status_code == 200
         first = the_worker(srv)
-        big = {"inputs": [f"text number {i} " + "word " * 240 for i in range(12_000)]}
         answers: dict[str, tuple[int, str, str, float]] = {}
 
         def send(name, payload):
@@ -412,7 +458,7 @@ def test_worker_past_the_timeout_answers_5xx_and_is_replaced(trained_model):
             )
 
         with Pinger(srv, every=0.1, limit_s=120) as pinger:
-            threads = [threading.Thread(target=send, args=("big", big))]
+            threads = [threading.Thread(target=send, args=("big", BIG))]
             threads[0].start()
             time.sleep(0.5)
             threads.append(threading.Thread(target=send, args=("queued", {"inputs": "late"})))
