@@ -386,6 +386,28 @@ LONG_REQUEST = {
 BIG = {"inputs": [f"text number {i} " + "word " * 240 for i in range(12_000)]}
 
 
+def big_then_queued(srv, timeout: float) -> dict[str, tuple[int, str, str, float]]:
+    """BIG, and half a second later a one-text request queued behind it: each one's
+    (status, content type, body, seconds), once both are answered."""
+    answers: dict[str, tuple[int, str, str, float]] = {}
+
+    def send(name, payload):
+        started = time.monotonic()
+        r = requests.post(srv.url + "/invocations", json=payload, timeout=60)
+        content_type = r.headers.get("Content-Type", "")
+        answers[name] = (r.status_code, content_type, r.text, time.monotonic() - started)
+
+    threads = [threading.Thread(target=send, args=("big", BIG))]
+    threads[0].start()
+    time.sleep(0.5)
+    threads.append(threading.Thread(target=send, args=("queued", {"inputs": "late"})))
+    threads[1].start()
+    for t in threads:
+        t.join(timeout + 30)
+    assert set(answers) == {"big", "queued"}, "a client hung"
+    return answers
+
+
 @pytest.mark.slow
 def test_a_request_past_the_timeout_in_short_calls_answers_504_and_the_worker_serves_on(
     trained_model,
@@ -399,27 +421,13 @@ def test_a_request_past_the_timeout_in_short_calls_answers_504_and_the_worker_se
     with helpers.Server(trained_model, env=env) as srv:
         srv.wait_ready()
         first = the_worker(srv)
-        answers: dict[str, tuple[int, str, float]] = {}
-
-        def send(name, payload):
-            started = time.monotonic()
-            r = requests.post(srv.url + "/invocations", json=payload, timeout=60)
-            answers[name] = (r.status_code, r.text, time.monotonic() - started)
-
-        threads = [threading.Thread(target=send, args=("big", BIG))]
-        threads[0].start()
-        time.sleep(0.5)
-        threads.append(threading.Thread(target=send, args=("queued", {"inputs": "late"})))
-        threads[1].start()
-        for t in threads:
-            t.join(timeout + 30)
-        assert set(answers) == {"big", "queued"}, "a client hung"
+        answers = big_then_queued(srv, timeout)
         worker = the_worker(srv)
         log = srv.output()
-    status, body, seconds = answers["big"]
+    status, _, body, seconds = answers["big"]
     assert status == 504 and "longer than 2 s" in json.loads(body)["error"]
     assert seconds < timeout + 3
-    q_status, q_body, q_seconds = answers["queued"]
+    q_status, _, q_body, q_seconds = answers["queued"]
     assert q_status == 200 and json.loads(q_body)["predictions"], q_body
     assert q_seconds < timeout + 10  # behind the call in progress, not the whole request
     assert "forward pass stuck" not in log and worker == first
@@ -445,27 +453,8 @@ def test_worker_past_the_timeout_answers_5xx_and_is_replaced(trained_model):
         before = requests.post(srv.url + "/invocations", json={"inputs": TEXTS[0]}, timeout=30)
         assert before.status_code == 200
         first = the_worker(srv)
-        answers: dict[str, tuple[int, str, str, float]] = {}
-
-        def send(name, payload):
-            started = time.monotonic()
-            r = requests.post(srv.url + "/invocations", json=payload, timeout=60)
-            answers[name] = (
-                r.status_code,
-                r.headers.get("Content-Type", ""),
-                r.text,
-                time.monotonic() - started,
-            )
-
         with Pinger(srv, every=0.1, limit_s=120) as pinger:
-            threads = [threading.Thread(target=send, args=("big", BIG))]
-            threads[0].start()
-            time.sleep(0.5)
-            threads.append(threading.Thread(target=send, args=("queued", {"inputs": "late"})))
-            threads[1].start()
-            for t in threads:
-                t.join(timeout + 30)
-            assert set(answers) == {"big", "queued"}, "a client hung"
+            answers = big_then_queued(srv, timeout)
             answered = time.monotonic()
             deadline = answered + RECOVERY_S
             while (not gone(first) or pinger.first_200_after(answered) is None) and (
