@@ -1,5 +1,5 @@
 """bench_serverless.py's large request: the largest a serverless endpoint takes, in bytes
-or in records, whichever limit comes first (a body over either is refused, 413 or 400)."""
+or in records, whichever limit comes first (a body over either is refused with a 413)."""
 
 from benchmarks.bench_serverless import jsonlines_body
 
