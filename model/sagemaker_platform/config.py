@@ -93,7 +93,9 @@ class ModeLimits:
 # and InvocationsTimeoutInSeconds 600 by default.
 # SageMaker's front end hands over a real-time body in well under a second, so a client
 # silent for 10 s is gone; async and batch bodies are larger and come from S3.
-# Records: 10,000 texts fit a real-time minute on two cores with room to spare; async and
+# Records: 10,000 texts of ~80 tokens took 27.6 s in bf16 on 2 AMX cores but 70.6 s in
+# fp32 (docs/results.md, "Serverless memory"): short texts fit a real-time minute, long
+# ones in fp32 do not, and get a 504 while the worker serves on (`batching`). Async and
 # batch transform requests are whole files (a 6 MB mini-batch of short lines holds
 # 100,000), with their longer timeouts.
 # A body's whole arrival, however steadily it trickles: SageMaker's front end hands over a
