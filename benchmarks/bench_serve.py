@@ -543,7 +543,8 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     # As a worker serving the default precision does (`Runtime.resolve`), before any
     # runtime runs: every row of the table is measured under the same process-wide
     # malloc settings.
-    kept = allocator.for_serving("cpu", resolve_precision("auto", "cpu"))
+    default = resolve_precision("auto", "cpu")
+    kept = allocator.for_serving("cpu", default)
 
     base = work / "opt_ml"
     if args.model_dir:
@@ -582,7 +583,6 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         )
     }
     margins = [recheck_margin(d, held_out) for d in (model_dir, weak_dir) if d is not None]
-    default = resolve_precision("auto", "cpu")
     default_row = table[own_row(default)]
     agree[default] = default_row["trained"]
     fastest, faithful = pick_peers(table)

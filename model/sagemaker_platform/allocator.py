@@ -20,6 +20,7 @@ keep glibc's defaults or choose other values: settings of your own are left alon
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 
@@ -35,8 +36,6 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 << 20
 # Free memory at the heap's top is handed back only beyond this (1 GiB).
 TRIM_THRESHOLD = 1 << 30
-
-_done: bool | None = None
 
 
 def user_set() -> bool:
@@ -55,18 +54,12 @@ def for_serving(device: str, precision: str) -> bool:
     return False
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Set glibc's malloc to keep freed memory (`MMAP_THRESHOLD`, `TRIM_THRESHOLD`),
     once per process. True if this process's malloc now keeps it. False where the
     environment tunes malloc itself (`user_set`), or where the C library has no
     `mallopt` (musl, macOS). Process-wide: call it where a process starts serving."""
-    global _done
-    if _done is None:
-        _done = _set()
-    return _done
-
-
-def _set() -> bool:
     if user_set():
         log.info("malloc settings from the environment kept")
         return False
