@@ -177,6 +177,56 @@ def test_packed_rows_round_up_to_the_multiple_and_leave_zeros_at_padding():
     torch.testing.assert_close(out, exact)
 
 
+def test_attention_leaves_zeros_in_the_rounding_rows_whatever_the_memory_held():
+    """The rows `pack_multiple` adds carry zeros out of attention (not whatever the new
+    buffer held, which may be NaN or denormals, slow in every matmul after)."""
+    heads, d = 2, 8
+    packing = bert.Packing.of(torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]]), multiple=8)
+    qkv = torch.randn(len(packing.gather), 3 * d)
+    poisoned = torch.full((len(packing.gather), d), float("nan"))
+    empty = torch.Tensor.new_empty
+    with torch.inference_mode():
+        clean = packing.attend(qkv, heads)
+        torch.Tensor.new_empty = lambda self, *size, **kw: poisoned.clone()
+        try:
+            out = packing.attend(qkv, heads)
+        finally:
+            torch.Tensor.new_empty = empty
+    assert out.shape == (8, d)
+    assert torch.equal(out[5:], torch.zeros(3, d))
+    assert torch.equal(out, clean)
+
+
+@pytest.mark.parametrize(
+    "dense,residual",
+    [
+        (torch.float32, torch.float32),
+        (torch.bfloat16, torch.float32),
+        (torch.float32, torch.bfloat16),
+    ],
+    ids=["fp32", "bf16 matmul into the fp32 stream", "a stream narrower than the sum"],
+)
+def test_the_residual_sum_without_autograd_is_the_same_bits_in_place(dense, residual):
+    """Without autograd `Residual` adds into the block's input, which nothing reads after;
+    the bits are those of a new tensor. A stream narrower than the sum (which would
+    round it) and any call under autograd get a new tensor, the input left as it was."""
+    torch.manual_seed(0)
+    block = bert.Residual(16, 8, 1e-12)
+    block.dense = torch.nn.Linear(16, 8).to(dense)
+    block.LayerNorm = torch.nn.LayerNorm(8, eps=1e-12)
+    x, stream = torch.randn(5, 16).to(dense), torch.randn(5, 8).to(residual)
+    expected = block.LayerNorm(block.dense(x) + stream).detach()
+    before = stream.clone()
+    with torch.enable_grad():
+        graded = block(x, stream)
+    assert graded.requires_grad and torch.equal(stream, before)
+    with torch.inference_mode():
+        got = block(x, stream)
+    assert torch.equal(got, expected)
+    in_place = torch.promote_types(dense, residual) == residual
+    assert torch.equal(stream, before) != in_place
+
+
 def test_matches_the_packaged_minilm_on_real_text():
     """The default backbone, with its real weights and tokenizer."""
     from plugins.text_classifier.text import TextEncoder, tokenizer_for_backbone
