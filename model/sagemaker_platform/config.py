@@ -139,7 +139,7 @@ class ServeConfig:
     )
     timeout: int = setting(
         MODE_LIMITS["realtime"].timeout,
-        "seconds a request may take on a real-time or serverless endpoint (600 by default under batch transform); a forward pass still running then gets 504 and its worker is replaced",
+        "seconds a request may take on a real-time or serverless endpoint (600 by default under batch transform); a request still computing then gets 504 (its worker is replaced only if one forward pass has overrun it)",
         lo=1,
         hi=3600,
         env=contract.TIMEOUT_ENV,

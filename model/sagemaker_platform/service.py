@@ -160,7 +160,16 @@ class Service:
                 raise HTTPError(400, "the request holds no records")
             codecs.check_records(len(records), self.cfg.max_records)
             remaining = max(0.0, deadline - time.monotonic())
-            outputs = engine.predict(records, timeout=remaining)
+            try:
+                outputs = engine.predict(records, timeout=remaining)
+            except Stuck:
+                raise
+            except TimeoutError:  # this request's time ran out (not a stuck pass)
+                raise HTTPError(
+                    504,
+                    f"prediction of {len(records):,} records took longer than "
+                    f"{self.cfg.timeout} s; send fewer records per request",
+                ) from None
         except NotReady as exc:
             raise HTTPError(503, f"{exc}; retry shortly") from None
         except Stuck:

@@ -425,7 +425,9 @@ def test_a_request_past_the_timeout_in_short_calls_answers_504_and_the_worker_se
         worker = the_worker(srv)
         log = srv.output()
     status, _, body, seconds = answers["big"]
-    assert status == 504 and "longer than 2 s" in json.loads(body)["error"]
+    error = json.loads(body)["error"]
+    assert status == 504 and "12,000 records took longer than 2 s" in error, error
+    assert "send fewer records per request" in error
     assert seconds < timeout + 3
     q_status, _, q_body, q_seconds = answers["queued"]
     assert q_status == 200 and json.loads(q_body)["predictions"], q_body
