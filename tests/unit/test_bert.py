@@ -177,21 +177,17 @@ def test_packed_rows_round_up_to_the_multiple_and_leave_zeros_at_padding():
     torch.testing.assert_close(out, exact)
 
 
-def test_attention_leaves_zeros_in_the_rounding_rows_whatever_the_memory_held():
+def test_attention_leaves_zeros_in_the_rounding_rows_whatever_the_memory_held(monkeypatch):
     """The rows `pack_multiple` adds carry zeros out of attention (not whatever the new
     buffer held, which may be NaN or denormals, slow in every matmul after)."""
     heads, d = 2, 8
     packing = bert.Packing.of(torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]]), multiple=8)
     qkv = torch.randn(len(packing.gather), 3 * d)
     poisoned = torch.full((len(packing.gather), d), float("nan"))
-    empty = torch.Tensor.new_empty
     with torch.inference_mode():
         clean = packing.attend(qkv, heads)
-        torch.Tensor.new_empty = lambda self, *size, **kw: poisoned.clone()
-        try:
-            out = packing.attend(qkv, heads)
-        finally:
-            torch.Tensor.new_empty = empty
+        monkeypatch.setattr(torch.Tensor, "new_empty", lambda self, *size, **kw: poisoned.clone())
+        out = packing.attend(qkv, heads)
     assert out.shape == (8, d)
     assert torch.equal(out[5:], torch.zeros(3, d))
     assert torch.equal(out, clean)
