@@ -10,11 +10,11 @@ share of the cores (all of them when it computes alone; `cores`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,12 +53,6 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def cpu_has_amx() -> bool:
-    """Intel's AMX tiles for bf16 (Sapphire Rapids and later), which multiply bf16
-    matrices about twice as fast as AVX512-BF16 does (`MIN_PART_AMX`)."""
-    return " amx_bf16" in _cpu_flags()
-
-
 def resolve_precision(requested: str, device: str) -> str:
     """`auto`: bf16 where the hardware computes in bf16, fp16 on older GPUs, else fp32.
     int8 is opt-in and CPU-only, fp16 GPU-only. A plug-in may compute in another
@@ -82,12 +76,10 @@ R = TypeVar("R")
 # `in_parts` splits a batch only where it holds this many records a thread. MiniLM on 2
 # cores, bf16, two one-thread halves against one two-thread call: 1.076x for a batch of
 # 16 texts, 1.118x for 32, but 0.99x for 8 and 0.91x for 4 (on small parts Python's work
-# per operation, which the GIL serialises, outweighs the gain). docs/results.md.
+# per operation, which the GIL serialises, outweighs the gain). docs/results.md. On AMX,
+# with the layers compiled (`bert.PackedLayer`) and the part threads kept, halves of 16
+# ran 1.11x one call (docs/results.md, "Compiled layers").
 MIN_PART = 8
-# The same in bf16 on AMX, whose matrix multiplies take half the time, so that Python's
-# share doubles: halves of 16 texts ran at 0.93x one call, of 24 at 1.04x, of 32 at
-# 1.00-1.04x (7 alternating rounds each, docs/results.md "AMX").
-MIN_PART_AMX = 12
 
 
 @dataclass
@@ -134,14 +126,6 @@ class Runtime:
             torch.set_num_threads(self.share.threads())
             yield
 
-    @functools.cached_property
-    def min_part(self) -> int:
-        """The fewest records a thread that `in_parts` splits a batch for: `MIN_PART`,
-        or `MIN_PART_AMX` for bf16 on a CPU with AMX (read once, not per batch)."""
-        if self.device == "cpu" and self.precision == "bf16" and cpu_has_amx():
-            return MIN_PART_AMX
-        return MIN_PART
-
     def in_parts(
         self,
         fn: Callable[[Sequence[T]], R],
@@ -154,9 +138,10 @@ class Runtime:
         work, so that no thread waits on a longer one; without it, near-equal counts.
 
         Alone: on a CPU with several torch threads and no core share (one worker, or a
-        model in a process of its own), and a batch of at least `min_part` records per
-        thread (a part of long records may hold fewer). Each part runs on an OS thread
-        of its own (gevent's patched threads left aside) with one torch thread: the
+        model in a process of its own), and a batch of at least `MIN_PART` records per
+        thread (`MIN_PART`; a part of long records may hold fewer). The first part runs on the
+        caller's thread, each other on a part thread kept from batch to batch
+        (`_PartThread`), each with one torch thread: the
         small operations of a network (a text's attention, a LayerNorm) scale poorly
         across the threads of one call, and separate calls keep every core busy. `fn`
         must be safe to call from several threads at once, as a network in eval mode
@@ -165,23 +150,27 @@ class Runtime:
 
         threads = torch.get_num_threads()
         alone = self.device == "cpu" and self.share is None and self.split_batches
-        parts = min(threads, len(records) // self.min_part) if alone else 1
+        parts = min(threads, len(records) // MIN_PART) if alone else 1
         if parts < 2:
             return [fn(records)]
         ends = _even_ends([cost(r) for r in records] if cost else [1.0] * len(records), parts)
         chunks = [records[i:j] for i, j in itertools.pairwise([0, *ends])]
+        helpers = _part_threads(parts - 1)
+        if helpers is None:  # another caller's parts are computing: this one in one call
+            return [fn(records)]
         torch.set_num_threads(1)
         joins = []
         try:
             try:
-                for chunk in chunks[1:]:
-                    joins.append(_start_native(_on_one_thread, fn, chunk))
+                for helper, chunk in zip(helpers, chunks[1:], strict=True):
+                    joins.append(helper.start(fn, chunk))
                 first = fn(chunks[0])
             finally:
                 # Never leave a part computing into the next batch.
                 outcomes = [join() for join in joins]
         finally:
             torch.set_num_threads(threads)
+            _PARTS.busy.release()
         for ok, value in outcomes:
             if not ok:
                 raise value
@@ -222,30 +211,78 @@ def _even_ends(costs: Sequence[float], parts: int) -> list[int]:
     return [*ends, len(costs)]
 
 
-def _on_one_thread(fn: Callable[[Sequence[T]], R], records: Sequence[T]) -> R:
-    import torch
+class _PartThread:
+    """An OS thread that computes `in_parts`' parts on one torch thread, started once
+    and kept for the process's life (a daemon: it never holds the process open).
 
-    torch.set_num_threads(1)  # this thread's own count (torch keeps one per thread)
-    return fn(records)
+    Against a new thread for each batch, as before: 1.026x (MiniLM in bf16 on AMX,
+    batches of 16 in halves, 10 alternating rounds, 0.86-1.05), and no thread to start
+    and tear down 30 times a second. An OS thread even in a gevent worker, whose
+    monkey-patched threads are greenlets that would take turns on the caller's thread:
+    the caller (the batcher's forward thread) blocks, as it may."""
+
+    def __init__(self) -> None:
+        lock = native.os_thread("allocate_lock")
+        self._given, self._done = lock(), lock()  # each held while nothing is to do
+        self._given.acquire()
+        self._done.acquire()
+        self._work: tuple[Callable, tuple] | None = None
+        self._outcome: tuple[bool, Any] = (True, None)
+        native.os_thread("start_new_thread")(self._serve, ())
+
+    def _serve(self) -> None:
+        import torch
+
+        # torch keeps a thread count per thread, set on its first parallel op from the
+        # last count set anywhere: let that happen first, then take one for good.
+        torch.get_num_threads()
+        torch.set_num_threads(1)
+        while True:
+            self._given.acquire()
+            work, self._work = self._work, None
+            self._outcome = native.capture(*work)
+            self._done.release()
+
+    def start(self, fn: Callable[..., R], *args: Any) -> Callable[[], tuple[bool, Any]]:
+        """Start `fn(*args)` on this thread; return a function that waits for it and
+        gives (True, its result) or (False, its exception)."""
+        self._work = (fn, args)
+        self._given.release()
+
+        def join() -> tuple[bool, Any]:
+            self._done.acquire()
+            outcome, self._outcome = self._outcome, (True, None)
+            return outcome
+
+        return join
 
 
-def _start_native(fn: Callable[..., R], *args: Any) -> Callable[[], tuple[bool, Any]]:
-    """Start `fn(*args)` on a new OS thread; return a function that waits for it and
-    gives (True, its result) or (False, its exception). An OS thread even in a gevent
-    worker, whose monkey-patched threads are greenlets that would take turns on the
-    caller's thread: the caller (the batcher's forward thread) blocks, as it may."""
-    done = native.os_thread("allocate_lock")()
-    done.acquire()
-    box: list[tuple[bool, Any]] = []
+@dataclass
+class _Parts:
+    """This process's part threads, and the lock that gives them to one caller at a
+    time. A forked child (gunicorn's workers) has none of its parent's threads: `pid`
+    says whose they are."""
 
-    def run() -> None:
-        box.append(native.capture(fn, args))
-        done.release()
+    pid: int = 0
+    threads: list[_PartThread] = field(default_factory=list)
+    busy: Any = None
 
-    native.os_thread("start_new_thread")(run, ())
 
-    def join() -> tuple[bool, Any]:
-        done.acquire()
-        return box[0]
+_PARTS = _Parts()
 
-    return join
+
+def _part_threads(n: int) -> list[_PartThread] | None:
+    """`n` part threads, held for the caller until it releases `_PARTS.busy`; None if
+    another caller holds them (it computes its batch in one call instead of waiting)."""
+    if _PARTS.pid != os.getpid():
+        _PARTS.pid, _PARTS.threads = os.getpid(), []
+        _PARTS.busy = native.os_thread("allocate_lock")()
+    if not _PARTS.busy.acquire(False):
+        return None
+    try:
+        while len(_PARTS.threads) < n:
+            _PARTS.threads.append(_PartThread())
+    except BaseException:
+        _PARTS.busy.release()
+        raise
+    return _PARTS.threads[:n]

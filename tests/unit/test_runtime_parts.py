@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sagemaker_platform.cores import CoreShare
-from sagemaker_platform.runtime import MIN_PART, MIN_PART_AMX, Runtime, _even_ends
+from sagemaker_platform.runtime import MIN_PART, Runtime, _even_ends
 from tests import helpers
 
 
@@ -48,30 +48,63 @@ def test_a_worker_alone_on_two_threads_splits_a_large_batch_in_order(torch_threa
     assert {threads for _, threads, _ in calls} == {1}  # each on one torch thread
     assert threading.get_ident() in {thread for thread, _, _ in calls}  # one is the caller's
     assert torch.get_num_threads() == 2  # the caller's count is back
+    threads = {thread for thread, _, _ in calls}
     calls.clear()
     assert runtime.in_parts(fn, records) == [records[: MIN_PART + 1], records[MIN_PART + 1 :]]
-    assert {threads for _, threads, _ in calls} == {1}  # a new part thread, on one torch thread too
+    assert {thread for thread, _, _ in calls} == threads  # the part thread is kept
+    assert {threads for _, threads, _ in calls} == {1}  # still on one torch thread
 
 
-@pytest.mark.parametrize("amx", [False, True])
-def test_bf16_on_amx_splits_only_larger_batches(torch_threads, monkeypatch, amx):
-    """bf16 on AMX computes twice as fast, so a part needs more records to pay for
-    Python's work per operation (`MIN_PART_AMX`); fp32 there, and bf16 elsewhere, keep
-    `MIN_PART`."""
-    from sagemaker_platform import runtime as runtime_module
-
-    monkeypatch.setattr(runtime_module, "cpu_has_amx", lambda: amx)
+def test_a_second_caller_while_parts_compute_runs_its_batch_in_one_call(torch_threads):
+    """The part threads serve one caller at a time: another that comes while they
+    compute runs its whole batch on its own thread rather than wait or mix its parts
+    into the first caller's."""
     torch_threads(2)
-    least = MIN_PART_AMX if amx else MIN_PART
-    bf16, fp32 = Runtime(precision="bf16"), Runtime(precision="fp32")
-    assert bf16.min_part == least and fp32.min_part == MIN_PART
-    fn, calls = recorder()
-    assert bf16.in_parts(fn, list(range(2 * least - 1))) == [list(range(2 * least - 1))]
-    assert [threads for _, threads, _ in calls] == [2]  # one call, on both threads
-    fn, calls = recorder(together=2)
-    assert [len(p) for p in bf16.in_parts(fn, list(range(2 * least)))] == [least, least]
-    assert [len(p) for p in fp32.in_parts(fn, list(range(2 * MIN_PART)))] == [MIN_PART] * 2
-    assert len(calls) == 4 and {threads for _, threads, _ in calls} == {1}
+    records = list(range(2 * MIN_PART))
+    second_done = threading.Event()
+    second: list = []
+
+    def slow(chunk):
+        if chunk[0] == MIN_PART:  # the part thread's part: hold it until the other ends
+            assert second_done.wait(10)
+        return list(chunk)
+
+    def other():
+        second.append(Runtime().in_parts(lambda chunk: [threading.get_ident(), *chunk], records))
+        second_done.set()
+
+    caller = threading.Thread(target=other)
+    started = threading.Timer(0.2, caller.start)  # once the first caller's parts run
+    started.start()
+    assert Runtime().in_parts(slow, records) == [records[:MIN_PART], records[MIN_PART:]]
+    caller.join(10)
+    assert second == [[[caller.ident, *records]]]  # one call, on its own thread
+    assert Runtime().in_parts(lambda c: list(c), records) == [
+        records[:MIN_PART],
+        records[MIN_PART:],
+    ]
+
+
+def test_a_forked_child_starts_part_threads_of_its_own():
+    """gunicorn forks its workers: a child has none of its parent's threads, so parts
+    handed to the parent's part thread would never come back."""
+    code = """
+import os, sys, threading
+sys.path.insert(0, sys.argv[1])
+import torch
+from sagemaker_platform.runtime import MIN_PART, Runtime
+torch.set_num_threads(2)
+where = lambda chunk: threading.get_native_id()
+parent = Runtime().in_parts(where, list(range(2 * MIN_PART)))
+pid = os.fork()
+if pid == 0:
+    child = Runtime().in_parts(where, list(range(2 * MIN_PART)))
+    print(len(child), child[1] != parent[1], flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+    done = helpers.run_code(code, timeout=60)
+    assert done.stdout.split() == ["2", "True"], done.stdout + done.stderr[-3000:]
 
 
 def test_three_threads_make_three_parts_where_each_gets_enough(torch_threads):
