@@ -41,6 +41,29 @@ def test_default_bf16_agrees_with_fp32_on_a_weakly_trained_model(trained_model, 
     assert agreement >= 0.999
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cpu_encoders_run_their_packed_layers_compiled(trained_model, precision, monkeypatch):
+    """On a CPU the packed layers run through TorchScript (`bert.PackedLayer`), the
+    recheck's fp32 network too: Python's layers are not called, and the answers are
+    theirs to the bit. The `model loaded` line says so."""
+    model = helpers.text_model(trained_model / "model", precision, "cpu", threads=1)
+    python = model.predict_proba(TEXTS, bucket=False)  # before the spy: compiled as well
+    encoders = [net.backbone for net in (model.net, model.exact) if net is not None]
+    assert len(encoders) == (2 if precision == "bf16" else 1)
+    assert all(encoder.__dict__.get("_packed") is not None for encoder in encoders)
+
+    def python_layers(*args):
+        raise AssertionError("Python's layers ran")
+
+    monkeypatch.setattr(bert.Layer, "forward", python_layers)
+    monkeypatch.setattr(bert, "attend", python_layers)
+    assert torch.equal(model.predict_proba(TEXTS, bucket=False), python)
+    for encoder in encoders:
+        encoder.__dict__.pop("_packed")
+    monkeypatch.undo()
+    assert torch.equal(model.predict_proba(TEXTS, bucket=False), python)
+
+
 def test_bf16_computes_only_the_matmuls_in_bf16_and_shares_the_rest(trained_model):
     model = helpers.text_model(trained_model / "model", "bf16", "cpu", threads=1)
     layer, exact_layer = model.net.backbone.encoder.layer[0], model.exact.backbone.encoder.layer[0]
@@ -93,14 +116,17 @@ def test_cpu_encoders_skip_padded_tokens_and_answer_the_same(trained_model, prec
     assert torch.allclose(model.predict_proba(texts, bucket=False), packed, atol=1e-5)
 
 
-def test_bf16_rounds_its_packed_tokens_up_and_answers_the_same(trained_model):
+def test_bf16_rounds_its_packed_tokens_up_and_answers_the_same(trained_model, monkeypatch):
     """bf16's packed token counts step by 32 (oneDNN builds a kernel per row count):
-    every matmul sees a multiple of 32 rows, and the repeated rows change no answer."""
+    the layers (compiled: `bert.PackedLayer`, which Python's hooks do not see into) get
+    a multiple of 32 rows, and the repeated rows change no answer."""
     model = helpers.text_model(trained_model / "model", "bf16", "cpu", threads=1)
     assert model.net.backbone.pack_multiple == 32
     rows_seen = []
-    for linear in bert.matmuls(model.net.backbone):
-        linear.register_forward_hook(lambda m, args, out: rows_seen.append(args[0].shape[0]))
+    pack = bert.Packing.pack
+    monkeypatch.setattr(
+        bert.Packing, "pack", lambda self, x: rows_seen.append(len(self.gather)) or pack(self, x)
+    )
     texts = [t * (1 + 4 * (i % 2)) for i, t in enumerate(TEXTS)]
     rounded = model.predict_proba(texts, bucket=False)
     real = sum(len(r) for r in model.encoder.token_ids(texts))

@@ -223,6 +223,79 @@ def test_the_residual_sum_without_autograd_is_the_same_bits_in_place(dense, resi
     assert torch.equal(stream, before) != in_place
 
 
+@pytest.mark.parametrize("matmuls", ["fp32", "bf16"])
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_compiled_packed_layers_answer_as_pythons_to_the_bit(monkeypatch, name, matmuls):
+    """`compile_packed`: TorchScript runs the packed layers (`PackedLayer`), Python's
+    layers no longer run, and the outputs are theirs to the bit: every activation, fp32
+    and bf16 (oneDNN's matmuls; torch's bf16 linears are refused), the rounding rows,
+    and a text long enough for the flash kernel."""
+    from sagemaker_platform import bf16
+
+    torch.manual_seed(0)
+    reference = REFERENCES[name]().eval()
+    native = native_copy(reference)
+    if matmuls == "bf16":
+        native = bert.bf16_matmuls(native, native)
+    native.skip_padding, native.pack_multiple = True, 16
+    monkeypatch.setattr(bert, "SMALL_SCORES", SMALL["num_attention_heads"] * 13 * 13 * 4)
+    ids, mask = batch(reference.config.pad_token_id or 0, [20, 7, 1, 13], 20)
+    with torch.inference_mode():
+        python = native(input_ids=ids, attention_mask=mask).last_hidden_state
+    reason = native.compile_packed()
+    if matmuls == "bf16" and not bf16.onednn_bf16():  # an AVX2 CPU: torch's bf16 linears
+        assert reason == "matmuls ['Linear'] not fp32 or oneDNN"
+        return
+    assert reason is None
+
+    def python_layers(*args):
+        raise AssertionError("Python's layers ran")
+
+    monkeypatch.setattr(bert.Layer, "forward", python_layers)
+    monkeypatch.setattr(bert, "attend", python_layers)
+    with torch.inference_mode():
+        compiled = native(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.equal(compiled, python)
+
+
+def test_layers_that_cannot_compile_stay_pythons_with_the_reason(monkeypatch):
+    """int8's quantized linears are not compiled, nor is anything when TorchScript
+    fails (it is deprecated): the encoder runs Python's layers and says why."""
+    native = native_copy(REFERENCES["bert gelu"]().eval())
+    native.skip_padding = True
+    ids, mask = batch(0, [20, 7, 1, 13], 20)
+    int8 = torch.ao.quantization.quantize_dynamic(native, {torch.nn.Linear}, dtype=torch.qint8)
+    assert int8.compile_packed() == "matmuls ['Linear'] not fp32 or oneDNN"
+
+    def broken(module):
+        raise RuntimeError("no TorchScript here")
+
+    monkeypatch.setattr(torch.jit, "script", broken)
+    assert native.compile_packed() == "TorchScript failed: RuntimeError: no TorchScript here"
+    assert "_packed" not in native.__dict__
+    with torch.inference_mode():
+        assert native(input_ids=ids, attention_mask=mask).last_hidden_state.shape == (4, 20, 32)
+
+
+def test_a_copy_of_a_compiled_encoder_computes_with_its_own_weights():
+    """The compiled layers hold the original's modules: a copy drops them and runs its
+    own (Python's), so changing its weights changes its answers, not the original's."""
+    import copy
+
+    native = native_copy(REFERENCES["bert gelu"]().eval())
+    native.skip_padding = True
+    assert native.compile_packed() is None
+    twin = copy.deepcopy(native)
+    assert "_packed" not in twin.__dict__
+    with torch.no_grad():
+        twin.encoder.layer[0].output.LayerNorm.weight.mul_(2)
+    ids, mask = batch(0, [20, 7, 1, 13], 20)
+    with torch.inference_mode():
+        a = native(input_ids=ids, attention_mask=mask).last_hidden_state
+        b = twin(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert not torch.equal(a, b)
+
+
 def test_matches_the_packaged_minilm_on_real_text():
     """The default backbone, with its real weights and tokenizer."""
     from plugins.text_classifier.text import TextEncoder, tokenizer_for_backbone

@@ -12,6 +12,9 @@ transformers instead.
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -22,15 +25,16 @@ from torch.nn import functional as F
 from sagemaker_platform import bf16
 from sagemaker_platform.bf16 import OneDNNLinear
 
-# config.json's hidden_act -> the function transformers' ACT2FN maps it to.
-ACTIVATIONS = {
-    "gelu": F.gelu,
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+# config.json's hidden_act -> the module computing what transformers' ACT2FN maps it to
+# (modules, not functions: TorchScript compiles a module held by a module).
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "gelu_pytorch_tanh": functools.partial(nn.GELU, approximate="tanh"),
     # transformers' NewGELUActivation spells out the same tanh approximation.
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_new": functools.partial(nn.GELU, approximate="tanh"),
 }
 # model_type -> where position ids start: BERT counts from 0; RoBERTa's family from
 # pad_token_id + 1, skipping padding (fairseq's convention).
@@ -164,6 +168,43 @@ def l2_bytes(caches: Path = CPU_CACHES, default: int = 1 << 20) -> int:
 SMALL_SCORES = l2_bytes() // 2
 
 
+def attend(qkv: torch.Tensor, lengths: list[int], heads: int, small: int) -> torch.Tensor:
+    """Attention over packed [rows, 3 x d] queries, keys and values (`Packing`), each
+    text on its own tokens: no padded key to mask, no grid to scatter into and gather
+    from. Measured on MiniLM's layers with the benchmark's batches of 16 (61-102
+    tokens), a quarter less time than the masked grid. The rounding's rows get zeros.
+
+    A short text (scores of at most `small` bytes, `SMALL_SCORES`) is computed in fp32
+    whatever the matmuls' precision: two batched matrix multiplies over its heads around
+    an fp32 softmax. On the benchmark's texts that took 0.77x the time of bf16
+    `scaled_dot_product_attention` (its flash kernel) on one thread, AVX512-BF16. A
+    longer one goes to that kernel, which never holds its whole score matrix: past the
+    core's cache (from 128 tokens here) the two matmuls took up to 3.3x its time. The
+    result is stored in `qkv`'s dtype: rounded to bf16 where the matmuls are bf16, as the
+    next matmul's input would be anyway. TorchScript compiles this (`PackedLayer`)."""
+    d = qkv.shape[1] // 3
+    width = d // heads
+    scale = width**-0.5
+    out = qkv.new_empty(qkv.shape[0], d)
+    start = 0
+    for length in lengths:
+        if length == 0:
+            continue
+        part = qkv[start : start + length]
+        if heads * length * length * 4 <= small:
+            q, k, v = part.float().view(length, 3, heads, width).permute(1, 2, 0, 3).unbind(0)
+            weights = torch.bmm(q * scale, k.transpose(1, 2)).softmax(-1)
+            attended = torch.bmm(weights, v)  # [heads, length, width]
+        else:
+            q, k, v = part.view(1, length, 3, heads, width).permute(2, 0, 3, 1, 4).unbind(0)
+            attended = F.scaled_dot_product_attention(q, k, v)[0]
+        # One copy, heads interleaved into the text's rows (not a reshape, then a copy).
+        out[start : start + length].view(length, heads, width).copy_(attended.transpose(0, 1))
+        start += length
+    out[start:].zero_()
+    return out
+
+
 class Packing(NamedTuple):
     """Where a padded batch's real tokens sit, for an encoder that skips padding: every
     layer works on the real tokens alone, packed into one [tokens, hidden] matrix, each
@@ -191,40 +232,7 @@ class Packing(NamedTuple):
         return cls(rows, b, n, attention_mask.sum(1).tolist(), gather)
 
     def attend(self, qkv: torch.Tensor, heads: int) -> torch.Tensor:
-        """Attention over packed [rows, 3 x d] queries, keys and values, each text on
-        its own tokens: no padded key to mask, no grid to scatter into and gather from.
-        Measured on MiniLM's layers with the benchmark's batches of 16 (61-102 tokens),
-        a quarter less time than the masked grid. The rounding's rows get zeros.
-
-        A short text (`SMALL_SCORES`) is computed in fp32 whatever the matmuls'
-        precision: two batched matrix multiplies over its heads around an fp32 softmax.
-        On the benchmark's texts that took 0.77x the time of bf16
-        `scaled_dot_product_attention` (its flash kernel) on one thread, AVX512-BF16. A
-        longer one goes to that kernel, which never holds its whole score matrix: past
-        the core's cache (from 128 tokens here) the two matmuls took up to 3.3x its time
-        (`SMALL_SCORES`). The result is stored in `qkv`'s dtype: rounded to bf16 where
-        the matmuls are bf16, as the next matmul's input would be anyway."""
-        d = qkv.shape[1] // 3
-        width = d // heads
-        scale = width**-0.5
-        out = qkv.new_empty(qkv.shape[0], d)
-        start = 0
-        for length in self.lengths:
-            if not length:
-                continue
-            part = qkv[start : start + length]
-            if heads * length * length * 4 <= SMALL_SCORES:
-                q, k, v = part.float().view(length, 3, heads, width).permute(1, 2, 0, 3)
-                weights = torch.bmm(q * scale, k.transpose(1, 2)).softmax(-1)
-                attended = torch.bmm(weights, v)  # [heads, length, width]
-            else:
-                q, k, v = part.view(1, length, 3, heads, width).permute(2, 0, 3, 1, 4)
-                attended = F.scaled_dot_product_attention(q, k, v)[0]
-            # One copy, heads interleaved into the text's rows (not a reshape, then a copy).
-            out[start : start + length].view(length, heads, width).copy_(attended.transpose(0, 1))
-            start += length
-        out[start:].zero_()
-        return out
+        return attend(qkv, self.lengths, heads, SMALL_SCORES)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """[batch, length, d] -> [rounded tokens, d]: the real tokens' rows."""
@@ -253,13 +261,14 @@ class Residual(nn.Module):
         self.LayerNorm = nn.LayerNorm(d_out, eps=eps, device=META)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        y = self.dense(_to(x, self.dense))
-        if (
-            torch.is_grad_enabled()
-            or torch.promote_types(y.dtype, residual.dtype) != residual.dtype
-        ):
-            return self.LayerNorm(y + residual)
-        return self.LayerNorm(residual.add_(y))
+        return self.LayerNorm(_sum(residual, self.dense(_to(x, self.dense))))
+
+
+def _sum(residual: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """`residual + y`, written into `residual` where nothing can tell (`Residual`)."""
+    if torch.is_grad_enabled() or torch.promote_types(y.dtype, residual.dtype) != residual.dtype:
+        return y + residual
+    return residual.add_(y)
 
 
 class SelfAttention(nn.Module):
@@ -303,7 +312,7 @@ class Intermediate(nn.Module):
     def __init__(self, s: Settings):
         super().__init__()
         self.dense = nn.Linear(s.hidden_size, s.intermediate_size, device=META)
-        self.act = ACTIVATIONS[s.hidden_act]
+        self.act = ACTIVATIONS[s.hidden_act]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.dense(_to(x, self.dense)))
@@ -327,6 +336,35 @@ class Layers(nn.Module):
         self.layer = nn.ModuleList(Layer(s) for _ in range(s.num_hidden_layers))
 
 
+class PackedLayer(nn.Module):
+    """One `Layer` over packed tokens (`Packing`), the same computation in a form that
+    TorchScript compiles (`BertEncoder.compile_packed`), holding the layer's own modules.
+
+    TorchScript's interpreter runs the layer in one call without Python's lock. In
+    Python every operation takes that lock and gives it back: a text's attention is a
+    dozen small operations per layer, and the layer's modules a dozen calls more, so a
+    pass spent about a sixth of its time there on one thread, and more where two threads
+    computed parts of a batch at once, each waiting on the other's lock. MiniLM in bf16 on
+    AMX, batches of 16: 1.11x as fast compiled in one call on two threads, 1.22x in two
+    halves at once, the same answers (docs/results.md, "Compiled layers")."""
+
+    def __init__(self, layer: Layer):
+        super().__init__()
+        attention = layer.attention
+        self.qkv, self.heads, self.small = attention.self.qkv, attention.self.heads, SMALL_SCORES
+        self.attention_out, self.attention_norm = attention.output.dense, attention.output.LayerNorm
+        self.ffn_in, self.act = layer.intermediate.dense, layer.intermediate.act
+        self.ffn_out, self.ffn_norm = layer.output.dense, layer.output.LayerNorm
+
+    def forward(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        qkv = self.qkv(x.to(self.qkv.weight.dtype))
+        attended = attend(qkv, lengths, self.heads, self.small)
+        y = self.attention_out(attended.to(self.attention_out.weight.dtype))
+        x = self.attention_norm(_sum(x, y))
+        h = self.act(self.ffn_in(x.to(self.ffn_in.weight.dtype)))
+        return self.ffn_norm(_sum(x, self.ffn_out(h.to(self.ffn_out.weight.dtype))))
+
+
 class BertEncoder(nn.Module):
     """A BERT-family encoder in inference form (no dropout, no pooler): the same
     parameter names as transformers' BertModel / RobertaModel, the same outputs. Built
@@ -346,6 +384,32 @@ class BertEncoder(nn.Module):
     skip_padding = False
     pack_multiple = 1
 
+    def compile_packed(self) -> str | None:
+        """Run the packed layers (`skip_padding`) through TorchScript from here on
+        (`PackedLayer`), where their linears are fp32 `nn.Linear` or `OneDNNLinear`
+        (fp32 and bf16 on a CPU); None if so, else why not (then Python runs them, as
+        before; TorchScript is deprecated in torch 2.x and may go). Call it last:
+        copying the encoder drops the compiled layers, which hold the original's
+        modules, not the copy's."""
+        linears = matmuls(self)
+        if not all(
+            isinstance(m, OneDNNLinear)
+            or (type(m) is nn.Linear and m.weight.dtype == torch.float32)
+            for m in linears
+        ):
+            return f"matmuls {sorted({type(m).__name__ for m in linears})} not fp32 or oneDNN"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit's own
+                compiled = [torch.jit.script(PackedLayer(layer)) for layer in self.encoder.layer]
+        except Exception as exc:  # whatever TorchScript raises: Python's layers then
+            return f"TorchScript failed: {type(exc).__name__}: {str(exc)[:200]}"
+        self.__dict__["_packed"] = compiled  # not a submodule: no second state dict
+        return None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in super().__getstate__().items() if k != "_packed"}
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Output:
         x = self.embeddings(input_ids)
         # Keys at padded positions are masked out; without padding, no mask at all. A
@@ -355,6 +419,18 @@ class BertEncoder(nn.Module):
         if self.skip_padding:
             mask = Packing.of(attention_mask, self.pack_multiple)
             x = mask.pack(x)
+            compiled = self.__dict__.get("_packed")
+            if compiled is not None and not torch.jit.is_tracing():
+                for layer, fast in zip(self.encoder.layer, compiled, strict=True):
+                    # The layer's hooks run as if it were called (the platform hangs one
+                    # before each: `Runtime.yield_cores_before`); what they return is unused.
+                    args = (x, mask)
+                    for hook in layer._forward_pre_hooks.values():
+                        hook(layer, args)
+                    x = fast(x, mask.lengths)
+                    for hook in layer._forward_hooks.values():
+                        hook(layer, args, x)
+                return Output(mask.pad(x))
         elif not bool(attention_mask.all()):
             mask = attention_mask.bool()[:, None, None, :]
         for layer in self.encoder.layer:
@@ -414,10 +490,6 @@ def bf16_matmuls(net: nn.Module, encoder: BertEncoder) -> nn.Module:
             attention, ffn = layer.attention, layer.intermediate
             attention.self.qkv = OneDNNLinear(attention.self.qkv)
             attention.output.dense = OneDNNLinear(attention.output.dense)
-            ffn.dense, ffn.act = OneDNNLinear(ffn.dense, *fused), _identity
+            ffn.dense, ffn.act = OneDNNLinear(ffn.dense, *fused), nn.Identity()
             layer.output.dense = OneDNNLinear(layer.output.dense)
     return fast
-
-
-def _identity(x: torch.Tensor) -> torch.Tensor:
-    return x

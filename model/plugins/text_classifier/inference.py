@@ -49,6 +49,15 @@ def pack_multiple(precision: str, device: str) -> int:
     return 32 if device == "cpu" and precision == "bf16" else 1
 
 
+def compile_packed(nets: Sequence) -> str:
+    """The plain-torch encoders of `nets` (None skipped) run their packed layers through
+    TorchScript (`bert.PackedLayer`) where they skip padding: "yes", "no" where none
+    packs (a GPU), else the reason one could not, for the `model loaded` line."""
+    encoders = [net.backbone for net in nets if net is not None and net.backbone.skip_padding]
+    reasons = [reason for encoder in encoders if (reason := encoder.compile_packed())]
+    return reasons[0] if reasons else "yes" if encoders else "no"
+
+
 class Model:
     """A trained classifier on one device, in one precision."""
 
@@ -89,8 +98,10 @@ class Model:
                 net = bf16.bf16_matmuls(net)
         self.net = net.eval()
         self.pad_multiple = pad_multiple(self.precision, self.device)
+        compiled = "no"
         if isinstance(self.net.backbone, bert.BertEncoder):
             self.net.backbone.pack_multiple = pack_multiple(self.precision, self.device)
+            compiled = compile_packed([self.net, self.exact])
         self._torch = torch
         runtime.yield_cores_before(_layers(self.net))
         if self.exact is not None:
@@ -101,6 +112,7 @@ class Model:
                 device=self.device,
                 precision=self.precision,
                 backbone="torch" if isinstance(net.backbone, bert.BertEncoder) else "transformers",
+                compiled=compiled,
                 threads=torch.get_num_threads(),
                 classes=len(self.labels),
                 max_length=self.spec.text.max_length,
