@@ -139,11 +139,11 @@ class Runtime:
 
         Alone: on a CPU with several torch threads and no core share (one worker, or a
         model in a process of its own), and a batch of at least `MIN_PART` records per
-        thread (`MIN_PART`; a part of long records may hold fewer). The first part runs on the
+        thread (a part of long records may hold fewer). The first part runs on the
         caller's thread, each other on a part thread kept from batch to batch
-        (`_PartThread`), each with one torch thread: the
-        small operations of a network (a text's attention, a LayerNorm) scale poorly
-        across the threads of one call, and separate calls keep every core busy. `fn`
+        (`_PartThread`), each with one torch thread: the small operations of a network
+        (a text's attention, a LayerNorm) scale poorly across the threads of one call,
+        and separate calls keep every core busy. `fn`
         must be safe to call from several threads at once, as a network in eval mode
         under `torch.inference_mode()` is."""
         import torch
@@ -155,7 +155,8 @@ class Runtime:
             return [fn(records)]
         ends = _even_ends([cost(r) for r in records] if cost else [1.0] * len(records), parts)
         chunks = [records[i:j] for i, j in itertools.pairwise([0, *ends])]
-        helpers = _part_threads(parts - 1)
+        held = _PARTS  # this process's (a fork gives the child its own)
+        helpers = _part_threads(held, parts - 1)
         if helpers is None:  # another caller's parts are computing: this one in one call
             return [fn(records)]
         torch.set_num_threads(1)
@@ -170,7 +171,7 @@ class Runtime:
                 outcomes = [join() for join in joins]
         finally:
             torch.set_num_threads(threads)
-            _PARTS.busy.release()
+            held.busy.release()
         for ok, value in outcomes:
             if not ok:
                 raise value
@@ -260,29 +261,33 @@ class _PartThread:
 @dataclass
 class _Parts:
     """This process's part threads, and the lock that gives them to one caller at a
-    time. A forked child (gunicorn's workers) has none of its parent's threads: `pid`
-    says whose they are."""
+    time."""
 
-    pid: int = 0
     threads: list[_PartThread] = field(default_factory=list)
-    busy: Any = None
+    busy: Any = field(default_factory=lambda: native.os_thread("allocate_lock")())
 
 
 _PARTS = _Parts()
 
 
-def _part_threads(n: int) -> list[_PartThread] | None:
-    """`n` part threads, held for the caller until it releases `_PARTS.busy`; None if
-    another caller holds them (it computes its batch in one call instead of waiting)."""
-    if _PARTS.pid != os.getpid():
-        _PARTS.pid, _PARTS.threads = os.getpid(), []
-        _PARTS.busy = native.os_thread("allocate_lock")()
-    if not _PARTS.busy.acquire(False):
+def _forget_parts() -> None:
+    """In a forked child (gunicorn's workers), which has none of its parent's threads."""
+    global _PARTS
+    _PARTS = _Parts()
+
+
+os.register_at_fork(after_in_child=_forget_parts)
+
+
+def _part_threads(parts: _Parts, n: int) -> list[_PartThread] | None:
+    """`n` of `parts`' threads, held for the caller until it releases `parts.busy`; None
+    if another caller holds them (it computes its batch in one call instead of waiting)."""
+    if not parts.busy.acquire(False):
         return None
     try:
-        while len(_PARTS.threads) < n:
-            _PARTS.threads.append(_PartThread())
+        while len(parts.threads) < n:
+            parts.threads.append(_PartThread())
     except BaseException:
-        _PARTS.busy.release()
+        parts.busy.release()
         raise
-    return _PARTS.threads[:n]
+    return parts.threads[:n]
