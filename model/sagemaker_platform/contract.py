@@ -52,6 +52,7 @@ MAX_RECORDS_ENV = "MODEL_SERVER_MAX_RECORDS"
 MAX_BATCH_DELAY_ENV = "MODEL_SERVER_MAX_BATCH_DELAY_MS"
 PRECISION_ENV = "MODEL_SERVER_PRECISION"
 DEVICE_ENV = "MODEL_SERVER_DEVICE"
+TORCHSCRIPT_ENV = "MODEL_SERVER_TORCHSCRIPT"
 # The kind of endpoint: realtime (default), async or serverless; set by the launcher's
 # `deploy --mode`. Batch transform is recognised by SageMaker's own BATCH_ENV instead.
 MODE_ENV = "MODEL_SERVER_MODE"

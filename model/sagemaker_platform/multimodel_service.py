@@ -200,7 +200,12 @@ class MultiModelService(Service):
 
             def load() -> SharedModel:
                 runtime = Runtime.resolve(
-                    cfg.precision, cfg.device, cfg.threads, cfg.max_batch_size, cores.installed()
+                    cfg.precision,
+                    cfg.device,
+                    cfg.threads,
+                    cfg.max_batch_size,
+                    cores.installed(),
+                    cfg.torchscript,
                 )
                 return SharedModel(plugin, plugin.load(path, runtime), runtime, lock)
 

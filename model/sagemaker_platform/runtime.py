@@ -91,6 +91,7 @@ class Runtime:
     max_batch_size: int = 32  # records per `predict` call at most
     share: CoreShare | None = None  # CPU cores shared with the other workers, if any
     split_batches: bool = True  # `in_parts` may split (off: every batch in one call)
+    torchscript: bool = True  # the plug-in may compile its network (MODEL_SERVER_TORCHSCRIPT)
 
     @classmethod
     def resolve(
@@ -100,6 +101,7 @@ class Runtime:
         threads: int = 0,
         max_batch_size: int = 32,
         share: CoreShare | None = None,
+        torchscript: bool = True,
     ) -> Runtime:
         import torch
 
@@ -108,7 +110,7 @@ class Runtime:
         resolved = resolve_device(device)
         chosen = resolve_precision(precision, resolved)
         allocator.for_serving(resolved, chosen)  # the process serves from here on
-        return cls(resolved, chosen, max_batch_size, share)
+        return cls(resolved, chosen, max_batch_size, share, torchscript=torchscript)
 
     @contextlib.contextmanager
     def computing(self) -> Iterator[None]:

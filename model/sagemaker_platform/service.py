@@ -100,7 +100,12 @@ class Service:
 
         def load() -> LoadedModel:
             runtime = Runtime.resolve(
-                cfg.precision, cfg.device, cfg.threads, cfg.max_batch_size, cores.installed()
+                cfg.precision,
+                cfg.device,
+                cfg.threads,
+                cfg.max_batch_size,
+                cores.installed(),
+                cfg.torchscript,
             )
             return LoadedModel(self.plugin, self.plugin.load(model_dir, runtime), runtime)
 

@@ -64,6 +64,17 @@ def test_cpu_encoders_run_their_packed_layers_compiled(trained_model, precision,
     assert torch.equal(model.predict_proba(TEXTS, bucket=False), python)
 
 
+def test_torchscript_off_keeps_pythons_layers(trained_model):
+    """MODEL_SERVER_TORCHSCRIPT=false (`Runtime.torchscript`): nothing compiled."""
+    from plugins.text_classifier.inference import Model
+    from sagemaker_platform.runtime import Runtime
+
+    runtime = Runtime.resolve("bf16", "cpu", 1, 32, torchscript=False)
+    model = Model(trained_model / "model", runtime)
+    assert all("_packed" not in net.backbone.__dict__ for net in (model.net, model.exact))
+    assert model.predict_proba(TEXTS).shape == (4, 4)
+
+
 def test_bf16_computes_only_the_matmuls_in_bf16_and_shares_the_rest(trained_model):
     model = helpers.text_model(trained_model / "model", "bf16", "cpu", threads=1)
     layer, exact_layer = model.net.backbone.encoder.layer[0], model.exact.backbone.encoder.layer[0]

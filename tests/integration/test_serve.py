@@ -197,6 +197,7 @@ def test_cpu_default_is_a_worker_per_core_sharing_the_cores(server):
     while server.output().count("model loaded") < workers and time.monotonic() < deadline:
         time.sleep(0.2)
     assert server.output().count("model loaded") == workers
+    assert server.output().count("compiled=yes") == workers  # bert.PackedLayer, every worker
 
 
 def test_execution_parameters(server):
@@ -250,17 +251,19 @@ def test_ping_answers_while_a_long_batch_computes(server):
     assert len(result["r"].json()["predictions"]) == 10_000
 
 
-def test_bind_to_port_and_batch_settings(trained_model):
+def test_bind_to_port_batch_and_torchscript_settings(trained_model):
     env = {
         "SAGEMAKER_BATCH": "true",
         "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "3",
         "SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD",
         "MODEL_SERVER_PRECISION": "fp32",
+        "MODEL_SERVER_TORCHSCRIPT": "false",
     }
     port = helpers.free_port()
     with helpers.Server(trained_model, env=env, port=port) as srv:
         srv.wait_ready()
         assert srv.url.endswith(f":{port}")
+        assert "compiled=no" in srv.output() and "compiled=yes" not in srv.output()
         params = requests.get(srv.url + "/execution-parameters", timeout=5).json()
         assert params == {
             "MaxConcurrentTransforms": 3,

@@ -101,7 +101,8 @@ class Model:
         compiled = "no"
         if isinstance(self.net.backbone, bert.BertEncoder):
             self.net.backbone.pack_multiple = pack_multiple(self.precision, self.device)
-            compiled = compile_packed([self.net, self.exact])
+            if runtime.torchscript:
+                compiled = compile_packed([self.net, self.exact])
         self._torch = torch
         runtime.yield_cores_before(_layers(self.net))
         if self.exact is not None:
