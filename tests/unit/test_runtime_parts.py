@@ -61,28 +61,23 @@ def test_a_second_caller_while_parts_compute_runs_its_batch_in_one_call(torch_th
     into the first caller's."""
     torch_threads(2)
     records = list(range(2 * MIN_PART))
-    second_done = threading.Event()
     second: list = []
+    caller = threading.Thread(
+        target=lambda: second.append(
+            Runtime().in_parts(lambda chunk: [threading.get_ident(), *chunk], records)
+        )
+    )
 
-    def slow(chunk):
-        if chunk[0] == MIN_PART:  # the part thread's part: hold it until the other ends
-            assert second_done.wait(10)
+    def first(chunk):
+        if chunk[0] == 0:  # the caller's own part: the part threads are held by now
+            caller.start()
+            caller.join(10)
         return list(chunk)
 
-    def other():
-        second.append(Runtime().in_parts(lambda chunk: [threading.get_ident(), *chunk], records))
-        second_done.set()
-
-    caller = threading.Thread(target=other)
-    started = threading.Timer(0.2, caller.start)  # once the first caller's parts run
-    started.start()
-    assert Runtime().in_parts(slow, records) == [records[:MIN_PART], records[MIN_PART:]]
-    caller.join(10)
+    assert Runtime().in_parts(first, records) == [records[:MIN_PART], records[MIN_PART:]]
     assert second == [[[caller.ident, *records]]]  # one call, on its own thread
-    assert Runtime().in_parts(lambda c: list(c), records) == [
-        records[:MIN_PART],
-        records[MIN_PART:],
-    ]
+    parts = Runtime().in_parts(lambda chunk: list(chunk), records)  # the threads are free again
+    assert parts == [records[:MIN_PART], records[MIN_PART:]]
 
 
 def test_a_forked_child_starts_part_threads_of_its_own():
