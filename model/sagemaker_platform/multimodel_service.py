@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, codecs, contract, cores, logs, multimodel, native, registry
+from . import artifacts, codecs, contract, logs, multimodel, native, registry
 from .batching import BatchEngine
 from .codecs import HTTPError
 from .config import ServeConfig, serve_config_from_env
@@ -199,14 +199,7 @@ class MultiModelService(Service):
             cfg, lock = self.cfg, self._compute
 
             def load() -> SharedModel:
-                runtime = Runtime.resolve(
-                    cfg.precision,
-                    cfg.device,
-                    cfg.threads,
-                    cfg.max_batch_size,
-                    cores.installed(),
-                    cfg.torchscript,
-                )
+                runtime = Runtime.for_worker(cfg)
                 return SharedModel(plugin, plugin.load(path, runtime), runtime, lock)
 
             hosted.engine = BatchEngine(

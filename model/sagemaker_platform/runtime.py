@@ -16,11 +16,14 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import allocator, native
+from . import allocator, cores, native
 from .cores import CoreShare
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .config import ServeConfig
 
 log = logging.getLogger("serve")
 
@@ -111,6 +114,19 @@ class Runtime:
         chosen = resolve_precision(precision, resolved)
         allocator.for_serving(resolved, chosen)  # the process serves from here on
         return cls(resolved, chosen, max_batch_size, share, torchscript=torchscript)
+
+    @classmethod
+    def for_worker(cls, cfg: ServeConfig) -> Runtime:
+        """The runtime `serve`'s settings give a worker, its cores shared with the other
+        workers' (`cores.installed`)."""
+        return cls.resolve(
+            cfg.precision,
+            cfg.device,
+            cfg.threads,
+            cfg.max_batch_size,
+            cores.installed(),
+            cfg.torchscript,
+        )
 
     @contextlib.contextmanager
     def computing(self) -> Iterator[None]:

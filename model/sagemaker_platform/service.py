@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import codecs, contract, cores, registry
+from . import codecs, contract, registry
 from .artifacts import first_line
 from .batching import BatchEngine, NotReady, Stuck
 from .codecs import HTTPError
@@ -99,14 +99,7 @@ class Service:
         self.plugin = plugin or registry.plugin_for(model_dir)
 
         def load() -> LoadedModel:
-            runtime = Runtime.resolve(
-                cfg.precision,
-                cfg.device,
-                cfg.threads,
-                cfg.max_batch_size,
-                cores.installed(),
-                cfg.torchscript,
-            )
+            runtime = Runtime.for_worker(cfg)
             return LoadedModel(self.plugin, self.plugin.load(model_dir, runtime), runtime)
 
         self.engine = BatchEngine(
