@@ -407,6 +407,19 @@ class BertEncoder(nn.Module):
         self.__dict__["_packed"] = compiled  # not a submodule: no second state dict
         return None
 
+    def _run_compiled(self, compiled: list, x: torch.Tensor, mask: Packing) -> torch.Tensor:
+        """The compiled layers (`compile_packed`) over packed `x`, each layer's Python
+        hooks run as if it were called (the platform hangs one before each:
+        `Runtime.yield_cores_before`); what the hooks return is unused."""
+        for layer, fast in zip(self.encoder.layer, compiled, strict=True):
+            args = (x, mask)
+            for hook in layer._forward_pre_hooks.values():
+                hook(layer, args)
+            x = fast(x, mask.lengths)
+            for hook in layer._forward_hooks.values():
+                hook(layer, args, x)
+        return x
+
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in super().__getstate__().items() if k != "_packed"}
 
@@ -421,16 +434,7 @@ class BertEncoder(nn.Module):
             x = mask.pack(x)
             compiled = self.__dict__.get("_packed")
             if compiled is not None and not torch.jit.is_tracing():
-                for layer, fast in zip(self.encoder.layer, compiled, strict=True):
-                    # The layer's hooks run as if it were called (the platform hangs one
-                    # before each: `Runtime.yield_cores_before`); what they return is unused.
-                    args = (x, mask)
-                    for hook in layer._forward_pre_hooks.values():
-                        hook(layer, args)
-                    x = fast(x, mask.lengths)
-                    for hook in layer._forward_hooks.values():
-                        hook(layer, args, x)
-                return Output(mask.pad(x))
+                return Output(mask.pad(self._run_compiled(compiled, x, mask)))
         elif not bool(attention_mask.all()):
             mask = attention_mask.bool()[:, None, None, :]
         for layer in self.encoder.layer:
