@@ -161,9 +161,8 @@ class Runtime:
         caller's thread, each other on a part thread kept from batch to batch
         (`_PartThread`), each with one torch thread: the small operations of a network
         (a text's attention, a LayerNorm) scale poorly across the threads of one call,
-        and separate calls keep every core busy. `fn`
-        must be safe to call from several threads at once, as a network in eval mode
-        under `torch.inference_mode()` is."""
+        and separate calls keep every core busy. `fn` must be safe to call from several
+        threads at once, as a network in eval mode under `torch.inference_mode()` is."""
         import torch
 
         threads = torch.get_num_threads()
@@ -173,13 +172,11 @@ class Runtime:
             return [fn(records)]
         ends = _even_ends([cost(r) for r in records] if cost else [1.0] * len(records), parts)
         chunks = [records[i:j] for i, j in itertools.pairwise([0, *ends])]
-        held = _PARTS  # this process's (a fork gives the child its own)
-        helpers = _part_threads(held, parts - 1)
-        if helpers is None:  # another caller's parts are computing: this one in one call
-            return [fn(records)]
-        torch.set_num_threads(1)
-        joins = []
-        try:
+        with _PARTS.taken(parts - 1) as helpers:
+            if helpers is None:  # another caller's parts are computing: this one in one call
+                return [fn(records)]
+            torch.set_num_threads(1)
+            joins = []
             try:
                 for helper, chunk in zip(helpers, chunks[1:], strict=True):
                     joins.append(helper.start(fn, chunk))
@@ -187,9 +184,7 @@ class Runtime:
             finally:
                 # Never leave a part computing into the next batch.
                 outcomes = [join() for join in joins]
-        finally:
-            torch.set_num_threads(threads)
-            held.busy.release()
+                torch.set_num_threads(threads)
         for ok, value in outcomes:
             if not ok:
                 raise value
@@ -284,6 +279,20 @@ class _Parts:
     threads: list[_PartThread] = field(default_factory=list)
     busy: Any = field(default_factory=lambda: native.os_thread("allocate_lock")())
 
+    @contextlib.contextmanager
+    def taken(self, n: int) -> Iterator[list[_PartThread] | None]:
+        """`n` part threads, the caller's until it leaves; None if another caller holds
+        them (it computes its batch in one call instead of waiting)."""
+        if not self.busy.acquire(False):
+            yield None
+            return
+        try:
+            while len(self.threads) < n:
+                self.threads.append(_PartThread())
+            yield self.threads[:n]
+        finally:
+            self.busy.release()
+
 
 _PARTS = _Parts()
 
@@ -295,17 +304,3 @@ def _forget_parts() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_parts)
-
-
-def _part_threads(parts: _Parts, n: int) -> list[_PartThread] | None:
-    """`n` of `parts`' threads, held for the caller until it releases `parts.busy`; None
-    if another caller holds them (it computes its batch in one call instead of waiting)."""
-    if not parts.busy.acquire(False):
-        return None
-    try:
-        while len(parts.threads) < n:
-            parts.threads.append(_PartThread())
-    except BaseException:
-        parts.busy.release()
-        raise
-    return parts.threads[:n]
