@@ -145,6 +145,9 @@ def test_batch_transform_raises_the_payload_limit_unless_set():
 def test_bad_env_names_the_variable():
     with pytest.raises(ConfigError, match="MODEL_SERVER_PRECISION='fp8'.*one of auto, fp32"):
         serve_config_from_env({"MODEL_SERVER_PRECISION": "fp8"})
+    with pytest.raises(ConfigError, match="MODEL_SERVER_TORCHSCRIPT='sometimes'.*true or false"):
+        serve_config_from_env({"MODEL_SERVER_TORCHSCRIPT": "sometimes"})
+    assert serve_config_from_env({"MODEL_SERVER_TORCHSCRIPT": "false"}).torchscript is False
 
 
 def test_describe_lists_every_field():
