@@ -55,7 +55,7 @@ class TrainSettings:
     # hardware
     precision: str = setting(
         "auto",
-        "numeric precision; auto is bf16-mixed on a GPU that has it, and on a CPU with bf16 units (AVX512-BF16, AMX) for the plug-ins that gain from it (text_classifier); else 32",
+        "numeric precision; auto is bf16-mixed on a GPU that has it, and on a CPU whose bf16 units (AVX512-BF16, AMX) measure faster than fp32 for the plug-ins that gain from it (text_classifier); else 32",
         choices=("auto", "32", "32-true", "16-mixed", "bf16-mixed", "bf16-true"),
     )
     num_workers: int = setting(0, "DataLoader worker processes", lo=0, hi=64)
@@ -184,7 +184,7 @@ class ServeConfig:
     )
     precision: str = setting(
         "auto",
-        "inference precision; auto is bf16 where the CPU or GPU computes in it, else fp16 (GPU) or fp32",
+        "inference precision; auto is bf16 on a GPU that has it and on a CPU whose bf16 units measure faster than fp32, else fp16 (GPU) or fp32",
         choices=("auto", "fp32", "bf16", "fp16", "int8"),
         env=contract.PRECISION_ENV,
     )

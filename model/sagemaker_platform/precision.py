@@ -1,8 +1,9 @@
 """Training's numeric precision: what `precision=auto` chooses, and how the Trainer runs it.
 
 `auto` is bf16-mixed where the hardware computes in bf16: on a GPU that has bf16, and,
-for a plug-in that sets `Plugin.bf16_on_cpu`, on a CPU with bf16 units (AVX512-BF16 or
-AMX: `runtime.cpu_has_bf16`, the one CPU check, which serving's `auto` uses too). There
+for a plug-in that sets `Plugin.bf16_on_cpu`, on a CPU whose bf16 units (AVX512-BF16 or
+AMX) compute a matrix multiply faster than fp32 (`runtime.cpu_bf16_pays`, a probe
+measured once: the one CPU check, which serving's `auto` uses too). There
 the MiniLM classifier trained 1.3x as fast per CPU second as in fp32 with the same
 held-out macro-F1 (`benchmarks/bench_train.py --compare-precision`); the tabular MLP
 trained slower in bf16 and the image CNN no faster, so they keep fp32 on the CPU.
@@ -28,8 +29,8 @@ log = logging.getLogger("train")
 
 def resolve(requested: str, bf16_on_cpu: bool = False) -> str:
     """Lightning's precision for the `precision` hyperparameter, on the device the Trainer
-    will pick (a GPU when one is visible, else the CPU). Asked for on a CPU without bf16
-    units, bf16 still trains (torch emulates it, slower than 32), with a warning; 16-mixed
+    will pick (a GPU when one is visible, else the CPU). Asked for on a CPU where bf16
+    does not pay, bf16 still trains (slower than 32), with a warning; 16-mixed
     on a CPU is refused (Lightning would silently run bf16-mixed instead)."""
     import torch
 
@@ -39,7 +40,7 @@ def resolve(requested: str, bf16_on_cpu: bool = False) -> str:
     if requested == "auto":
         if on_gpu:
             return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-        return "bf16-mixed" if bf16_on_cpu and runtime.cpu_has_bf16() else "32-true"
+        return "bf16-mixed" if bf16_on_cpu and runtime.cpu_bf16_pays() else "32-true"
     if requested == "32":
         return "32-true"
     if on_gpu:
@@ -48,13 +49,13 @@ def resolve(requested: str, bf16_on_cpu: bool = False) -> str:
         raise UserError(
             "precision=16-mixed needs a GPU (fp16 autocast); on a CPU use bf16-mixed or 32"
         )
-    if requested.startswith("bf16") and not runtime.cpu_has_bf16():
+    if requested.startswith("bf16") and not runtime.cpu_bf16_pays():
         log.warning(
             "precision %s",
             logs.kv(
                 precision=requested,
-                reason="this CPU has no bf16 units (AVX512-BF16 or AMX): torch emulates "
-                "bf16, slower than precision=32",
+                reason="this CPU computes bf16 no faster than fp32 (no bf16 units, or the "
+                "cpu bf16 probe measured them slower): slower than precision=32",
             ),
         )
     return requested

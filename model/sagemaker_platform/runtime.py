@@ -10,15 +10,17 @@ share of the cores (all of them when it computes alone; `cores`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import allocator, cores, native
+from . import allocator, cores, logs, native
 from .cores import CoreShare
 from .errors import UserError
 
@@ -48,16 +50,88 @@ def _cpu_flags() -> str:
         return ""
 
 
-def cpu_has_bf16() -> bool:
-    """Native bf16 matrix instructions (AVX512-BF16 or AMX); elsewhere bf16 is slower.
-    The one CPU check behind both `auto` precisions: serving's bf16 and training's
-    bf16-mixed (`training.resolve_precision`)."""
+def _bf16_flags() -> bool:
+    """Native bf16 matrix instructions in /proc/cpuinfo's flags (AVX512-BF16 or AMX)."""
     flags = _cpu_flags()
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+# `auto` computes in bf16 on a CPU only where the probe (`cpu_bf16_speedup`) measures its
+# bf16 matrix multiplies at least this many times as fast as fp32's. bf16's gain over a
+# whole network is smaller than over its matmuls (the rest stays fp32, and near ties are
+# recomputed in fp32). Measured at [256 x 384] x [384 x 1536] on 1 and 2 threads: AMX
+# 4.7-5.3x; the same Xeon with oneDNN capped below AMX (AVX512-BF16 instructions only,
+# as on a kernel or hypervisor that leaves AMX off) 0.57-0.69x, where the MiniLM default
+# in bf16 ran at 0.67x fp32's speed (docs/results.md, "Choosing bf16 by measuring").
+BF16_MIN_SPEEDUP = 1.2
+
+
+@functools.cache
+def cpu_bf16_speedup() -> float:
+    """How many times as fast as fp32 this CPU computes a bf16 matrix multiply through
+    torch (oneDNN), on torch's threads: measured once per process (15-90 ms, best of 3
+    alternating calls) and logged in one `cpu bf16 probe` line; 0.0 without the flags
+    (`_bf16_flags`) or where oneDNN has no bf16. AVX512-BF16's instructions pay on some
+    CPUs and not on others (`BF16_MIN_SPEEDUP`), so the flags alone do not decide."""
+    import torch
+
+    if not _bf16_flags():
+        found = {"reason": "no AVX512-BF16 or AMX in the CPU flags"}
+    elif not (
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    ):
+        found = {"reason": "oneDNN computes no bf16 on this CPU"}
+    else:
+        found = _time_bf16()
+    speedup = found.pop("speedup", 0.0)
+    logging.getLogger(__name__).info(
+        "cpu bf16 probe %s",
+        logs.kv(
+            speedup=f"{speedup:.2f}",
+            bf16_pays="yes" if speedup >= BF16_MIN_SPEEDUP else "no",
+            **found,
+        ),
+    )
+    return speedup
+
+
+def _time_bf16() -> dict[str, Any]:
+    """`cpu_bf16_speedup`'s measurement: a [256 x 384] x [384 x 1536] matrix multiply
+    (a MiniLM feed-forward layer over a few texts) in fp32 and in bf16."""
+    import torch
+    from torch.nn import functional as F
+
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(256, 384, generator=g), torch.randn(1536, 384, generator=g)
+    pairs = {"fp32": (x, w), "bf16": (x.bfloat16(), w.bfloat16())}
+    best = dict.fromkeys(pairs, float("inf"))
+    with torch.inference_mode():
+        for a, b in pairs.values():  # the first call builds oneDNN's kernel: not timed
+            F.linear(a, b)
+        for _ in range(3):
+            for name, (a, b) in pairs.items():
+                started = time.perf_counter()
+                F.linear(a, b)
+                best[name] = min(best[name], time.perf_counter() - started)
+    flops = 2 * x.shape[0] * x.shape[1] * w.shape[0]
+    return {
+        "speedup": best["fp32"] / best["bf16"],
+        "threads": torch.get_num_threads(),
+        "fp32_gflops": round(flops / best["fp32"] / 1e9),
+        "bf16_gflops": round(flops / best["bf16"] / 1e9),
+    }
+
+
+def cpu_bf16_pays() -> bool:
+    """Whether this CPU computes bf16 matrix multiplies fast enough to choose them
+    (`BF16_MIN_SPEEDUP`). The one CPU check behind both `auto` precisions: serving's
+    bf16 and training's bf16-mixed (`precision.resolve`)."""
+    return cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
+
+
 def resolve_precision(requested: str, device: str) -> str:
-    """`auto`: bf16 where the hardware computes in bf16, fp16 on older GPUs, else fp32.
+    """`auto`: bf16 on a GPU that has it and on a CPU where it pays (`cpu_bf16_pays`),
+    fp16 on older GPUs, else fp32.
     int8 is opt-in and CPU-only, fp16 GPU-only. A plug-in may compute in another
     precision than this (and says so in its `model loaded` line)."""
     import torch
@@ -65,7 +139,7 @@ def resolve_precision(requested: str, device: str) -> str:
     if requested == "auto":
         if device == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if cpu_has_bf16() else "fp32"
+        return "bf16" if cpu_bf16_pays() else "fp32"
     if requested == "int8" and device != "cpu":
         raise UserError("MODEL_SERVER_PRECISION=int8 is CPU-only; use bf16 or fp16 on a GPU")
     if requested == "fp16" and device != "cuda":

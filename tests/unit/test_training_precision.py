@@ -20,7 +20,7 @@ def hardware(monkeypatch):
     def force(gpu: bool = False, gpu_bf16: bool = False, cpu_bf16: bool = False) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: gpu_bf16)
-        monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: cpu_bf16)
+        monkeypatch.setattr(runtime, "cpu_bf16_pays", lambda: cpu_bf16)
 
     return force
 
@@ -31,7 +31,7 @@ def hardware(monkeypatch):
         # AVX512-BF16 or AMX: the text classifier measured faster there with the same F1
         ({"cpu_bf16": True}, True, "bf16-mixed"),
         ({"cpu_bf16": True}, False, "32-true"),  # a small MLP or CNN: no gain, fp32
-        ({"cpu_bf16": False}, True, "32-true"),  # AVX2: bf16 would be emulated
+        ({"cpu_bf16": False}, True, "32-true"),  # AVX2, or bf16 units measured slower
         ({"gpu": True, "gpu_bf16": True}, False, "bf16-mixed"),  # every plug-in on a GPU
         ({"gpu": True, "gpu_bf16": False, "cpu_bf16": True}, True, "32-true"),  # GPU trains
     ],
@@ -121,13 +121,13 @@ def test_other_precisions_are_lightnings_own(name):
         ("fpu avx2 avx512f avx512_fp16 amx_tile", False),
     ],
 )
-def test_the_cpu_probe_reads_the_bf16_flags(tmp_path, monkeypatch, flags, bf16):
+def test_the_cpu_flags_check_reads_the_bf16_flags(tmp_path, monkeypatch, flags, bf16):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\n")
     monkeypatch.setattr(runtime, "CPUINFO", cpuinfo)
-    assert runtime.cpu_has_bf16() is bf16
+    assert runtime._bf16_flags() is bf16
 
 
-def test_the_cpu_probe_says_no_where_there_is_no_cpuinfo(tmp_path, monkeypatch):
+def test_the_cpu_flags_check_says_no_where_there_is_no_cpuinfo(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "CPUINFO", tmp_path / "absent")  # macOS, a locked-down box
-    assert runtime.cpu_has_bf16() is False
+    assert runtime._bf16_flags() is False
