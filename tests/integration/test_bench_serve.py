@@ -43,6 +43,11 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
         leaves=frozenset({".ses"}),  # the session id importing onnxruntime (a peer) writes
     )
     assert "weak model: the model's own folder" in out
+    # The default precision and the probe's figure it rests on (`runtime.cpu_bf16_speedup`).
+    chosen = re.search(
+        r"default precision (bf16|fp32) \(bf16 matmul / fp32 measured ([\d.]+)x\)", out
+    )
+    assert chosen and (chosen.group(1) == "bf16") == (float(chosen.group(2)) >= 1.2), out[:600]
     assert len(re.findall(r"round \d: in-process fp32 limit", out)) >= 2
     for figure in (
         "served fp32 c=16 / in-process fp32 limit",
