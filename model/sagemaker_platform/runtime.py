@@ -60,7 +60,7 @@ def _bf16_flags() -> bool:
 # bf16 matrix multiplies at least this many times as fast as fp32's. bf16's gain over a
 # whole network is smaller than over its matmuls (the rest stays fp32, and near ties are
 # recomputed in fp32). Measured at [256 x 384] x [384 x 1536] on 1 and 2 threads: AMX
-# 4.7-5.3x; the same Xeon with oneDNN capped below AMX (AVX512-BF16 instructions only,
+# 3.5-5.4x; the same Xeon with oneDNN capped below AMX (AVX512-BF16 instructions only,
 # as on a kernel or hypervisor that leaves AMX off) 0.57-0.69x, where the MiniLM default
 # in bf16 ran at 0.67x fp32's speed (docs/results.md, "Choosing bf16 by measuring").
 BF16_MIN_SPEEDUP = 1.2
@@ -69,7 +69,7 @@ BF16_MIN_SPEEDUP = 1.2
 @functools.cache
 def cpu_bf16_speedup() -> float:
     """How many times as fast as fp32 this CPU computes a bf16 matrix multiply through
-    torch (oneDNN), on torch's threads: measured once per process (15-90 ms, best of 3
+    torch (oneDNN), on torch's threads: measured once per process (14-48 ms, best of 3
     alternating calls) and logged in one `cpu bf16 probe` line; 0.0 without the flags
     (`_bf16_flags`) or where oneDNN has no bf16. AVX512-BF16's instructions pay on some
     CPUs and not on others (`BF16_MIN_SPEEDUP`), so the flags alone do not decide."""

@@ -57,7 +57,7 @@ AMX = torch.cpu._is_amx_tile_supported()
 
 @pytest.mark.skipif(not AMX, reason="needs a CPU with AMX: its oneDNN is capped below it")
 def test_amx_pays_and_avx512_bf16_on_the_same_xeon_does_not():
-    # Measured on a Sapphire Rapids-class Xeon: AMX 4.0-5.3x fp32; capped to
+    # Measured on a Sapphire Rapids-class Xeon: AMX 3.5-5.4x fp32; capped to
     # AVX512-BF16's instructions 0.57-0.69x, where the MiniLM default in bf16 served
     # at 0.67x fp32's speed (docs/results.md, "Choosing bf16 by measuring").
     chosen, probe = auto("ALL")
