@@ -73,13 +73,11 @@ def cpu_bf16_speedup() -> float:
     alternating calls) and logged in one `cpu bf16 probe` line; 0.0 without the flags
     (`_bf16_flags`) or where oneDNN has no bf16. AVX512-BF16's instructions pay on some
     CPUs and not on others (`BF16_MIN_SPEEDUP`), so the flags alone do not decide."""
-    import torch
+    from . import bf16
 
     if not _bf16_flags():
         found = {"reason": "no AVX512-BF16 or AMX in the CPU flags"}
-    elif not (
-        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    ):
+    elif not bf16.onednn_bf16():
         found = {"reason": "oneDNN computes no bf16 on this CPU"}
     else:
         found = _time_bf16()

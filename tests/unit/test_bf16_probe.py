@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from sagemaker_platform import runtime
+from sagemaker_platform import bf16, runtime
 
 
 @pytest.fixture(autouse=True)
@@ -21,10 +21,14 @@ def fresh_probe():
 
 @pytest.fixture
 def flags(tmp_path, monkeypatch):
+    """`flags("...")`: the CPU's flags, with oneDNN computing bf16 (on any CPU running
+    the test); only the measurement then decides."""
+
     def write(text: str) -> None:
         cpuinfo = tmp_path / "cpuinfo"
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {text}\n\n")
         monkeypatch.setattr(runtime, "CPUINFO", cpuinfo)
+        monkeypatch.setattr(bf16, "onednn_bf16", lambda: True)
 
     return write
 
