@@ -288,11 +288,12 @@ def test_default_precision_agrees_with_fp32(trained_model, server):
         srv.wait_ready()
         default = post(srv, {"inputs": texts}).json()["predictions"]
         out = srv.output()
-    # Each worker measured its CPU once and computes in what that measurement chose.
-    probes = re.findall(r"cpu bf16 probe speedup=\S+ bf16_pays=(yes|no)", out)
-    chosen = re.findall(r"model loaded .*precision=(\w+)", out)
-    assert len(probes) == len(chosen) >= 1, out[-3000:]
-    assert chosen == ["bf16" if pays == "yes" else "fp32" for pays in probes]
+    # Each worker measured its CPU once (a worker may still be loading: only one need
+    # have said `model loaded`) and computes in what the measurement chose.
+    probes = set(re.findall(r"cpu bf16 probe speedup=\S+ bf16_pays=(yes|no)", out))
+    chosen = set(re.findall(r"model loaded .*precision=(\w+)", out))
+    assert len(probes) == 1 and chosen, out[-3000:]
+    assert chosen == {"bf16" if probes == {"yes"} else "fp32"}
     for a, b in zip(fp32, default, strict=True):
         check_record(b)
         top = sorted(a["probabilities"].values())
