@@ -99,16 +99,21 @@ def peers(model, work: Path, threads: int) -> tuple[dict[str, Callable], dict[st
         core = ov.Core()
         graph = core.read_model(str(onnx_path))
         for name, hint in (("OpenVINO f32", "f32"), ("OpenVINO bf16 hint", "bf16")):
-            compiled = core.compile_model(
-                graph,
-                "CPU",
-                {
-                    "INFERENCE_PRECISION_HINT": hint,
-                    "INFERENCE_NUM_THREADS": threads,
-                    "PERFORMANCE_HINT": "LATENCY",
-                    "ENABLE_CPU_PINNING": False,  # see allow_spinning above
-                },
-            )
+            try:
+                compiled = core.compile_model(
+                    graph,
+                    "CPU",
+                    {
+                        "INFERENCE_PRECISION_HINT": hint,
+                        "INFERENCE_NUM_THREADS": threads,
+                        "PERFORMANCE_HINT": "LATENCY",
+                        "ENABLE_CPU_PINNING": False,  # see allow_spinning above
+                    },
+                )
+            except RuntimeError as exc:  # e.g. bf16 under ONEDNN_MAX_CPU_ISA=AVX2
+                reason = next((line for line in str(exc).splitlines() if "failed" in line), "")
+                skipped[name] = f"failed to compile on this CPU: {reason or str(exc)[:200]}"
+                continue
             runners[name] = wrap(lambda ids, mask, c=compiled: c([ids, mask])[0])
     return runners, skipped
 

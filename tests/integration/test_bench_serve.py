@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from sagemaker_platform.runtime import _bf16_flags
 from tests.helpers import ROOT, run_benchmark, subprocess_env
 
 pytestmark = pytest.mark.skipif(
@@ -150,3 +151,26 @@ def test_test_sizes_out_of_range_are_refused(tmp_path, arg, message):
         timeout=120,
     )
     assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(not _bf16_flags(), reason="needs bf16 in the CPU flags, which OpenVINO reads")
+def test_a_runtime_that_fails_to_compile_is_reported_and_the_rest_measured(
+    trained_model, tmp_path, monkeypatch
+):
+    """OpenVINO takes bf16 from the CPU's flags but builds its kernels with oneDNN, here
+    capped to AVX2: its bf16 hint fails to compile. The table goes on without it."""
+    model = trained_model / "model"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # inherited by the benchmark
+    out = run_benchmark(
+        "bench_serve.py",
+        model,
+        tmp_path,
+        "--runtimes-only",
+        *BRIEF,
+        f"--weak-model-dir={model}",
+        leaves=frozenset({".ses"}),
+    )
+    assert re.search(r"OpenVINO bf16 hint: skipped, failed to compile on this CPU: \S", out)
+    assert "default precision fp32 (bf16 matmul / fp32 measured 0.00x)" in out
+    for row in ("this project, fp32", "ONNX Runtime dynamic int8", "OpenVINO f32"):
+        assert re.search(re.escape(row) + r"\s+[\d.]+\s+[\d.]+\s+[01]\.\d{3}", out), row
