@@ -59,17 +59,18 @@ def _bf16_flags() -> bool:
 # `auto` computes in bf16 on a CPU only where the probe (`cpu_bf16_speedup`) measures its
 # bf16 matrix multiplies at least this many times as fast as fp32's. bf16's gain over a
 # whole network is smaller than over its matmuls (the rest stays fp32, and near ties are
-# recomputed in fp32). Measured at [256 x 384] x [384 x 1536] on 1 and 2 threads: AMX
-# 3.5-5.4x; the same Xeon with oneDNN capped below AMX (AVX512-BF16 instructions only,
-# as on a kernel or hypervisor that leaves AMX off) 0.57-0.69x, where the MiniLM default
-# in bf16 ran at 0.67x fp32's speed (docs/results.md, "Choosing bf16 by measuring").
+# recomputed in fp32). Measured (`_time_bf16`): AMX 4.0-5.2x, even with four probes at
+# once on two cores; the same Xeon with oneDNN capped below AMX (AVX512-BF16
+# instructions only, as on a kernel or hypervisor that leaves AMX off) 0.59-0.62x, where
+# the MiniLM default in bf16 ran at 0.67x fp32's speed (docs/results.md, "Choosing bf16
+# by measuring").
 BF16_MIN_SPEEDUP = 1.2
 
 
 @functools.cache
 def cpu_bf16_speedup() -> float:
     """How many times as fast as fp32 this CPU computes a bf16 matrix multiply through
-    torch (oneDNN), on torch's threads: measured once per process (14-48 ms, best of 3
+    torch (oneDNN), on one core: measured once per process (about 15 ms, best of 5
     alternating calls) and logged in one `cpu bf16 probe` line; 0.0 without the flags
     (`_bf16_flags`) or where oneDNN has no bf16. AVX512-BF16's instructions pay on some
     CPUs and not on others (`BF16_MIN_SPEEDUP`), so the flags alone do not decide."""
@@ -95,7 +96,10 @@ def cpu_bf16_speedup() -> float:
 
 def _time_bf16() -> dict[str, Any]:
     """`cpu_bf16_speedup`'s measurement: a [256 x 384] x [384 x 1536] matrix multiply
-    (a MiniLM feed-forward layer over a few texts) in fp32 and in bf16."""
+    (a MiniLM feed-forward layer over a few texts) in fp32 and in bf16, on one thread:
+    the core's own speed in each. Serving's workers start together and probe at once:
+    on two threads each, two probes sharing two cores measured AMX at 1.13x, below the
+    threshold; on one thread each, 4.8-5.1x (docs/results.md)."""
     import torch
     from torch.nn import functional as F
 
@@ -103,18 +107,22 @@ def _time_bf16() -> dict[str, Any]:
     x, w = torch.randn(256, 384, generator=g), torch.randn(1536, 384, generator=g)
     pairs = {"fp32": (x, w), "bf16": (x.bfloat16(), w.bfloat16())}
     best = dict.fromkeys(pairs, float("inf"))
-    with torch.inference_mode():
-        for a, b in pairs.values():  # the first call builds oneDNN's kernel: not timed
-            F.linear(a, b)
-        for _ in range(3):
-            for name, (a, b) in pairs.items():
-                started = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            for a, b in pairs.values():  # the first call builds oneDNN's kernel: not timed
                 F.linear(a, b)
-                best[name] = min(best[name], time.perf_counter() - started)
+            for _ in range(5):
+                for name, (a, b) in pairs.items():
+                    started = time.perf_counter()
+                    F.linear(a, b)
+                    best[name] = min(best[name], time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(threads)
     flops = 2 * x.shape[0] * x.shape[1] * w.shape[0]
     return {
         "speedup": best["fp32"] / best["bf16"],
-        "threads": torch.get_num_threads(),
         "fp32_gflops": round(flops / best["fp32"] / 1e9),
         "bf16_gflops": round(flops / best["bf16"] / 1e9),
     }

@@ -48,12 +48,13 @@ def probe_lines(caplog) -> list[str]:
 )
 def test_the_measured_speedup_decides(flags, monkeypatch, caplog, speedup, chosen):
     flags("fpu avx2 avx512f avx512_bf16")
-    monkeypatch.setattr(runtime, "_time_bf16", lambda: {"speedup": speedup, "threads": 2})
+    found = {"speedup": speedup, "fp32_gflops": 178}
+    monkeypatch.setattr(runtime, "_time_bf16", lambda: dict(found))
     with caplog.at_level(logging.INFO):
         assert runtime.resolve_precision("auto", "cpu") == chosen
     (line,) = probe_lines(caplog)
     pays = "yes" if chosen == "bf16" else "no"
-    assert line == f"cpu bf16 probe speedup={speedup:.2f} bf16_pays={pays} threads=2"
+    assert line == f"cpu bf16 probe speedup={speedup:.2f} bf16_pays={pays} fp32_gflops=178"
 
 
 def test_no_bf16_flags_means_fp32_without_measuring(flags, monkeypatch, caplog):
@@ -85,8 +86,29 @@ def test_explicit_precisions_do_not_measure(monkeypatch):
     assert runtime.resolve_precision("fp32", "cpu") == "fp32"
 
 
-def test_the_measurement_times_both_precisions_on_this_cpu():
-    found = runtime._time_bf16()
+def test_the_measurement_times_both_precisions_on_one_thread_and_gives_the_rest_back(
+    monkeypatch,
+):
+    """One thread: serving's workers probe at the same moment, and two probes on two
+    threads each, sharing two cores, measured AMX below the threshold."""
+    import torch
+    from torch.nn import functional as F
+
+    seen, linear = [], F.linear
+
+    def counted(*args):
+        seen.append(torch.get_num_threads())
+        return linear(*args)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(F, "linear", counted)
+    try:
+        found = runtime._time_bf16()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}
     assert found["speedup"] > 0 and found["fp32_gflops"] > 0 and found["bf16_gflops"] > 0
     ratio = found["bf16_gflops"] / found["fp32_gflops"]
     assert found["speedup"] == pytest.approx(ratio, rel=0.1)  # GFLOP/s are rounded
