@@ -1,6 +1,7 @@
 """benchmarks/bench_serve.py end to end, briefly, on the tiny model: it runs and prints
 every figure the README quotes."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -62,12 +63,17 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
     ):
         assert re.search(re.escape(figure) + r"\s+[-+]?\d", out), figure
     # The runtimes table: texts/s, ratio to fp32, agreement on the model and the weak one.
+    # Under an emulated CPU (oneDNN capped, as for AVX2) OpenVINO's bf16 hint may fail to
+    # compile, and is then reported skipped (the test below).
+    capped = "ONEDNN_MAX_CPU_ISA" in os.environ
     for runtime in (
         "torch fp32, padded tokens computed (reference)",
         "this project, fp32",
         "ONNX Runtime fp32",
         "OpenVINO bf16 hint",
     ):
+        if capped and f"{runtime}: skipped, failed to compile" in out:
+            continue
         assert re.search(
             re.escape(runtime) + r"\s+[\d.]+\s+[\d.]+\s+[01]\.\d{3}\s+[01]\.\d{3}", out
         ), runtime
