@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -300,6 +301,12 @@ class Server:
     def __exit__(self, *exc) -> None:
         self.stop()
         self.log.close()
+
+
+def bf16_pays(log: str) -> list[str]:
+    """The decisions ("yes" / "no") of the `cpu bf16 probe` lines in a process's log
+    (`runtime.cpu_bf16_speedup`: one per process that resolved an `auto` precision)."""
+    return re.findall(r"cpu bf16 probe speedup=\S+ bf16_pays=(yes|no)", log)
 
 
 def text_model(

@@ -290,7 +290,7 @@ def test_default_precision_agrees_with_fp32(trained_model, server):
         out = srv.output()
     # Each worker measured its CPU once (a worker may still be loading: only one need
     # have said `model loaded`) and computes in what the measurement chose.
-    probes = set(re.findall(r"cpu bf16 probe speedup=\S+ bf16_pays=(yes|no)", out))
+    probes = set(helpers.bf16_pays(out))
     chosen = set(re.findall(r"model loaded .*precision=(\w+)", out))
     assert len(probes) == 1 and chosen, out[-3000:]
     assert chosen == {"bf16" if probes == {"yes"} else "fp32"}

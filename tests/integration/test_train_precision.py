@@ -5,7 +5,6 @@ Lightning would silently replace on a CPU, is refused in one line."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from tests import helpers
@@ -22,7 +21,7 @@ def metrics_of(base: Path) -> dict:
 
 def test_auto_trains_the_text_classifier_in_bf16_where_the_cpu_bf16_probe_pays(trained_model):
     stdout = (trained_model.parent / "train.stdout").read_text()  # hyperparameters: no precision
-    (pays,) = re.findall(r"cpu bf16 probe speedup=\S+ bf16_pays=(yes|no)", stdout)
+    (pays,) = helpers.bf16_pays(stdout)
     expected = "bf16-mixed" if pays == "yes" else "32-true"
     assert fit_line(stdout)["precision"] == expected
     assert metrics_of(trained_model)["precision"] == expected
@@ -47,7 +46,7 @@ def test_bf16_mixed_asked_for_trains_on_the_cpu_and_says_so(tmp_path, tiny_backb
     metrics = metrics_of(base)
     assert metrics["precision"] == "bf16-mixed" and 0.0 <= metrics["macro_f1"] <= 1.0
     # Where bf16 does not pay (no bf16 units, or measured slower): the job says so, once.
-    (pays,) = re.findall(r"cpu bf16 probe speedup=\S+ bf16_pays=(yes|no)", done.stdout)
+    (pays,) = helpers.bf16_pays(done.stdout)
     warned = [line for line in done.stdout.splitlines() if "no faster than fp32" in line]
     assert len(warned) == (0 if pays == "yes" else 1)
 
