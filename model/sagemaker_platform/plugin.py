@@ -134,10 +134,10 @@ class Plugin:
     accept_types: ClassVar[tuple[str, ...]] = (codecs.JSON, codecs.JSONLINES)
     #: `precision=auto` trains it in bf16-mixed on a CPU whose bf16 units (AVX512-BF16,
     #: AMX) measure faster than fp32 (`runtime.cpu_bf16_pays`) too, not only on a GPU
-    #: that has bf16. Set it where that measured faster with
-    #: the same quality (`bench_train.py --compare-precision`): networks whose time goes
-    #: to large matrix multiplies, such as transformers. Small MLPs and CNNs gain nothing
-    #: from CPU autocast (the tabular MLP trained at 0.70x) and keep fp32 there.
+    #: that has bf16. Set it where that measured faster with the same quality
+    #: (`bench_train.py --compare-precision`): networks whose time goes to large matrix
+    #: multiplies, such as transformers. Small MLPs and CNNs gain nothing from CPU
+    #: autocast (the tabular MLP trained at 0.70x) and keep fp32 there.
     bf16_on_cpu: ClassVar[bool] = False
 
     # --- training, before torch is imported --------------------------------------------
