@@ -67,13 +67,59 @@ def _bf16_flags() -> bool:
 BF16_MIN_SPEEDUP = 1.2
 
 
+# Set by `serving` for its workers: a file in the server's own folder where the first
+# worker to probe writes what it measured and the others read it (`cpu_bf16_speedup`).
+PROBE_FILE_ENV = "SERVE_CPU_BF16_PROBE"
+
+
 @functools.cache
 def cpu_bf16_speedup() -> float:
     """How many times as fast as fp32 this CPU computes a bf16 matrix multiply through
     torch (oneDNN), on one core: measured once per process (about 15 ms, best of 5
     alternating calls) and logged in one `cpu bf16 probe` line; 0.0 without the flags
     (`_bf16_flags`) or where oneDNN has no bf16. AVX512-BF16's instructions pay on some
-    CPUs and not on others (`BF16_MIN_SPEEDUP`), so the flags alone do not decide."""
+    CPUs and not on others (`BF16_MIN_SPEEDUP`), so the flags alone do not decide.
+
+    A server's workers share one measurement (`PROBE_FILE_ENV`): the first to probe
+    measures while the others wait on the file's lock, then they read its figure. So
+    every worker, and every replacement of one, computes in the same precision, even
+    on a CPU whose figure sits near the threshold, and the one measurement runs while
+    no other probe competes for the cores."""
+    shared = os.environ.get(PROBE_FILE_ENV)
+    if not shared:
+        return _probe()
+    import fcntl
+
+    try:
+        fd = os.open(shared, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        logging.getLogger(__name__).warning(
+            "cpu bf16 probe not shared %s", logs.kv(file=shared, error=exc)
+        )
+        return _probe()
+    with os.fdopen(fd, "r+", encoding="ascii") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        known = _figure(f.read(64))
+        if known is not None:
+            _log_probe(known, {"shared": "yes"})
+            return known
+        speedup = _probe()
+        f.seek(0)
+        f.truncate()
+        f.write(repr(speedup))
+        return speedup
+
+
+def _figure(text: str) -> float | None:
+    """A figure another worker wrote, or None for anything else (empty: none yet)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0.0 <= value < 1e6 else None  # rejects nan and inf too
+
+
+def _probe() -> float:
     from . import bf16
 
     if not _bf16_flags():
@@ -83,6 +129,11 @@ def cpu_bf16_speedup() -> float:
     else:
         found = _time_bf16()
     speedup = found.pop("speedup", 0.0)
+    _log_probe(speedup, found)
+    return speedup
+
+
+def _log_probe(speedup: float, found: dict[str, Any]) -> None:
     logging.getLogger(__name__).info(
         "cpu bf16 probe %s",
         logs.kv(
@@ -91,7 +142,6 @@ def cpu_bf16_speedup() -> float:
             **found,
         ),
     )
-    return speedup
 
 
 def _time_bf16() -> dict[str, Any]:

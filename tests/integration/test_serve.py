@@ -288,9 +288,12 @@ def test_default_precision_agrees_with_fp32(trained_model, server):
         srv.wait_ready()
         default = post(srv, {"inputs": texts}).json()["predictions"]
         out = srv.output()
-    # Each worker measured its CPU once (a worker may still be loading: only one need
-    # have said `model loaded`) and computes in what the measurement chose.
+    # One worker measured the CPU; any other read its figure (`shared=yes`; a worker may
+    # still be loading: only one need have said `model loaded`), and each computes in
+    # what the measurement chose.
     probes = set(helpers.bf16_pays(out))
+    measured = [line for line in out.splitlines() if "cpu bf16 probe" in line]
+    assert sum("shared=yes" not in line for line in measured) == 1, out[-3000:]
     chosen = set(re.findall(r"model loaded .*precision=(\w+)", out))
     assert len(probes) == 1 and chosen, out[-3000:]
     assert chosen == {"bf16" if probes == {"yes"} else "fp32"}

@@ -6,6 +6,7 @@ test_bf16_probe_onednn.py runs it on oneDNN capped to lower instruction sets."""
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -112,3 +113,75 @@ def test_the_measurement_times_both_precisions_on_one_thread_and_gives_the_rest_
     assert found["speedup"] > 0 and found["fp32_gflops"] > 0 and found["bf16_gflops"] > 0
     ratio = found["bf16_gflops"] / found["fp32_gflops"]
     assert found["speedup"] == pytest.approx(ratio, rel=0.1)  # GFLOP/s are rounded
+
+
+@pytest.fixture
+def shared_file(tmp_path, monkeypatch, flags):
+    """A server's probe file (`PROBE_FILE_ENV`), on a CPU whose flags name AMX."""
+    flags("fpu avx2 avx512f amx_bf16 amx_tile")
+    path = tmp_path / "serve-x" / "cpu-bf16-probe"
+    path.parent.mkdir()
+    monkeypatch.setenv(runtime.PROBE_FILE_ENV, str(path))
+    return path
+
+
+def test_a_servers_workers_share_one_measurement(shared_file, monkeypatch, caplog):
+    """The first worker measures and writes its figure; the next reads it, measuring
+    nothing, so both compute in the same precision whatever a second measurement says."""
+    monkeypatch.setattr(runtime, "_time_bf16", lambda: {"speedup": 1.21, "fp32_gflops": 90})
+    with caplog.at_level(logging.INFO):
+        assert runtime.cpu_bf16_pays() is True
+    assert float(shared_file.read_text()) == 1.21
+    runtime.cpu_bf16_speedup.cache_clear()  # the next worker: a fresh process
+    monkeypatch.setattr(runtime, "_time_bf16", lambda: {"speedup": 1.19})  # would say no
+    with caplog.at_level(logging.INFO):
+        assert runtime.cpu_bf16_pays() is True
+    assert probe_lines(caplog) == [
+        "cpu bf16 probe speedup=1.21 bf16_pays=yes fp32_gflops=90",
+        "cpu bf16 probe speedup=1.21 bf16_pays=yes shared=yes",
+    ]
+    assert shared_file.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("text", ["", "fast", "nan", "inf", "-1.0", "1e9", "1.5\x00"])
+def test_a_probe_file_without_a_figure_is_measured_anew(shared_file, monkeypatch, text):
+    shared_file.write_text(text)
+    monkeypatch.setattr(runtime, "_time_bf16", lambda: {"speedup": 4.5})
+    assert runtime.cpu_bf16_speedup() == 4.5
+    assert shared_file.read_text() == "4.5"
+
+
+def test_a_link_in_place_of_the_probe_file_is_not_followed(shared_file, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("9.0")
+    shared_file.symlink_to(elsewhere)
+    monkeypatch.setattr(runtime, "_time_bf16", lambda: {"speedup": 0.6})
+    assert runtime.cpu_bf16_speedup() == 0.6  # its own measurement, not the link's 9.0
+    assert elsewhere.read_text() == "9.0"
+
+
+def test_workers_probing_at_once_measure_once(shared_file, tmp_path, monkeypatch):
+    """Workers start together: one measures while the others wait on the file's lock."""
+    import multiprocessing
+
+    log = tmp_path / "measured"
+
+    def slow() -> dict:
+        with open(log, "a") as f:
+            f.write("x")
+        time.sleep(0.3)  # long enough for the others to reach the lock
+        return {"speedup": 3.0}
+
+    monkeypatch.setattr(runtime, "_time_bf16", slow)
+    ctx = multiprocessing.get_context("fork")  # the children keep this test's patches
+    figures = ctx.Queue()
+    workers = [
+        ctx.Process(target=lambda: figures.put(runtime.cpu_bf16_speedup())) for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    assert [figures.get(timeout=5) for _ in workers] == [3.0, 3.0, 3.0]
+    assert log.read_text() == "x"
