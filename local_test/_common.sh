@@ -46,8 +46,31 @@ parse_image_or_local() {
     if [ "$mode" = docker ]; then
         pick_docker
     else
-        need python3 "put the project's venv first on PATH (make setup; PATH=\$PWD/.venv/bin:\$PATH)"
+        pick_python torch lightning pandas
     fi
+}
+
+# The Python that runs model/train, model/serve and the sample writer here: PYTHON when set,
+# else the project's venv (make setup), else python3 from PATH. Sets `python`; with module
+# names, it must find them (a Python without the project's packages would fail later with a
+# traceback instead).
+python=""
+pick_python() {
+    if [ -n "${PYTHON:-}" ]; then
+        python=$PYTHON
+    elif [ -x "$repo_dir/.venv/bin/python" ]; then
+        python=$repo_dir/.venv/bin/python
+    else
+        python=python3
+    fi
+    need "$python" "run make setup (it installs the project's Python into .venv), or set PYTHON"
+    [ "$#" -eq 0 ] || "$python" - "$@" <<'PY' || die "$python lacks the project's packages: run make setup (it installs them into .venv), or set PYTHON to a Python that has them"
+import importlib.util, sys
+missing = [name for name in sys.argv[1:] if importlib.util.find_spec(name) is None]
+if missing:
+    print("cannot import " + ", ".join(missing), file=sys.stderr)
+sys.exit(1 if missing else 0)
+PY
 }
 
 # The container CLI: DOCKER when set (DOCKER=podman), else docker, else podman, from PATH.
@@ -88,8 +111,8 @@ detect_gpus() {
 # existing input/ is left alone, so edits to its hyperparameters.json or data stay.
 ensure_sample_job() {
     if [ ! -d "$test_dir/input" ]; then
-        need python3 "it writes the sample job (local_test/make_sample_data.py)"
+        [ -n "$python" ] || pick_python
         echo "no job in $test_dir yet: writing the sample one" >&2
-        python3 "$local_test_dir/make_sample_data.py" "$test_dir" >&2
+        "$python" "$local_test_dir/make_sample_data.py" "$test_dir" >&2
     fi
 }

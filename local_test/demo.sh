@@ -19,6 +19,12 @@ else
     export TEST_DIR=${TEST_DIR:-$here/test_dir_$model}
 fi
 
+usage_text() { echo "usage: [MODEL=NAME] [TEST_DIR=DIR] [PORT=N] $0"; }
+# shellcheck source=local_test/_common.sh
+source "$here/_common.sh"
+pick_python torch lightning pandas # the project's .venv, or PYTHON: the same for every step
+export PYTHON=$python
+
 "$here/train_local.sh" --local
 
 log=$(mktemp)
@@ -46,12 +52,12 @@ done
 printf ' ready\n' >&2
 
 # The plug-in's sample requests (sample.py's PAYLOADS), each with its content type.
-requests=$(python3 "$here/make_sample_data.py" --model "$model" --payloads "$TEST_DIR/requests")
+requests=$("$python" "$here/make_sample_data.py" --model "$model" --payloads "$TEST_DIR/requests")
 while read -r payload content_type; do
     echo "--- $(basename "$payload") ($content_type)"
     "$here/predict.sh" "$payload" "$content_type"
     echo
 done <<<"$requests"
 echo "--- metrics of the trained model: $TEST_DIR/output/data/metrics.json"
-python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print({k: m[k] for k in ('val_accuracy','val_f1','val_rmse','best_epoch','train_rows','train_seconds') if k in m})" \
+"$python" -c "import json,sys; m=json.load(open(sys.argv[1])); print({k: m[k] for k in ('val_accuracy','val_f1','val_rmse','best_epoch','train_rows','train_seconds') if k in m})" \
     "$TEST_DIR/output/data/metrics.json"

@@ -3,16 +3,19 @@
 #   local_test/train_local.sh IMAGE     docker run IMAGE train, test_dir mounted at /opt/ml,
 #                                       --gpus all when nvidia-smi finds a GPU; podman when
 #                                       there is no docker on PATH, or with DOCKER=podman
-#   local_test/train_local.sh --local   model/train with python3 from PATH, no Docker
-#                                       (LOCAL=1 does the same), SAGEMAKER_BASE_DIR=test_dir
+#   local_test/train_local.sh --local   model/train with the project's .venv (or PYTHON, else
+#                                       python3 from PATH), no Docker (LOCAL=1 does the same),
+#                                       SAGEMAKER_BASE_DIR=test_dir
 # The model is written back into test_dir/model, evaluation results into test_dir/output.
 # TEST_DIR=DIR uses another tree; when it holds no job yet, the sample job is written first.
 set -euo pipefail
 
 usage_text() {
     echo "usage: $0 IMAGE      train in the image IMAGE (Docker, or podman)"
-    echo "       $0 --local    train with python3 from PATH, no container (or LOCAL=1)"
-    echo "  env: TEST_DIR (default local_test/test_dir), DOCKER (docker or podman)"
+    echo "       $0 --local    train with the project's .venv, no container (or LOCAL=1)"
+    echo "  env: TEST_DIR (default local_test/test_dir), DOCKER (docker or podman),"
+    echo "       PYTHON (--local: default .venv/bin/python, else python3),"
+    echo "       PYTHONPATH (--local: where a plug-in kept outside the repository lives)"
 }
 
 # shellcheck source=local_test/_common.sh
@@ -34,8 +37,8 @@ if [ "$mode" = docker ]; then
     "$docker" run --rm ${gpu_flags[@]+"${gpu_flags[@]}"} -v "$test_dir:/opt/ml" "$image" train ||
         status=$?
 else
-    echo "+ model/train with $(command -v python3), SAGEMAKER_BASE_DIR=$test_dir" >&2
-    SAGEMAKER_BASE_DIR=$test_dir python3 "$repo_dir/model/train" || status=$?
+    echo "+ model/train with $python, SAGEMAKER_BASE_DIR=$test_dir" >&2
+    SAGEMAKER_BASE_DIR=$test_dir "$python" "$repo_dir/model/train" || status=$?
 fi
 
 if [ "$status" -ne 0 ]; then

@@ -29,8 +29,14 @@ def write(name: str, dest: Path = PLUGINS) -> Path:
     if target.exists():
         raise SystemExit(f"new-model: {target} exists already")
     target.mkdir(parents=True)
+    outside = dest.resolve() != PLUGINS
     for source in sorted(SKELETON.glob("*.py")):
         text = source.read_text().replace("skeleton", name).replace("Skeleton", _camel(name))
+        if outside:  # its docstring's commands then need the folder on PYTHONPATH
+            text = text.replace(
+                f"`make new-model NAME={name}`",
+                f"`scripts/new_model.py {name} --dest {dest.resolve()}`",
+            ).replace(f"MODEL={name}\n", f"MODEL={name} PYTHONPATH={dest.resolve()}\n")
         (target / source.name).write_text(text)
     # The marker that lets the platform import the folder as a plug-in (registry.py).
     (target / MARKER).write_text((SKELETON / MARKER).read_text())

@@ -42,7 +42,7 @@ HELPERS: dict[str, tuple[str, ...]] = {
     "plugin": ("Plugin", "TrainingData", "TrainContext", "Monitor", "NoHyperparameters"),
     "config": ("setting", "parse_env", "ConfigError"),
     "errors": ("UserError",),
-    "channels": ("SOURCE",),
+    "channels": ("SOURCE", "PATH", "RELATIVE", "SIZE"),
     "splitting": (
         "label_names",
         "encode_labels",
@@ -78,6 +78,8 @@ HELPERS: dict[str, tuple[str, ...]] = {
         "JSONLINES",
         "CSV",
         "TEXT",
+        "RECORD_KEYS",
+        "ID_KEY",
         "body_text",
         "parse_json",
         "json_records",
@@ -89,6 +91,7 @@ HELPERS: dict[str, tuple[str, ...]] = {
         "top_k",
         "class_answer",
         "class_csv_row",
+        "answers_csv",
         "encode_json",
         "encode_jsonlines",
         "encode_csv",
@@ -101,6 +104,11 @@ HELPERS: dict[str, tuple[str, ...]] = {
 # What the constants among HELPERS are for (a constant has no docstring of its own).
 CONSTANTS = {
     "SOURCE": "the column naming each row's file (`train/a.csv`): name it in errors",
+    "PATH": "files: the column holding each file's absolute path, what your Dataset opens",
+    "RELATIVE": "files: the column holding each file's path inside its channel (`cat/1.png`), `/`-separated",
+    "SIZE": "files: the column holding each file's size in bytes, from the listing (nothing is read)",
+    "RECORD_KEYS": "the keys whose list holds a JSON request's records (`{\"instances\": [...]}`)",
+    "ID_KEY": "a record's own id: `answers_csv` and `class_answer` echo it first in its answer",
     "JSON": "a media type `decode` and `encode` compare against",
     "JSONLINES": "a media type (its aliases, `application/x-jsonlines` and the like, map to it)",
     "CSV": "a media type",

@@ -20,7 +20,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -98,6 +98,8 @@ def check_records(count: int, limit: int | None = None) -> None:
 
 # --- request bodies --------------------------------------------------------------------
 def body_text(body: bytes) -> str:
+    """The body as UTF-8 text (a leading byte-order mark dropped); a 400 naming the first
+    byte that is not UTF-8."""
     try:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -105,6 +107,7 @@ def body_text(body: bytes) -> str:
 
 
 def parse_json(text: str, where: str = "body") -> Any:
+    """`text` parsed as JSON; a 400 naming `where` when it is not JSON or nests too deep."""
     try:
         return json.loads(text)
     except RecursionError:
@@ -129,8 +132,10 @@ def jsonlines_values(body: bytes) -> list[Any]:
 
 
 def json_records(body: bytes, keys: Sequence[str] = RECORD_KEYS) -> list[Any] | Any:
-    """A JSON body's records: the list under one of `keys` (`{"instances": [...]}`), a
-    list, or else the value itself (the caller decides what a single value means)."""
+    """A JSON body's records: the list under one of `keys` (`{"instances": [...]}`; one
+    value there is one record), a top-level list (each item a record: `[0.1, 0.2]` is two
+    records, not one vector), or else the value itself, an object without those keys
+    included (the caller decides what a single value means)."""
     payload = parse_json(body_text(body))
     if isinstance(payload, dict):
         for key in keys:
@@ -309,11 +314,22 @@ def class_answer(
 
 
 def class_csv_row(answer: dict[str, Any]) -> list[Any]:
-    """`[id,]label,score,p_<class>...`, or with top_k `[id,]label_1,score_1,...`."""
-    head = [answer[ID_KEY]] if ID_KEY in answer else []
+    """`label,score,p_<class>...`, or with top_k `label_1,score_1,...` (`answers_csv`
+    puts the record's id before them)."""
     if "top_k" in answer:
-        return head + [v for t in answer["top_k"] for v in (t["label"], t["score"])]
-    return [*head, answer["label"], answer["score"], *answer["probabilities"].values()]
+        return [v for t in answer["top_k"] for v in (t["label"], t["score"])]
+    return [answer["label"], answer["score"], *answer["probabilities"].values()]
+
+
+def answers_csv(
+    answers: Sequence[dict[str, Any]], row: Callable[[dict[str, Any]], list[Any]] | None = None
+) -> str:
+    """One CSV line per answer (`encode_csv`): `row(answer)` (default `class_csv_row`),
+    after an id column on every line where any record of the request had an `id` (empty
+    for one that had none), so that each line's columns are read by the same positions."""
+    row = row or class_csv_row
+    ids = any(ID_KEY in answer for answer in answers)
+    return encode_csv([[answer.get(ID_KEY, "")] * ids + row(answer) for answer in answers])
 
 
 # --- responses -------------------------------------------------------------------------

@@ -545,6 +545,66 @@ def test_local_mode_runs_the_entry_point_with_the_base_dir_and_port(stubs, tmp_p
         assert not calls_of(result, "docker")
 
 
+def _stand_in_repo(tmp_path: Path, plugin: str = "text_classifier") -> tuple[Path, Path]:
+    """A copy of local_test/ beside a stand-in model/serve that prints which Python runs
+    it, and a test_dir holding a model of `plugin`."""
+    repo = tmp_path / "repo"
+    shutil.copytree(
+        ROOT / "local_test", repo / "local_test", ignore=shutil.ignore_patterns("test_dir*")
+    )
+    (repo / "model").mkdir()
+    (repo / "model" / "serve").write_text("import sys\nprint(sys.executable)\n")
+    test_dir = tmp_path / "td"
+    (test_dir / "model").mkdir(parents=True)
+    (test_dir / "model" / "plugin.json").write_text(json.dumps({"plugin": plugin}))
+    return repo, test_dir
+
+
+def test_local_mode_prefers_the_projects_venv_to_pythons_on_path(stubs, tmp_path):
+    """A newcomer's PATH starts with the system python3, which has none of the project's
+    packages; --local runs the project's .venv (make setup) anyway, or PYTHON."""
+    repo, test_dir = _stand_in_repo(tmp_path)
+    venv_python = repo / ".venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # a venv's stand-in
+    venv_python.chmod(0o755)
+    path = f"{tmp_path / 'stub_bin'}:/usr/bin:/bin"  # python3 here: the system's
+    serve = repo / "local_test" / "serve_local.sh"
+    result = stubs(serve, "--local", TEST_DIR=test_dir, path=path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == sys.executable  # the venv's Python ran it
+    result = stubs(serve, "--local", TEST_DIR=test_dir, path=path, PYTHON=sys.executable)
+    assert result.returncode == 0 and result.stdout.strip() == sys.executable, result.stderr
+
+
+@pytest.mark.skipif(
+    subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True).returncode
+    == 0,
+    reason="the system python3 has torch: it could run the project",
+)
+def test_local_mode_without_the_projects_packages_says_to_run_make_setup(stubs, tmp_path):
+    repo, test_dir = _stand_in_repo(tmp_path)  # no .venv
+    path = f"{tmp_path / 'stub_bin'}:/usr/bin:/bin"
+    for script in ("serve_local.sh", "train_local.sh"):
+        result = stubs(repo / "local_test" / script, "--local", TEST_DIR=test_dir, path=path)
+        assert result.returncode == 1, result.stderr
+        assert "cannot import torch" in result.stderr
+        assert "lacks the project's packages: run make setup" in result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("plugin", ["text_classifier", "tabular"])
+def test_serve_local_suggests_requests_the_served_plugin_understands(stubs, tmp_path, plugin):
+    repo, test_dir = _stand_in_repo(tmp_path, plugin)
+    result = stubs(repo / "local_test" / "serve_local.sh", "--local", TEST_DIR=test_dir)
+    assert result.returncode == 0, result.stderr
+    if plugin == "text_classifier":
+        assert "try: local_test/predict.sh local_test/payloads/sample.json" in result.stderr
+    else:
+        assert "local_test/payloads/sample.json" not in result.stderr
+        assert f"local_test/make_sample_data.py --model {plugin} --payloads DIR" in result.stderr
+
+
 # --- local_test/predict.sh against a small HTTP server -------------------------------------
 @pytest.fixture
 def server():

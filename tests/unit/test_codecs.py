@@ -154,7 +154,18 @@ def test_a_records_id_comes_back_in_its_answer_and_top_k_ranks_labels():
             io.StringIO(plugin.encode(MODEL, recs, torch.tensor(probs), codecs.CSV, {"top_k": "1"}))
         )
     )
-    assert rows == [["r-1", "b", "0.5"], ["a", "0.6"], ["7", "c", "0.8"]]
+    # an id column on every line once any record has one: columns read by position
+    assert rows == [["r-1", "b", "0.5"], ["", "a", "0.6"], ["7", "c", "0.8"]]
+    no_ids = plugin.decode(MODEL, b'["a", "b"]', codecs.JSON, {})
+    answer = plugin.encode(MODEL, no_ids, torch.tensor(probs[:2]), codecs.CSV, {"top_k": "1"})
+    assert answer == "b,0.5\na,0.6\n"
+
+
+def test_csv_answers_of_any_row_shape_share_their_columns():
+    answers = [{"prediction": 1.5}, {"id": "x,1", "prediction": 2.0}, {"prediction": 3.0}]
+    out = codecs.answers_csv(answers, lambda a: [a["prediction"]])
+    assert list(csv.reader(io.StringIO(out))) == [["", "1.5"], ["x,1", "2.0"], ["", "3.0"]]
+    assert codecs.answers_csv([{"prediction": 1.5}], lambda a: [a["prediction"]]) == "1.5\n"
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "x", "2.5", "4"])

@@ -161,7 +161,7 @@ def test_available_lists_only_marked_folders(tmp_path, monkeypatch):
     assert registry.available() == ["marked"]
 
 
-def test_the_new_model_skeleton_writes_the_marker(tmp_path):
+def test_the_new_model_skeleton_writes_the_marker(tmp_path, monkeypatch):
     sys.path.insert(0, str(helpers.ROOT))
     try:
         from scripts import new_model
@@ -170,6 +170,15 @@ def test_the_new_model_skeleton_writes_the_marker(tmp_path):
     target = new_model.write("my_model", tmp_path)
     assert (target / registry.MARKER).is_file()
     assert (target / registry.MARKER).read_text().startswith("#")
+    # kept outside model/plugins/: the commands in its docstring put it on PYTHONPATH
+    doc = (target / "__init__.py").read_text()
+    assert f"MODEL=my_model PYTHONPATH={tmp_path.resolve()}\n" in doc
+    assert f"`scripts/new_model.py my_model --dest {tmp_path.resolve()}`" in doc
+    assert "skeleton" not in doc.replace(str(tmp_path.resolve()), "").lower()
+    plugins = tmp_path / "model" / "plugins"
+    monkeypatch.setattr(new_model, "PLUGINS", plugins)  # as if model/plugins/
+    doc = (new_model.write("my_model", plugins) / "__init__.py").read_text()
+    assert "PYTHONPATH" not in doc and "`make new-model NAME=my_model`" in doc
 
 
 def test_a_symlinked_plugin_folder_is_found_through_the_link(on_path, tmp_path):

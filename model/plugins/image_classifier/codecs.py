@@ -113,5 +113,5 @@ def encode(
         for record, row in zip(records, probabilities, strict=True)
     ]
     if accept == CSV:
-        return codecs.encode_csv([codecs.class_csv_row(a) for a in answers])
+        return codecs.answers_csv(answers)
     return codecs.encode_records(answers, accept)

@@ -209,10 +209,10 @@ def answer(schema: Schema, row: Row, output: Any, k: int | None = None) -> dict[
 
 
 def csv_row(answer_: dict[str, Any]) -> list[Any]:
-    """`[id,]prediction`, or a classifier's row (`codecs.class_csv_row`)."""
+    """`prediction`, or a classifier's row (`codecs.class_csv_row`); `codecs.answers_csv`
+    puts the record's id first."""
     if "prediction" in answer_:
-        head = [answer_[ID_KEY]] if ID_KEY in answer_ else []
-        return [*head, answer_["prediction"]]
+        return [answer_["prediction"]]
     return codecs.class_csv_row(answer_)
 
 
@@ -229,5 +229,5 @@ def encode(
             )
     answers = [answer(schema, r, o, k) for r, o in zip(rows, outputs, strict=True)]
     if accept == CSV:
-        return codecs.encode_csv([csv_row(a) for a in answers])
+        return codecs.answers_csv(answers, csv_row)
     return codecs.encode_records(answers, accept)

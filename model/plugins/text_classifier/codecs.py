@@ -117,5 +117,5 @@ def answers(
 
 def encode(answers_: list[dict[str, Any]], accept: str) -> str:
     if accept == CSV:
-        return codecs.encode_csv([codecs.class_csv_row(a) for a in answers_])
+        return codecs.answers_csv(answers_)
     return codecs.encode_records(answers_, accept)
