@@ -13,6 +13,7 @@ Torch is never imported here: the workers load the model.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import logging
 import os
@@ -145,6 +146,27 @@ def child_env(
     return env
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_with_parent(stop: signal.Signals):
+    """A `preexec_fn` asking Linux to send the child `stop` when this process dies;
+    None where there is no prctl (not Linux). Looked up here, not in the child: a
+    forked child may only make async-signal-safe calls."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, int(stop), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os.kill(os.getpid(), stop)
+
+    return arm
+
+
 class Supervisor:
     """Runs the children, forwards signals, and reports the first one to die."""
 
@@ -154,8 +176,14 @@ class Supervisor:
 
     def start(self, name: str, argv: list[str], **kwargs) -> None:
         # Each child leads its own process group, so that what it leaves behind (an
-        # nginx worker whose master was killed) can be cleaned up with it.
-        self.children[name] = subprocess.Popen(argv, start_new_session=True, **kwargs)
+        # nginx worker whose master was killed) can be cleaned up with it. Its stop
+        # signal comes from the kernel too if this process dies without forwarding it
+        # (SIGKILL, out of memory): outside a container nothing else would stop a server
+        # left answering on the port.
+        stop = signal.SIGQUIT if name == "nginx" else signal.SIGTERM
+        self.children[name] = subprocess.Popen(
+            argv, start_new_session=True, preexec_fn=_stop_with_parent(stop), **kwargs
+        )
 
     def _kill_groups(self) -> None:
         for proc in self.children.values():

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -334,6 +335,48 @@ def test_serve_exits_when_a_child_dies(trained_model):
         os.kill(pid, signal.SIGKILL)
         assert srv.proc.wait(30) == 1
         assert "nginx exited" in srv.output()
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid`."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if fields[1] == str(pid) and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_serve_takes_nginx_and_gunicorn_with_it(trained_model):
+    """SIGKILL leaves serve no chance to forward a stop: the kernel sends it (gunicorn
+    SIGTERM, nginx SIGQUIT), so no server is left answering on the port."""
+    with helpers.Server(trained_model) as srv:
+        srv.wait_ready()
+        children = _children(srv.proc.pid)
+        assert len(children) == 2, children  # gunicorn's master and nginx's
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait(10)
+        try:
+            deadline = time.monotonic() + 30
+            while any(map(_alive, children)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not any(map(_alive, children)), srv.output()[-2000:]
+            with pytest.raises(requests.ConnectionError):
+                requests.get(srv.url + "/ping", timeout=5)
+        finally:  # each child leads its process group: leave no server behind
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
 
 
 def _runtime_dirs(srv):
