@@ -452,6 +452,21 @@ def test_column_oriented_bodies_are_400s_naming_what_is_wrong(classification, bo
     assert (err.value.status, err.value.message) == (400, message)
 
 
+def test_a_long_column_list_with_a_repeat_is_refused_in_one_pass(classification):
+    """The attack: 100,000 names (1 MB) whose last repeats the first. Searching each
+    name's prefix took 8 s for 40,000 and froze the worker past gunicorn's timeout at
+    120,000; one pass takes milliseconds. The bound is 100x that, not a speed target."""
+    import time
+
+    columns = [f"c{i}" for i in range(100_000)] + ["c0"]
+    body = json.dumps({"columns": columns, "data": [[0] * len(columns)]}).encode()
+    started = time.perf_counter()
+    with pytest.raises(HTTPError) as err:
+        codecs.decode(classification.schema, body, JSON)
+    assert time.perf_counter() - started < 2.0
+    assert (err.value.status, err.value.message) == (400, "columns lists 'c0' twice")
+
+
 def test_a_csv_header_row_alone_is_a_400(classification):
     with pytest.raises(HTTPError) as err:
         codecs.decode(classification.schema, (",".join(FEATURES) + "\n").encode(), CSV)

@@ -100,9 +100,11 @@ def _split_records(payload: dict) -> list[dict]:
             raise HTTPError(
                 400, f"columns[{i}] is a JSON {type(name).__name__}; column names are strings"
             )
-    if len(set(columns)) < len(columns):
-        twice = next(c for i, c in enumerate(columns) if c in columns[:i])
-        raise HTTPError(400, f"columns lists {shown(twice)} twice")
+    seen: set[str] = set()  # one pass: a body may list a million names
+    for name in columns:
+        if name in seen:
+            raise HTTPError(400, f"columns lists {shown(name)} twice")
+        seen.add(name)
     records = []
     for i, row in enumerate(payload["data"]):
         if not isinstance(row, list) or len(row) != len(columns):
