@@ -107,7 +107,7 @@ CONSTANTS = {
     "PATH": "files: the column holding each file's absolute path, what your Dataset opens",
     "RELATIVE": "files: the column holding each file's path inside its channel (`cat/1.png`), `/`-separated",
     "SIZE": "files: the column holding each file's size in bytes, from the listing (nothing is read)",
-    "RECORD_KEYS": "the keys whose list holds a JSON request's records (`{\"instances\": [...]}`)",
+    "RECORD_KEYS": 'the keys whose list holds a JSON request\'s records (`{"instances": [...]}`)',
     "ID_KEY": "a record's own id: `answers_csv` and `class_answer` echo it first in its answer",
     "JSON": "a media type `decode` and `encode` compare against",
     "JSONLINES": "a media type (its aliases, `application/x-jsonlines` and the like, map to it)",

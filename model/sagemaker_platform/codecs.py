@@ -287,6 +287,19 @@ def int_option(options: Mapping[str, str], key: str, lo: int, hi: int) -> int | 
 
 # --- classifiers' answers --------------------------------------------------------------
 ID_KEY = "id"  # a record's own id, echoed first in its answer
+
+
+def record_id(record: Mapping[str, Any], where: str) -> str | int | float | bool | None:
+    """`record`'s `id` (None without one): a string, a number, true or false; a 400 for
+    a list or an object, which the answer would echo (one nested 500 deep made the
+    answer's JSON fail to write: a 500, where the request was at fault)."""
+    value = record.get(ID_KEY)
+    if isinstance(value, (list, dict)):
+        kind = "list" if isinstance(value, list) else "object"
+        raise HTTPError(400, f"{where}.{ID_KEY} is a JSON {kind}; an id is a string or a number")
+    return value
+
+
 MAX_TOP_K = 1000
 
 
@@ -335,11 +348,17 @@ def answers_csv(
 # --- responses -------------------------------------------------------------------------
 def _dumps(value: Any) -> str:
     """JSON text; NaN and infinities (which JSON lacks, and a model may still output)
-    become null rather than the invalid bare NaN Python's json writes."""
+    become null rather than the invalid bare NaN Python's json writes. An answer nested
+    past Python's recursion limit can only echo what a request sent: a 400."""
     try:
-        return json.dumps(value, allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite(value), allow_nan=False)
+        try:
+            return json.dumps(value, allow_nan=False)
+        except ValueError:
+            return json.dumps(_finite(value), allow_nan=False)
+    except RecursionError:
+        raise HTTPError(
+            400, "the answer nests too deeply to write as JSON: it echoes a record's nested field"
+        ) from None
 
 
 def _finite(value: Any) -> Any:

@@ -578,8 +578,7 @@ def test_local_mode_prefers_the_projects_venv_to_pythons_on_path(stubs, tmp_path
 
 
 @pytest.mark.skipif(
-    subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True).returncode
-    == 0,
+    subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True).returncode == 0,
     reason="the system python3 has torch: it could run the project",
 )
 def test_local_mode_without_the_projects_packages_says_to_run_make_setup(stubs, tmp_path):

@@ -161,6 +161,33 @@ def test_a_records_id_comes_back_in_its_answer_and_top_k_ranks_labels():
     assert answer == "b,0.5\na,0.6\n"
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"inputs": [{"text": "a", "id": [1]}]}', "inputs[0].id is a JSON list"),
+        (b'[{"text": "a", "id": {"k": 1}}]', "[0].id is a JSON object"),
+    ],
+)
+def test_an_id_is_a_string_or_a_number_not_a_structure_to_echo(body, message):
+    with pytest.raises(HTTPError) as err:
+        plugin.decode(MODEL, body, codecs.JSON, {})
+    assert err.value.status == 400 and message in err.value.message
+    assert "an id is a string or a number" in err.value.message
+
+
+def test_an_answer_nested_past_the_recursion_limit_is_a_400_not_a_500():
+    """The attack echoed an id nested 500 deep that held a NaN: the NaN-to-null pass
+    recursed out of Python's stack and the server answered 500."""
+    deep: object = float("nan")
+    for _ in range(600):
+        deep = [deep]
+    for encode in (codecs.encode_json, codecs.encode_jsonlines):
+        with pytest.raises(HTTPError) as err:
+            encode([{"id": deep, "label": "a"}])
+        assert err.value.status == 400 and "nests too deeply" in err.value.message
+    assert codecs.encode_json([{"id": [[float("nan")]]}]) == '{"predictions": [{"id": [[null]]}]}'
+
+
 def test_csv_answers_of_any_row_shape_share_their_columns():
     answers = [{"prediction": 1.5}, {"id": "x,1", "prediction": 2.0}, {"prediction": 3.0}]
     out = codecs.answers_csv(answers, lambda a: [a["prediction"]])

@@ -140,6 +140,12 @@ def test_one_record_and_ids_and_extra_fields(classification):
         "data": [[r[c] for c in FEATURES] + [9] for r in records()],
     }
     assert ids(codecs.decode(schema, json.dumps(split).encode(), JSON)) == [9, 9, 9]
+    nested = [{**r, "id": {"a": [1]}} if i == 1 else r for i, r in enumerate(records())]
+    with pytest.raises(HTTPError) as err:
+        codecs.decode(schema, json.dumps(nested).encode(), JSON)
+    assert err.value.message == ("record 2.id is a JSON object; an id is a string or a number"), (
+        err.value.message
+    )
 
 
 def test_csv_header_row_is_skipped(classification):

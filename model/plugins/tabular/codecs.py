@@ -89,7 +89,8 @@ def rows_from_records(schema: Schema, records: list, what: str) -> list[Row]:
                     + _features(schema),
                 )
     columns = {c: [r[c] for r in records] for c in schema.features}
-    return transform(schema, columns, [r.get(ID_KEY) for r in records], what)
+    ids = [codecs.record_id(r, f"{what} {i + 1}") for i, r in enumerate(records)]
+    return transform(schema, columns, ids, what)
 
 
 def _split_records(payload: dict) -> list[dict]:

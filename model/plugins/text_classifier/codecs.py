@@ -22,7 +22,6 @@ from sagemaker_platform.codecs import CSV, JSON, JSONLINES, TEXT, HTTPError
 CONTENT_TYPES = (JSON, JSONLINES, CSV, TEXT)
 ACCEPT_TYPES = (JSON, JSONLINES, CSV)
 _TEXT_KEYS = ("inputs", "text")
-ID_KEY = codecs.ID_KEY
 
 
 # What every worker answers once before /ping says ready (`Plugin.sample_request`).
@@ -55,7 +54,8 @@ def _record(value: Any, where: str) -> TextRecord:
                 text = value[key]
                 if isinstance(text, dict):
                     return _record(text, f"{where}.{key}")
-                return TextRecord(_one_text(text, f"{where}.{key}"), value.get(ID_KEY))
+                text = _one_text(text, f"{where}.{key}")
+                return TextRecord(text, codecs.record_id(value, where))
         raise HTTPError(400, f"{where} is an object without an 'inputs' or 'text' field")
     return TextRecord(_one_text(value, where))
 
