@@ -89,6 +89,7 @@ HELPERS: dict[str, tuple[str, ...]] = {
         "parse_options",
         "int_option",
         "top_k",
+        "record_id",
         "class_answer",
         "class_csv_row",
         "answers_csv",
