@@ -96,7 +96,7 @@ new-model: $(STAMP) ## write a working plug-in skeleton to fill in: make new-mod
 	@test -n "$(NAME)" || { echo "usage: make new-model NAME=my_model" >&2; exit 2; }
 	$(PY) scripts/new_model.py $(NAME)
 
-readme: $(STAMP) ## regenerate the README's hyperparameter and serving tables
+readme: $(STAMP) ## regenerate the hyperparameter, serving and helper tables in docs/
 	$(PY) scripts/update_readme.py
 
 bench-defaults: $(STAMP) ## default hyperparameters vs a plain fine-tune on real text (~10 min CPU)

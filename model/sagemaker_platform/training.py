@@ -423,6 +423,13 @@ def export(prepared: Prepared, run: Run, elapsed: float) -> dict:
             train_samples_per_sec=extra["train_samples_per_sec"],
         ),
     )
+    unregistered = sorted(set(evaluation.headline(report)) - set(job.plugin.metrics))
+    if unregistered:  # in the result line, yet no metric definition will chart them
+        log.warning(
+            "not charted %s: the result line has them, the plug-in's `metrics` does not "
+            "(list them there for SageMaker metric definitions)",
+            logs.kv(metrics=",".join(unregistered)),
+        )
     if run.mlflow is not None:
         tracking.finish(run.mlflow, {**extra, **report}, out_dir)
     return {**extra, **report}

@@ -177,6 +177,8 @@ def test_a_plugin_outside_the_repo_trains_and_serves(tmp_path):
     manifest = json.loads((base / "model" / "plugin.json").read_text())
     assert manifest == {"format_version": 1, "plugin": "counts", "module": "counts"}
     assert json.loads((base / "output" / "data" / "metrics.json").read_text())["val_rows"] == 64
+    # val_rows is in the result line, not in the plug-in's metrics: no chart, one warning
+    assert "WARNING train: not charted metrics=val_rows: " in result.stdout, result.stdout[-3000:]
 
     with helpers.Server(base, env={**env, "MODEL_SERVER_WORKERS": "1"}) as server:
         server.wait_ready()
@@ -252,6 +254,7 @@ def test_the_new_model_skeleton_trains_and_serves_as_it_is(tmp_path):
     result = helpers.run_entry("train", base, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "INFO train: result best_epoch=" in result.stdout and "val_mse=" in result.stdout
+    assert "not charted" not in result.stdout  # the skeleton registers what it reports
 
     with helpers.Server(base, env={**env, "MODEL_SERVER_WORKERS": "1"}) as server:
         server.wait_ready()

@@ -81,6 +81,7 @@ def test_metrics_json_and_the_log_lines_carry_the_plugins_metrics(plugin_name, p
         logged = float(re.search(rf"{name}=(\S+)", result.group(1)).group(1))
         assert logged == pytest.approx(value, abs=1e-4)
     assert "\r" not in log and "it/s" not in log  # no progress bars
+    assert "not charted" not in log  # every figure of the result line has a chart
 
 
 # --- serve -----------------------------------------------------------------------------
