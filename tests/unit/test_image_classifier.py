@@ -315,6 +315,6 @@ def test_the_413_over_the_pixel_budget_says_what_to_send(monkeypatch):
     with pytest.raises(HTTPError) as raised:
         codecs.decode(json.dumps([one, one]).encode(), JSON, 8)
     assert raised.value.message == (
-        "the request's images hold more than 1500 pixels in all; "
-        "send fewer or smaller images per request"
+        "the request's images hold more than 1500 pixels in all (each counts as at least "
+        "8x8, the size it is resized to); send fewer or smaller images per request"
     )

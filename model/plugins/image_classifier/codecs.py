@@ -10,7 +10,8 @@
 
 Every image is checked as training checks its files (`image.open_image`: PNG or JPEG
 only, at most image.MAX_PIXELS pixels, not truncated); a request's images together hold
-at most MAX_REQUEST_PIXELS. Anything wrong is a 400 naming the record and the problem.
+at most MAX_REQUEST_PIXELS, each counted as at least the model's image_size squared.
+Anything wrong is a 400 naming the record and the problem.
 
 Answers: JSON (`{"predictions": [...]}`), JSON Lines or CSV, one per image, in order:
 `{"label", "score", "probabilities"}` (`codecs.class_answer`, as the text classifier
@@ -31,9 +32,12 @@ PNG, JPEG, X_IMAGE = "image/png", "image/jpeg", "application/x-image"
 IMAGE_TYPES = (PNG, JPEG, X_IMAGE)
 CONTENT_TYPES = (JSON, JSONLINES, *IMAGE_TYPES)
 ACCEPT_TYPES = (JSON, JSONLINES, CSV)
-ID_KEY = codecs.ID_KEY
 IMAGE_KEY = "image"
-MAX_REQUEST_PIXELS = 64 * 1024 * 1024  # decoded pixels in one request, all images together
+# Pixels in one request, all images together: each image's decoded pixels (the work of
+# decoding it), but at least size x size, as it is kept until the answer: float32
+# [3, size, size], 12 bytes a pixel. So one request holds at most 768 MiB of network input
+# at any image_size (10,000 one-pixel PNGs in a 1 MB body held 6 GB at size 224).
+MAX_REQUEST_PIXELS = 64 * 1024 * 1024
 
 
 class ImageRecord(NamedTuple):
@@ -42,30 +46,38 @@ class ImageRecord(NamedTuple):
 
 
 class _Budget:
-    """The decoded pixels a request may still spend."""
+    """The pixels a request may still spend (MAX_REQUEST_PIXELS)."""
 
     def __init__(self) -> None:
         self.left = MAX_REQUEST_PIXELS
 
 
+def _over_budget(size: int) -> HTTPError:
+    return HTTPError(
+        413,
+        f"the request's images hold more than {MAX_REQUEST_PIXELS} pixels in all (each "
+        f"counts as at least {size}x{size}, the size it is resized to); send fewer or "
+        "smaller images per request",
+    )
+
+
 def _image(data: bytes, size: int, where: str, budget: _Budget) -> Any:
     """One image's pixels for the network (`image.open_image`, then THE preprocessing
-    function, as training does), or the 400 (413 over the request's budget) saying why."""
+    function, as training does), or the 400 (413 over the request's budget) saying why.
+    It costs the budget its decoded pixels, and at least size x size: what it becomes."""
     from . import image
 
+    if budget.left < size * size:  # no image fits: refused before it is decoded
+        raise _over_budget(size)
     try:
         img = image.open_image(data, size, limit=budget.left)
     except image.TooManyPixels as exc:
         if exc.pixels > image.MAX_PIXELS:
             raise HTTPError(400, f"{where} {exc}") from None
-        raise HTTPError(
-            413,
-            f"the request's images hold more than {MAX_REQUEST_PIXELS} pixels in all; "
-            "send fewer or smaller images per request",
-        ) from None
+        raise _over_budget(size) from None
     except image.ImageError as exc:
         raise HTTPError(400, f"{where} {exc}") from None
-    budget.left -= img.width * img.height
+    budget.left -= max(img.width * img.height, size * size)
     return image.preprocess(img, size)
 
 
@@ -83,7 +95,8 @@ def _record(value: Any, size: int, where: str, budget: _Budget) -> ImageRecord:
         if IMAGE_KEY not in value:
             raise HTTPError(400, f"{where} is an object without an {IMAGE_KEY!r} field")
         data = _b64(value[IMAGE_KEY], f"{where}.{IMAGE_KEY}")
-        return ImageRecord(_image(data, size, f"{where}.{IMAGE_KEY}", budget), value.get(ID_KEY))
+        record_id = codecs.record_id(value, where)
+        return ImageRecord(_image(data, size, f"{where}.{IMAGE_KEY}", budget), record_id)
     return ImageRecord(_image(_b64(value, where), size, where, budget))
 
 
