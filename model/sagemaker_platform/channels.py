@@ -20,6 +20,8 @@ plug-ins check their own values (`Plugin.prepare`).
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +39,7 @@ class NoData(UserError):
     """A channel with nothing to read (empty, or no file of a kind the reader takes)."""
 
 
+# Each takes a path, or an open binary file of the decompressed bytes (`_Inflated`).
 _READERS = {
     ".csv": lambda p: pd.read_csv(p),
     ".tsv": lambda p: pd.read_csv(p, sep="\t"),
@@ -60,13 +63,53 @@ def _format(path: Path) -> str | None:
 
 
 def data_files(channel: Path) -> list[Path]:
-    """The readable files of a channel, in a stable order (hidden files skipped)."""
-    files = sorted(
-        p
-        for p in channel.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(channel).parts)
-    )
-    return [p for p in files if _format(p)]
+    """The readable files of a channel, in a stable order (hidden files skipped), listed
+    as `list_files` lists them: a link out of the channel is refused, never read."""
+    try:
+        listed = list_files(channel)
+    except NoData:
+        return []
+    return [Path(p) for p in listed[PATH] if _format(Path(p))]
+
+
+def memory_bytes() -> int:
+    """This machine's memory: what one decompressed table may not exceed (`_Inflated`)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+class _Inflated(io.RawIOBase):
+    """A gzipped file's decompressed bytes, refused past `limit` as they are read: a
+    small `.csv.gz` may expand to more than the machine holds (2 GB of zeros gzip to 2
+    MB), and pandas would be killed for memory instead of failing with a reason."""
+
+    def __init__(self, path: Path, where: str, limit: int):
+        self._gz = gzip.open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._where, self._limit, self._read = where, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._gz.readinto(buffer)
+        self._read += n
+        if self._read > self._limit:
+            raise UserError(
+                f"{self._where} expands past {self._limit:,} bytes, this machine's memory: "
+                "a gzip bomb, or a table for a bigger instance"
+            )
+        return n
+
+    def close(self) -> None:
+        self._gz.close()
+        super().close()
+
+
+def _read_table(path: Path, where: str) -> pd.DataFrame:
+    reader = _READERS[_format(path)]
+    if path.suffix.lower() != ".gz" or _format(path) == ".parquet":
+        return reader(path)  # parquet's own compression is inside its pages
+    with io.BufferedReader(_Inflated(path, where, memory_bytes())) as inflated:
+        return reader(inflated)
 
 
 def read_channel(channel: Path, columns: Sequence[str] = ()) -> pd.DataFrame:
@@ -83,7 +126,9 @@ def read_channel(channel: Path, columns: Sequence[str] = ()) -> pd.DataFrame:
     frames = []
     for path in files:
         try:
-            frame = _READERS[_format(path)](path)
+            frame = _read_table(path, f"{channel.name}/{path.name}")
+        except UserError:
+            raise
         except Exception as exc:  # pandas raises many types for a broken file
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"cannot read {channel.name}/{path.name}: {first}") from exc

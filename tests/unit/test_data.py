@@ -57,6 +57,43 @@ def test_every_format_reads(tmp_path, fmt):
     assert out["label"].tolist() == df["label"].tolist()
 
 
+@pytest.mark.parametrize("fmt", ["csv.gz", "tsv.gz", "jsonl.gz"])
+def test_a_gzipped_table_that_expands_past_memory_fails_naming_it(tmp_path, monkeypatch, fmt):
+    """A gzip bomb: 4 MB of one repeated row in a 10 KB file, against a machine of 1 MB
+    (the reader's limit is this machine's memory); the same file reads under a 8 MB one."""
+    import gzip
+
+    ch = tmp_path / "train"
+    ch.mkdir()
+    sep = "\t" if fmt.startswith("tsv") else ","
+    if fmt.startswith("jsonl"):
+        head, row = "", json.dumps({"text": "a b c", "label": "a"}) + "\n"
+    else:
+        head, row = f"text{sep}label\n", f"a b c{sep}a\n"
+    body = (head + row * (4 * 1024**2 // len(row))).encode()
+    (ch / f"part.{fmt}").write_bytes(gzip.compress(body))
+    monkeypatch.setattr(channels, "memory_bytes", lambda: 1024**2)
+    with pytest.raises(UserError) as err:
+        channels.read_channel(ch, ("text", "label"))
+    assert str(err.value) == (
+        f"train/part.{fmt} expands past 1,048,576 bytes, this machine's memory: a gzip "
+        "bomb, or a table for a bigger instance"
+    )
+    monkeypatch.setattr(channels, "memory_bytes", lambda: 8 * 1024**2)
+    assert len(channels.read_channel(ch, ("text", "label"))) == len(body.splitlines()) - bool(head)
+
+
+def test_a_tables_channel_never_reads_through_a_link_out_of_it(tmp_path):
+    ch = tmp_path / "train"
+    ch.mkdir()
+    outside = tmp_path / "secrets.csv"
+    frame(4).to_csv(outside, index=False)
+    (ch / "part.csv").symlink_to(outside)
+    with pytest.raises(UserError) as err:
+        channels.read_channel(ch, ("text", "label"))
+    assert "train/part.csv is a symbolic link to a file outside the channel" in str(err.value)
+
+
 def test_many_files_are_concatenated_in_order(tmp_path):
     ch = tmp_path / "train"
     ch.mkdir()
