@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
+import struct
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import UserError
 
@@ -27,6 +30,20 @@ FORMAT_VERSION = 1
 # The keys of a Lightning checkpoint that serving or a resumed fine-tune may need;
 # optimizer and loop state stay in checkpoints/, not in the model.
 _KEEP = ("state_dict", "hyper_parameters", "epoch", "global_step", "pytorch-lightning_version")
+
+# The model directory's JSON files are small: plugin.json, network.json, classifier.json and
+# preprocessing.json a few hundred bytes; labels.json and schema.json a line for each class
+# or category (20 bytes for a category of 10 characters: 400,000 of them fit). One larger
+# is refused before it is read: parsed, JSON takes up to 25 times its size in memory, and
+# a multi-model endpoint reads it in a worker that serves other models (a GB of zeros
+# gzips to a MB of model.tar.gz). The tokenizer's tokenizer.json, which the tokenizers
+# library reads, is not held to it.
+MAX_JSON_BYTES = 8 * 2**20
+
+# model.ckpt's zip directory: under 100 bytes a tensor, so over 40,000 tensors. Python's
+# zipfile parses it before the model is weighed (a ZipInfo of 500 bytes for each entry of
+# 46 bytes or more, 200,000 entries a second): a bigger one is refused unparsed.
+MAX_CHECKPOINT_DIRECTORY_BYTES = 4 * 2**20
 
 
 def _plain(value: Any) -> Any:
@@ -61,10 +78,9 @@ def write_manifest(out: Path, plugin: str, module: str) -> None:
 def read_json(path: Path, expect: type | None = None) -> Any:
     """A JSON file of the model directory, holding an `expect` (dict, list) when given;
     a UserError naming it when missing, broken or of another shape."""
-    if not path.is_file():
-        raise UserError(f"model directory is incomplete: {path.name} is missing from {path.parent}")
+    data = _read_small(path, MAX_JSON_BYTES)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(data.decode("utf-8"))
     except ValueError as exc:
         # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so is int()'s refusal
         # of a number of over 4300 digits, which is not a JSONDecodeError
@@ -79,6 +95,37 @@ def read_json(path: Path, expect: type | None = None) -> Any:
             f"model directory is corrupt: {path.name} must hold {shape}, not {type(value).__name__}"
         )
     return value
+
+
+def _read_small(path: Path, limit: int) -> bytes:
+    """`path`'s bytes: a UserError naming it when it is missing, not a regular file (a fifo
+    would block the read, a device never end it) or over `limit` bytes, its size looked at
+    before it is opened. The read stops past `limit` all the same: a file may grow, and one
+    in /proc says 0 bytes."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise UserError(
+            f"model directory is incomplete: {path.name} is missing from {path.parent}"
+        ) from None
+    except OSError as exc:  # a loop of links, no permission
+        raise corrupt(path.name, f"cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise corrupt(path.name, "is not a regular file")
+    too_big = corrupt(
+        path.name, f"is over {limit / 2**20:g} MB, the most a model directory's JSON file may be"
+    )
+    if info.st_size > limit:
+        raise too_big
+    try:
+        # O_NONBLOCK: a file swapped for a fifo since the stat must not block the open
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise corrupt(path.name, f"cannot be read ({exc.strerror})") from None
+    if len(data) > limit:
+        raise too_big
+    return data
 
 
 def check_labels(labels: Any, where: str) -> list[str | int]:
@@ -214,13 +261,92 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_weights(model_dir: Path) -> None:
-    """Without torch: model.ckpt is there and is a torch (zip) checkpoint."""
+# torch.save's zip, as its reader (miniz) and Python's zipfile both find it: the members,
+# stored; the central directory; a zip64 end record and its locator (torch always writes
+# them); the end record, without a comment. The structs: each record's fields in order.
+_END = struct.Struct("<4s4H2LH")  # PK56; disks; entries; directory size, offset; comment
+_LOCATOR = struct.Struct("<4sLQL")  # PK67; disk; the zip64 end record's offset; disks
+_END64 = struct.Struct("<4sQ2H2L4Q")  # PK66; ...; entries; directory size, offset
+_FULL32 = 0xFFFFFFFF  # a 32-bit field whose value is in the zip64 record
+
+
+def _zip_directory(f: BinaryIO) -> tuple[int, int] | None:
+    """(offset, size) of the central directory of the zip `f`, from its end records; None
+    when it does not end in an end record without a comment. A UserError when the records
+    disagree, or the directory is not right before them: two readers could then find two
+    directories, a stored one for this check and a compressed one for torch.load."""
+    end_at = f.seek(0, os.SEEK_END) - _END.size
+    if end_at < 0:
+        return None
+    f.seek(end_at)
+    sig, _, _, _, _, size, offset, comment = _END.unpack(f.read(_END.size))
+    if sig != b"PK\x05\x06" or comment:
+        return None
+    records_at = end_at
+    if end_at >= _LOCATOR.size + _END64.size:
+        f.seek(end_at - _LOCATOR.size)
+        sig, _, record_at, _ = _LOCATOR.unpack(f.read(_LOCATOR.size))
+        if sig == b"PK\x06\x07":
+            records_at = end_at - _LOCATOR.size - _END64.size  # where zipfile reads it
+            f.seek(records_at)
+            record = _END64.unpack(f.read(_END64.size))
+            size64, offset64 = record[-2:]
+            if (
+                record_at != records_at  # where miniz reads it
+                or record[0] != b"PK\x06\x06"
+                or size not in (size64, _FULL32)
+                or offset not in (offset64, _FULL32)
+            ):
+                raise corrupt(CHECKPOINT, "is not a torch checkpoint (its zip64 records disagree)")
+            size, offset = size64, offset64
+    if offset + size != records_at:
+        raise corrupt(CHECKPOINT, "is not a torch checkpoint (its zip directory is misplaced)")
+    return offset, size
+
+
+def checkpoint_members(model_dir: Path) -> list[zipfile.ZipInfo]:
+    """model.ckpt's members, as its zip's central directory lists them: what torch.load
+    reads, and how (`compress_type`, `file_size` once read). Nothing beyond the end records
+    and the directory is read. A UserError when it is missing or not a torch checkpoint,
+    or its directory is over MAX_CHECKPOINT_DIRECTORY_BYTES."""
     ckpt = model_dir / CHECKPOINT
     if not ckpt.is_file():
         raise UserError(f"model directory is incomplete: {CHECKPOINT} is missing from {model_dir}")
-    if not zipfile.is_zipfile(ckpt):
-        raise UserError(f"model directory is corrupt: {CHECKPOINT} is not a torch checkpoint")
+    not_torch = corrupt(CHECKPOINT, "is not a torch checkpoint")
+    try:
+        with open(ckpt, "rb") as f:
+            directory = _zip_directory(f)
+            if directory is None:
+                raise not_torch
+            if directory[1] > MAX_CHECKPOINT_DIRECTORY_BYTES:
+                raise corrupt(
+                    CHECKPOINT,
+                    f"has a zip directory of {directory[1] / 2**20:.1f} MB, over the "
+                    f"{MAX_CHECKPOINT_DIRECTORY_BYTES >> 20} MB a checkpoint's may be",
+                )
+            with zipfile.ZipFile(f) as archive:
+                return archive.infolist()
+    except (OSError, ValueError, EOFError, struct.error, zipfile.BadZipFile):
+        # ValueError: a member's name of invalid UTF-8, among others
+        raise not_torch from None
+
+
+def check_weights(model_dir: Path) -> None:
+    """Without torch: model.ckpt is there and is a torch (zip) checkpoint whose members are
+    stored, as torch.save writes them. torch.load also reads DEFLATE-compressed members:
+    a MB of checkpoint could then be a GB in memory, past any budget of the sizes on disk."""
+    for info in checkpoint_members(model_dir):
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise corrupt(
+                CHECKPOINT,
+                f"member {shown(info.filename)} is compressed; torch.save writes them stored",
+            )
+
+
+def checkpoint_bytes(model_dir: Path) -> int:
+    """What model.ckpt's members take once read (their uncompressed sizes), from its zip
+    directory alone; a UserError as `checkpoint_members`."""
+    return sum(info.file_size for info in checkpoint_members(model_dir))
 
 
 def load_checkpoint(model_dir: Path) -> dict[str, Any]:

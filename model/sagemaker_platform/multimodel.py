@@ -20,7 +20,8 @@ listed model, as every worker holds the model on a single-model endpoint
 (`multimodel_service`), so the budget counts a model once per worker.
 
 Everything here is hostile input: a model name appears in log lines and URLs, a url
-names a folder, the folder's size decides the budget. Nothing here imports torch.
+names a folder, the folder's size decides the budget (model.ckpt's at what its members
+take once read). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import artifacts
 from .codecs import HTTPError
+from .errors import UserError
 
 # --- names, urls and pages --------------------------------------------------------------
 MAX_NAME_LENGTH = 255  # a folder name: SageMaker extracts the model into models/<name>/
@@ -208,8 +211,16 @@ def directory_bytes(model_dir: Path) -> int:
 
 def estimate_mb(model_dir: Path) -> float:
     """What one worker's copy of the model in `model_dir` takes, estimated before it is
-    loaded: OVERHEAD_MB plus DISK_FACTOR times the directory's size on disk."""
-    return round(OVERHEAD_MB + DISK_FACTOR * directory_bytes(model_dir) / 2**20, 1)
+    loaded (before anything in it is read but model.ckpt's zip directory): OVERHEAD_MB
+    plus DISK_FACTOR times the directory's size on disk, model.ckpt counted at its members'
+    size once read where that is more. torch.load reads DEFLATE-compressed members too
+    (a GB of zeros in a MB), which `check_weights` refuses, but only after this estimate
+    has had its say; a model.ckpt that is not a checkpoint counts at its size on disk."""
+    size = directory_bytes(model_dir)
+    with contextlib.suppress(UserError, OSError):
+        unpacked = artifacts.checkpoint_bytes(model_dir)
+        size += max(0, unpacked - (model_dir / artifacts.CHECKPOINT).stat().st_size)
+    return round(OVERHEAD_MB + DISK_FACTOR * size / 2**20, 1)
 
 
 # --- the list of loaded models, shared by the workers ---------------------------------------
@@ -248,6 +259,27 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _admit(
+    entries: dict[str, Entry], name: str, memory_mb: float, budget_mb: float, workers: int
+) -> None:
+    """409 when `name` is in `entries`; 507 when MAX_MODELS are, or when its copies in every
+    worker would take them past `budget_mb`."""
+    if name in entries:
+        raise HTTPError(409, f"model {name!r} is already {entries[name].state}")
+    if len(entries) >= MAX_MODELS:
+        raise HTTPError(507, f"{MAX_MODELS} models are loaded, the most this server holds")
+    used = sum(e.memory_mb for e in entries.values()) * workers
+    need = memory_mb * workers
+    if used + need > budget_mb:
+        raise HTTPError(
+            507,
+            f"not enough memory to load model {name!r}: it needs about "
+            f"{math.ceil(need)} MB ({workers} worker(s) x {memory_mb:g} MB), and "
+            f"{math.ceil(used)} MB of the {budget_mb:g} MB budget is taken "
+            "(MODEL_SERVER_MME_MEMORY_MB); unload a model and retry",
+        )
 
 
 class Store:
@@ -327,21 +359,7 @@ class Store:
         loading), 507 when its copies in every worker would take the listed models past
         `budget_mb`, or when MAX_MODELS are listed."""
         with self._locked() as entries:
-            if name in entries:
-                state = entries[name].state
-                raise HTTPError(409, f"model {name!r} is already {state}")
-            if len(entries) >= MAX_MODELS:
-                raise HTTPError(507, f"{MAX_MODELS} models are loaded, the most this server holds")
-            used = sum(e.memory_mb for e in entries.values()) * workers
-            need = memory_mb * workers
-            if used + need > budget_mb:
-                raise HTTPError(
-                    507,
-                    f"not enough memory to load model {name!r}: it needs about "
-                    f"{math.ceil(need)} MB ({workers} worker(s) x {memory_mb:g} MB), and "
-                    f"{math.ceil(used)} MB of the {budget_mb:g} MB budget is taken "
-                    "(MODEL_SERVER_MME_MEMORY_MB); unload a model and retry",
-                )
+            _admit(entries, name, memory_mb, budget_mb, workers)
             taken = {e.slot for e in entries.values()}
             slot = next(i for i in range(MAX_MODELS) if i not in taken)
             entry = Entry(
@@ -359,6 +377,13 @@ class Store:
             entries[name] = entry
             self.touch(slot)
         return entry
+
+    def check_admission(self, name: str, memory_mb: float, budget_mb: float, workers: int) -> None:
+        """`reserve`'s 409 and 507 on the list as it is, without the lock and listing
+        nothing: POST /models asks before it reads the model directory, so that a load
+        the budget refuses is refused before its files are parsed. `reserve` decides."""
+        _, entries = self.entries()
+        _admit({n: e for n, e in entries.items() if e.live()}, name, memory_mb, budget_mb, workers)
 
     def commit(self, entry: Entry) -> Entry | None:
         """`entry`'s load is done: listed as loaded. None when it was unloaded meanwhile."""

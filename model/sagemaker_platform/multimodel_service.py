@@ -4,9 +4,10 @@ work (load, list, describe, unload, invoke) as plain functions, like `service`.
 Which worker loads what, and why. Every worker holds its own copy of every listed model,
 as every worker holds the model of a single-model endpoint: a request for any model is
 answered by whichever worker accepts it, with the same dynamic batching, and a worker
-that dies takes no model with it. The worker that gets POST /models checks the model
-directory, lists the model as loading (`multimodel.Store`: the budget and 409 decided
-under one lock), loads it, warms it up and answers its sample request, and only then
+that dies takes no model with it. The worker that gets POST /models weighs the model
+directory against the budget (a 507 before its files are checked), checks it, lists
+the model as loading (`multimodel.Store`: the budget and 409 decided under one lock),
+loads it, warms it up and answers its sample request, and only then
 answers 200 and lists it as loaded. The other workers see the list move (a counter in
 shared memory, read at each request and every POLL_S) and load it in the background, one
 model at a time, most recently used first; a request that reaches a worker before its
@@ -242,12 +243,16 @@ class MultiModelService(Service):
         name = multimodel.check_name(request.get("model_name"))
         url = request.get("url")
         path = multimodel.check_url(url, self.root)
+        # Weighed (sizes, and model.ckpt's zip directory) before its files are checked,
+        # and a 409 or 507 answered then: a GB of plugin.json, or a checkpoint whose
+        # members take more than the budget once read, is never parsed.
+        memory_mb = multimodel.estimate_mb(path)
+        self.sync()
+        self.store.check_admission(name, memory_mb, self.budget_mb, self.workers)
         try:
             plugin = check_model_dir(path)
         except UserError as exc:
             raise HTTPError(400, f"model {name!r} cannot be loaded: {exc}") from None
-        memory_mb = multimodel.estimate_mb(path)
-        self.sync()
         entry = self.store.reserve(
             name, url, path, plugin.name, memory_mb, self.budget_mb, self.workers
         )

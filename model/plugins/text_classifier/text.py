@@ -73,15 +73,17 @@ def load_tokenizer(folder: Path):
     """Serving side: the saved tokenizer.json; never reaches for the network."""
     from tokenizers import Tokenizer
 
-    from sagemaker_platform.artifacts import read_json
+    from sagemaker_platform.artifacts import MAX_JSON_BYTES, read_json
     from sagemaker_platform.errors import UserError
 
     path = Path(folder) / TOKENIZER_FILE
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:  # the tokenizers library raises a bare Exception
-        # Parsed again only to say what is wrong: missing, broken or not an object.
-        read_json(path, expect=dict)
+        # Parsed again only to say what is wrong (missing, broken or not an object) where
+        # the model directory's JSON reader takes it; a larger one gets the library's reason.
+        if not (path.is_file() and path.stat().st_size > MAX_JSON_BYTES):
+            read_json(path, expect=dict)
         raise UserError(
             f"model directory is corrupt: {path.parent.name}/{TOKENIZER_FILE} cannot be "
             f"loaded: {str(exc).splitlines()[0]}"
