@@ -14,13 +14,14 @@ so that gunicorn forks a fresh one).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import codecs, contract, registry
+from . import codecs, contract, native, registry
 from .artifacts import first_line
 from .batching import BatchEngine, NotReady, Stuck
 from .codecs import HTTPError
@@ -30,6 +31,12 @@ from .plugin import Plugin
 from .runtime import Runtime
 
 log = logging.getLogger("serve")
+
+# A body this large is decoded off gevent's event loop (`Service._decode`): four PNGs of
+# 4096 x 4096 (300 KB) took 0.67 s to decode, and on the loop each such request held up
+# /ping and every other request that long. A smaller one is decoded in place: handing it
+# to a thread and back costs about 0.1 ms, a share of a small request's time.
+DECODE_OFF_LOOP_BYTES = 64 * 1024
 
 
 class LoadedModel:
@@ -148,8 +155,7 @@ class Service:
             # The platform's parsing helpers count records against the limit as they
             # parse (`codecs.max_records`): a body of millions of tiny rows is refused
             # before they are built; the check after is for plug-ins that parse alone.
-            with codecs.max_records(self.cfg.max_records):
-                records = plugin.decode(model, body, kind, options)
+            records = self._decode(plugin, model, body, kind, options)
             # The records hold what the body said: let the body go (the caller passed
             # it straight in, so this is its last reference) before the forward pass
             # and the answer, which on an async endpoint's 1 GB body is a copy saved.
@@ -178,6 +184,24 @@ class Service:
         except TimeoutError:
             raise HTTPError(504, f"prediction took longer than {self.cfg.timeout} s") from None
         return plugin.encode(model, records, outputs, answer_type, options), answer_type
+
+    def _decode(
+        self, plugin: Plugin, model: Any, body: bytes, kind: str, options: dict[str, str]
+    ) -> Sequence[Any]:
+        """The plug-in's `decode`, counting records against the limit; a body of at least
+        DECODE_OFF_LOOP_BYTES on one of gevent's native threads, so that /ping and the
+        other requests go on being answered while it decodes."""
+
+        def run() -> Sequence[Any]:
+            with codecs.max_records(self.cfg.max_records):
+                return plugin.decode(model, body, kind, options)
+
+        if len(body) < DECODE_OFF_LOOP_BYTES or not native.gevent_active():
+            return run()
+        import gevent
+
+        # the request's context (contextvars) goes with it: a new thread starts empty
+        return gevent.get_hub().threadpool.apply(contextvars.copy_context().run, (run,))
 
     # --- /execution-parameters -----------------------------------------------------------
     def execution_parameters(self) -> dict:
