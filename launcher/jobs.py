@@ -31,13 +31,22 @@ from .settings import (
 from .waiting import JobFailed, LogFollower, Status, say, wait_for
 
 DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"  # one A10G: the CUDA image's smallest good fit
-DEFAULT_BASE_JOB_NAME = "text-classifier"
+DEFAULT_BASE_JOB_NAME = "text-classifier"  # the default plug-in's
 DEFAULT_VOLUME_GB = 50
 DEFAULT_MAX_RUN_SECONDS = 24 * 3600
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = ("Completed", "Failed", "Stopped")
 # ModelTrainer names the job `<base>-<YYYYmmddHHMMSS>` and cuts it at 63 characters.
 MAX_BASE_JOB_NAME = 63 - 15
+
+
+def default_base_job_name(model: str | None) -> str:
+    """The plug-in's name as a job's name: `model=tabular` -> `tabular`, `my_pkg.my_model`
+    -> `my-pkg-my-model`; the default plug-in's without `model`."""
+    name = re.sub(r"[^A-Za-z0-9]+", "-", model or "").strip("-")[:MAX_BASE_JOB_NAME].rstrip("-")
+    return name or DEFAULT_BASE_JOB_NAME
+
+
 # ResourceConfig.KeepAlivePeriodInSeconds: how long a warm pool keeps the instances.
 MAX_KEEP_ALIVE_SECONDS = 3600
 
@@ -103,7 +112,7 @@ def plan_training(
     keep_alive_seconds: int | None = None,
     mlflow_tracking_uri: str | None = None,
     mlflow_experiment: str | None = None,
-    base_job_name: str = DEFAULT_BASE_JOB_NAME,
+    base_job_name: str | None = None,
     region: str | None = None,
     role: str | None = None,
     image_uri: str | None = None,
@@ -119,6 +128,7 @@ def plan_training(
         region, role, image_uri, need_role=True, need_image=True, boto_session=boto_session
     )
     strings = hyperparameter_strings(hyperparameters)
+    base_job_name = base_job_name or default_base_job_name(strings.get("model"))
     channels = {"train": check_s3_uri(train, "train channel")}
     for name, uri in (("validation", validation), (contract.PRETRAINED_CHANNEL, pretrained)):
         if uri:

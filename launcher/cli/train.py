@@ -113,8 +113,8 @@ def add_training_arguments(p: argparse.ArgumentParser, *, tuning: bool = False) 
     )
     g.add_argument(
         "--base-job-name",
-        default=jobs.DEFAULT_BASE_JOB_NAME,
-        help="the job is named <this>-<timestamp>",
+        help="the job is named <this>-<timestamp> (default: the plug-in's name, --hp model=NAME, "
+        f"or {jobs.DEFAULT_BASE_JOB_NAME})",
     )
     g.add_argument("--instance-type", default=jobs.DEFAULT_INSTANCE_TYPE, help="ML instance type")
     g.add_argument("--instance-count", type=int, default=1, metavar="N", help="instances")

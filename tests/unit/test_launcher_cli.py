@@ -116,6 +116,23 @@ def test_training_plan_defaults():
     assert (plan.instance_type, plan.instance_count, plan.volume_size_gb) == ("ml.g5.xlarge", 1, 50)
     assert (plan.spot, plan.max_wait_seconds, plan.checkpoint_s3_uri) == (False, None, None)
     assert plan.metric_definitions == metrics.metric_definitions("text_classifier")
+    assert plan.base_job_name == "text-classifier"
+
+
+def test_a_jobs_default_name_is_its_plugins():
+    plan = launcher.plan_training(
+        train="s3://data-1/train/", hyperparameters={"model": "tabular"}, **TARGET
+    )
+    assert plan.base_job_name == "tabular" and plan.output_s3_uri == "s3://data-1/tabular"
+    assert launcher.jobs.default_base_job_name("my_pkg.my_model") == "my-pkg-my-model"
+    assert launcher.jobs.default_base_job_name("_" + "x" * 80) == "x" * 48  # 63 less a time
+    named = launcher.plan_training(
+        train="s3://data-1/train/",
+        hyperparameters={"model": "tabular"},
+        base_job_name="mine",
+        **TARGET,
+    )
+    assert named.base_job_name == "mine"
 
 
 def test_training_plan_container_paths_ignore_a_local_base_dir(monkeypatch, tmp_path):

@@ -58,7 +58,10 @@ def scratch(tmp_path) -> Path:
 
 
 def resolve(scratch: Path) -> Path:
-    return Path(pretrained.resolve(TrainConfig(backbone="/nonexistent"), scratch))
+    """As training calls it: the `channel` fixture's folder when a test made it."""
+    channel = scratch.parent / "opt_ml" / "input" / "data" / "pretrained"
+    found = channel if channel.is_dir() else None
+    return Path(pretrained.resolve(TrainConfig(backbone="/nonexistent"), found, scratch))
 
 
 # --- finding the model ------------------------------------------------------------------

@@ -57,7 +57,9 @@ class TextClassifierPlugin(Plugin):
         from .data import load_splits
 
         splits = load_splits(data, hp.text_column, hp.label_column)
-        return TextRows(splits, pretrained.resolve(hp, data.scratch, data.archive_limits))
+        channel = data.channels.get(pretrained.CHANNEL)
+        backbone = pretrained.resolve(hp, channel, data.scratch, data.archive_limits)
+        return TextRows(splits, backbone)
 
     def summary(self, rows: TextRows) -> dict[str, Any]:
         s = rows.splits

@@ -26,8 +26,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-from sagemaker_platform import archives, contract, logs
+from sagemaker_platform import archives, logs
 from sagemaker_platform.artifacts import CHECKPOINT
+from sagemaker_platform.contract import PRETRAINED_CHANNEL as CHANNEL
 from sagemaker_platform.errors import UserError
 
 from . import artifacts
@@ -97,12 +98,15 @@ def single_tarball(channel: Path) -> Path | None:
 
 # --- resolve: before torch --------------------------------------------------------------
 def resolve(
-    cfg: Hyperparameters, scratch: Path | None = None, limits: archives.Limits = archives.Limits()
+    cfg: Hyperparameters,
+    channel: Path | None = None,
+    scratch: Path | None = None,
+    limits: archives.Limits = archives.Limits(),
 ) -> str:
-    """The folder (or hub id) to start from: the `pretrained` channel wins, then
-    `backbone`. A model.tar.gz in the channel is extracted under `scratch` (a new
-    temporary folder when None)."""
-    channel = contract.find_channel((contract.PRETRAINED_CHANNEL,))
+    """The folder (or hub id) to start from: the `pretrained` channel's folder
+    (`TrainingData.channels`), when the job has one, wins; then `backbone`. A
+    model.tar.gz in the channel is extracted under `scratch` (a new temporary folder
+    when None)."""
     if channel is not None:
         return str(_from_channel(channel, scratch, limits))
     if cfg.backbone == "default":
@@ -129,7 +133,7 @@ def resolve(
 
 
 def _from_channel(channel: Path, scratch: Path | None, limits: archives.Limits) -> Path:
-    name = contract.PRETRAINED_CHANNEL
+    name = CHANNEL
     tarball = single_tarball(channel)
     if tarball is None:
         folder = find_model(channel)
