@@ -40,7 +40,6 @@ APT_HINT = "sudo apt-get install -y --no-install-recommends fortunes"  # pulls f
 # fortunes 1:1.99.1-7.3): computers 1051, politics 703, science 625, law 206, food 198,
 # medicine 74.
 DEFAULT_CATEGORIES = ("computers", "politics", "science", "law", "food", "medicine")
-SPLITS = ("train", "validation", "test")
 
 _SEPARATOR = re.compile(r"^%[ \t]*$", re.MULTILINE)
 _OVERSTRIKE = re.compile(r".\x08")  # nroff bold/underline: "_\bX" or "X\bX" is just X

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from . import payloads
@@ -42,11 +41,6 @@ class Response:
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-def content_type_for(path: str | Path) -> str:
-    """The content type of a payload file, from its extension (`payloads.content_type_for`)."""
-    return payloads.content_type_for(path)
 
 
 def encode_payload(

@@ -1,5 +1,6 @@
-"""The Flask app: HTTP routes only. The work is in sagemaker_platform.service (one model)
-or sagemaker_platform.multimodel_service (a multi-model endpoint's /models routes)."""
+"""The Flask app: HTTP routes, and each body read whole within its timeout. The work is in
+sagemaker_platform.service (one model) or sagemaker_platform.multimodel_service (a
+multi-model endpoint's /models routes)."""
 
 from __future__ import annotations
 

@@ -91,10 +91,10 @@ def add_parser(sub: Any) -> None:
     add_serving(p)
     add_wait(p)
     add_dry_run(p)
-    # issue 14: autoscaling and data capture
+    # autoscaling, data capture, inference components
     add_autoscaling(p)
     _add_capture(p)
-    _add_component(p)  # issue 25
+    _add_component(p)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -127,14 +127,14 @@ def run(args: argparse.Namespace) -> None:
         async_output_s3_uri=args.async_output_s3_uri,
         async_failure_s3_uri=args.async_failure_s3_uri,
         async_max_concurrent_invocations=args.async_max_concurrent,
-        **autoscaling(args),  # issue 14
+        **autoscaling(args),
         **_capture(args),
-        multi_model=args.multi_model,  # issue 25
+        multi_model=args.multi_model,
         model_prefix=args.model_prefix,
     )
 
 
-# --- issue 14: data capture ----------------------------------------------------------------
+# --- data capture -------------------------------------------------------------------------
 def _add_capture(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data capture (realtime and async)")
     g.add_argument(
@@ -160,7 +160,7 @@ def _capture(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-# --- issue 25: inference components --------------------------------------------------------
+# --- inference components -----------------------------------------------------------------
 def _add_component(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "inference component (the model as one component of an endpoint of many)"

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> None:
         # Bytes as they are: never decoded, whatever the file holds.
         payload = sys.stdin.buffer.read() if stdin else _read(args.file)
         content_type = args.content_type or (
-            None if stdin else invoking.content_type_for(args.file)
+            None if stdin else payloads.content_type_for(args.file)
         )
     else:
         payload, content_type = args.data, args.content_type

@@ -2,7 +2,7 @@
 
 Only files and folders are extracted, by this module itself, not by `tarfile.extractall`:
 tarfile's "data" filter, which checks where a link leads, is bypassed by a chain of
-symlinks before Python 3.11.13 / 3.12.11 / 3.13.4 (issue 23), and what is safe here must
+symlinks before Python 3.11.13 / 3.12.11 / 3.13.4, and what is safe here must
 not depend on the Python that runs it. Refused, with a `UserError` naming the archive and
 the member:
 - a symbolic or hard link: no model archive needs one (a folder tarred from a Hugging Face

@@ -44,8 +44,9 @@ def check_names(plugin: Plugin) -> None:
         )
 
 
-# Far above anything SageMaker accepts in CreateTrainingJob; a local or hand-made
-# hyperparameters.json past it gets a reason instead of an OS error from deep inside.
+# At or above what SageMaker accepts in CreateTrainingJob (names of 256 characters,
+# values of 2,500: launcher/params.py); a local or hand-made hyperparameters.json past
+# them gets a reason instead of an OS error from deep inside.
 MAX_KEY_LENGTH, MAX_VALUE_LENGTH = 256, 4096
 
 

@@ -163,7 +163,7 @@ class EpochCheckpoints(ModelCheckpoint):
     `last_model_path`, `best_k_models`, `kth_best_model_path`) as they are, and later
     deletes the "previous" best and last checkpoints by those paths, through fsspec: a
     checkpoint from checkpoint_s3_uri naming `checkpoints/../../x` or `s3://bucket/key`
-    deleted that file or object (issue 23). `load_state_dict` keeps only the paths of
+    deleted that file or object. `load_state_dict` keeps only the paths of
     `*.ckpt` files in this job's checkpoint folder (see `inside`), and only scores that
     are numbers; the rest is dropped, in one log line. A run's own state is all inside,
     so a spot restart keeps its best score and best.ckpt as before.

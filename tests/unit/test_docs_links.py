@@ -61,3 +61,13 @@ def test_every_docs_page_is_linked_from_the_readme():
     readme = links(ROOT / "README.md")
     for page in PAGES[1:]:
         assert any(t.partition("#")[0] == f"docs/{page.name}" for t in readme), page.name
+
+
+def test_every_platform_module_is_in_the_guides_table_of_modules():
+    """bring-your-own-model.md's "The platform's modules" names each one: a module added
+    without a row there is a part of the design a reader cannot find."""
+    guide = (ROOT / "docs" / "bring-your-own-model.md").read_text()
+    table = guide.split("## The platform's modules", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"`(\w+\.py)`", table))
+    modules = {p.name for p in (ROOT / "model" / "sagemaker_platform").glob("*.py")}
+    assert modules - {"__init__.py"} <= listed, sorted(modules - listed - {"__init__.py"})
