@@ -150,6 +150,8 @@ def check_labels(labels: Any, where: str) -> list[str | int]:
 # `where` names the file and the key (`schema.json: numeric[0].std`). Booleans are
 # neither integers nor numbers here, though Python counts them as both.
 def corrupt(where: str, problem: str) -> UserError:
+    """The error for a bad model directory: `model directory is corrupt: <where> <problem>`
+    (raise it; `serve` stops at start with it, a multi-model load answers 400)."""
     return UserError(f"model directory is corrupt: {where} {problem}")
 
 
@@ -180,6 +182,7 @@ def member(doc: Any, key: str, where: str) -> Any:
 
 
 def check_int(value: Any, where: str, lo: int, hi: int) -> int:
+    """An integer from `lo` to `hi` (not a bool, not a float); else `corrupt` naming `where`."""
     if type(value) is not int or not lo <= value <= hi:
         raise _bad(value, where, f"an integer from {lo} to {hi}")
     return value
@@ -213,24 +216,28 @@ def check_number(
 
 
 def check_str(value: Any, where: str, empty: bool = False) -> str:
+    """A string, non-empty unless `empty`; else `corrupt` naming `where`."""
     if not isinstance(value, str) or not (empty or value):
         raise _bad(value, where, "a string" if empty else "a non-empty string")
     return value
 
 
 def check_choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`; else `corrupt` naming `where` and listing them."""
     if not isinstance(value, str) or value not in choices:
         raise _bad(value, where, "one of " + ", ".join(repr(c) for c in choices))
     return value
 
 
 def check_list(value: Any, where: str) -> list:
+    """A JSON list; else `corrupt` naming `where`."""
     if not isinstance(value, list):
         raise _bad(value, where, "a JSON list")
     return value
 
 
 def check_distinct(values: list, where: str) -> list:
+    """`values` with no value twice (in one pass); else `corrupt` naming the repeat."""
     seen: set = set()
     for value in values:
         if value in seen:

@@ -372,10 +372,12 @@ def _finite(value: Any) -> Any:
 
 
 def encode_json(records: list[Any]) -> str:
+    """`{"predictions": [...]}`, NaN and infinities as null (`_dumps`)."""
     return _dumps({"predictions": records})
 
 
 def encode_jsonlines(records: list[Any]) -> str:
+    """One JSON value per record, a line each, in order."""
     return "".join(_dumps(r) + "\n" for r in records)
 
 

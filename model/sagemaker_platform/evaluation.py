@@ -12,6 +12,8 @@ import numpy as np
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, names: Sequence) -> dict:
+    """Accuracy, macro-F1, each class's precision, recall, F1 and support, and the
+    confusion matrix (rows true, columns predicted) of class indices into `names`."""
     k = len(names)
     cm = np.zeros((k, k), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
@@ -56,6 +58,8 @@ def _label(name: object) -> str:
 
 
 def plot_confusion_matrix(cm: list[list[int]], names: Sequence, path: Path) -> None:
+    """The confusion matrix drawn into `path` (PNG), class names as plain text, cut to
+    MAX_LABEL_CHARS; cell numbers and names left out past many classes."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -38,3 +38,30 @@ def test_make_readme_adds_the_table_of_a_plugin_new_since_the_docs():
     assert "<!-- hyperparameters-tabular:start" in rendered
     assert "| `hidden_sizes` |" in rendered and "model=tabular" in rendered
     assert update_readme.render(rendered, "hyperparameters") == rendered  # stable once added
+
+
+def test_every_platform_name_a_shipped_plugin_uses_is_a_documented_helper():
+    """A plug-in author copies the shipped ones: whatever they import from the platform
+    must be in the guide's helpers table (`update_readme.HELPERS`), with a docstring."""
+    import ast
+
+    used: set[tuple[str, str]] = set()
+    for path in (ROOT / "model" / "plugins").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        aliases = {}  # `from sagemaker_platform import codecs` -> codecs
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "sagemaker_platform"
+            ):
+                if node.module == "sagemaker_platform":
+                    aliases.update({a.asname or a.name: a.name for a in node.names})
+                else:
+                    used |= {(node.module.split(".")[1], a.name) for a in node.names}
+        for node in ast.walk(tree):
+            name = node.value if isinstance(node, ast.Attribute) else None
+            if isinstance(name, ast.Name) and name.id in aliases:
+                used.add((aliases[name.id], node.attr))
+    missing = sorted(f"{m}.{n}" for m, n in used if n not in update_readme.HELPERS.get(m, ()))
+    assert not missing, f"add to scripts/update_readme.py HELPERS: {missing}"
+    guide = (ROOT / "docs" / "bring-your-own-model.md").read_text()
+    assert "(no docstring)" not in guide
