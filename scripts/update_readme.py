@@ -44,6 +44,7 @@ HELPERS: dict[str, tuple[str, ...]] = {
     "errors": ("UserError",),
     "channels": ("SOURCE", "PATH", "RELATIVE", "SIZE"),
     "splitting": (
+        "held_out",
         "label_names",
         "encode_labels",
         "stratified_split",

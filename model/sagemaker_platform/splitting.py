@@ -6,10 +6,15 @@ training rows here, seeded, so that a resumed or repeated job sees the same spli
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .plugin import TrainingData
 
 
 def label_names(labels: pd.Series) -> list[str | int]:
@@ -58,6 +63,30 @@ def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nda
     n_val = round(n * fraction)
     n_val = min(max(n_val, 1), n - 1) if fraction > 0 and n >= 2 else 0
     return np.sort(order[n_val:]).astype(np.int64), np.sort(order[:n_val]).astype(np.int64)
+
+
+def held_out(
+    data: TrainingData, rows: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Which of the train channel's `rows` train and which validate, and how (the `data`
+    log line's `validation`), by the one rule every shipped plug-in follows:
+    - a validation channel (`data.validation`): every row trains, None validates,
+      "channel";
+    - `validation_fraction` 0: every row trains, none validates, "none";
+    - else that fraction held out, seeded (`data.seed`): stratified by class where
+      `labels` are given (`stratified_split`), at random otherwise (`random_split`),
+      "split_<fraction>" ("none" when too few rows to hold any out)."""
+    every = np.arange(rows, dtype=np.int64)
+    if data.validation is not None:
+        return every, None, "channel"
+    fraction = data.validation_fraction
+    if fraction == 0:
+        return every, every[:0], "none"
+    if labels is not None:
+        train, val = stratified_split(labels, fraction, data.seed)
+    else:
+        train, val = random_split(rows, fraction, data.seed)
+    return train, val, f"split_{fraction}" if len(val) else "none"
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> list[float]:

@@ -76,7 +76,7 @@ class SkeletonPlugin(Plugin):
         import pandas as pd
 
         from sagemaker_platform.channels import SOURCE
-        from sagemaker_platform.splitting import random_split
+        from sagemaker_platform.splitting import held_out
 
         def arrays(df: pd.DataFrame):
             for column in self.columns(hp):
@@ -92,10 +92,12 @@ class SkeletonPlugin(Plugin):
             return x, df[hp.target_column].to_numpy(dtype=np.float32)
 
         x, y = arrays(data.train)
-        if data.validation is not None:
+        # the validation channel, or validation_fraction of the rows held out (stratified
+        # by class if you pass labels: a classifier's held_out(data, len(y), y))
+        train_idx, val_idx, _ = held_out(data, len(x))
+        if val_idx is None:
             val_x, val_y = arrays(data.validation)
         else:
-            train_idx, val_idx = random_split(len(x), data.validation_fraction, data.seed)
             x, y, val_x, val_y = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
         return Rows(hp.features, x, y, val_x, val_y)
 

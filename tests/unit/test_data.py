@@ -239,3 +239,26 @@ def test_a_channels_errors_read_in_full(tmp_path, files, message):
     with pytest.raises(UserError) as err:
         channels.read_channel(ch, ["text", "label"])
     assert str(err.value) == message
+
+
+def test_held_out_is_the_one_rule_for_validation_rows():
+    from sagemaker_platform.splitting import held_out
+
+    def data(validation=None, fraction=0.25):
+        return TrainingData(
+            train=frame(8), validation=validation, validation_fraction=fraction, seed=3
+        )
+
+    tr, va, how = held_out(data(validation=frame(2)), 8)
+    assert (tr.tolist(), va, how) == (list(range(8)), None, "channel")
+    tr, va, how = held_out(data(fraction=0), 8, np.array([0, 1] * 4))
+    assert (tr.tolist(), va.tolist(), how) == (list(range(8)), [], "none")  # not 1 per class
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    tr, va, how = held_out(data(), 8, labels)
+    assert how == "split_0.25" and sorted(labels[va].tolist()) == [0, 1]  # each class
+    assert sorted([*tr, *va]) == list(range(8))
+    assert held_out(data(), 8, labels)[1].tolist() == va.tolist()  # seeded
+    tr, va, how = held_out(data(), 8)
+    assert how == "split_0.25" and len(va) == 2 and sorted([*tr, *va]) == list(range(8))
+    tr, va, how = held_out(data(), 1)  # one row: none can be held out
+    assert (tr.tolist(), va.tolist(), how) == ([0], [], "none")

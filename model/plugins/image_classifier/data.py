@@ -17,7 +17,7 @@ import pandas as pd
 from sagemaker_platform.channels import PATH, RELATIVE, SIZE, SOURCE
 from sagemaker_platform.errors import UserError
 from sagemaker_platform.plugin import TrainingData
-from sagemaker_platform.splitting import encode_labels, stratified_split
+from sagemaker_platform.splitting import encode_labels, held_out
 
 from .image import MAX_FILE_BYTES, SUFFIXES
 
@@ -97,8 +97,5 @@ def load_rows(data: TrainingData) -> ImageRows:
             Images(val[PATH].tolist(), val_labels, val[SOURCE].tolist()),
             "channel",
         )
-    if data.validation_fraction == 0:
-        return ImageRows(names, images, images.take(np.arange(0)), "none")
-    tr, va = stratified_split(images.labels, data.validation_fraction, data.seed)
-    validation = f"split_{data.validation_fraction}" if len(va) else "none"
+    tr, va, validation = held_out(data, len(images.labels), images.labels)
     return ImageRows(names, images.take(tr), images.take(va), validation)

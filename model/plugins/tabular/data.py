@@ -16,12 +16,7 @@ from sagemaker_platform.artifacts import shown
 from sagemaker_platform.channels import SOURCE
 from sagemaker_platform.errors import UserError
 from sagemaker_platform.plugin import TrainingData
-from sagemaker_platform.splitting import (
-    encode_labels,
-    label_names,
-    random_split,
-    stratified_split,
-)
+from sagemaker_platform.splitting import encode_labels, held_out, label_names
 
 from .config import Hyperparameters, names
 from .schema import (
@@ -246,15 +241,8 @@ def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
 
     if val is not None:
         check_labels(val, label, "validation")
-        tr, va, validation = np.arange(len(train)), None, "channel"
-    elif data.validation_fraction == 0:
-        tr, va, validation = np.arange(len(train)), np.arange(0), "none"
-    else:
-        if task == CLASSIFICATION:
-            tr, va = stratified_split(y, data.validation_fraction, data.seed)
-        else:
-            tr, va = random_split(len(train), data.validation_fraction, data.seed)
-        validation = f"split_{data.validation_fraction}" if len(va) else "none"
+    stratify = y if task == CLASSIFICATION else None
+    tr, va, validation = held_out(data, len(train), stratify)
 
     fit = train.iloc[tr]
     stats = []

@@ -10,7 +10,7 @@ import pandas as pd
 from sagemaker_platform.channels import SOURCE
 from sagemaker_platform.errors import UserError
 from sagemaker_platform.plugin import TrainingData
-from sagemaker_platform.splitting import encode_labels, label_names, stratified_split
+from sagemaker_platform.splitting import encode_labels, held_out, label_names
 
 
 @dataclass
@@ -72,14 +72,5 @@ def load_splits(data: TrainingData, text_column: str, label_column: str) -> Spli
             names,
             "channel",
         )
-    if data.validation_fraction == 0:
-        return Splits(texts.tolist(), labels, [], np.zeros(0, np.int64), names)
-    tr, va = stratified_split(labels, data.validation_fraction, data.seed)
-    return Splits(
-        texts[tr].tolist(),
-        labels[tr],
-        texts[va].tolist(),
-        labels[va],
-        names,
-        f"split_{data.validation_fraction}" if len(va) else "none",
-    )
+    tr, va, validation = held_out(data, len(labels), labels)
+    return Splits(texts[tr].tolist(), labels[tr], texts[va].tolist(), labels[va], names, validation)
