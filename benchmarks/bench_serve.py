@@ -538,7 +538,8 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     import torch
 
     from sagemaker_platform import allocator
-    from sagemaker_platform.runtime import cpu_bf16_speedup, resolve_precision
+    from sagemaker_platform.cpu_bf16 import cpu_bf16_speedup
+    from sagemaker_platform.runtime import resolve_precision
 
     # As a worker serving the default precision does (`Runtime.resolve`), before any
     # runtime runs: every row of the table is measured under the same process-wide

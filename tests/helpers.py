@@ -305,7 +305,7 @@ class Server:
 
 def bf16_pays(log: str) -> list[str]:
     """The decisions ("yes" / "no") of the `cpu bf16 probe` lines in a process's log
-    (`runtime.cpu_bf16_speedup`: one per process that resolved an `auto` precision)."""
+    (`cpu_bf16.cpu_bf16_speedup`: one per process that resolved an `auto` precision)."""
     return re.findall(r"cpu bf16 probe speedup=\S+ bf16_pays=(yes|no)", log)
 
 

@@ -133,7 +133,7 @@ class Plugin:
     content_types: ClassVar[tuple[str, ...]] = (codecs.JSON, codecs.JSONLINES)
     accept_types: ClassVar[tuple[str, ...]] = (codecs.JSON, codecs.JSONLINES)
     #: `precision=auto` trains it in bf16-mixed on a CPU whose bf16 units (AVX512-BF16,
-    #: AMX) measure faster than fp32 (`runtime.cpu_bf16_pays`) too, not only on a GPU
+    #: AMX) measure faster than fp32 (`cpu_bf16.cpu_bf16_pays`) too, not only on a GPU
     #: that has bf16. Set it where that measured faster with the same quality
     #: (`bench_train.py --compare-precision`): networks whose time goes to large matrix
     #: multiplies, such as transformers. Small MLPs and CNNs gain nothing from CPU

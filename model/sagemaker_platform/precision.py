@@ -2,7 +2,7 @@
 
 `auto` is bf16-mixed where the hardware computes in bf16: on a GPU that has bf16, and,
 for a plug-in that sets `Plugin.bf16_on_cpu`, on a CPU whose bf16 units (AVX512-BF16 or
-AMX) compute a matrix multiply faster than fp32 (`runtime.cpu_bf16_pays`, a probe
+AMX) compute a matrix multiply faster than fp32 (`cpu_bf16.cpu_bf16_pays`, a probe
 measured once: the one CPU check, which serving's `auto` uses too). There
 the MiniLM classifier trained 1.3x as fast per CPU second as in fp32 with the same
 held-out macro-F1 (`benchmarks/bench_train.py --compare-precision`); the tabular MLP
@@ -21,7 +21,7 @@ import contextlib
 import logging
 from typing import Any
 
-from . import logs
+from . import cpu_bf16, logs
 from .errors import UserError
 
 log = logging.getLogger("train")
@@ -34,13 +34,11 @@ def resolve(requested: str, bf16_on_cpu: bool = False) -> str:
     on a CPU is refused (Lightning would silently run bf16-mixed instead)."""
     import torch
 
-    from . import runtime
-
     on_gpu = torch.cuda.is_available()
     if requested == "auto":
         if on_gpu:
             return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-        return "bf16-mixed" if bf16_on_cpu and runtime.cpu_bf16_pays() else "32-true"
+        return "bf16-mixed" if bf16_on_cpu and cpu_bf16.cpu_bf16_pays() else "32-true"
     if requested == "32":
         return "32-true"
     if on_gpu:
@@ -49,7 +47,7 @@ def resolve(requested: str, bf16_on_cpu: bool = False) -> str:
         raise UserError(
             "precision=16-mixed needs a GPU (fp16 autocast); on a CPU use bf16-mixed or 32"
         )
-    if requested.startswith("bf16") and not runtime.cpu_bf16_pays():
+    if requested.startswith("bf16") and not cpu_bf16.cpu_bf16_pays():
         log.warning(
             "precision %s",
             logs.kv(

@@ -119,8 +119,8 @@ def render_nginx(cfg: ServeConfig, runtime_dir: Path, socket: Path) -> Path:
 def child_env(
     cfg: ServeConfig, socket: Path, gpus: int, shared: int = 0, store: Path | None = None
 ) -> dict[str, str]:
+    from .cpu_bf16 import PROBE_FILE_ENV
     from .gunicorn_conf import GPUS_ENV, SHARED_CORES_ENV, SOCKET_ENV
-    from .runtime import PROBE_FILE_ENV
 
     env = dict(os.environ)
     env.update(
@@ -133,7 +133,7 @@ def child_env(
             SOCKET_ENV: f"unix:{socket}",
             GPUS_ENV: str(gpus if cfg.device == "cuda" else 0),
             SHARED_CORES_ENV: str(shared),
-            # the workers' one bf16 measurement (`runtime.cpu_bf16_speedup`), beside the socket
+            # the workers' one bf16 measurement (`cpu_bf16.cpu_bf16_speedup`), beside the socket
             PROBE_FILE_ENV: str(socket.parent / "cpu-bf16-probe"),
             "OMP_NUM_THREADS": str(cfg.threads),
             "TOKENIZERS_PARALLELISM": "false",

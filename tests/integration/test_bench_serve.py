@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sagemaker_platform.runtime import _bf16_flags
+from sagemaker_platform.cpu_bf16 import _bf16_flags
 from tests.helpers import ROOT, run_benchmark, subprocess_env
 
 pytestmark = pytest.mark.skipif(
@@ -45,7 +45,7 @@ def test_prints_every_figure_with_paired_rounds(trained_model, tmp_path):
         leaves=frozenset({".ses"}),  # the session id importing onnxruntime (a peer) writes
     )
     assert "weak model: the model's own folder" in out
-    # The default precision and the probe's figure it rests on (`runtime.cpu_bf16_speedup`).
+    # The default precision and the probe's figure it rests on (`cpu_bf16.cpu_bf16_speedup`).
     chosen = re.search(
         r"default precision (bf16|fp32) \(bf16 matmul / fp32 measured ([\d.]+)x\)", out
     )

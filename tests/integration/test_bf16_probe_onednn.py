@@ -19,9 +19,9 @@ CODE = """
 import logging, pathlib, sys
 sys.path.insert(0, sys.argv[1])
 logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-from sagemaker_platform import runtime
+from sagemaker_platform import cpu_bf16, runtime
 if len(sys.argv) > 2:
-    runtime.CPUINFO = pathlib.Path(sys.argv[2])
+    cpu_bf16.CPUINFO = pathlib.Path(sys.argv[2])
 print("chosen", runtime.resolve_precision("auto", "cpu"))
 print("again", runtime.resolve_precision("auto", "cpu"))
 """

@@ -1,4 +1,4 @@
-"""`runtime.cpu_bf16_speedup`: `auto` picks bf16 on a CPU only where a measured bf16
+"""`cpu_bf16.cpu_bf16_speedup`: `auto` picks bf16 on a CPU only where a measured bf16
 matrix multiply beats fp32's by `BF16_MIN_SPEEDUP`, not wherever the flags name bf16
 instructions. The measurement itself is forced here; tests/integration/
 test_bf16_probe_onednn.py runs it on oneDNN capped to lower instruction sets."""
@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from sagemaker_platform import bf16, runtime
+from sagemaker_platform import bf16, cpu_bf16, runtime
 
 
 @pytest.fixture(autouse=True)
 def fresh_probe():
-    runtime.cpu_bf16_speedup.cache_clear()
+    cpu_bf16.cpu_bf16_speedup.cache_clear()
     yield
-    runtime.cpu_bf16_speedup.cache_clear()  # the next test measures this CPU afresh
+    cpu_bf16.cpu_bf16_speedup.cache_clear()  # the next test measures this CPU afresh
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def flags(tmp_path, monkeypatch):
     def write(text: str) -> None:
         cpuinfo = tmp_path / "cpuinfo"
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {text}\n\n")
-        monkeypatch.setattr(runtime, "CPUINFO", cpuinfo)
+        monkeypatch.setattr(cpu_bf16, "CPUINFO", cpuinfo)
         monkeypatch.setattr(bf16, "onednn_bf16", lambda: True)
 
     return write
@@ -50,7 +50,7 @@ def probe_lines(caplog) -> list[str]:
 def test_the_measured_speedup_decides(flags, monkeypatch, caplog, speedup, chosen):
     flags("fpu avx2 avx512f avx512_bf16")
     found = {"speedup": speedup, "fp32_gflops": 178}
-    monkeypatch.setattr(runtime, "_time_bf16", lambda: dict(found))
+    monkeypatch.setattr(cpu_bf16, "_time_bf16", lambda: dict(found))
     with caplog.at_level(logging.INFO):
         assert runtime.resolve_precision("auto", "cpu") == chosen
     (line,) = probe_lines(caplog)
@@ -64,7 +64,7 @@ def test_no_bf16_flags_means_fp32_without_measuring(flags, monkeypatch, caplog):
     def measured():
         raise AssertionError("measured on a CPU without bf16 instructions")
 
-    monkeypatch.setattr(runtime, "_time_bf16", measured)
+    monkeypatch.setattr(cpu_bf16, "_time_bf16", measured)
     with caplog.at_level(logging.INFO):
         assert runtime.resolve_precision("auto", "cpu") == "fp32"
     (line,) = probe_lines(caplog)
@@ -74,15 +74,15 @@ def test_no_bf16_flags_means_fp32_without_measuring(flags, monkeypatch, caplog):
 def test_it_measures_once_per_process(flags, monkeypatch, caplog):
     flags("fpu avx2 avx512f amx_bf16 amx_tile")
     calls = []
-    monkeypatch.setattr(runtime, "_time_bf16", lambda: calls.append(1) or {"speedup": 5.0})
+    monkeypatch.setattr(cpu_bf16, "_time_bf16", lambda: calls.append(1) or {"speedup": 5.0})
     with caplog.at_level(logging.INFO):
         for _ in range(3):
-            assert runtime.cpu_bf16_pays() is True
+            assert cpu_bf16.cpu_bf16_pays() is True
     assert len(calls) == 1 and len(probe_lines(caplog)) == 1
 
 
 def test_explicit_precisions_do_not_measure(monkeypatch):
-    monkeypatch.setattr(runtime, "cpu_bf16_speedup", lambda: pytest.fail("measured"))
+    monkeypatch.setattr(cpu_bf16, "cpu_bf16_speedup", lambda: pytest.fail("measured"))
     assert runtime.resolve_precision("bf16", "cpu") == "bf16"
     assert runtime.resolve_precision("fp32", "cpu") == "fp32"
 
@@ -105,7 +105,7 @@ def test_the_measurement_times_both_precisions_on_one_thread_and_gives_the_rest_
     torch.set_num_threads(2)
     monkeypatch.setattr(F, "linear", counted)
     try:
-        found = runtime._time_bf16()
+        found = cpu_bf16._time_bf16()
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
@@ -121,21 +121,21 @@ def shared_file(tmp_path, monkeypatch, flags):
     flags("fpu avx2 avx512f amx_bf16 amx_tile")
     path = tmp_path / "serve-x" / "cpu-bf16-probe"
     path.parent.mkdir()
-    monkeypatch.setenv(runtime.PROBE_FILE_ENV, str(path))
+    monkeypatch.setenv(cpu_bf16.PROBE_FILE_ENV, str(path))
     return path
 
 
 def test_a_servers_workers_share_one_measurement(shared_file, monkeypatch, caplog):
     """The first worker measures and writes its figure; the next reads it, measuring
     nothing, so both compute in the same precision whatever a second measurement says."""
-    monkeypatch.setattr(runtime, "_time_bf16", lambda: {"speedup": 1.21, "fp32_gflops": 90})
+    monkeypatch.setattr(cpu_bf16, "_time_bf16", lambda: {"speedup": 1.21, "fp32_gflops": 90})
     with caplog.at_level(logging.INFO):
-        assert runtime.cpu_bf16_pays() is True
+        assert cpu_bf16.cpu_bf16_pays() is True
     assert float(shared_file.read_text()) == 1.21
-    runtime.cpu_bf16_speedup.cache_clear()  # the next worker: a fresh process
-    monkeypatch.setattr(runtime, "_time_bf16", lambda: {"speedup": 1.19})  # would say no
+    cpu_bf16.cpu_bf16_speedup.cache_clear()  # the next worker: a fresh process
+    monkeypatch.setattr(cpu_bf16, "_time_bf16", lambda: {"speedup": 1.19})  # would say no
     with caplog.at_level(logging.INFO):
-        assert runtime.cpu_bf16_pays() is True
+        assert cpu_bf16.cpu_bf16_pays() is True
     assert probe_lines(caplog) == [
         "cpu bf16 probe speedup=1.21 bf16_pays=yes fp32_gflops=90",
         "cpu bf16 probe speedup=1.21 bf16_pays=yes shared=yes",
@@ -146,8 +146,8 @@ def test_a_servers_workers_share_one_measurement(shared_file, monkeypatch, caplo
 @pytest.mark.parametrize("text", ["", "fast", "nan", "inf", "-1.0", "1e9", "1.5\x00"])
 def test_a_probe_file_without_a_figure_is_measured_anew(shared_file, monkeypatch, text):
     shared_file.write_text(text)
-    monkeypatch.setattr(runtime, "_time_bf16", lambda: {"speedup": 4.5})
-    assert runtime.cpu_bf16_speedup() == 4.5
+    monkeypatch.setattr(cpu_bf16, "_time_bf16", lambda: {"speedup": 4.5})
+    assert cpu_bf16.cpu_bf16_speedup() == 4.5
     assert shared_file.read_text() == "4.5"
 
 
@@ -155,8 +155,8 @@ def test_a_link_in_place_of_the_probe_file_is_not_followed(shared_file, tmp_path
     elsewhere = tmp_path / "elsewhere"
     elsewhere.write_text("9.0")
     shared_file.symlink_to(elsewhere)
-    monkeypatch.setattr(runtime, "_time_bf16", lambda: {"speedup": 0.6})
-    assert runtime.cpu_bf16_speedup() == 0.6  # its own measurement, not the link's 9.0
+    monkeypatch.setattr(cpu_bf16, "_time_bf16", lambda: {"speedup": 0.6})
+    assert cpu_bf16.cpu_bf16_speedup() == 0.6  # its own measurement, not the link's 9.0
     assert elsewhere.read_text() == "9.0"
 
 
@@ -172,11 +172,11 @@ def test_workers_probing_at_once_measure_once(shared_file, tmp_path, monkeypatch
         time.sleep(0.3)  # long enough for the others to reach the lock
         return {"speedup": 3.0}
 
-    monkeypatch.setattr(runtime, "_time_bf16", slow)
+    monkeypatch.setattr(cpu_bf16, "_time_bf16", slow)
     ctx = multiprocessing.get_context("fork")  # the children keep this test's patches
     figures = ctx.Queue()
     workers = [
-        ctx.Process(target=lambda: figures.put(runtime.cpu_bf16_speedup())) for _ in range(3)
+        ctx.Process(target=lambda: figures.put(cpu_bf16.cpu_bf16_speedup())) for _ in range(3)
     ]
     for worker in workers:
         worker.start()

@@ -9,7 +9,8 @@ import logging
 import pytest
 import torch
 
-from sagemaker_platform import precision, runtime
+from sagemaker_platform import cpu_bf16 as probe
+from sagemaker_platform import precision
 from sagemaker_platform.errors import UserError
 
 
@@ -20,7 +21,7 @@ def hardware(monkeypatch):
     def force(gpu: bool = False, gpu_bf16: bool = False, cpu_bf16: bool = False) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: gpu_bf16)
-        monkeypatch.setattr(runtime, "cpu_bf16_pays", lambda: cpu_bf16)
+        monkeypatch.setattr(probe, "cpu_bf16_pays", lambda: cpu_bf16)
 
     return force
 
@@ -124,10 +125,10 @@ def test_other_precisions_are_lightnings_own(name):
 def test_the_cpu_flags_check_reads_the_bf16_flags(tmp_path, monkeypatch, flags, bf16):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\n")
-    monkeypatch.setattr(runtime, "CPUINFO", cpuinfo)
-    assert runtime._bf16_flags() is bf16
+    monkeypatch.setattr(probe, "CPUINFO", cpuinfo)
+    assert probe._bf16_flags() is bf16
 
 
 def test_the_cpu_flags_check_says_no_where_there_is_no_cpuinfo(tmp_path, monkeypatch):
-    monkeypatch.setattr(runtime, "CPUINFO", tmp_path / "absent")  # macOS, a locked-down box
-    assert runtime._bf16_flags() is False
+    monkeypatch.setattr(probe, "CPUINFO", tmp_path / "absent")  # macOS, a locked-down box
+    assert probe._bf16_flags() is False
