@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import codecs, contract, native, registry
 from .artifacts import first_line
@@ -37,6 +37,22 @@ log = logging.getLogger("serve")
 # /ping and every other request that long. A smaller one is decoded in place: handing it
 # to a thread and back costs about 0.1 ms, a share of a small request's time.
 DECODE_OFF_LOOP_BYTES = 64 * 1024
+# An answer of this many records is encoded off the loop too: its cost is records x what
+# each answer holds (10,000 records of 1,000 class probabilities took 8 s to write).
+ENCODE_OFF_LOOP_RECORDS = 64
+
+T = TypeVar("T")
+
+
+def _off_loop(fn: Callable[[], T], heavy: bool) -> T:
+    """`fn()`; when `heavy`, on one of gevent's native threads, so that /ping and the
+    other requests go on being answered meanwhile. The request's context (contextvars)
+    goes with it: a new thread starts with an empty one."""
+    if not heavy or not native.gevent_active():
+        return fn()
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(contextvars.copy_context().run, (fn,))
 
 
 class LoadedModel:
@@ -48,7 +64,16 @@ class LoadedModel:
 
     def predict(self, records: Sequence[Any]) -> Sequence[Any]:
         with self.runtime.computing():
-            return self.plugin.predict(self.model, records)
+            try:
+                return self.plugin.predict(self.model, records)
+            except Exception:
+                raise
+            except BaseException as exc:
+                # A Rust library's panic (pyo3's PanicException: tokenizers past its regex
+                # engine's limits) is no Exception; answered as one, not as a server fault.
+                if type(exc).__name__ != "PanicException":
+                    raise
+                raise RuntimeError(f"the plug-in's predict panicked: {first_line(exc)}") from None
 
     def warm_up(self) -> None:
         """The plug-in's `warm_up`, then its sample request through the path a request
@@ -183,25 +208,23 @@ class Service:
             ) from None
         except TimeoutError:
             raise HTTPError(504, f"prediction took longer than {self.cfg.timeout} s") from None
-        return plugin.encode(model, records, outputs, answer_type, options), answer_type
+        answer = _off_loop(
+            lambda: plugin.encode(model, records, outputs, answer_type, options),
+            len(records) >= ENCODE_OFF_LOOP_RECORDS,
+        )
+        return answer, answer_type
 
     def _decode(
         self, plugin: Plugin, model: Any, body: bytes, kind: str, options: dict[str, str]
     ) -> Sequence[Any]:
         """The plug-in's `decode`, counting records against the limit; a body of at least
-        DECODE_OFF_LOOP_BYTES on one of gevent's native threads, so that /ping and the
-        other requests go on being answered while it decodes."""
+        DECODE_OFF_LOOP_BYTES off the event loop (`_off_loop`)."""
 
         def run() -> Sequence[Any]:
             with codecs.max_records(self.cfg.max_records):
                 return plugin.decode(model, body, kind, options)
 
-        if len(body) < DECODE_OFF_LOOP_BYTES or not native.gevent_active():
-            return run()
-        import gevent
-
-        # the request's context (contextvars) goes with it: a new thread starts empty
-        return gevent.get_hub().threadpool.apply(contextvars.copy_context().run, (run,))
+        return _off_loop(run, len(body) >= DECODE_OFF_LOOP_BYTES)
 
     # --- /execution-parameters -----------------------------------------------------------
     def execution_parameters(self) -> dict:

@@ -56,3 +56,67 @@ def test_ping_answers_while_big_bodies_decode(trained_plugins):
         assert answers == [200] * 4, server.output()[-3000:]
         # On the loop the four decodes (2.7 s of work) held /ping for 2 s and more.
         assert slowest < 0.5, f"/ping took {slowest:.2f} s while the bodies decoded"
+
+
+SLOW_ANSWERS = '''
+"""A plug-in whose answer to 64 records or more takes 1.5 s of Python to write."""
+import time
+
+from sagemaker_platform.plugin import Plugin
+
+
+class SlowAnswers(Plugin):
+    name = "slow_answers"
+
+    def load(self, model_dir, runtime):
+        return None
+
+    def predict(self, model, records):
+        return [0.0] * len(records)
+
+    def encode(self, model, records, outputs, accept, options):
+        if len(records) >= 64:
+            end = time.perf_counter() + 1.5
+            while time.perf_counter() < end:  # Python's own work: it holds the lock
+                pass
+        return super().encode(model, records, outputs, accept, options)
+
+
+plugin = SlowAnswers()
+'''
+
+
+def test_ping_answers_while_a_big_answer_is_written(tmp_path):
+    """An answer's cost is its records times what each holds (10,000 records of 1,000
+    class probabilities took 8 s): one of 64 records or more is written off the loop."""
+    import torch
+
+    from sagemaker_platform import artifacts
+
+    package = tmp_path / "plugins" / "slow_answers"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(SLOW_ANSWERS)
+    (package / "SAGEMAKER_PLUGIN").write_text("# a test's plug-in\n")
+    model_dir = tmp_path / "opt_ml" / "model"
+    model_dir.mkdir(parents=True)
+    artifacts.write_manifest(model_dir, "slow_answers", "slow_answers")
+    torch.save({"state_dict": {}}, model_dir / artifacts.CHECKPOINT)
+    env = {"MODEL_SERVER_WORKERS": "1", "PYTHONPATH": str(tmp_path / "plugins")}
+    with helpers.Server(tmp_path / "opt_ml", env=env) as server:
+        server.wait_ready()
+        answers: list[int] = []
+        sender = threading.Thread(
+            target=lambda: answers.append(
+                requests.post(server.url + "/invocations", json=[1] * 100, timeout=60).status_code
+            )
+        )
+        sender.start()
+        slowest = 0.0
+        while sender.is_alive():
+            started = time.monotonic()
+            assert requests.get(server.url + "/ping", timeout=30).status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.02)
+        sender.join()
+        assert answers == [200], server.output()[-3000:]
+        assert slowest < 0.5, f"/ping took {slowest:.2f} s while the answer was written"

@@ -103,3 +103,27 @@ def test_too_many_records_are_a_413_before_they_are_built(tmp_path, body, conten
     assert exc.value.status == 413, exc.value.message
     assert "MODEL_SERVER_MAX_RECORDS=3;" in exc.value.message
     assert Rows.built == 0
+
+
+class PanicException(BaseException):
+    """As pyo3 defines it (a Rust library's panic, tokenizers' among them): no Exception."""
+
+
+class Panics(Lengths):
+    def predict(self, model, records):
+        if "panic" in records:
+            raise PanicException("called `Result::unwrap()` on an `Err` value\nstack backtrace:")
+        return super().predict(model, records)
+
+
+def test_a_rust_panic_in_predict_is_an_error_answered_as_any_other(tmp_path):
+    """Not an Exception, it went past every handler: gunicorn's HTML 500 for the request
+    and every one batched with it, and a multi-line backtrace in the log."""
+    s = Service(ServeConfig(workers=1, threads=1), tmp_path, plugin=Panics())
+    assert s.engine.wait_ready(10)
+    with pytest.raises(RuntimeError) as err:
+        s.invoke(b'["a", "panic"]', "application/json", "application/json")
+    assert str(err.value) == (
+        "the plug-in's predict panicked: called `Result::unwrap()` on an `Err` value"
+    )
+    assert s.invoke(b'["a"]', "application/json", "application/json")[0]  # still serving

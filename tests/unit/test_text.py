@@ -138,3 +138,104 @@ def test_a_text_is_never_read_past_max_length_x_1024_characters():
     encoder = TextEncoder(minilm_tokenizer(), TextSettings(max_length=3))
     reference = minilm_tokenizer(3)
     assert encoder.token_ids(["refund" + " " * 5000 + "parcel"]) == [reference.encode("refund").ids]
+
+
+def test_a_long_text_is_tokenized_without_holding_pythons_lock():
+    """`encode` holds Python's lock while it tokenizes: a 1 M-character prefix stopped
+    every other thread for 0.3 s (the worker's event loop, /ping), and a hostile regex in
+    a tokenizer for minutes. The encoder's long-text path goes through `encode_batch`,
+    which lets it go: the other thread here wakes every millisecond or so throughout."""
+    import threading
+    import time
+
+    encoder = TextEncoder(minilm_tokenizer(), TextSettings(max_length=1024))
+    worker = threading.Thread(target=encoder.token_ids, args=(["x" * 3_000_000],))
+    worker.start()
+    gaps, last = [], time.perf_counter()
+    while worker.is_alive():
+        time.sleep(0.001)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+    worker.join()
+    assert len(gaps) > 20 and max(gaps) < 0.1, (len(gaps), max(gaps))  # held: 0.3 s
+
+
+@pytest.mark.parametrize(
+    "pattern, repeated",
+    [
+        ("(a+)+b", "(a+)+"),
+        ("x(a|aa)*y", "(a|aa)*"),
+        (r"(\w+\s?)*$", r"(\w+\s?)*"),
+        ("(ab){2,}", "(ab){2,}"),
+        ("(ab){1,3}", "(ab){1,3}"),
+        ("(?:a+){5}", None),  # a fixed count backtracks polynomially at worst
+        ("(ab)?c", None),
+        (r"\(a+\)+", None),  # escaped parentheses: no group
+        ("[(]a+[)]+", None),  # parentheses in a class: no group
+        ("[]()]+", None),
+        (" {2,}", None),  # XLM-R's normalizer
+        (
+            r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
+            None,
+        ),  # GPT-2's
+        (
+            r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+"
+            r"[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+            None,
+        ),  # Llama 3's
+    ],
+)
+def test_a_regex_that_repeats_a_group_is_found(pattern, repeated):
+    from plugins.text_classifier.text import repeated_group
+
+    assert repeated_group(pattern) == repeated
+
+
+def test_a_tokenizer_with_a_backtracking_regex_is_refused_at_load():
+    """The attack: a model directory whose tokenizer.json splits on `(a+)+b`, where one
+    request of 4,000 "a" froze the worker for 37 s."""
+    from tokenizers import Regex, pre_tokenizers
+
+    from plugins.text_classifier import artifacts
+    from sagemaker_platform.errors import UserError
+
+    tokenizer = minilm_tokenizer()
+    artifacts.check_tokenizer(tokenizer, {"vocab_size": 30522})  # the real one passes
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex("(a+)+b"), "isolated"), pre_tokenizers.Whitespace()]
+    )
+    with pytest.raises(UserError) as err:
+        artifacts.check_tokenizer(tokenizer, {"vocab_size": 30522})
+    assert str(err.value) == (
+        "model directory is corrupt: tokenizer/tokenizer.json has a pre_tokenizer regex "
+        "that repeats a group, '(a+)+' in '(a+)+b': such a pattern can take minutes on one text"
+    )
+
+
+def test_training_refuses_a_backbone_whose_tokenizer_backtracks(tmp_path):
+    import json
+    import shutil
+
+    from plugins.text_classifier.text import tokenizer_for_backbone
+    from sagemaker_platform.errors import UserError
+    from tests.helpers import minilm_dir
+
+    backbone = tmp_path / "backbone"
+    shutil.copytree(minilm_dir(), backbone)
+    doc = json.loads((backbone / "tokenizer.json").read_text())
+    doc["normalizer"] = {
+        "type": "Sequence",
+        "normalizers": [
+            doc["normalizer"],
+            {"type": "Replace", "pattern": {"Regex": r"(\s+\S?)+$"}, "content": " "},
+        ],
+    }
+    (backbone / "tokenizer.json").write_text(json.dumps(doc))
+    # a generic class keeps tokenizer.json's normalizer (BertTokenizer rebuilds its own)
+    config = json.loads((backbone / "tokenizer_config.json").read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    (backbone / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError) as err:
+        tokenizer_for_backbone(str(backbone), 32)
+    assert "has a normalizer regex that repeats a group, '(\\\\s+\\\\S?)+'" in str(err.value)

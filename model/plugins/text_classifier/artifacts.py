@@ -142,7 +142,11 @@ def read_backbone_config(model_dir: Path, spec: ModelSpec | None = None) -> dict
 
 
 def check_tokenizer(tokenizer, config: dict[str, Any]) -> None:
-    """Every token id the tokenizer can give is a row of the embeddings."""
+    """Every token id the tokenizer can give is a row of the embeddings, and its regexes
+    cannot backtrack for minutes (`text.check_patterns`)."""
+    from .text import check_patterns
+
+    check_patterns(tokenizer.to_str(), f"model directory is corrupt: {TOKENIZER}/tokenizer.json")
     vocab_size = config.get("vocab_size")
     largest = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
     if vocab_size is not None and largest >= vocab_size:

@@ -9,11 +9,16 @@ transformers' tokenizer stack.
 
 from __future__ import annotations
 
+import json
+import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from sagemaker_platform.artifacts import shown
+from sagemaker_platform.errors import UserError
 
 TOKENIZER_FILE = "tokenizer.json"
 NORMAL_FORMS = ("NFC", "NFD", "NFKC", "NFKD")  # what unicodedata.normalize takes
@@ -50,6 +55,66 @@ def normalize(text: str, settings: TextSettings) -> str:
     return unicodedata.normalize(settings.normalization, text).strip()
 
 
+# A tokenizer.json may carry regular expressions of its own (a `Split` pre-tokenizer, a
+# `Replace` normalizer), which the tokenizers library runs with Oniguruma, a backtracking
+# engine: `(a+)+b` on 4,000 characters of "a" took 37 s, the worker frozen. A model
+# directory is input like any other, so a pattern that repeats a group (a group followed by
+# `*`, `+` or `{n,}`, the shape of exponential backtracking) is refused, in training and
+# at serving. Real tokenizers' patterns repeat none (GPT-2's, Llama 3's, XLM-R's ` {2,}`).
+def repeated_group(pattern: str) -> str | None:
+    """The first group of `pattern` that is repeated (`(a+)+`), or None."""
+    opened: list[int] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            i += 2 if pattern[i + 1 : i + 2] in ("]", "^") else 1  # `[]...]`, `[^...]`
+            continue
+        elif c == "(":
+            opened.append(i)
+        elif c == ")" and opened:
+            start = opened.pop()
+            after = pattern[i + 1 : i + 2]
+            bound = re.match(r"\{\d*(,(\d*))?\}", pattern[i + 1 :])
+            many = bound and (bound.group(1) and (not bound.group(2) or int(bound.group(2)) > 1))
+            if after in ("*", "+") or many:
+                return pattern[start : i + 1 + (len(bound.group(0)) if bound else 1)]
+        i += 1
+    return None
+
+
+def check_patterns(tokenizer_json: str, where: str) -> None:
+    """Refuse a tokenizer whose normalizer or pre-tokenizer holds a regex that repeats
+    a group (`repeated_group`), naming it."""
+
+    def patterns(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            regex = node.get("pattern")
+            if isinstance(regex, dict) and isinstance(regex.get("Regex"), str):
+                yield regex["Regex"]
+            for value in node.values():
+                yield from patterns(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from patterns(value)
+
+    doc = json.loads(tokenizer_json)
+    for part in ("normalizer", "pre_tokenizer"):
+        for pattern in patterns(doc.get(part)):
+            group = repeated_group(pattern)
+            if group is not None:
+                raise UserError(
+                    f"{where} has a {part} regex that repeats a group, {shown(group)} in "
+                    f"{shown(pattern)}: such a pattern can take minutes on one text"
+                )
+
+
 def tokenizer_for_backbone(source: str, max_length: int):
     """Training side: the backbone's tokenizer (folder or hub id) and its settings."""
     from transformers import AutoTokenizer
@@ -60,6 +125,7 @@ def tokenizer_for_backbone(source: str, max_length: int):
     backend = getattr(hf, "backend_tokenizer", None)
     if backend is None:
         raise ValueError(f"{source} has no fast (Rust) tokenizer; convert it to tokenizer.json")
+    check_patterns(backend.to_str(), f"the tokenizer of {source}")
     pad_token = hf.pad_token or hf.eos_token or hf.unk_token
     pad_id = hf.convert_tokens_to_ids(pad_token) if pad_token else 0
     limit = getattr(hf, "model_max_length", max_length) or max_length
@@ -163,11 +229,17 @@ class TextEncoder:
         text = text.lstrip()  # as `normalize` strips it: leading blanks are no tokens
         size = self.settings.max_length * FIRST_CUT
         while len(text) > size:
-            encoding = self.tokenizer.encode(normalize(text[:size], self.settings))
+            encoding = self._encode(normalize(text[:size], self.settings))
             if size >= self.settings.max_length * LAST_CUT or _kept_whole(encoding):
                 return encoding.ids
             size *= 4
-        return self.tokenizer.encode(normalize(text, self.settings)).ids
+        return self._encode(normalize(text, self.settings)).ids
+
+    def _encode(self, text: str):
+        """One text's encoding through `encode_batch`, which lets Python's lock go while
+        it tokenizes (`encode` holds it: a 4 M-character text stopped every other thread,
+        the worker's event loop included, for 1.7 s)."""
+        return self.tokenizer.encode_batch([text])[0]
 
     def width(self, length: int, multiple: int = 1) -> int:
         """The padded length of a batch whose longest row is `length` tokens."""
