@@ -119,7 +119,14 @@ build_args=()
 if [ "$cpu" = 1 ]; then
     base=${BASE_IMAGE:-$CPU_BASE_IMAGE}
     build_args+=(--build-arg "BASE_IMAGE=$base")
-    [ -n "${TORCH_INDEX_URL:-}" ] && build_args+=(--build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL")
+    if [ -n "${TORCH_INDEX_URL:-}" ]; then
+        # A build argument is recorded in the image's history, pushed with it: a
+        # password in the URL would be readable by anyone who can pull the image.
+        [[ $TORCH_INDEX_URL =~ ^[a-z+]+://[^/@]*@ ]] &&
+            die "TORCH_INDEX_URL holds credentials (user:password@), which the image's" \
+                "history would keep; use a mirror that needs none, or pip's own config"
+        build_args+=(--build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL")
+    fi
 else
     base=${BASE_IMAGE:-$(sed -n 's/^ARG BASE_IMAGE=//p' "$here/Dockerfile" | head -n 1)}
     [ -n "${BASE_IMAGE:-}" ] && build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")

@@ -282,15 +282,26 @@ class ResourceConfig:
 
 
 def read_resource_config() -> ResourceConfig:
+    """resourceconfig.json: an object whose `hosts` are distinct strings, among them
+    `current_host`; a ContractFileError naming what is not (a list there, or a host
+    twice, would otherwise fail deep in the cluster's set-up, or wait out its timeout)."""
     raw = _read_json(resource_config_path(), {})
     if not raw:
         return ResourceConfig()
-    hosts = list(raw.get("hosts") or ["algo-1"])
+    name = "resourceconfig.json"
+    if not isinstance(raw, dict):
+        raise ContractFileError(f"{name} holds a JSON {type(raw).__name__}; expected an object")
+    hosts = raw.get("hosts") or ["algo-1"]
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
+        raise ContractFileError(f"{name}: hosts is {hosts!r:.80}; expected a list of host names")
+    if len(set(hosts)) < len(hosts):
+        raise ContractFileError(f"{name}: hosts lists a host twice: {hosts!r:.200}")
     current = raw.get("current_host", hosts[0])
     if current not in hosts:
-        raise ValueError(f"resourceconfig.json: current_host {current!r} is not in hosts {hosts}")
-    return ResourceConfig(
-        current_host=current,
-        hosts=hosts,
-        network_interface_name=raw.get("network_interface_name", "eth0"),
-    )
+        raise ContractFileError(
+            f"{name}: current_host {current!r:.80} is not in hosts {hosts!r:.200}"
+        )
+    interface = raw.get("network_interface_name", "eth0")
+    if not isinstance(interface, str):
+        raise ContractFileError(f"{name}: network_interface_name is {interface!r:.80}")
+    return ResourceConfig(current_host=current, hosts=list(hosts), network_interface_name=interface)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,7 +91,10 @@ def check_uri(uri: str) -> bool:
     shown = f"{contract.MLFLOW_TRACKING_URI_ENV}={shown_uri(uri)}"
     if uri.startswith("arn:") or uri == "databricks":  # a Databricks profile's server
         return False
-    scheme = urlsplit(uri).scheme.lower()
+    try:
+        scheme = urlsplit(uri).scheme.lower()
+    except ValueError as exc:  # an unclosed IPv6 bracket, a bad port
+        raise UserError(f"{shown} is not a URL ({exc}): {_EXPECTED}") from None
     if scheme in ("", "file"):
         raise UserError(
             f"{shown} is a folder (MLflow's file store), which MLflow 3 refuses and which "
@@ -120,15 +124,14 @@ def check_uri(uri: str) -> bool:
 
 def shown_uri(uri: str) -> str:
     """`uri` for a log line or a reason: a password in it (a database's, a server's
-    basic authentication) becomes ***."""
-    try:
-        parts = urlsplit(uri)
-        if parts.password is None:
-            return uri
-    except ValueError:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+    basic authentication) and every query value (`?token=...`) become ***, also in a
+    string that is no valid URL."""
+    masked = _USERINFO.sub(r"\1***@", uri)
+    return _QUERY_VALUE.sub(r"\1***", masked)
+
+
+_USERINFO = re.compile(r"^([^:/?#]+://[^/?#@:]*:)[^/?#]*@")  # scheme://user:PASSWORD@
+_QUERY_VALUE = re.compile(r"([?&][^=&#]*=)[^&#]*")  # ?key=VALUE&key=VALUE
 
 
 def logger(tracking: Tracking, job: JobConfig):

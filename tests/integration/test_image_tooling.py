@@ -298,6 +298,21 @@ def test_build_and_push_cpu_defaults_to_latest_cpu_and_takes_base_and_index(stub
     assert args == ["BASE_IMAGE=python:3.11-slim", "TORCH_INDEX_URL=https://mirror.example/whl/cpu"]
 
 
+def test_build_and_push_refuses_an_index_url_with_credentials(stubs):
+    """A build argument is recorded in `docker history`, which ECR serves to every puller."""
+    result = stubs(
+        BUILD,
+        "--cpu",
+        "x",
+        AWS_REGION="eu-west-1",
+        STUB_ECR_REPO_EXISTS=1,
+        TORCH_INDEX_URL="https://me:s3cret@mirror.example/whl/cpu",
+    )
+    assert result.returncode == 1
+    assert "TORCH_INDEX_URL holds credentials" in result.stderr
+    assert not [c for c in calls_of(result, "docker") if c[0] == "build"]
+
+
 def test_build_and_push_cpu_base_matches_the_dockerfile_comment():
     text = BUILD.read_text()
     base = text.split("\nCPU_BASE_IMAGE=", 1)[1].split()[0]

@@ -577,3 +577,14 @@ def test_a_backbone_with_custom_code_fails_with_a_reason_and_never_runs_it(tiny_
         f"backbone={str(backbone)!r} brings its own model code (auto_map in config.json), "
         "which this image does not run: use a backbone of an architecture transformers ships"
     )
+
+
+def test_a_resource_config_of_the_wrong_shape_fails_with_a_reason(base_dir, run_train):
+    """A JSON list was an AttributeError, in the job and in the check that decides which
+    host writes the failure file: the job failed with no reason at all."""
+    helpers.write_sample_job(base_dir, {}, n_train=24, n_val=8)
+    (base_dir / "input" / "config" / "resourceconfig.json").write_text('["algo-1"]')
+    result = run_train(base_dir)
+    assert result.returncode != 0
+    reason = helpers.failure_reason(base_dir)
+    assert reason == "resourceconfig.json holds a JSON list; expected an object", reason

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -55,6 +56,25 @@ def test_resource_config(base):
     )
     rc = contract.read_resource_config()
     assert (rc.node_rank, rc.num_nodes, rc.master_host) == (1, 2, "algo-1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (["algo-1"], "resourceconfig.json holds a JSON list; expected an object"),
+        ({"hosts": {"algo-1": 1}}, "resourceconfig.json: hosts is {'algo-1': 1}; expected a list"),
+        ({"hosts": ["algo-1", 2]}, "expected a list of host names"),
+        ({"hosts": ["algo-1", "algo-1"]}, "resourceconfig.json: hosts lists a host twice"),
+        ({"hosts": ["a"], "current_host": "b"}, "current_host 'b' is not in hosts ['a']"),
+        ({"hosts": ["a"], "network_interface_name": ["eth0"]}, "network_interface_name is"),
+    ],
+)
+def test_a_resource_config_of_the_wrong_shape_is_a_reason_not_a_crash(base, raw, message):
+    """A list where an object belongs raised AttributeError (and the failure file went
+    unwritten); a host named twice made a world of 3 on 2 hosts, waiting out its timeout."""
+    (base / "input/config/resourceconfig.json").write_text(json.dumps(raw))
+    with pytest.raises(contract.ContractFileError, match=re.escape(message)):
+        contract.read_resource_config()
 
 
 def test_channel_lookup_accepts_training(base):

@@ -257,6 +257,20 @@ def test_bad_hidden_sizes_name_the_key(value):
     assert hidden_layers(Hyperparameters(hidden_sizes=" 32, 16 ")) == [32, 16]
 
 
+def test_hidden_layers_too_big_to_train_are_refused_before_any_is_built():
+    """`65536,65536` is 16 GB of weights: a job killed for memory, with no reason."""
+    from plugins.tabular.config import hidden_layers
+
+    with pytest.raises(UserError) as err:
+        hidden_layers(Hyperparameters(hidden_sizes="65536,65536"))
+    assert str(err.value) == (
+        "hidden_sizes='65536,65536' is not valid: its layers hold 4,294,967,296 weights "
+        "between them, more than 268,435,456 (1 GB in fp32)"
+    )
+    assert hidden_layers(Hyperparameters(hidden_sizes="16384,16384")) == [16384, 16384]
+    assert hidden_layers(Hyperparameters(hidden_sizes="65536")) == [65536]  # one layer
+
+
 @pytest.mark.parametrize(
     ("labels", "task"),
     [

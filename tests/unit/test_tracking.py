@@ -61,6 +61,27 @@ def test_a_password_in_the_uri_is_not_shown():
     assert "secret" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        (
+            "https://mlflow.example.com/?token=s3cret&x=1",
+            "https://mlflow.example.com/?token=***&x=***",
+        ),
+        ("https://u:s3cret@[host/x", "https://u:***@[host/x"),  # no valid URL
+        ("postgresql://u:p@ss:w@db/x", "postgresql://u:***@db/x"),  # an @ in the password
+    ],
+)
+def test_a_secret_is_masked_wherever_it_sits_in_the_uri(uri, shown):
+    assert tracking.shown_uri(uri) == shown
+
+
+def test_a_uri_python_cannot_parse_is_a_reason_not_a_traceback():
+    with pytest.raises(UserError) as caught:
+        tracking.check_uri("https://u:s3cret@[host")
+    assert "is not a URL" in str(caught.value) and "s3cret" not in str(caught.value)
+
+
 def test_the_check_is_bounded_and_the_job_environment_comes_back(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "300")
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)

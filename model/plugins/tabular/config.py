@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from sagemaker_platform.config import setting
@@ -42,6 +43,10 @@ class Hyperparameters:
 
 
 MAX_WIDTH = 65_536  # a hidden layer's widest
+# The hidden layers' weights between them (each width times the next): 2**28 is 1 GB in
+# fp32, 4 GB with AdamW's state and the gradients. `65536,65536` (16 GB of weights) would
+# be killed for memory, with no failure reason, instead of refused here.
+MAX_HIDDEN_WEIGHTS = 2**28
 
 
 def names(text: str) -> list[str]:
@@ -51,7 +56,8 @@ def names(text: str) -> list[str]:
 
 def hidden_layers(hp: Hyperparameters) -> list[int]:
     """`hidden_sizes` as integers; a UserError naming the key when it is not a list of
-    widths from 1 to 65536 ("" is no hidden layer: a linear model)."""
+    widths from 1 to 65536 ("" is no hidden layer: a linear model), or when its layers
+    hold more than MAX_HIDDEN_WEIGHTS weights between them."""
     sizes = []
     for part in names(hp.hidden_sizes):
         try:
@@ -64,4 +70,10 @@ def hidden_layers(hp: Hyperparameters) -> list[int]:
                 f"integers from 1 to {MAX_WIDTH}, e.g. 64,64"
             )
         sizes.append(size)
+    weights = sum(a * b for a, b in itertools.pairwise(sizes))
+    if weights > MAX_HIDDEN_WEIGHTS:
+        raise UserError(
+            f"hidden_sizes={hp.hidden_sizes!r} is not valid: its layers hold {weights:,} "
+            f"weights between them, more than {MAX_HIDDEN_WEIGHTS:,} (1 GB in fp32)"
+        )
     return sizes
