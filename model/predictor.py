@@ -17,6 +17,8 @@ from werkzeug.exceptions import HTTPException
 from sagemaker_platform import logs, native
 from sagemaker_platform.codecs import HTTPError
 from sagemaker_platform.config import serve_config_from_env
+from sagemaker_platform.inflight import InFlight
+from sagemaker_platform.inflight import default_budget_mb as default_inflight_mb
 from sagemaker_platform.service import Service
 
 log = logging.getLogger("serve")
@@ -54,6 +56,15 @@ else:
         on_load_error=lambda exc: os._exit(WORKER_BOOT_ERROR), on_stuck=_replace_worker
     )
 app.config["MAX_CONTENT_LENGTH"] = service.max_payload_bytes
+# The request bodies this worker holds at once, against a memory budget (a 429 past it).
+inflight = InFlight(
+    int((service.cfg.max_inflight_mb or default_inflight_mb(service.cfg.workers)) * 2**20)
+)
+
+
+def _admitted():
+    """This request held against `inflight` until its answer is built."""
+    return inflight.admitted(request.content_length, service.max_payload_bytes)
 
 
 def _json_error(status: int, message: str) -> Response:
@@ -112,12 +123,13 @@ if not MULTI_MODEL:
 
     @app.post("/invocations", provide_automatic_options=False)
     def invocations() -> Response:
-        body, content_type = service.invoke(
-            _body(),
-            request.headers.get("Content-Type"),
-            request.headers.get("Accept"),
-            request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
-        )
+        with _admitted():
+            body, content_type = service.invoke(
+                _body(),
+                request.headers.get("Content-Type"),
+                request.headers.get("Accept"),
+                request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+            )
         return Response(body, status=200, mimetype=content_type)
 
 else:  # a multi-model endpoint: SageMaker's /models routes (multimodel_service)
@@ -148,13 +160,14 @@ else:  # a multi-model endpoint: SageMaker's /models routes (multimodel_service)
     def invoke_model(name: str) -> Response:
         # The body is read first, and passed straight in (no local keeps it: `invoke`
         # lets it go before the forward pass), then the model is found or waited for.
-        body, content_type = service.invoke(
-            _body(),
-            request.headers.get("Content-Type"),
-            request.headers.get("Accept"),
-            request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
-            *service.target(name),
-        )
+        with _admitted():
+            body, content_type = service.invoke(
+                _body(),
+                request.headers.get("Content-Type"),
+                request.headers.get("Accept"),
+                request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+                *service.target(name),
+            )
         return Response(body, status=200, mimetype=content_type)
 
 

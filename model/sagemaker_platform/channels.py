@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import UserError
+from .memory import container_memory_mb
 
 TABLES = "tables"
 FILES = "files"
@@ -73,8 +74,10 @@ def data_files(channel: Path) -> list[Path]:
 
 
 def memory_bytes() -> int:
-    """This machine's memory: what one decompressed table may not exceed (`_Inflated`)."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    """This container's memory: what one decompressed table may not exceed (`_Inflated`)."""
+    return int(container_memory_mb() * 2**20) or os.sysconf("SC_PAGE_SIZE") * os.sysconf(
+        "SC_PHYS_PAGES"
+    )
 
 
 class _Inflated(io.RawIOBase):

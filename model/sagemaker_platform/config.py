@@ -232,6 +232,13 @@ class ServeConfig:
         "set by SageMaker in a multi-model endpoint's containers: the same as MODEL_SERVER_MULTI_MODEL",
         env=contract.SAGEMAKER_MULTI_MODEL_ENV,
     )
+    max_inflight_mb: float = setting(
+        0.0,
+        "request bodies one worker may hold at once (each costs about five times its size until answered); past it a request is a 429, though a worker holding none takes any; 0 is half the container's memory over the workers, divided by five",
+        lo=0.0,
+        hi=10_000_000.0,
+        env=contract.MAX_INFLIGHT_ENV,
+    )
     mme_memory_mb: int = setting(
         0,
         "on a multi-model endpoint, the memory its loaded models may take in all, every worker's copy counted; a load that would pass it is a 507 (SageMaker then unloads the least recently used models and retries); 0 is 85% of the container's memory less 512 MB per worker",

@@ -62,6 +62,8 @@ CLIENT_TIMEOUT_ENV = "MODEL_SERVER_CLIENT_TIMEOUT"
 # memory its loaded models may take.
 MULTI_MODEL_ENV = "MODEL_SERVER_MULTI_MODEL"
 MME_MEMORY_ENV = "MODEL_SERVER_MME_MEMORY_MB"
+# The request bodies one worker may hold at once (`inflight`).
+MAX_INFLIGHT_ENV = "MODEL_SERVER_MAX_INFLIGHT_MB"
 
 # Training, multi-host (set by the user on the job; docs/training.md's "Multi-host training"):
 # host addresses to use instead of DNS ("algo-1=10.0.0.5,algo-2=10.0.0.6"), the rendezvous

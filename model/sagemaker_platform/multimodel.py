@@ -45,6 +45,7 @@ from pathlib import Path
 from . import artifacts
 from .codecs import HTTPError
 from .errors import UserError
+from .memory import container_memory_mb
 
 # --- names, urls and pages --------------------------------------------------------------
 MAX_NAME_LENGTH = 255  # a folder name: SageMaker extracts the model into models/<name>/
@@ -161,27 +162,6 @@ DISK_FACTOR = 1.6
 # torch and the plug-ins' imports (about 350 MB measured) and for the requests in flight.
 MEMORY_FRACTION = 0.85
 WORKER_RESERVE_MB = 512
-
-_CGROUP_LIMITS = (
-    Path("/sys/fs/cgroup/memory.max"),  # cgroup v2
-    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),  # cgroup v1
-)
-
-
-def container_memory_mb() -> float:
-    """The memory this container may use: its cgroup's limit where there is one, else
-    the machine's (MemTotal)."""
-    found = []
-    for path in _CGROUP_LIMITS:
-        with contextlib.suppress(OSError, ValueError):
-            text = path.read_text().strip()
-            if text != "max":
-                found.append(int(text) / 2**20)
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        lines = Path("/proc/meminfo").read_text().splitlines()
-        total = next(line for line in lines if line.startswith("MemTotal:"))
-        found.append(int(total.split()[1]) / 1024)
-    return min(found) if found else 0.0
 
 
 def default_budget_mb(workers: int, memory_mb: float | None = None) -> int:

@@ -120,3 +120,34 @@ def test_ping_answers_while_a_big_answer_is_written(tmp_path):
         sender.join()
         assert answers == [200], server.output()[-3000:]
         assert slowest < 0.5, f"/ping took {slowest:.2f} s while the answer was written"
+
+
+def test_past_its_budget_a_worker_answers_429_before_reading_the_body(trained_plugins):
+    """A burst of big requests held by one worker got it killed for memory (30 MB for
+    each 5.6 MB body; 60 at once, 2 GB). Past MODEL_SERVER_MAX_INFLIGHT_MB a request is
+    a JSON 429; the one in flight is answered, and the next after it is taken."""
+    body = big_images_body()  # 300 KB, 0.67 s of decoding: long enough to overlap
+    env = {"MODEL_SERVER_WORKERS": "1", "MODEL_SERVER_MAX_INFLIGHT_MB": "0.5"}
+    with helpers.Server(trained_plugins["image_classifier"], env=env) as server:
+        server.wait_ready()
+
+        def post() -> requests.Response:
+            return requests.post(
+                server.url + "/invocations",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=60,
+            )
+
+        first: list[requests.Response] = []
+        sender = threading.Thread(target=lambda: first.append(post()))
+        sender.start()
+        time.sleep(0.3)  # the first is decoding
+        refused = post()
+        sender.join()
+        assert first[0].status_code == 200, first[0].text[:300]
+        assert refused.status_code == 429, refused.text[:300]
+        assert refused.headers["Content-Type"] == "application/json"
+        assert "MODEL_SERVER_MAX_INFLIGHT_MB" in refused.json()["error"]
+        assert post().status_code == 200  # held nothing again
+        assert requests.get(server.url + "/ping", timeout=5).status_code == 200

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from sagemaker_platform import multimodel
+from sagemaker_platform import memory, multimodel
 from sagemaker_platform.batching import BatchEngine, NotReady
 from sagemaker_platform.codecs import HTTPError
 from sagemaker_platform.multimodel import LOADED, LOADING, Store
@@ -150,16 +150,16 @@ def test_a_directory_of_too_many_files_is_refused(tmp_path, monkeypatch):
 def test_the_default_budget_leaves_room_for_each_worker():
     assert multimodel.default_budget_mb(2, 8192) == int(0.85 * 8192 - 2 * 512)
     assert multimodel.default_budget_mb(4, 1024) == 0  # nothing left: every load is a 507
-    assert multimodel.container_memory_mb() > 0
+    assert memory.container_memory_mb() > 0
 
 
 def test_the_container_memory_is_the_cgroup_limit_when_lower(tmp_path, monkeypatch):
     limit = tmp_path / "memory.max"
     limit.write_text(str(3 * 2**30) + "\n")
-    monkeypatch.setattr(multimodel, "_CGROUP_LIMITS", (limit,))
-    assert multimodel.container_memory_mb() == 3072
+    monkeypatch.setattr(memory, "_CGROUP_LIMITS", (limit,))
+    assert memory.container_memory_mb() == 3072
     limit.write_text("max\n")
-    assert multimodel.container_memory_mb() > 0  # the machine's
+    assert memory.container_memory_mb() > 0  # the machine's
 
 
 # --- the shared list --------------------------------------------------------------------
