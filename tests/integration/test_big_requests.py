@@ -1,6 +1,7 @@
-"""A large body is decoded on a native thread, not on the worker's event loop: while a
-worker decodes a few requests of big images, /ping still answers at once (on the loop,
-four of them held it for seconds, past SageMaker's health check)."""
+"""A worker under big requests: a large body is decoded, and a large answer written, on
+a native thread, not on the worker's event loop, so /ping still answers at once (on the
+loop, four requests of big images held it for seconds, past SageMaker's health check);
+and past its memory budget a worker refuses a request with a 429 before reading it."""
 
 from __future__ import annotations
 
