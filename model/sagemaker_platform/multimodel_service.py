@@ -50,7 +50,6 @@ from .multimodel import LOADED, STORE_ENV, Entry, Store, shown
 from .plugin import Plugin
 from .runtime import Runtime
 from .service import LoadedModel, Service
-from .serving import check_model_dir
 
 log = logging.getLogger("serve")
 
@@ -250,7 +249,7 @@ class MultiModelService(Service):
         self.sync()
         self.store.check_admission(name, memory_mb, self.budget_mb, self.workers)
         try:
-            plugin = check_model_dir(path)
+            plugin = registry.check_model_dir(path)
         except UserError as exc:
             raise HTTPError(400, f"model {name!r} cannot be loaded: {exc}") from None
         entry = self.store.reserve(

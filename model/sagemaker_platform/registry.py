@@ -95,6 +95,16 @@ def plugin_for(model_dir: Path) -> Plugin:
     return _import(module, module, label)
 
 
+def check_model_dir(model_dir: Path) -> Plugin:
+    """Fail before anything loads if the model cannot possibly load: plugin.json names
+    an importable plug-in, model.ckpt is a torch checkpoint, and the plug-in's own
+    `check` passes (`serve` at start, a multi-model endpoint at each load). The plug-in."""
+    plugin = plugin_for(model_dir)
+    artifacts.check_weights(model_dir)
+    plugin.check(model_dir)
+    return plugin
+
+
 def _import(module: str, name: str, label: str) -> Plugin:
     """Import `module` once it is known to be a marked plug-in folder; `name` and
     `label` say where it was named, for the reason."""

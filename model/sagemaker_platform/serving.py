@@ -27,10 +27,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import artifacts, contract, logs, multimodel, registry
+from . import contract, logs, multimodel, registry
 from .config import ConfigError, ServeConfig, serve_config_from_env
 from .errors import UserError
-from .plugin import Plugin
 
 log = logging.getLogger("serve")
 
@@ -71,16 +70,6 @@ def resolve(cfg: ServeConfig, gpus: int, cores: int) -> ServeConfig:
         threads = max(1, cores // workers)
     device = cfg.device if cfg.device != "auto" else ("cuda" if gpus else "cpu")
     return replace(cfg, workers=workers, threads=threads, device=device)
-
-
-def check_model_dir(model_dir: Path) -> Plugin:
-    """Fail before starting anything if the model cannot possibly load: plugin.json names
-    an importable plug-in, model.ckpt is a torch checkpoint, and the plug-in's own
-    `check` passes. The plug-in, for the log line."""
-    plugin = registry.plugin_for(model_dir)
-    artifacts.check_weights(model_dir)
-    plugin.check(model_dir)
-    return plugin
 
 
 def shared_cores(requested: ServeConfig, resolved: ServeConfig, cores: int) -> int:
@@ -224,7 +213,7 @@ class Supervisor:
 def serve() -> int:
     try:
         cfg = serve_config_from_env()
-        plugin = None if cfg.mme else check_model_dir(contract.model_dir())
+        plugin = None if cfg.mme else registry.check_model_dir(contract.model_dir())
     except (ConfigError, UserError) as exc:
         log.error("cannot serve: %s", exc)
         return 1

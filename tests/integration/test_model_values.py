@@ -127,9 +127,9 @@ def load(model_dir: Path):
 
 
 def check(model_dir: Path) -> None:
-    from sagemaker_platform import serving
+    from sagemaker_platform import registry
 
-    serving.check_model_dir(model_dir)
+    registry.check_model_dir(model_dir)
 
 
 def corrupt(message: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sagemaker_platform import artifacts, multimodel, multimodel_service
+from sagemaker_platform import artifacts, multimodel, registry
 from sagemaker_platform.codecs import HTTPError
 from sagemaker_platform.config import serve_config_from_env
 from sagemaker_platform.errors import UserError
@@ -312,7 +312,7 @@ def test_a_gb_of_plugin_json_is_a_507_before_the_model_directory_is_checked(serv
     def checked(path):
         raise AssertionError("the model directory was checked before it was weighed")
 
-    monkeypatch.setattr(multimodel_service, "check_model_dir", checked)
+    monkeypatch.setattr(registry, "check_model_dir", checked)
     code, message = post(service, "bigjson")
     assert code == 507 and "MODEL_SERVER_MME_MEMORY_MB" in message, message
 
@@ -330,7 +330,7 @@ def test_plugin_json_over_the_cap_within_the_budget_is_a_400_unread(service):
 def test_a_listed_name_is_a_409_before_its_directory_is_checked(service, monkeypatch):
     model_dir(service, "a")
     service.store.reserve("a", "/m/a", "/m/a", "tabular", 1, 100, 1)
-    monkeypatch.setattr(multimodel_service, "check_model_dir", lambda path: 1 / 0)
+    monkeypatch.setattr(registry, "check_model_dir", lambda path: 1 / 0)
     assert post(service, "a") == (409, "model 'a' is already loading")
 
 
