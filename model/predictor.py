@@ -77,7 +77,7 @@ def _json_error(status: int, message: str) -> Response:
 def ping() -> Response:
     if service.healthy():
         return Response("{}", status=200, mimetype="application/json")
-    return _json_error(503, service.engine.not_ready_reason)
+    return _json_error(503, service.not_ready_reason())
 
 
 def _body() -> bytes:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, codecs, contract, logs, multimodel, native, registry
+from . import artifacts, contract, logs, multimodel, native, registry
 from .batching import BatchEngine
 from .codecs import HTTPError
 from .config import ServeConfig, serve_config_from_env
@@ -49,7 +49,7 @@ from .errors import UserError
 from .multimodel import LOADED, STORE_ENV, Entry, Store, shown
 from .plugin import Plugin
 from .runtime import Runtime
-from .service import LoadedModel, Service
+from .service import Invocations, LoadedModel
 
 log = logging.getLogger("serve")
 
@@ -115,7 +115,7 @@ def load_error(name: str, exc: BaseException) -> HTTPError:
     return HTTPError(400, f"model {name!r} failed to load: {artifacts.first_line(why)}")
 
 
-class MultiModelService(Service):
+class MultiModelService(Invocations):
     """The routes' work on a multi-model endpoint (see the module docstring)."""
 
     def __init__(
@@ -125,10 +125,7 @@ class MultiModelService(Service):
         on_stuck=None,
         models_root: Path | None = None,
     ):
-        self.cfg = cfg
-        codecs.set_one_record_per_line(cfg.batch)
-        self.max_payload_bytes = int(cfg.max_payload_mb * 1024 * 1024)
-        self.plugin = self.engine = None  # no model of its own: see `target`
+        super().__init__(cfg)  # no model of its own: a request names one (`target`)
         self.store = store
         self.root = models_root or contract.models_dir()
         self.workers = max(1, cfg.workers)
@@ -146,10 +143,6 @@ class MultiModelService(Service):
     @classmethod
     def from_env(cls, on_load_error=None, on_stuck=None) -> MultiModelService:
         return cls(serve_config_from_env(), Store(Path(os.environ[STORE_ENV])), on_stuck)
-
-    def healthy(self) -> bool:
-        """/ping: up, whatever the models do."""
-        return True
 
     # --- the list ------------------------------------------------------------------------
     def sync(self) -> dict[str, Entry]:

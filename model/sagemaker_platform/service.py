@@ -116,42 +116,17 @@ class LoadedModel:
             ) from exc
 
 
-class Service:
-    def __init__(
-        self,
-        cfg: ServeConfig,
-        model_dir: Path,
-        on_load_error: Callable[[BaseException], None] | None = None,
-        on_stuck: Callable[[BaseException], None] | None = None,
-        plugin: Plugin | None = None,
-    ):
+class Invocations:
+    """What an endpoint does with a request, whoever holds the model it names: the
+    payload limit, the plug-in's decode (off the loop when large), the batching engine's
+    predict within the timeout, the plug-in's encode. `Service` holds one model;
+    `multimodel_service.MultiModelService` many, and names the one a request targets."""
+
+    def __init__(self, cfg: ServeConfig):
         self.cfg = cfg
         codecs.set_one_record_per_line(cfg.batch)  # batch transform splits at newlines
         self.max_payload_bytes = int(cfg.max_payload_mb * 1024 * 1024)
-        self.plugin = plugin or registry.plugin_for(model_dir)
 
-        def load() -> LoadedModel:
-            runtime = Runtime.for_worker(cfg)
-            return LoadedModel(self.plugin, self.plugin.load(model_dir, runtime), runtime)
-
-        self.engine = BatchEngine(
-            load,
-            cfg.max_batch_size,
-            cfg.max_batch_delay_ms / 1000.0,
-            on_load_error,
-            stuck_after_s=cfg.timeout,
-            on_stuck=on_stuck,
-        )
-
-    @classmethod
-    def from_env(cls, on_load_error=None, on_stuck=None) -> Service:
-        return cls(serve_config_from_env(), contract.model_dir(), on_load_error, on_stuck)
-
-    # --- /ping ---------------------------------------------------------------------------
-    def healthy(self) -> bool:
-        return self.engine.ready
-
-    # --- /invocations --------------------------------------------------------------------
     def invoke(
         self,
         body: bytes,
@@ -161,10 +136,11 @@ class Service:
         target: tuple[Plugin, BatchEngine] | None = None,
         deadline: float | None = None,
     ) -> tuple[str | bytes, str]:
-        """(response body, its content type) for one request: to this service's model, or
-        to `target` (a multi-model endpoint's model: its plug-in and its engine), within
-        MODEL_SERVER_TIMEOUT (counted from `deadline`'s start when the caller waited)."""
-        plugin, engine = target or (self.plugin, self.engine)
+        """(response body, its content type) for one request to `target` (a plug-in and
+        the engine that runs its model; a one-model service's own by default), within
+        MODEL_SERVER_TIMEOUT (counted from `deadline`'s start when the caller waited).
+        The caller passes `body` straight in: no frame of its keeps it (see `del body`)."""
+        plugin, engine = target or self.model()
         answer_type = codecs.choose_accept(accept, plugin.accept_types)  # 406 before any work
         if len(body) > self.max_payload_bytes:
             raise HTTPError(413, f"body exceeds {self.cfg.max_payload_mb:g} MB")
@@ -214,6 +190,18 @@ class Service:
         )
         return answer, answer_type
 
+    def healthy(self) -> bool:
+        """/ping: up, whatever the models do (a one-model service: once its model is)."""
+        return True
+
+    def not_ready_reason(self) -> str:
+        """/ping's 503 message when `healthy` says no."""
+        return "not ready"
+
+    def model(self) -> tuple[Plugin, BatchEngine]:
+        """The model a request names no other of: a one-model service's."""
+        raise HTTPError(404, "this endpoint serves many models: name the one to invoke")
+
     def _decode(
         self, plugin: Plugin, model: Any, body: bytes, kind: str, options: dict[str, str]
     ) -> Sequence[Any]:
@@ -235,3 +223,46 @@ class Service:
             "BatchStrategy": self.cfg.batch_strategy,
             "MaxPayloadInMB": max(1, int(self.cfg.max_payload_mb)),
         }
+
+
+class Service(Invocations):
+    """The routes' work for one model: it starts loading the plug-in's model in the
+    background at construction, and /ping says 503 until it is loaded and warmed up."""
+
+    def __init__(
+        self,
+        cfg: ServeConfig,
+        model_dir: Path,
+        on_load_error: Callable[[BaseException], None] | None = None,
+        on_stuck: Callable[[BaseException], None] | None = None,
+        plugin: Plugin | None = None,
+    ):
+        super().__init__(cfg)
+        self.plugin = plugin or registry.plugin_for(model_dir)
+
+        def load() -> LoadedModel:
+            runtime = Runtime.for_worker(cfg)
+            return LoadedModel(self.plugin, self.plugin.load(model_dir, runtime), runtime)
+
+        self.engine = BatchEngine(
+            load,
+            cfg.max_batch_size,
+            cfg.max_batch_delay_ms / 1000.0,
+            on_load_error,
+            stuck_after_s=cfg.timeout,
+            on_stuck=on_stuck,
+        )
+
+    @classmethod
+    def from_env(cls, on_load_error=None, on_stuck=None) -> Service:
+        return cls(serve_config_from_env(), contract.model_dir(), on_load_error, on_stuck)
+
+    # --- /ping ---------------------------------------------------------------------------
+    def healthy(self) -> bool:
+        return self.engine.ready
+
+    def not_ready_reason(self) -> str:
+        return self.engine.not_ready_reason
+
+    def model(self) -> tuple[Plugin, BatchEngine]:
+        return self.plugin, self.engine
