@@ -5,7 +5,7 @@ HTTP). Anything wrong with a request raises `HTTPError` with the status to answe
 message is shown to the client, so it names what is wrong and where.
 
 The record limit (MODEL_SERVER_MAX_RECORDS) is enforced while a body is parsed, not after:
-the service runs a plug-in's `decode` inside `max_records(limit)`, and within it
+the service runs a plug-in's `decode` inside `request_limits(...)`, and within it
 `csv_rows`, `jsonlines_values` and `json_records` refuse a body of more records with a
 413 before building them (CSV and JSON Lines count their lines first where each line is
 a record; a JSON list is measured before any of its records is checked). A plug-in that
@@ -22,6 +22,7 @@ import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from .contract import MAX_RECORDS_ENV
@@ -64,19 +65,39 @@ def _well_formed(kind: str) -> bool:
     return bool(slash and top and sub) and all(c in _TOKEN for c in top + sub)
 
 
-# --- the record limit ------------------------------------------------------------------
-_max_records: ContextVar[int | None] = ContextVar("max_records", default=None)
+# --- what the service tells the parsers about a request ---------------------------------
+@dataclass(frozen=True)
+class RequestLimits:
+    """How the helpers here read a request's body (`request_limits`)."""
+
+    max_records: int | None = None  # more is a 413 (MODEL_SERVER_MAX_RECORDS); None: any
+    # Under batch transform SageMaker splits the input at newlines (SplitType=Line)
+    # whatever the quoting, so each line is one record there; elsewhere a quoted CSV
+    # field may hold a newline.
+    one_record_per_line: bool = False
+
+
+_NONE = RequestLimits()  # frozen: a safe default for every context
+_limits: ContextVar[RequestLimits] = ContextVar("request_limits", default=_NONE)
 
 
 @contextlib.contextmanager
-def max_records(limit: int | None) -> Iterator[None]:
+def request_limits(
+    max_records: int | None = None, one_record_per_line: bool = False
+) -> Iterator[None]:
     """Within this block (the service's call to a plug-in's `decode`), the helpers here
-    refuse a body of more than `limit` records; None is no limit (the default)."""
-    token = _max_records.set(limit)
+    refuse a body of more than `max_records` records, and with `one_record_per_line`
+    read each line of a CSV body as one record (`csv_rows`)."""
+    token = _limits.set(RequestLimits(max_records, one_record_per_line))
     try:
         yield
     finally:
-        _max_records.reset(token)
+        _limits.reset(token)
+
+
+def max_records(limit: int | None):
+    """`request_limits` with this record limit (and lines as they are now)."""
+    return request_limits(limit, _limits.get().one_record_per_line)
 
 
 def too_many_records(limit: int, count: int | None = None) -> HTTPError:
@@ -91,7 +112,7 @@ def too_many_records(limit: int, count: int | None = None) -> HTTPError:
 
 def check_records(count: int, limit: int | None = None) -> None:
     """A 413 if `count` records are over `limit` (by default: the one `max_records` set)."""
-    limit = _max_records.get() if limit is None else limit
+    limit = _limits.get().max_records if limit is None else limit
     if limit is not None and count > limit:
         raise too_many_records(limit, count)
 
@@ -155,15 +176,6 @@ def json_records(body: bytes, keys: Sequence[str] = RECORD_KEYS) -> list[Any] | 
 # in batch transform's SplitType=Line: a lone CR is text. It travels through the parser
 # as this private-use character, and back (bodies that contain it are parsed as they are).
 _LONE_CR = "\ue000"
-# Under batch transform SageMaker splits the input at newlines (SplitType=Line) whatever
-# the quoting, so each line is one record there; elsewhere a quoted field may hold a
-# newline. Set once per worker from the configuration (`Service`).
-_one_record_per_line = False
-
-
-def set_one_record_per_line(on: bool) -> None:
-    global _one_record_per_line
-    _one_record_per_line = on
 
 
 def csv_rows(
@@ -188,8 +200,9 @@ def csv_rows(
         text = text.replace("\r\n", "\n").replace("\r", _LONE_CR).rstrip("\n")
     else:  # the reader ends rows at a CR too (a line of CRs is an empty row)
         text = text.rstrip("\r\n")
-    by_line = _one_record_per_line if one_per_line is None else one_per_line
-    limit = _max_records.get()
+    limits = _limits.get()
+    by_line = limits.one_record_per_line if one_per_line is None else one_per_line
+    limit = limits.max_records
     allowed = None if limit is None else limit + (1 if header is not None else 0)
     if allowed is not None and text and (by_line or (hide and '"' not in text)):
         lines = text.count("\n") + 1  # exactly the rows: each line is one

@@ -124,7 +124,6 @@ class Invocations:
 
     def __init__(self, cfg: ServeConfig):
         self.cfg = cfg
-        codecs.set_one_record_per_line(cfg.batch)  # batch transform splits at newlines
         self.max_payload_bytes = int(cfg.max_payload_mb * 1024 * 1024)
 
     def invoke(
@@ -154,7 +153,7 @@ class Invocations:
             # model loads (a worker gunicorn just replaced) waits for it, within the timeout
             model = engine.loaded(timeout=max(0.0, deadline - time.monotonic())).model
             # The platform's parsing helpers count records against the limit as they
-            # parse (`codecs.max_records`): a body of millions of tiny rows is refused
+            # parse (`codecs.request_limits`): a body of millions of tiny rows is refused
             # before they are built; the check after is for plug-ins that parse alone.
             records = self._decode(plugin, model, body, kind, options)
             # The records hold what the body said: let the body go (the caller passed
@@ -205,11 +204,13 @@ class Invocations:
     def _decode(
         self, plugin: Plugin, model: Any, body: bytes, kind: str, options: dict[str, str]
     ) -> Sequence[Any]:
-        """The plug-in's `decode`, counting records against the limit; a body of at least
+        """The plug-in's `decode` within the request's limits (`codecs.request_limits`:
+        the record limit, one record a line under batch transform); a body of at least
         DECODE_OFF_LOOP_BYTES off the event loop (`_off_loop`)."""
 
         def run() -> Sequence[Any]:
-            with codecs.max_records(self.cfg.max_records):
+            # batch transform splits its input at newlines: each line is one record there
+            with codecs.request_limits(self.cfg.max_records, self.cfg.batch):
                 return plugin.decode(model, body, kind, options)
 
         return _off_loop(run, len(body) >= DECODE_OFF_LOOP_BYTES)

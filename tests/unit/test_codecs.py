@@ -274,6 +274,9 @@ def test_under_batch_transform_each_line_is_one_record_whatever_the_quoting():
 
 
 def test_the_service_turns_line_records_on_under_batch_transform(monkeypatch):
+    """Through the service's own decode step: a batch transform job's server reads each
+    line as one record, any other reads a quote across lines (and refuses one left open);
+    nothing of it outlives the request."""
     from sagemaker_platform import service
     from sagemaker_platform.config import ServeConfig
 
@@ -282,12 +285,14 @@ def test_the_service_turns_line_records_on_under_batch_transform(monkeypatch):
             pass
 
     monkeypatch.setattr(service, "BatchEngine", Engine)
-    monkeypatch.setattr(codecs, "_one_record_per_line", False)
-    service.Service(ServeConfig(batch=True), None, plugin=plugin)
-    assert decode(UNTERMINATED, "text/csv") == ["unterminated", "line two", "line three"]
-    service.Service(ServeConfig(), None, plugin=plugin)
+    batch = service.Service(ServeConfig(batch=True), None, plugin=plugin)
+    records = batch._decode(plugin, MODEL, UNTERMINATED, "text/csv", {})
+    assert [r.text for r in records] == ["unterminated", "line two", "line three"]
+    realtime = service.Service(ServeConfig(), None, plugin=plugin)
     with pytest.raises(HTTPError, match="CSV line 1 opens a quote"):
-        decode(UNTERMINATED, "text/csv")
+        realtime._decode(plugin, MODEL, UNTERMINATED, "text/csv", {})
+    with pytest.raises(HTTPError, match="CSV line 1 opens a quote"):
+        decode(UNTERMINATED, "text/csv")  # outside a request: quotes span lines
 
 
 @pytest.mark.parametrize(
