@@ -111,7 +111,7 @@ def too_many_records(limit: int, count: int | None = None) -> HTTPError:
 
 
 def check_records(count: int, limit: int | None = None) -> None:
-    """A 413 if `count` records are over `limit` (by default: the one `max_records` set)."""
+    """A 413 if `count` records are over `limit` (by default: the request's, `request_limits`)."""
     limit = _limits.get().max_records if limit is None else limit
     if limit is not None and count > limit:
         raise too_many_records(limit, count)
