@@ -25,7 +25,12 @@ sys.path.insert(0, str(ROOT / "model"))
 sys.path.insert(0, str(ROOT))  # the launcher, whose metric definitions are a table
 
 from sagemaker_platform import registry  # noqa: E402
-from sagemaker_platform.config import ServeConfig, TrainSettings, describe  # noqa: E402
+from sagemaker_platform.config import (  # noqa: E402
+    ClusterSettings,
+    ServeConfig,
+    TrainSettings,
+    describe,
+)
 
 # Which page holds which kind of table.
 PAGES = {
@@ -33,6 +38,7 @@ PAGES = {
     "serving": "docs/serving.md",
     "helpers": "docs/bring-your-own-model.md",
     "metrics": "docs/training.md",
+    "cluster": "docs/training.md",
 }
 
 # What a plug-in may call or use from the platform, module by module (the rest of the
@@ -196,6 +202,7 @@ def sections(kind: str | None = None) -> dict[str, Callable[[], str]]:
         "serving": partial(table, ServeConfig, "variable"),
         "helpers": helpers_table,
         "metrics": metrics_table,
+        "cluster": partial(table, ClusterSettings, "variable"),
     }
     for name in registry.available():
         plugin = registry.load(name)

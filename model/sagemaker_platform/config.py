@@ -114,6 +114,34 @@ MODE_LIMITS = {
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """A training job's settings for several hosts (`distributed`): environment variables
+    of the job (the launcher's `--env`), parsed once, each refused by name when bad."""
+
+    master_port: int = setting(
+        29500,
+        "the port of the rendezvous on the first host in resourceconfig.json's hosts",
+        lo=1,
+        hi=65535,
+        env=contract.MASTER_PORT_ENV,
+    )
+    # Long enough for hosts that finish downloading data or loading the backbone minutes
+    # apart, short enough that a host whose peer died does not bill for hours.
+    dist_timeout: int = setting(
+        600,
+        "seconds a host waits for the others to join, and for any collective, before it fails instead of hanging",
+        lo=1,
+        hi=86_400,
+        env=contract.DIST_TIMEOUT_ENV,
+    )
+    host_addresses: str = setting(
+        "",
+        "host=address pairs, comma-separated (algo-1=10.0.0.5,algo-2=10.0.0.6), where SageMaker's DNS is not to resolve the hosts; empty, it does",
+        env=contract.HOST_ADDRESSES_ENV,
+    )
+
+
+@dataclass(frozen=True)
 class ServeConfig:
     """Serving settings. Each field is an environment variable (see `env`)."""
 

@@ -26,12 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import contract, sharding
+from .config import ClusterSettings, parse_env
 from .errors import UserError
-
-DEFAULT_MASTER_PORT = 29500
-# Long enough for hosts that finish downloading data or loading the backbone minutes
-# apart, short enough that a host whose peer died does not bill for hours.
-DEFAULT_TIMEOUT_S = 600
 
 # Read by torch.distributed, Lightning, gloo and NCCL.
 MASTER_ADDR = "MASTER_ADDR"
@@ -103,23 +99,14 @@ def parse_host_addresses(raw: str) -> dict[str, str]:
     return addresses
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int, hi: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= hi:
-        raise UserError(f"{name}={raw!r} is not valid: expected an integer from 1 to {hi}")
-    return int(raw)
-
-
 def resolve(
     resource: contract.ResourceConfig,
     gpus: int = 0,
     env: Mapping[str, str] | None = None,
 ) -> Cluster:
     """The cluster as this host sees it, from resourceconfig.json and the environment."""
-    env = os.environ if env is None else env
-    overrides = parse_host_addresses(env.get(contract.HOST_ADDRESSES_ENV, ""))
+    settings = parse_env(ClusterSettings, os.environ if env is None else env)
+    overrides = parse_host_addresses(settings.host_addresses)
     master = resource.master_host
     if overrides and master not in overrides:
         raise UserError(
@@ -133,8 +120,8 @@ def resolve(
     return Cluster(
         resource=resource,
         master_addr=address,
-        master_port=_positive_int(env, contract.MASTER_PORT_ENV, DEFAULT_MASTER_PORT, 65535),
-        timeout_s=_positive_int(env, contract.DIST_TIMEOUT_ENV, DEFAULT_TIMEOUT_S, 86_400),
+        master_port=settings.master_port,
+        timeout_s=settings.dist_timeout,
         devices=max(1, gpus),
         gpu=gpus > 0,
     )

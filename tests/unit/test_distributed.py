@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from sagemaker_platform import contract, distributed, training
+from sagemaker_platform.config import ClusterSettings
 from sagemaker_platform.errors import UserError
 
 TWO_HOSTS = {"hosts": ["algo-1", "algo-2"], "network_interface_name": "lo"}
@@ -68,7 +69,7 @@ def test_port_and_timeout_come_from_the_environment():
     env = {contract.MASTER_PORT_ENV: "40123", contract.DIST_TIMEOUT_ENV: "45"}
     cluster = distributed.resolve(resource(hosts=["algo-1", "algo-2"]), env=env)
     assert (cluster.master_port, cluster.timeout_s) == (40123, 45)
-    assert distributed.resolve(resource(), env={}).timeout_s == distributed.DEFAULT_TIMEOUT_S
+    assert distributed.resolve(resource(), env={}).timeout_s == ClusterSettings().dist_timeout
 
 
 @pytest.mark.parametrize(
@@ -125,7 +126,7 @@ def test_ddp_strategy_for_several_hosts():
     assert kwargs == {"accelerator": "cpu", "devices": 1, "num_nodes": 2}
     assert isinstance(strategy, DDPStrategy)
     assert strategy._process_group_backend == "gloo"
-    assert strategy._timeout == timedelta(seconds=distributed.DEFAULT_TIMEOUT_S)
+    assert strategy._timeout == timedelta(seconds=ClusterSettings().dist_timeout)
 
 
 def test_a_sharded_channel_takes_the_host_split_strategy():
