@@ -200,7 +200,7 @@ def offline_aws(monkeypatch, tmp_path):
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
 
 
-# --- issue 26: every AWS request checked against the API model (tests/aws_api.py) -----------
+# --- every AWS request checked against the API model (tests/aws_api.py) ---------------------
 @pytest.fixture(scope="session", autouse=True)
 def _aws_requests_checked_in_session():
     """Every botocore client call of the test process first checks its parameters against

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the whole HTTP surface, for every plug-in (issue 23).
+"""Property-based fuzzing of the whole HTTP surface, for every plug-in.
 
 Generated requests against the real stack (nginx -> gunicorn/gevent -> Flask), the
 plug-in's trained model behind it: methods, paths among /ping, /invocations,

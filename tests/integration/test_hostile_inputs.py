@@ -1,4 +1,4 @@
-"""Hostile and unlucky inputs to `train`, for every plug-in (issue 17).
+"""Hostile and unlucky inputs to `train`, for every plug-in.
 
 Each test plants what an attacker with write access to a channel or the checkpoint
 folder could, or what an unlucky user might, and runs the real entry point.
@@ -82,7 +82,7 @@ def test_a_hostile_hyperparameter_fails_in_one_whole_line_and_forges_nothing(
     assert result.returncode == 1
     assert_nothing_forged(result.stdout + result.stderr)
     reason = helpers.failure_reason(base_dir)
-    # whole, not cut at the break: the value as it is, a key escaped (issue 23, item 3)
+    # whole, not cut at the break: the value as it is, a key escaped
     whole = "val_f1=0.999" if "epochs" in params else logs.key(f"epochs{FORGED}")
     assert whole in reason.replace("\\=", "="), reason
 
@@ -186,7 +186,7 @@ def test_a_chained_symlink_archive_in_the_pretrained_channel_writes_nothing_outs
     assert not list(tmp.iterdir())  # the scratch folder is gone, nothing beside it
 
 
-# --- a checkpoint's callback state and links in checkpoints/ (issue 23, item 2) -------
+# --- a checkpoint's callback state and links in checkpoints/ --------------------------
 def _tabular_job(base: Path, epochs: int) -> None:
     hp = helpers.test_hyperparameters("tabular")
     helpers.write_sample_job(base, {**hp, "epochs": str(epochs)}, model="tabular")

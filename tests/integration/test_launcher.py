@@ -708,7 +708,7 @@ def test_cli_delete_can_keep_the_model(sm, trained, capsys):
     assert f"deleted endpoint config {name}" in capsys.readouterr().out
 
 
-# --- autoscaling (issue 14) ------------------------------------------------------------------
+# --- autoscaling -----------------------------------------------------------------------------
 def scaling_of(name: str) -> tuple[list[dict], list[dict]]:
     """The scalable targets and scaling policies moto holds for an endpoint's variant."""
     aas = new_session().client("application-autoscaling")
@@ -902,7 +902,7 @@ def test_autoscale_reads_the_mode_of_the_endpoint(trained, capsys):
     assert scaling_of(name) == ([], [])
 
 
-# --- the mode variable and data capture (issue 14) -------------------------------------------
+# --- the mode variable and data capture ------------------------------------------------------
 @pytest.mark.parametrize("mode", ["realtime", "async", "serverless"])
 def test_deploy_tells_the_container_its_mode(sm, trained, mode):
     extra = {"async_output_s3_uri": f"s3://{BUCKET}/o/"} if mode == "async" else {}
@@ -955,7 +955,7 @@ def test_deploy_without_data_capture_leaves_it_out(sm, endpoint):
     assert "DataCaptureConfig" not in sm.describe_endpoint_config(EndpointConfigName=endpoint)
 
 
-# --- batch transform joins (issue 14) --------------------------------------------------------
+# --- batch transform joins -------------------------------------------------------------------
 def test_cli_transform_keeps_the_id_column_next_to_each_answer(aws, sm, endpoint, capsys):
     code = main(
         [
@@ -1220,7 +1220,7 @@ def test_deploy_takes_the_best_completed_trial_when_the_best_was_stopped_early(
     assert model["PrimaryContainer"]["ModelDataUrl"] == artifacts["S3ModelArtifacts"]
 
 
-# --- issue 24: binary payloads, dry runs, plug-ins outside the repository -----------------------
+# --- binary payloads, dry runs, plug-ins outside the repository ---------------------------------
 def canned_answer(moto: str, body: str, content_type: str = "application/json") -> None:
     requests.post(
         f"{moto}/moto-api/static/sagemaker/endpoint-results",
@@ -1460,7 +1460,7 @@ def test_dry_run_prints_what_the_real_launch_sends(aws):
         assert aws.sent(operation) == [printed]
 
 
-# --- issue 25: many models on one endpoint ----------------------------------------------------
+# --- many models on one endpoint --------------------------------------------------------------
 MODELS = f"s3://{BUCKET}/models/"
 CPU_IMAGE = IMAGE.replace(":latest", ":latest-cpu")
 

@@ -1,4 +1,4 @@
-"""A model directory whose JSON is of the right shape but holds wrong values (issue 23).
+"""A model directory whose JSON is of the right shape but holds wrong values.
 
 Each case plants one value in a copy of a trained model directory, for every plug-in,
 and checks that the plug-in's `check` (what `serve` runs before starting anything)

@@ -1,4 +1,4 @@
-"""Training on values that overflow or are not finite (issue 23, item 7), with the real
+"""Training on values that overflow or are not finite, with the real
 `train` entry point: each job fails with a one-line reason, or trains as it should.
 
 Before: regression labels of ±1e308 trained to val_rmse=inf and exited 0, a model whose

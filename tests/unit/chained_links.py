@@ -1,4 +1,4 @@
-"""The chained-symlink tar archive of issue 23 (the tarfile "data" filter bypass fixed in
+"""The chained-symlink tar archive (the tarfile "data" filter bypass fixed in
 Python 3.11.13 / 3.12.11 / 3.13.4), standard library only.
 
 Imported by the tests, and run as a script under other Pythons (`PYTHONPATH=model

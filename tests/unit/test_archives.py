@@ -1,6 +1,6 @@
 """A channel's .tar.gz: bombs, too many files and cut-short streams are refused with a
-reason naming the archive (issue 17, item 5); links, special files and members that
-would replace another are refused on every Python (issue 23, item 1)."""
+reason naming the archive; links, special files and members that
+would replace another are refused on every Python."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_a_damaged_gzip_trailer_is_refused(tmp_path, damage):
         archives.extract(path, tmp_path / "out", WHERE)
 
 
-# --- links: refused outright, on every Python (issue 23, item 1) ------------------------
+# --- links: refused outright, on every Python -------------------------------------------
 def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", data: bytes = b"x\n"):
     info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, link

@@ -1,6 +1,6 @@
 """FiniteMetrics on a real Trainer: a run whose loss or monitored metric is not finite
 fails with a one-line UserError; a finite run, or one fp16-like step that overflowed
-while the run went on, does not (issue 23, item 7)."""
+while the run went on, does not."""
 
 from __future__ import annotations
 

@@ -240,7 +240,7 @@ def test_launch_functions_show_their_plan_arguments():
     assert "launch" not in params
 
 
-# --- issue 24: help lists a plug-in kept outside the repository --------------------------------
+# --- help lists a plug-in kept outside the repository ------------------------------------------
 def test_train_and_tune_help_list_the_plugin_named_with_hp(png_plugin, capsys):
     from tests import outside_plugin
 

@@ -82,7 +82,7 @@ def test_each_plugin_gets_the_platforms_metrics_and_its_own():
     assert set(metrics.metric_names()) == set(text) | set(tabular)
 
 
-# --- issue 26: one regex dialect, whichever engine SageMaker runs ---------------------------
+# --- one regex dialect, whichever engine SageMaker runs -------------------------------------
 # What POSIX ERE, Java and Python read alike: no class escapes (\b \d \s \w), no `(?`
 # constructs, no lazy or possessive quantifiers, no backslash inside brackets (POSIX
 # reads it as itself, Java and Python as an escape).
@@ -118,7 +118,7 @@ def portability_problems(regex: str) -> list[str]:
 
 
 def test_the_old_regexes_were_not_portable():
-    """What this check finds (the regexes before issue 26)."""
+    """What this check finds (the regexes before they were made one dialect)."""
     old = r"\bepoch=([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
     assert portability_problems(old) == [
         "\\b at 0",

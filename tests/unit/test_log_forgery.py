@@ -1,4 +1,4 @@
-"""Only the job's own metric lines may match a metric definition (issue 17, item 3).
+"""Only the job's own metric lines may match a metric definition.
 
 A file name, CSV header, hyperparameter or library message holding `\\nepoch=99
 val_f1=0.999` must print as one inert line that no SageMaker metric regex reads.
@@ -136,7 +136,7 @@ def test_two_values_side_by_side_cannot_make_one_metric(captured):
     assert forged(captured.getvalue()) == []
 
 
-# --- keys from outside (issue 23, item 3) ----------------------------------------------
+# --- keys from outside -----------------------------------------------------------------
 HOSTILE_KEYS = [
     "sagemaker_x\nepoch=99 val_f1=0.999 y",
     "_x\r\nval_f1=0.999",

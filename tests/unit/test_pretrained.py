@@ -199,7 +199,7 @@ def test_extract_tarball_writes_regular_files_only_inside(tmp_path):
 
 
 def test_even_a_link_that_stays_inside_is_refused(tmp_path):
-    """No model archive needs a link (issue 23): one that stays inside is refused too."""
+    """No model archive needs a link: one that stays inside is refused too."""
     tarball = tmp_path / "a.tar.gz"
     with tarfile.open(tarball, "w:gz") as tar:
         tar.addfile(*member("./x/config.json"))

@@ -180,7 +180,7 @@ def test_last_ckpt_is_rewritten_at_every_epoch_end_even_without_a_better_epoch(t
     assert checkpoint_state["best_model_score"] == 0.0  # it knows the best so far
 
 
-# --- a checkpoint's callback state is hostile too (issue 23, item 2) --------------------
+# --- a checkpoint's callback state is hostile too ---------------------------------------
 class _Worsening:
     """A LightningModule whose val_loss is its epoch: epoch 1 is the best, then worse."""
 

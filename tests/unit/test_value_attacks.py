@@ -1,4 +1,4 @@
-"""Values that overflow, are not finite, or are not what they claim (issue 23, item 7):
+"""Values that overflow, are not finite, or are not what they claim:
 each is a 400 naming the record and the column, a one-line reason for the job, or drawn
 as plain text; never a 500, a null in an answer, or a job that fails after training."""
 

@@ -1,5 +1,5 @@
 """Warm-up sends the plug-in's sample request through decode, predict and encode, as a
-request goes (issue 23, item 6): /ping says ready only for a model that answers, and a
+request goes: /ping says ready only for a model that answers, and a
 model that cannot fails its worker's start with the reason in one line."""
 
 from __future__ import annotations
