@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 
 import gevent
 from flask import Flask, Response, after_this_request, request
@@ -62,9 +63,20 @@ inflight = InFlight(
 )
 
 
-def _admitted():
-    """This request held against `inflight` until its answer is built."""
-    return inflight.admitted(request.content_length, service.max_payload_bytes)
+def _invoke(target: Callable[[], tuple] | None = None) -> Response:
+    """This request through the service, held against `inflight` until its answer is
+    built. The body is read first and passed straight in (no local keeps it: `invoke`
+    lets it go before the forward pass); then `target` finds, or waits for, the model a
+    multi-model endpoint's request names (its engine and the request's deadline)."""
+    with inflight.admitted(request.content_length, service.max_payload_bytes):
+        body, content_type = service.invoke(
+            _body(),
+            request.headers.get("Content-Type"),
+            request.headers.get("Accept"),
+            request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+            *(target() if target else ()),
+        )
+    return Response(body, status=200, mimetype=content_type)
 
 
 def _json_error(status: int, message: str) -> Response:
@@ -123,14 +135,7 @@ if not MULTI_MODEL:
 
     @app.post("/invocations", provide_automatic_options=False)
     def invocations() -> Response:
-        with _admitted():
-            body, content_type = service.invoke(
-                _body(),
-                request.headers.get("Content-Type"),
-                request.headers.get("Accept"),
-                request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
-            )
-        return Response(body, status=200, mimetype=content_type)
+        return _invoke()
 
 else:  # a multi-model endpoint: SageMaker's /models routes (multimodel_service)
 
@@ -158,17 +163,7 @@ else:  # a multi-model endpoint: SageMaker's /models routes (multimodel_service)
 
     @app.post("/models/<name>/invoke", provide_automatic_options=False)
     def invoke_model(name: str) -> Response:
-        # The body is read first, and passed straight in (no local keeps it: `invoke`
-        # lets it go before the forward pass), then the model is found or waited for.
-        with _admitted():
-            body, content_type = service.invoke(
-                _body(),
-                request.headers.get("Content-Type"),
-                request.headers.get("Accept"),
-                request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
-                *service.target(name),
-            )
-        return Response(body, status=200, mimetype=content_type)
+        return _invoke(lambda: service.target(name))
 
 
 @app.get("/execution-parameters", provide_automatic_options=False)
