@@ -97,7 +97,7 @@ class _Inflated(io.RawIOBase):
         self._read += n
         if self._read > self._limit:
             raise UserError(
-                f"{self._where} expands past {self._limit:,} bytes, this machine's memory: "
+                f"{self._where} expands past {self._limit:,} bytes, this container's memory: "
                 "a gzip bomb, or a table for a bigger instance"
             )
         return n

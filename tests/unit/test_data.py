@@ -60,7 +60,7 @@ def test_every_format_reads(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", ["csv.gz", "tsv.gz", "jsonl.gz"])
 def test_a_gzipped_table_that_expands_past_memory_fails_naming_it(tmp_path, monkeypatch, fmt):
     """A gzip bomb: 4 MB of one repeated row in a 10 KB file, against a machine of 1 MB
-    (the reader's limit is this machine's memory); the same file reads under a 8 MB one."""
+    (the reader's limit is this container's memory); the same file reads under a 8 MB one."""
     import gzip
 
     ch = tmp_path / "train"
@@ -76,7 +76,7 @@ def test_a_gzipped_table_that_expands_past_memory_fails_naming_it(tmp_path, monk
     with pytest.raises(UserError) as err:
         channels.read_channel(ch, ("text", "label"))
     assert str(err.value) == (
-        f"train/part.{fmt} expands past 1,048,576 bytes, this machine's memory: a gzip "
+        f"train/part.{fmt} expands past 1,048,576 bytes, this container's memory: a gzip "
         "bomb, or a table for a bigger instance"
     )
     monkeypatch.setattr(channels, "memory_bytes", lambda: 8 * 1024**2)
