@@ -198,8 +198,28 @@ def detect_task(hp: Hyperparameters, labels: pd.Series) -> str:
 
 # --- the rows --------------------------------------------------------------------------
 def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
+    """The channels' tables checked (every value names its file and row when bad), the
+    schema fitted on the training rows alone, and both sets of rows encoded by it."""
     train, val = data.train, data.validation
-    label = hp.label_column
+    features, numeric, categorical = _feature_kinds(hp, train, val)
+    task, classes, y = _target(hp, train)
+    if val is not None:
+        check_labels(val, hp.label_column, "validation")
+    tr, va, validation = held_out(data, len(train), y if task == CLASSIFICATION else None)
+    schema = _fit_schema(hp, train, tr, y, task, classes, features, numeric, categorical)
+    train_table = table(schema, train, tr, y[tr])
+    if va is None:  # the validation channel
+        val_table = table(schema, val, np.arange(len(val)), _val_target(hp, val, task, classes))
+    else:
+        val_table = table(schema, train, va, y[va])
+    return TabularRows(schema, train_table, val_table, validation)
+
+
+def _feature_kinds(
+    hp: Hyperparameters, train: pd.DataFrame, val: pd.DataFrame | None
+) -> tuple[list[str], list[str], list[str]]:
+    """The feature columns in order, then the numeric and the categorical ones, every
+    value of them checked in both channels."""
     features = feature_columns(hp, train)
     if not names(hp.feature_columns):
         check_columns(train, features, "train")
@@ -219,31 +239,53 @@ def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
             check_numbers(frame, column)
         for column in categorical:
             check_categories(frame, column)
+    return features, numeric, categorical
 
+
+def _target(hp: Hyperparameters, train: pd.DataFrame) -> tuple[str, list, np.ndarray]:
+    """The task, the classes (a classifier's) and the training rows' targets."""
+    label = hp.label_column
     check_labels(train, label, "train")
     if len(train) < MIN_ROWS:
         raise UserError(
             f"the training data has {len(train)} rows; the tabular model needs at least {MIN_ROWS}"
         )
     task = detect_task(hp, train[label])
-    if task == CLASSIFICATION:
-        classes = label_names(train[label])
-        if len(classes) < 2:
-            raise UserError(
-                f"the label column {label!r} has a single class ({classes[0]!r}); a "
-                "classifier needs two or more (or set task=regression)"
-            )
-        y = encode_labels(train[label], classes, "train")
-    else:
-        classes = []
+    if task != CLASSIFICATION:
         y = check_numbers(train, label, "label column")
         check_target(train, y, label)
+        return task, [], y
+    classes = label_names(train[label])
+    if len(classes) < 2:
+        raise UserError(
+            f"the label column {label!r} has a single class ({classes[0]!r}); a "
+            "classifier needs two or more (or set task=regression)"
+        )
+    return task, classes, encode_labels(train[label], classes, "train")
 
-    if val is not None:
-        check_labels(val, label, "validation")
-    stratify = y if task == CLASSIFICATION else None
-    tr, va, validation = held_out(data, len(train), stratify)
 
+def _val_target(hp: Hyperparameters, val: pd.DataFrame, task: str, classes: list) -> np.ndarray:
+    """The validation channel's targets, in the training rows' classes."""
+    if task == CLASSIFICATION:
+        return encode_labels(val[hp.label_column], classes, "validation")
+    y = check_numbers(val, hp.label_column, "label column")
+    check_target(val, y, hp.label_column)
+    return y
+
+
+def _fit_schema(
+    hp: Hyperparameters,
+    train: pd.DataFrame,
+    tr: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    classes: list,
+    features: list[str],
+    numeric: list[str],
+    categorical: list[str],
+) -> Schema:
+    """Each numeric column's mean and spread and each categorical one's vocabulary, from
+    the rows that train (`tr`) alone: what serving reads back from schema.json."""
     fit = train.iloc[tr]
     stats = []
     for column in numeric:
@@ -264,8 +306,8 @@ def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
         vocabularies.append(Categorical(column, tuple(sorted(seen))))
     target_mean = float(np.mean(y[tr])) if task == REGRESSION else 0.0
     target_std = float(np.std(y[tr])) if task == REGRESSION else 1.0
-    schema = Schema(
-        label_column=label,
+    return Schema(
+        label_column=hp.label_column,
         task=task,
         features=tuple(features),
         numeric=tuple(stats),
@@ -274,18 +316,6 @@ def load_rows(hp: Hyperparameters, data: TrainingData) -> TabularRows:
         target_mean=target_mean,
         target_std=target_std if target_std >= MIN_STD else 1.0,
     )
-
-    train_table = table(schema, train, tr, y[tr])
-    if va is None:  # the validation channel
-        if task == CLASSIFICATION:
-            val_y = encode_labels(val[label], classes, "validation")
-        else:
-            val_y = check_numbers(val, label, "label column")
-            check_target(val, val_y, label)
-        val_table = table(schema, val, np.arange(len(val)), val_y)
-    else:
-        val_table = table(schema, train, va, y[va])
-    return TabularRows(schema, train_table, val_table, validation)
 
 
 def table(schema: Schema, frame: pd.DataFrame, rows: np.ndarray, target: np.ndarray) -> Table:
