@@ -95,11 +95,6 @@ def request_limits(
         _limits.reset(token)
 
 
-def max_records(limit: int | None):
-    """`request_limits` with this record limit (and lines as they are now)."""
-    return request_limits(limit, _limits.get().one_record_per_line)
-
-
 def too_many_records(limit: int, count: int | None = None) -> HTTPError:
     """The 413 for a request over the record limit; `count` when it is known."""
     held = f"{count} records, more than" if count is not None else "more records than"

@@ -135,6 +135,12 @@ def child_env(
     return env
 
 
+def _stop_signal(child: str) -> signal.Signals:
+    """A child's graceful stop: SIGQUIT for nginx (it drains), SIGTERM for gunicorn (it
+    finishes the requests in flight)."""
+    return signal.SIGQUIT if child == "nginx" else signal.SIGTERM
+
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -169,9 +175,8 @@ class Supervisor:
         # signal comes from the kernel too if this process dies without forwarding it
         # (SIGKILL, out of memory): outside a container nothing else would stop a server
         # left answering on the port.
-        stop = signal.SIGQUIT if name == "nginx" else signal.SIGTERM
         self.children[name] = subprocess.Popen(
-            argv, start_new_session=True, preexec_fn=_stop_with_parent(stop), **kwargs
+            argv, start_new_session=True, preexec_fn=_stop_with_parent(_stop_signal(name)), **kwargs
         )
 
     def _kill_groups(self) -> None:
@@ -187,8 +192,7 @@ class Supervisor:
         log.info("stopping %s", logs.kv(signal=signal.Signals(signum).name if signum else "none"))
         for name, proc in self.children.items():
             if proc.poll() is None:
-                # nginx: SIGQUIT is its graceful stop; gunicorn: SIGTERM is.
-                proc.send_signal(signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
+                proc.send_signal(_stop_signal(name))
         self._kill_groups()
 
     def wait(self) -> int:

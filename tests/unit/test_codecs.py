@@ -346,7 +346,7 @@ LIMITED = {
 @pytest.mark.parametrize("name", LIMITED)
 def test_a_body_over_the_record_limit_is_a_413_before_its_records_are_built(name):
     content_type, body_of, bad_after = LIMITED[name]
-    with codecs.max_records(LIMIT):
+    with codecs.request_limits(LIMIT):
         assert decode(body_of(LIMIT), content_type) == ["a"] * LIMIT
         for body in (body_of(LIMIT + 1), body_of(MANY), bad_after(LIMIT + 1)):
             with pytest.raises(HTTPError) as err:
@@ -359,7 +359,7 @@ def test_a_body_over_the_record_limit_is_a_413_before_its_records_are_built(name
 
 
 def test_the_413_counts_the_records_where_the_lines_tell():
-    with codecs.max_records(LIMIT), pytest.raises(HTTPError) as err:
+    with codecs.request_limits(LIMIT), pytest.raises(HTTPError) as err:
         decode(b"a\n" * MANY, CSV)
     assert err.value.message.startswith(f"the request holds {MANY} records, more than ")
 
@@ -370,7 +370,7 @@ def test_the_line_count_refuses_only_where_each_line_is_a_record():
     one, quoted or not."""
     spanning = b'"first line\nsecond line\nthird line\nfourth"\n' * 5
     blank_tail = b"a\n" * LIMIT + b"\n" * MANY
-    with codecs.max_records(LIMIT):
+    with codecs.request_limits(LIMIT):
         assert len(codecs.csv_rows(spanning, one_per_line=False)) == 5
         assert len(codecs.csv_rows(blank_tail, one_per_line=False)) == LIMIT
         assert len(codecs.csv_rows(blank_tail.replace(b"\n", b"\r\n"), one_per_line=True)) == 10
@@ -382,7 +382,7 @@ def test_the_line_count_refuses_only_where_each_line_is_a_record():
 
 def test_a_header_row_is_not_a_record():
     body = b"name\n" + b"a\n" * LIMIT
-    with codecs.max_records(LIMIT):
+    with codecs.request_limits(LIMIT):
         for by_line in (False, True):
             rows = codecs.csv_rows(body, one_per_line=by_line, header=["name"])
             assert len(rows) == LIMIT + 1
@@ -456,7 +456,7 @@ def test_the_413_without_a_count_and_its_advice_for_batch_transform():
     """A quoted body is counted as it is parsed: the 413 comes at the first row past the
     limit (a header row aside), before the rest is read, so it cannot say how many."""
     body = b'name\n"a"\n"b"\n"c"\n'
-    with codecs.max_records(2):
+    with codecs.request_limits(2):
         assert len(codecs.csv_rows(body[: -len(b'"c"\n')], header=["name"])) == 3
         assert status_and_message(codecs.csv_rows, body, header=["name"]) == (
             413,

@@ -418,7 +418,7 @@ def test_many_tiny_records_are_a_413_before_any_is_checked(classification, layou
     """Each record here would be a 400 (a field missing): over the limit, the count
     comes first, at the limit the records are checked."""
     model, content_type = loaded(classification), LAYOUTS[layout]
-    with platform_codecs.max_records(LIMIT):
+    with platform_codecs.request_limits(LIMIT):
         for n in (LIMIT + 1, MANY):
             with pytest.raises(HTTPError) as err:
                 plugin.decode(model, _tiny(n, layout), content_type, {})
@@ -432,7 +432,7 @@ def test_many_tiny_records_are_a_413_before_any_is_checked(classification, layou
 def test_a_csv_header_and_the_limits_records_are_answered(classification):
     row = sample.PAYLOADS[CSV].splitlines(keepends=True)[0]
     body = (",".join(FEATURES) + "\n").encode() + row * LIMIT
-    with platform_codecs.max_records(LIMIT):
+    with platform_codecs.request_limits(LIMIT):
         assert len(codecs.decode(classification.schema, body, CSV)) == LIMIT
 
 

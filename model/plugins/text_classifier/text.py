@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sagemaker_platform.artifacts import shown
+from sagemaker_platform import artifacts
 from sagemaker_platform.errors import UserError
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -110,8 +110,8 @@ def check_patterns(tokenizer_json: str, where: str) -> None:
             group = repeated_group(pattern)
             if group is not None:
                 raise UserError(
-                    f"{where} has a {part} regex that repeats a group, {shown(group)} in "
-                    f"{shown(pattern)}: such a pattern can take minutes on one text"
+                    f"{where} has a {part} regex that repeats a group, {artifacts.shown(group)} "
+                    f"in {artifacts.shown(pattern)}: such a pattern can take minutes on one text"
                 )
 
 
@@ -139,17 +139,14 @@ def load_tokenizer(folder: Path):
     """Serving side: the saved tokenizer.json; never reaches for the network."""
     from tokenizers import Tokenizer
 
-    from sagemaker_platform.artifacts import MAX_JSON_BYTES, read_json
-    from sagemaker_platform.errors import UserError
-
     path = Path(folder) / TOKENIZER_FILE
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:  # the tokenizers library raises a bare Exception
         # Parsed again only to say what is wrong (missing, broken or not an object) where
         # the model directory's JSON reader takes it; a larger one gets the library's reason.
-        if not (path.is_file() and path.stat().st_size > MAX_JSON_BYTES):
-            read_json(path, expect=dict)
+        if not (path.is_file() and path.stat().st_size > artifacts.MAX_JSON_BYTES):
+            artifacts.read_json(path, expect=dict)
         raise UserError(
             f"model directory is corrupt: {path.parent.name}/{TOKENIZER_FILE} cannot be "
             f"loaded: {str(exc).splitlines()[0]}"
